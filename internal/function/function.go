@@ -1,0 +1,252 @@
+// Package function holds the domain types of Nimbus functions: the Spec a user
+// deploys, the Record every invocation leaves behind, and the sentinel errors
+// the rest of the platform branches on. It does no I/O.
+package function
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Runtimes known to the platform.
+const (
+	RuntimeWasm    = "wasm"
+	RuntimeProcess = "process"
+)
+
+// Defaults applied by Spec.Normalize.
+const (
+	DefaultMemoryMB    = 128
+	DefaultTimeout     = 3 * time.Second
+	DefaultMax         = 100
+	DefaultIdleTimeout = 5 * time.Minute
+	MaxMemoryMB        = 10240
+	MaxTimeout         = 15 * time.Minute
+	LatestVersion      = "$LATEST"
+)
+
+// Sentinel errors. The gateway alone maps them to HTTP statuses.
+var (
+	ErrNotFound      = errors.New("function not found")
+	ErrInvalid       = errors.New("invalid request")
+	ErrThrottled     = errors.New("too many concurrent invocations")
+	ErrTimeout       = errors.New("function timed out")
+	ErrFunction      = errors.New("function error")
+	ErrMemoryLimit   = errors.New("memory limit exceeded")
+	ErrPayloadTooBig = errors.New("payload too large")
+	ErrUnavailable   = errors.New("service unavailable")
+	ErrConflict      = errors.New("conflict")
+)
+
+// FieldError says which field of a spec is wrong and why. It wraps ErrInvalid.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// Invalid returns a *FieldError for field.
+func Invalid(field, format string, args ...any) error {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Duration is a time.Duration that reads and writes as "1.5s" in JSON and YAML.
+// A bare JSON number is taken as seconds.
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var secs float64
+		if err2 := json.Unmarshal(b, &secs); err2 != nil {
+			return fmt.Errorf("duration must be a string like \"3s\" or a number of seconds")
+		}
+		*d = Duration(secs * float64(time.Second))
+		return nil
+	}
+	return d.parse(s)
+}
+
+func (d *Duration) UnmarshalText(b []byte) error { return d.parse(string(b)) }
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *Duration) parse(s string) error {
+	if s == "" {
+		*d = 0
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("bad duration %q: want a value like 500ms, 3s or 5m", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+var envKeyRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+
+// ValidateName checks a function name the way Lambda does: 1 to 64 letters,
+// digits, hyphens and underscores.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return Invalid("name", "%q is not a valid function name: use 1 to 64 letters, digits, '-' or '_'", truncate(name, 80))
+	}
+	return nil
+}
+
+// Spec is the deployable description of a function ($LATEST or a version).
+type Spec struct {
+	Name    string `json:"name"`
+	Runtime string `json:"runtime"`
+	// Code is the content address of the artifact: "sha256:<hex>".
+	Code string `json:"code"`
+	// Handler is an optional command line for process functions.
+	Handler     string            `json:"handler,omitempty"`
+	MemoryMB    int               `json:"memory"`
+	Timeout     Duration          `json:"timeout"`
+	Min         int               `json:"min"`
+	Max         int               `json:"max"`
+	IdleTimeout Duration          `json:"idle_timeout"`
+	Concurrency int               `json:"concurrency,omitempty"`
+	Env         map[string]string `json:"env,omitempty"`
+	Version     string            `json:"version,omitempty"`
+	Created     time.Time         `json:"created,omitzero"`
+	Updated     time.Time         `json:"updated,omitzero"`
+}
+
+// Normalize fills defaults in place.
+func (s *Spec) Normalize() {
+	if s.Runtime == "" {
+		s.Runtime = RuntimeWasm
+	}
+	if s.MemoryMB == 0 {
+		s.MemoryMB = DefaultMemoryMB
+	}
+	if s.Timeout == 0 {
+		s.Timeout = Duration(DefaultTimeout)
+	}
+	if s.Max == 0 {
+		s.Max = DefaultMax
+	}
+	if s.IdleTimeout == 0 {
+		s.IdleTimeout = Duration(DefaultIdleTimeout)
+	}
+	if s.Concurrency == 0 {
+		s.Concurrency = 1
+	}
+	if s.Version == "" {
+		s.Version = LatestVersion
+	}
+}
+
+var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// Validate reports the first invalid field of a normalized spec.
+func (s *Spec) Validate() error {
+	if err := ValidateName(s.Name); err != nil {
+		return err
+	}
+	switch s.Runtime {
+	case RuntimeWasm, RuntimeProcess:
+	default:
+		return Invalid("runtime", "unknown runtime %q: use %q or %q", truncate(s.Runtime, 40), RuntimeWasm, RuntimeProcess)
+	}
+	if !digestRE.MatchString(s.Code) {
+		return Invalid("code", "must be a digest \"sha256:<64 hex digits>\" of uploaded code")
+	}
+	if s.MemoryMB < 1 || s.MemoryMB > MaxMemoryMB {
+		return Invalid("memory", "%d MB is out of range: use 1 to %d", s.MemoryMB, MaxMemoryMB)
+	}
+	if s.Timeout <= 0 || time.Duration(s.Timeout) > MaxTimeout {
+		return Invalid("timeout", "%s is out of range: use a positive duration up to %s", s.Timeout, MaxTimeout)
+	}
+	if s.Max < 1 || s.Max > 10000 {
+		return Invalid("max", "%d is out of range: use 1 to 10000", s.Max)
+	}
+	if s.Min < 0 || s.Min > s.Max {
+		return Invalid("min", "%d is out of range: use 0 to max (%d)", s.Min, s.Max)
+	}
+	if s.IdleTimeout < 0 {
+		return Invalid("idle_timeout", "must not be negative")
+	}
+	if s.Concurrency < 1 || s.Concurrency > 1000 {
+		return Invalid("concurrency", "%d is out of range: use 1 to 1000", s.Concurrency)
+	}
+	if s.Concurrency > 1 && s.Runtime != RuntimeProcess {
+		return Invalid("concurrency", "per-instance concurrency needs runtime %q", RuntimeProcess)
+	}
+	if s.Handler != "" && s.Runtime != RuntimeProcess {
+		return Invalid("handler", "a handler command line needs runtime %q", RuntimeProcess)
+	}
+	size := 0
+	keys := make([]string, 0, len(s.Env))
+	for k := range s.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !envKeyRE.MatchString(k) {
+			return Invalid("env."+truncate(k, 40), "variable names start with a letter and hold letters, digits and '_'")
+		}
+		if strings.ContainsRune(s.Env[k], 0) {
+			return Invalid("env."+k, "value holds a NUL byte")
+		}
+		size += len(k) + len(s.Env[k])
+	}
+	if size > 4096 {
+		return Invalid("env", "variables take %d bytes: the limit is 4 KB, as in Lambda", size)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// Invocation statuses.
+const (
+	StatusOK        = "ok"
+	StatusError     = "error"
+	StatusTimeout   = "timeout"
+	StatusThrottled = "throttled"
+)
+
+// Record is the one record every invocation leaves behind.
+type Record struct {
+	ID          string    `json:"id"`
+	Function    string    `json:"function"`
+	Version     string    `json:"version"`
+	Source      string    `json:"source"`
+	Status      string    `json:"status"`
+	Started     time.Time `json:"started"`
+	QueueMS     float64   `json:"queue_ms"`
+	InitMS      float64   `json:"init_ms"`
+	DurationMS  float64   `json:"duration_ms"`
+	BilledMS    int64     `json:"billed_ms"`
+	MemoryMB    int       `json:"memory_mb"`
+	MaxMemoryMB float64   `json:"max_memory_mb"`
+	ColdStart   bool      `json:"cold_start"`
+	TraceID     string    `json:"trace_id"`
+	Error       string    `json:"error,omitempty"`
+	ErrorType   string    `json:"error_type,omitempty"`
+	Logs        string    `json:"logs,omitempty"`
+	LogsTrunc   bool      `json:"logs_truncated,omitempty"`
+	RequestSize int       `json:"request_bytes"`
+	ResultSize  int       `json:"response_bytes"`
+}
