@@ -50,6 +50,17 @@ type Request struct {
 	// Meta is passed to runtimes that expose it (client context, identity, ARN).
 	ClientContext string
 	Identity      string
+	// HTTP is set when an HTTP request caused the invocation; runtimes that
+	// can expose it to the function do (see docs/http-api.md).
+	HTTP *HTTPInfo
+}
+
+// HTTPInfo describes the HTTP request behind an invocation.
+type HTTPInfo struct {
+	Method string              `json:"method"`
+	Path   string              `json:"path"`
+	Query  string              `json:"query,omitempty"`
+	Header map[string][]string `json:"headers,omitempty"`
 }
 
 // Result is what an instance returns for one invocation.

@@ -1,0 +1,151 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/examples"
+	"github.com/nimbus-run/nimbus/internal/function"
+	"github.com/nimbus-run/nimbus/internal/node"
+)
+
+func newUp(e *env) *cobra.Command {
+	var (
+		cfg      node.Config
+		demo     bool
+		logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run a Nimbus node (gateway, runtimes, embedded NATS JetStream)",
+		Long: `Up runs a whole Nimbus node in this process until interrupted. State lives
+in the data directory (JetStream files, compiled code cache, admin token), so
+functions deployed before a restart are there after it. On SIGINT/SIGTERM the
+node stops taking requests, lets in-flight invocations finish (bounded by
+--drain-timeout) and exits.`,
+		Example: `  nimbus up --demo                 # try it: deploys example functions, no auth
+  nimbus up --data /var/lib/nimbus --listen 0.0.0.0:8080
+  nimbus up --nats nats://10.0.0.5:4222   # join an external NATS (JetStream) cluster`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usagef("--log-level: %v", err)
+			}
+			cfg.Logger = slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			if demo && !cmd.Flags().Changed("dev") {
+				cfg.Dev = true
+			}
+			ctx := cmd.Context()
+			n, err := node.Start(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			printBanner(e, n, cfg)
+			if demo {
+				if err := deployDemo(ctx, e, n, cfg.DataDir); err != nil {
+					fmt.Fprintf(e.stderr, "demo: %v\n", err)
+				}
+			}
+			<-ctx.Done()
+			fmt.Fprintln(e.stderr, "stopping: draining in-flight invocations...")
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout+5*time.Second)
+			defer cancel()
+			if err := n.Stop(stopCtx); err != nil {
+				return fmt.Errorf("stop: %w", err)
+			}
+			fmt.Fprintln(e.stderr, "stopped")
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&cfg.DataDir, "data", DefaultDataDir(), "state directory (env NIMBUS_DATA)")
+	fl.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP listen address")
+	fl.BoolVar(&cfg.Dev, "dev", false, "development mode: the management API needs no token")
+	fl.StringVar(&cfg.NATSURL, "nats", "", "use an external NATS server/cluster (with JetStream) instead of the embedded one")
+	fl.StringVar(&cfg.NATSListen, "nats-listen", "", "let other nodes reach the embedded NATS server at this address")
+	fl.BoolVar(&demo, "demo", false, "deploy the example functions (implies --dev unless --dev=false)")
+	fl.DurationVar(&cfg.QueueTimeout, "queue-timeout", 100*time.Millisecond, "how long a call waits at max concurrency before HTTP 429")
+	fl.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight invocations")
+	fl.Int64Var(&cfg.MaxBody, "max-body", 6<<20, "request body limit in bytes for invocations")
+	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+func printBanner(e *env, n *node.Node, cfg node.Config) {
+	w := e.stdout
+	fmt.Fprintf(w, "Nimbus is up at %s\n", n.URL())
+	fmt.Fprintf(w, "  data:    %s\n", cfg.DataDir)
+	if cfg.Dev {
+		fmt.Fprintln(w, "  auth:    none (dev mode)")
+	} else {
+		fmt.Fprintf(w, "  auth:    admin token in %s (export NIMBUS_TOKEN=$(cat %s))\n",
+			filepath.Join(cfg.DataDir, node.TokenFile), filepath.Join(cfg.DataDir, node.TokenFile))
+	}
+	fmt.Fprintf(w, "  metrics: %s/metrics\n", n.URL())
+}
+
+// demoFunctions are built from examples/ and deployed by `up --demo`.
+var demoFunctions = []struct {
+	name, pkg, about string
+	payload          string
+}{
+	{"hello", "./examples/hello", "Go SDK function, long-lived instance", `{"name":"Ada"}`},
+	{"echo", "./examples/echo-sdk", "Go SDK echo", `{"ping":1}`},
+	{"echo-wasi", "./examples/echo-wasi", "WASI command: stdin to stdout, fresh instance per call", `hello from stdin`},
+}
+
+func deployDemo(ctx context.Context, e *env, n *node.Node, dataDir string) error {
+	c := api.NewClient(n.URL(), n.Token())
+	dir := filepath.Join(dataDir, "demo")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	deploy := func(name string, code []byte) error {
+		up, err := c.PutCode(ctx, bytes.NewReader(code))
+		if err != nil {
+			return err
+		}
+		spec := function.Spec{Name: name, Runtime: function.RuntimeWasm, Code: up.Digest, MemoryMB: 64, Timeout: function.Duration(5 * time.Second)}
+		spec.Normalize()
+		_, err = c.PutFunction(ctx, specToAPI(&spec))
+		return err
+	}
+	for _, f := range demoFunctions {
+		fmt.Fprintf(e.stderr, "demo: building %s (%s)...\n", f.name, f.pkg)
+		out := filepath.Join(dir, f.name+".wasm")
+		if err := examples.BuildWasm(ctx, f.pkg, out); err != nil {
+			return err
+		}
+		code, err := os.ReadFile(out)
+		if err != nil {
+			return err
+		}
+		if err := deploy(f.name, code); err != nil {
+			return fmt.Errorf("deploy %s: %w", f.name, err)
+		}
+	}
+	if err := deploy("echo-wat", examples.EchoWAT); err != nil {
+		return fmt.Errorf("deploy echo-wat: %w", err)
+	}
+	w := e.stdout
+	fmt.Fprintln(w, "\nDemo functions:")
+	for _, f := range demoFunctions {
+		fmt.Fprintf(w, "  %-10s %s\n", f.name, f.about)
+	}
+	fmt.Fprintf(w, "  %-10s %s\n", "echo-wat", "hand-written WebAssembly text, no language runtime")
+	fmt.Fprintln(w, "\nTry:")
+	fmt.Fprintf(w, "  curl -d '{\"name\":\"Ada\"}' %s/function/hello\n", n.URL())
+	fmt.Fprintf(w, "  curl -d 'hi' %s/function/echo-wasi\n", n.URL())
+	fmt.Fprintln(w, "  go run ./cmd/nimbus invoke hello -d '{\"name\":\"Grace\"}'")
+	fmt.Fprintln(w, "  go run ./cmd/nimbus logs hello")
+	return nil
+}

@@ -1,0 +1,404 @@
+// Package pool keeps the instances of each function on one node: it reuses
+// warm instances, starts new ones up to the function's max concurrency,
+// queues briefly and then throttles beyond it, keeps min instances warm
+// (provisioned concurrency), pre-starts run-once instances (WASI commands)
+// so their start-up cost stays off the request path, and reclaims idle
+// instances (scale to zero). It does not know how instances run (package
+// runtime does) nor records invocations (package invoke does).
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nimbus-run/nimbus/internal/function"
+	"github.com/nimbus-run/nimbus/internal/runtime"
+)
+
+// Config tunes every pool of a node.
+type Config struct {
+	// QueueTimeout is how long a call waits for a free slot when the
+	// function is at its max concurrency before it is throttled.
+	QueueTimeout time.Duration
+	// Prestart is how many run-once instances are kept started ahead of
+	// demand while a function is in use.
+	Prestart int
+	// ReapInterval is how often idle instances are looked for.
+	ReapInterval time.Duration
+	// Observer, when set, is told about instance counts.
+	Observer Observer
+	Logger   *slog.Logger
+}
+
+// Observer receives pool events for metrics.
+type Observer interface {
+	Instances(function string, n int)
+}
+
+// Lease is one acquired slot on an instance.
+type Lease struct {
+	Instance runtime.Instance
+	// Cold is true when the instance was started for this call.
+	Cold bool
+	// Init is the cold-start work (zero when warm).
+	Init time.Duration
+	// Queued is the time spent waiting for a slot.
+	Queued time.Duration
+
+	p    *Pool
+	inst *instance
+}
+
+type instance struct {
+	runtime.Instance
+	active   int
+	used     bool
+	lastUsed time.Time
+}
+
+// Pool holds the instances of one function version.
+type Pool struct {
+	spec *function.Spec
+	rt   runtime.Runtime
+	cfg  *Config
+
+	mu       sync.Mutex
+	idle     []*instance // free capacity; most recently used last
+	all      map[*instance]struct{}
+	starting int
+	inflight int
+	waiters  []chan struct{}
+	prestart int // run-once instances wanted ahead of demand
+	lastCall time.Time
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+func newPool(spec *function.Spec, rt runtime.Runtime, cfg *Config) *Pool {
+	return &Pool{spec: spec, rt: rt, cfg: cfg, all: map[*instance]struct{}{}}
+}
+
+// Spec is the spec this pool runs.
+func (p *Pool) Spec() *function.Spec { return p.spec }
+
+// Acquire returns a slot on an instance, starting one when none is free. ctx
+// carries the invocation's deadline; it bounds queueing and the cold start.
+//
+// # Errors
+// function.ErrThrottled when the function stays at max concurrency for the
+// queue timeout; function.ErrTimeout when the deadline passes while queued or
+// starting; the runtime's start error otherwise.
+func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
+	t0 := time.Now()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("%s: pool closed: %w", p.spec.Name, function.ErrUnavailable)
+	}
+	p.lastCall = t0
+	if p.inflight >= p.spec.Max {
+		if err := p.wait(ctx); err != nil { // unlocks and relocks
+			p.mu.Unlock()
+			return nil, err
+		}
+	} else {
+		p.inflight++
+	}
+	queued := time.Since(t0)
+	if inst := p.takeIdle(); inst != nil {
+		p.mu.Unlock()
+		p.refill()
+		return &Lease{Instance: inst.Instance, Queued: queued, p: p, inst: inst}, nil
+	}
+	p.starting++
+	p.mu.Unlock()
+
+	t1 := time.Now()
+	ri, err := p.rt.Start(ctx, p.spec)
+	init := time.Since(t1)
+	if ir, ok := ri.(runtime.InitReporter); ok && err == nil && ir.InitDuration() > 0 {
+		init = ir.InitDuration()
+	}
+	p.mu.Lock()
+	p.starting--
+	if err != nil {
+		p.releaseSlot()
+		p.mu.Unlock()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("timed out during cold start after %s: %w", init.Round(time.Millisecond), function.ErrTimeout)
+		}
+		return nil, fmt.Errorf("start instance: %w", err)
+	}
+	inst := &instance{Instance: ri, active: 1, used: true}
+	p.all[inst] = struct{}{}
+	if inst.Capacity() > 1 {
+		p.idle = append(p.idle, inst) // spare capacity is usable by others now
+	}
+	n := len(p.all)
+	p.mu.Unlock()
+	p.observe(n)
+	p.refill()
+	return &Lease{Instance: ri, Cold: true, Init: init, Queued: queued, p: p, inst: inst}, nil
+}
+
+// wait queues for a slot. Called and returns with p.mu held.
+func (p *Pool) wait(ctx context.Context) error {
+	ch := make(chan struct{}, 1)
+	p.waiters = append(p.waiters, ch)
+	p.mu.Unlock()
+	timer := time.NewTimer(p.cfg.QueueTimeout)
+	defer timer.Stop()
+	var err error
+	select {
+	case <-ch:
+	case <-timer.C:
+		err = fmt.Errorf("%s is at its max concurrency (%d): %w", p.spec.Name, p.spec.Max, function.ErrThrottled)
+	case <-ctx.Done():
+		err = fmt.Errorf("timed out while queued for an instance: %w", function.ErrTimeout)
+	}
+	p.mu.Lock()
+	if err != nil {
+		for i, w := range p.waiters {
+			if w == ch {
+				p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+				return err
+			}
+		}
+		// The slot was handed over as we gave up: pass it on.
+		p.releaseSlot()
+	}
+	return err
+}
+
+// releaseSlot gives an invocation slot back, to a waiter when there is one.
+// Called with p.mu held.
+func (p *Pool) releaseSlot() {
+	if len(p.waiters) > 0 {
+		ch := p.waiters[0]
+		p.waiters = p.waiters[1:]
+		ch <- struct{}{}
+		return
+	}
+	p.inflight--
+}
+
+// takeIdle picks the most recently used instance with free capacity. Called
+// with p.mu held.
+func (p *Pool) takeIdle() *instance {
+	for i := len(p.idle) - 1; i >= 0; i-- {
+		inst := p.idle[i]
+		inst.active++
+		inst.used = true
+		if inst.active >= inst.Capacity() {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+		}
+		return inst
+	}
+	return nil
+}
+
+// Release returns the lease's slot. An instance that cannot serve again is
+// closed.
+func (l *Lease) Release() {
+	p, inst := l.p, l.inst
+	reusable := inst.Reusable()
+	p.mu.Lock()
+	p.releaseSlot()
+	inst.active--
+	inst.lastUsed = time.Now()
+	drop := !reusable || p.closed
+	p.removeIdle(inst)
+	if drop {
+		if inst.active == 0 {
+			delete(p.all, inst)
+		}
+	} else {
+		p.idle = append(p.idle, inst) // the warm end
+	}
+	if !reusable && p.prestart < p.cfg.Prestart {
+		p.prestart = p.cfg.Prestart
+	}
+	n := len(p.all)
+	p.mu.Unlock()
+	if drop && inst.active == 0 {
+		p.closeAsync(inst)
+		p.observe(n)
+	}
+	p.refill()
+}
+
+func (p *Pool) removeIdle(inst *instance) {
+	for i, x := range p.idle {
+		if x == inst {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			return
+		}
+	}
+}
+
+// refill starts instances in the background up to what should be warm: min
+// instances always, and pre-started run-once instances while in use.
+func (p *Pool) refill() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	want := max(p.spec.Min-len(p.all), 0)
+	if p.prestart > 0 {
+		free := 0
+		for _, inst := range p.idle {
+			if !inst.used {
+				free++
+			}
+		}
+		want = max(want, p.prestart-free-p.starting)
+	} else {
+		want -= p.starting
+	}
+	// Never start beyond what max concurrency could use.
+	want = min(want, p.spec.Max-len(p.all)-p.starting)
+	if want <= 0 {
+		p.mu.Unlock()
+		return
+	}
+	p.starting += want
+	p.wg.Add(want)
+	p.mu.Unlock()
+	for range want {
+		go p.startBackground()
+	}
+}
+
+func (p *Pool) startBackground() {
+	defer p.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), max(time.Duration(p.spec.Timeout), 30*time.Second))
+	ri, err := p.rt.Start(ctx, p.spec)
+	cancel()
+	p.mu.Lock()
+	p.starting--
+	if err != nil {
+		p.mu.Unlock()
+		if p.cfg.Logger != nil {
+			p.cfg.Logger.Warn("pool: background start failed", "function", p.spec.Name, "err", err)
+		}
+		return
+	}
+	if p.closed {
+		p.mu.Unlock()
+		ri.Close(context.Background())
+		return
+	}
+	inst := &instance{Instance: ri, lastUsed: time.Now()}
+	p.all[inst] = struct{}{}
+	// Pre-started instances go to the cold end so warm ones are used first.
+	p.idle = append([]*instance{inst}, p.idle...)
+	n := len(p.all)
+	p.mu.Unlock()
+	p.observe(n)
+}
+
+func (p *Pool) closeAsync(inst *instance) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		inst.Close(ctx)
+	}()
+}
+
+func (p *Pool) observe(n int) {
+	if p.cfg.Observer != nil {
+		p.cfg.Observer.Instances(p.spec.Name, n)
+	}
+}
+
+// reap closes instances idle longer than the idle timeout, keeping min.
+func (p *Pool) reap(now time.Time) {
+	idleTimeout := time.Duration(p.spec.IdleTimeout)
+	p.mu.Lock()
+	if now.Sub(p.lastCall) > idleTimeout {
+		p.prestart = 0
+	}
+	var victims []*instance
+	keep := p.idle[:0]
+	for _, inst := range p.idle {
+		if inst.active == 0 && now.Sub(inst.lastUsed) > idleTimeout && len(p.all)-len(victims) > p.spec.Min {
+			victims = append(victims, inst)
+			continue
+		}
+		keep = append(keep, inst)
+	}
+	p.idle = keep
+	for _, inst := range victims {
+		delete(p.all, inst)
+	}
+	n := len(p.all)
+	p.mu.Unlock()
+	for _, inst := range victims {
+		p.closeAsync(inst)
+	}
+	if len(victims) > 0 {
+		p.observe(n)
+	}
+	p.refill()
+}
+
+// Stats is a snapshot of a pool.
+type Stats struct {
+	Instances int `json:"instances"`
+	Idle      int `json:"idle"`
+	Inflight  int `json:"inflight"`
+	Starting  int `json:"starting"`
+	Queued    int `json:"queued"`
+}
+
+// Stats returns a snapshot.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	idle := 0
+	for _, inst := range p.idle {
+		if inst.active == 0 {
+			idle++
+		}
+	}
+	return Stats{Instances: len(p.all), Idle: idle, Inflight: p.inflight, Starting: p.starting, Queued: len(p.waiters)}
+}
+
+// close stops new work, closes idle instances now and busy ones as their
+// leases are released, and waits for background work.
+func (p *Pool) close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	var victims []*instance
+	for _, inst := range p.idle {
+		if inst.active == 0 {
+			victims = append(victims, inst)
+			delete(p.all, inst)
+		}
+	}
+	p.idle = nil
+	p.mu.Unlock()
+	for _, inst := range victims {
+		p.closeAsync(inst)
+	}
+	p.observe(0)
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return errors.New("pool: close: " + ctx.Err().Error())
+	}
+}

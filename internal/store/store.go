@@ -1,0 +1,266 @@
+// Package store is Nimbus's access to NATS JetStream: the KV buckets, object
+// stores and streams the platform keeps its state in, with typed errors. It
+// knows bucket names and wire encodings, not domain rules (those live in
+// registry, invoke and the other engine packages).
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the platform's buckets and streams.
+const (
+	FunctionsBucket = "nimbus_functions"
+	CodeBucket      = "nimbus_code"
+	RecordsStream   = "NIMBUS_RECORDS"
+	RecordsSubject  = "nimbus.records."
+)
+
+// Typed errors callers branch on.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrRevision = errors.New("revision mismatch")
+)
+
+// Config sizes what the store creates.
+type Config struct {
+	// Replicas for every bucket and stream (1 on a single node; 3 in a cluster).
+	Replicas int
+	// RecordsMaxAge and RecordsMaxBytes bound the invocation records stream.
+	RecordsMaxAge   time.Duration
+	RecordsMaxBytes int64
+	// MaxCodeBytes bounds one code artifact.
+	MaxCodeBytes int64
+}
+
+func (c *Config) defaults() {
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.RecordsMaxAge == 0 {
+		c.RecordsMaxAge = 7 * 24 * time.Hour
+	}
+	if c.RecordsMaxBytes == 0 {
+		c.RecordsMaxBytes = 1 << 30
+	}
+	if c.MaxCodeBytes == 0 {
+		c.MaxCodeBytes = 256 << 20
+	}
+}
+
+// Store holds the JetStream handles of one node.
+type Store struct {
+	cfg       Config
+	NC        *nats.Conn
+	JS        jetstream.JetStream
+	Functions jetstream.KeyValue
+	Code      jetstream.ObjectStore
+	Records   jetstream.Stream
+}
+
+// Open creates (or binds to) the platform's buckets and streams. It is
+// idempotent, so every node of a cluster runs it at start.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
+	cfg.defaults()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return nil, fmt.Errorf("store: jetstream: %w", err)
+	}
+	s := &Store{cfg: cfg, NC: nc, JS: js}
+	s.Functions, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: FunctionsBucket, Description: "function specs by name", History: 5,
+		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: functions bucket: %w", err)
+	}
+	s.Code, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: CodeBucket, Description: "code artifacts by sha256",
+		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: code bucket: %w", err)
+	}
+	s.Records, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: RecordsStream, Description: "one record per invocation",
+		Subjects: []string{RecordsSubject + ">"}, Storage: jetstream.FileStorage,
+		Replicas: cfg.Replicas, MaxAge: cfg.RecordsMaxAge, MaxBytes: cfg.RecordsMaxBytes,
+		Discard: jetstream.DiscardOld, Duplicates: 2 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: records stream: %w", err)
+	}
+	return s, nil
+}
+
+// KV returns a bucket, creating it with cfg when it does not exist.
+func (s *Store) KV(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = s.cfg.Replicas
+	}
+	kv, err := s.JS.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
+// Digest returns the content address of code.
+func Digest(code []byte) string {
+	sum := sha256.Sum256(code)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func objectName(digest string) string { return strings.TrimPrefix(digest, "sha256:") }
+
+// PutCode stores an artifact under its SHA-256 digest. Storing the same bytes
+// twice stores them once. It returns the digest and whether it was new.
+func (s *Store) PutCode(ctx context.Context, code []byte) (digest string, created bool, err error) {
+	if int64(len(code)) > s.cfg.MaxCodeBytes {
+		return "", false, fmt.Errorf("store: code is %d bytes, the limit is %d", len(code), s.cfg.MaxCodeBytes)
+	}
+	digest = Digest(code)
+	if _, err := s.Code.GetInfo(ctx, objectName(digest)); err == nil {
+		return digest, false, nil
+	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return "", false, fmt.Errorf("store: code %s: %w", digest, err)
+	}
+	if _, err := s.Code.Put(ctx, jetstream.ObjectMeta{Name: objectName(digest)}, bytes.NewReader(code)); err != nil {
+		return "", false, fmt.Errorf("store: put code %s: %w", digest, err)
+	}
+	return digest, true, nil
+}
+
+// GetCode reads an artifact and checks it against its digest.
+func (s *Store) GetCode(ctx context.Context, digest string) ([]byte, error) {
+	r, err := s.Code.Get(ctx, objectName(digest))
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, fmt.Errorf("store: code %s: %w", digest, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: code %s: %w", digest, err)
+	}
+	defer r.Close()
+	code, err := io.ReadAll(io.LimitReader(r, s.cfg.MaxCodeBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("store: read code %s: %w", digest, err)
+	}
+	if Digest(code) != digest {
+		return nil, fmt.Errorf("store: code %s is corrupt (digest mismatch)", digest)
+	}
+	return code, nil
+}
+
+// HasCode reports whether an artifact exists.
+func (s *Store) HasCode(ctx context.Context, digest string) (bool, error) {
+	_, err := s.Code.GetInfo(ctx, objectName(digest))
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// DeleteCode removes an artifact.
+func (s *Store) DeleteCode(ctx context.Context, digest string) error {
+	err := s.Code.Delete(ctx, objectName(digest))
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("store: delete code %s: %w", digest, err)
+	}
+	return nil
+}
+
+// RecordSubject is the subject a function's invocation records go to.
+func RecordSubject(function string) string { return RecordsSubject + function }
+
+// LastRecords returns up to limit of the newest messages on subject of the
+// records stream, newest first.
+//
+// JetStream cannot iterate backwards, so this scans forward from a window
+// before the stream's end and widens the window until it has enough: cheap
+// for the common case (recent records of an active function) and bounded by
+// the stream's size in the worst case.
+func (s *Store) LastRecords(ctx context.Context, subject string, limit int) ([]json.RawMessage, error) {
+	info, err := s.Records.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: records: %w", err)
+	}
+	first, last := info.State.FirstSeq, info.State.LastSeq
+	if info.State.Msgs == 0 || limit <= 0 {
+		return nil, nil
+	}
+	window := uint64(limit) * 64
+	for {
+		start := first
+		if last > window && last-window+1 > first {
+			start = last - window + 1
+		}
+		out, err := s.scan(ctx, subject, start, last)
+		if err != nil {
+			return nil, err
+		}
+		if len(out) >= limit || start == first {
+			if len(out) > limit {
+				out = out[len(out)-limit:]
+			}
+			for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+				out[i], out[j] = out[j], out[i]
+			}
+			return out, nil
+		}
+		window *= 8
+	}
+}
+
+func (s *Store) scan(ctx context.Context, subject string, start, last uint64) ([]json.RawMessage, error) {
+	cons, err := s.Records.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    start,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: records scan: %w", err)
+	}
+	var out []json.RawMessage
+	for {
+		batch, err := cons.FetchNoWait(512)
+		if err != nil {
+			return nil, fmt.Errorf("store: records scan: %w", err)
+		}
+		n := 0
+		done := false
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			if md.Sequence.Stream > last {
+				done = true
+				continue
+			}
+			out = append(out, json.RawMessage(m.Data()))
+			if md.NumPending == 0 || md.Sequence.Stream == last {
+				done = true
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return nil, fmt.Errorf("store: records scan: %w", err)
+		}
+		if done || n == 0 {
+			return out, nil
+		}
+	}
+}
