@@ -29,6 +29,7 @@ import (
 	"github.com/nimbus-run/nimbus/internal/pool"
 	"github.com/nimbus-run/nimbus/internal/registry"
 	"github.com/nimbus-run/nimbus/internal/runtime"
+	"github.com/nimbus-run/nimbus/internal/runtime/process"
 	"github.com/nimbus-run/nimbus/internal/runtime/wasm"
 	"github.com/nimbus-run/nimbus/internal/store"
 	"github.com/nimbus-run/nimbus/internal/telemetry"
@@ -69,6 +70,7 @@ type Node struct {
 	nc      *nats.Conn
 	Store   *store.Store
 	Wasm    *wasm.Runtime
+	Process *process.Runtime
 	Reg     *registry.Registry
 	Pools   *pool.Manager
 	rec     *invoke.Recorder
@@ -161,7 +163,16 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.onStop(n.Wasm.Close)
-	runtimes := map[string]runtime.Runtime{function.RuntimeWasm: n.Wasm}
+	n.Process, err = process.New(process.Config{
+		WorkDir: filepath.Join(cfg.DataDir, "process"),
+		Code:    n.Store.GetCode,
+		Logger:  cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.onStop(n.Process.Close)
+	runtimes := map[string]runtime.Runtime{function.RuntimeWasm: n.Wasm, function.RuntimeProcess: n.Process}
 	preparers := map[string]registry.Preparer{}
 	for k, v := range runtimes {
 		preparers[k] = v
