@@ -250,3 +250,50 @@ type Record struct {
 	RequestSize int       `json:"request_bytes"`
 	ResultSize  int       `json:"response_bytes"`
 }
+
+// Alias is a named pointer at a published version, optionally splitting
+// traffic with a second version by weight (Lambda's routing config).
+type Alias struct {
+	Name     string `json:"name"`
+	Function string `json:"function"`
+	Version  string `json:"version"`
+	// Weights sends a share of calls (0 < w < 1) to other versions; the rest
+	// goes to Version.
+	Weights     map[string]float64 `json:"weights,omitempty"`
+	Description string             `json:"description,omitempty"`
+	Updated     time.Time          `json:"updated,omitzero"`
+}
+
+var aliasRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+var versionRE = regexp.MustCompile(`^[1-9][0-9]{0,9}$`)
+
+// ValidVersion reports whether v names a published version ("1", "2", ...).
+func ValidVersion(v string) bool { return versionRE.MatchString(v) }
+
+// Validate checks an alias against the versions that exist.
+func (a *Alias) Validate(exists func(version string) bool) error {
+	if !aliasRE.MatchString(a.Name) || versionRE.MatchString(a.Name) || a.Name == LatestVersion {
+		return Invalid("alias", "%q is not a valid alias name: use 1 to 128 letters, digits, '-' or '_', not only digits", truncate(a.Name, 80))
+	}
+	if !ValidVersion(a.Version) {
+		return Invalid("version", "%q is not a published version number (aliases cannot point at $LATEST)", truncate(a.Version, 40))
+	}
+	if !exists(a.Version) {
+		return Invalid("version", "version %s does not exist: publish it first (nimbus publish %s)", a.Version, a.Function)
+	}
+	if len(a.Weights) > 1 {
+		return Invalid("weights", "an alias splits traffic with at most one other version")
+	}
+	for v, w := range a.Weights {
+		if !ValidVersion(v) || !exists(v) {
+			return Invalid("weights", "version %q does not exist", truncate(v, 40))
+		}
+		if v == a.Version {
+			return Invalid("weights", "version %s is the alias's main version", v)
+		}
+		if !(w > 0 && w < 1) {
+			return Invalid("weights", "weight %v of version %s must be between 0 and 1 (exclusive)", w, v)
+		}
+	}
+	return nil
+}

@@ -19,9 +19,10 @@ import (
 	"github.com/nimbus-run/nimbus/internal/runtime"
 )
 
-// Catalog resolves function names to specs (the registry).
+// Catalog resolves a function name and qualifier ($LATEST, a version or an
+// alias) to the spec to run (the registry).
 type Catalog interface {
-	Get(name string) (*function.Spec, error)
+	Resolve(name, qualifier string) (*function.Spec, error)
 }
 
 // Observer counts finished invocations (the metrics).
@@ -118,12 +119,9 @@ func putUint64(b []byte, v uint64) {
 // ErrThrottled, ErrTimeout, ErrFunction, ErrMemoryLimit, ErrUnavailable (a
 // record was written and is in the Response, which is then non-nil).
 func (iv *Invoker) Invoke(ctx context.Context, req *Request) (*Response, error) {
-	spec, err := iv.cat.Get(req.Function)
+	spec, err := iv.cat.Resolve(req.Function, req.Qualifier)
 	if err != nil {
 		return nil, err
-	}
-	if req.Qualifier != "" && req.Qualifier != function.LatestVersion {
-		return nil, fmt.Errorf("%s:%s: versions are not published yet: %w", req.Function, req.Qualifier, function.ErrNotFound)
 	}
 	if len(req.Payload) > iv.maxInput {
 		return nil, fmt.Errorf("payload is %d bytes, the limit is %d: %w", len(req.Payload), iv.maxInput, function.ErrPayloadTooBig)

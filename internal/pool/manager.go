@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,10 +83,12 @@ func sameConfig(a, b *function.Spec) bool {
 // changed function and starts min instances of the new spec.
 func (m *Manager) Update(name string, spec *function.Spec) {
 	if spec == nil {
+		// name is a function (all its pools go) or NAME:VERSION (one goes).
+		fn, version, one := strings.Cut(name, ":")
 		m.mu.Lock()
 		var victims []*Pool
 		for k, p := range m.pools {
-			if p.spec.Name == name {
+			if p.spec.Name == fn && (!one || p.spec.Version == version) {
 				victims = append(victims, p)
 				delete(m.pools, k)
 			}

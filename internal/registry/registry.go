@@ -48,11 +48,21 @@ type Registry struct {
 
 	watcher jetstream.KeyWatcher
 	done    chan struct{}
+
+	// Published versions and aliases (versions.go), guarded by mu.
+	versions map[string]map[string]*function.Spec
+	aliases  map[string]map[string]*function.Alias
+	vkv      jetstream.KeyValue
+	vwatcher jetstream.KeyWatcher
+	vdone    chan struct{}
 }
 
 // New returns a registry over st. Start loads and watches the catalogue.
 func New(st *store.Store, preparers map[string]Preparer, log *slog.Logger) *Registry {
-	return &Registry{st: st, preparers: preparers, log: log, specs: map[string]*function.Spec{}, done: make(chan struct{})}
+	return &Registry{
+		st: st, preparers: preparers, log: log, specs: map[string]*function.Spec{}, done: make(chan struct{}),
+		versions: map[string]map[string]*function.Spec{}, aliases: map[string]map[string]*function.Alias{}, vdone: make(chan struct{}),
+	}
 }
 
 // OnChange registers fn to be called after a spec is created, updated (spec
@@ -68,6 +78,9 @@ func (r *Registry) OnChange(fn func(name string, spec *function.Spec)) {
 // is prepared in the background so the first invocation after a restart does
 // not pay for it.
 func (r *Registry) Start(ctx context.Context) error {
+	if err := r.startVersions(ctx); err != nil {
+		return err
+	}
 	w, err := r.st.Functions.WatchAll(context.WithoutCancel(ctx))
 	if err != nil {
 		return fmt.Errorf("registry: watch: %w", err)
@@ -141,15 +154,22 @@ func (r *Registry) prepare(spec *function.Spec) {
 
 // Stop ends the watch.
 func (r *Registry) Stop(ctx context.Context) error {
-	if r.watcher == nil {
-		return nil
+	var errs []error
+	if r.vwatcher != nil {
+		errs = append(errs, r.vwatcher.Stop())
+		select {
+		case <-r.vdone:
+		case <-ctx.Done():
+		}
 	}
-	err := r.watcher.Stop()
-	select {
-	case <-r.done:
-	case <-ctx.Done():
+	if r.watcher != nil {
+		errs = append(errs, r.watcher.Stop())
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+		}
 	}
-	return err
+	return errors.Join(errs...)
 }
 
 // Get returns a function's spec from memory.
@@ -269,23 +289,39 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 	if err := r.st.Functions.Delete(ctx, name); err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
+	digests := append(r.deleteVersions(ctx, name), spec.Code)
 	r.mu.Lock()
 	delete(r.specs, name)
-	inUse := false
+	inUse := map[string]bool{}
 	for _, s := range r.specs {
-		if s.Code == spec.Code {
-			inUse = true
+		inUse[s.Code] = true
+	}
+	for _, vs := range r.versions {
+		for _, s := range vs {
+			inUse[s.Code] = true
 		}
 	}
-	listeners := r.listeners
 	r.mu.Unlock()
-	for _, fn := range listeners {
-		fn(name, nil)
-	}
-	if !inUse {
-		if err := r.st.DeleteCode(ctx, spec.Code); err != nil {
-			r.log.Warn("registry: code not removed", "digest", spec.Code, "err", err)
+	r.notify(name, nil)
+	for _, d := range digests {
+		if inUse[d] {
+			continue
+		}
+		inUse[d] = true // once
+		if err := r.st.DeleteCode(ctx, d); err != nil {
+			r.log.Warn("registry: code not removed", "digest", d, "err", err)
 		}
 	}
 	return nil
+}
+
+// notify tells the listeners about a change; name may be "NAME:VERSION"
+// when one published version goes away.
+func (r *Registry) notify(name string, spec *function.Spec) {
+	r.mu.RLock()
+	listeners := r.listeners
+	r.mu.RUnlock()
+	for _, fn := range listeners {
+		fn(name, spec)
+	}
 }

@@ -1,0 +1,35 @@
+# The single entry point for building and checking Nimbus.
+GO ?= go
+
+.PHONY: build test race bench load lint check fuzz run
+
+build:
+	$(GO) build -o bin/nimbus ./cmd/nimbus
+
+# The README's test command.
+test:
+	$(GO) test ./...
+
+race:
+	$(GO) test -race ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/...
+
+# The load benchmark (see README: Benchmarks).
+load:
+	$(GO) run ./bench/load
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./internal/manifest
+	$(GO) test -run '^$$' -fuzz FuzzSpec -fuzztime 30s ./internal/function
+
+lint:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+
+check: lint
+	$(GO) mod tidy && git diff --exit-code go.mod go.sum
+
+run:
+	$(GO) run ./cmd/nimbus up --demo

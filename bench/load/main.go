@@ -1,0 +1,334 @@
+// Command load is Nimbus's load benchmark. It starts a node in this process,
+// deploys echo functions, and drives warm invocations through
+// POST /function/{name} at several concurrencies, next to a bare net/http
+// echo handler measured in the same run, so the figures are ratios on the
+// same machine at the same time. With -idle N it instead deploys N idle
+// functions and reports the node's resident memory.
+//
+//	go run ./bench/load                  # full table, medians of 3 runs
+//	go run ./bench/load -runs 5 -duration 5s -conc 1,16,64
+//	go run ./bench/load -idle 1000
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/examples"
+	"github.com/nimbus-run/nimbus/internal/node"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+type target struct {
+	name, url string
+}
+
+type result struct {
+	Target     string  `json:"target"`
+	Conc       int     `json:"concurrency"`
+	RPS        float64 `json:"rps"`
+	P50us      float64 `json:"p50_us"`
+	P99us      float64 `json:"p99_us"`
+	Errors     int64   `json:"errors"`
+	VsBare     float64 `json:"throughput_vs_bare"`
+	AddedP50us float64 `json:"added_p50_us"`
+}
+
+func run() error {
+	var (
+		duration = flag.Duration("duration", 3*time.Second, "measurement time per cell")
+		warmup   = flag.Duration("warmup", 500*time.Millisecond, "warm-up time per cell")
+		runs     = flag.Int("runs", 3, "runs per cell; medians are reported")
+		concs    = flag.String("conc", "1,16,64", "concurrencies")
+		only     = flag.String("targets", "bare,sdk,wasi,wat", "targets to measure")
+		idle     = flag.Int("idle", 0, "deploy this many idle functions and report resident memory instead")
+		asJSON   = flag.Bool("json", false, "print JSON")
+		payload  = flag.String("payload", `{"hello":"world","n":42}`, "request body")
+		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the measurements to this file")
+	)
+	flag.Parse()
+
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "nimbus-load-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	n, err := node.Start(ctx, node.Config{
+		DataDir: dir, Listen: "127.0.0.1:0", Dev: true, QueueTimeout: 5 * time.Second,
+		Prestart: 4, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		return err
+	}
+	defer n.Stop(ctx)
+	c := api.NewClient(n.URL(), "")
+
+	if *idle > 0 {
+		return idleCost(ctx, c, dir, *idle)
+	}
+
+	fmt.Fprintln(os.Stderr, "building and deploying echo functions...")
+	codes := map[string][]byte{"wat": examples.EchoWAT}
+	for name, pkg := range map[string]string{"sdk": "./examples/echo-sdk", "wasi": "./examples/echo-wasi"} {
+		out := filepath.Join(dir, name+".wasm")
+		if err := examples.BuildWasm(ctx, pkg, out); err != nil {
+			return err
+		}
+		if codes[name], err = os.ReadFile(out); err != nil {
+			return err
+		}
+	}
+	for name, code := range codes {
+		if err := deploy(ctx, c, "echo-"+name, code); err != nil {
+			return err
+		}
+	}
+
+	bare := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go bare.Serve(ln)
+	defer bare.Close()
+
+	all := map[string]target{
+		"bare": {"bare net/http", "http://" + ln.Addr().String() + "/"},
+		"sdk":  {"Go SDK echo (wasm)", n.URL() + "/function/echo-sdk"},
+		"wasi": {"WASI command echo (Go)", n.URL() + "/function/echo-wasi"},
+		"wat":  {"WAT echo (wasm, no runtime)", n.URL() + "/function/echo-wat"},
+	}
+	var targets []string
+	for _, t := range strings.Split(*only, ",") {
+		if _, ok := all[t]; !ok {
+			return fmt.Errorf("unknown target %q", t)
+		}
+		targets = append(targets, t)
+	}
+	var cs []int
+	for _, s := range strings.Split(*concs, ",") {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			return fmt.Errorf("bad concurrency %q", s)
+		}
+		cs = append(cs, v)
+	}
+
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var results []result
+	for _, conc := range cs {
+		// Runs interleave targets so drift on a noisy machine hits all alike.
+		samples := map[string][]result{}
+		for r := 0; r < *runs; r++ {
+			for _, t := range targets {
+				res := measure(all[t].url, []byte(*payload), conc, *warmup, *duration)
+				fmt.Fprintf(os.Stderr, "  run %d %-28s c=%-3d %8.0f req/s  p50 %7.0f µs  p99 %7.0f µs  errors %d\n", r+1, all[t].name, conc, res.RPS, res.P50us, res.P99us, res.Errors)
+				samples[t] = append(samples[t], res)
+			}
+		}
+		med := map[string]result{}
+		for _, t := range targets {
+			med[t] = median(samples[t])
+		}
+		for _, t := range targets {
+			m := med[t]
+			m.Target, m.Conc = all[t].name, conc
+			if b, ok := med["bare"]; ok && b.RPS > 0 {
+				m.VsBare = m.RPS / b.RPS
+				m.AddedP50us = m.P50us - b.P50us
+			}
+			results = append(results, m)
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "target\tconc\treq/s\tvs bare\tp50 µs\tadded p50 µs\tp99 µs\terrors\t\n")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f%%\t%.0f\t%.0f\t%.0f\t%d\t\n", r.Target, r.Conc, r.RPS, r.VsBare*100, r.P50us, r.AddedP50us, r.P99us, r.Errors)
+	}
+	fmt.Fprintf(tw, "\n(medians of %d runs of %s; GOMAXPROCS=%d; load generator in the same process)\t\t\t\t\t\t\t\t\n", *runs, *duration, runtime.GOMAXPROCS(0))
+	return tw.Flush()
+}
+
+func deploy(ctx context.Context, c *api.Client, name string, code []byte) error {
+	up, err := c.PutCode(ctx, bytes.NewReader(code))
+	if err != nil {
+		return err
+	}
+	_, err = c.PutFunction(ctx, &api.Function{Name: name, Runtime: "wasm", Code: up.Digest, Memory: 64, Timeout: "10s", Max: 256})
+	return err
+}
+
+// measure drives url with conc keep-alive connections, each sending its next
+// request when the previous answer arrives.
+func measure(url string, body []byte, conc int, warmup, d time.Duration) result {
+	tr := &http.Transport{MaxIdleConns: conc, MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	var (
+		measuring atomic.Bool
+		stop      atomic.Bool
+		errs      atomic.Int64
+		mu        sync.Mutex
+		lat       []time.Duration
+		wg        sync.WaitGroup
+	)
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 1<<14)
+			for !stop.Load() {
+				t0 := time.Now()
+				resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if !measuring.Load() {
+					continue
+				}
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		}()
+	}
+	time.Sleep(warmup)
+	measuring.Store(true)
+	start := time.Now()
+	time.Sleep(d)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	stop.Store(true)
+	wg.Wait()
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) / 1e3
+	}
+	return result{RPS: float64(len(lat)) / elapsed.Seconds(), P50us: pct(0.50), P99us: pct(0.99), Errors: errs.Load()}
+}
+
+func median(rs []result) result {
+	pick := func(f func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	var errs int64
+	for _, r := range rs {
+		errs += r.Errors
+	}
+	return result{
+		RPS:    pick(func(r result) float64 { return r.RPS }),
+		P50us:  pick(func(r result) float64 { return r.P50us }),
+		P99us:  pick(func(r result) float64 { return r.P99us }),
+		Errors: errs,
+	}
+}
+
+// idleCost deploys n functions that share one code artifact (as a fleet of
+// functions built from one SDK would not, but the per-function overhead is
+// what this measures) and reports resident memory.
+func idleCost(ctx context.Context, c *api.Client, dir string, n int) error {
+	out := filepath.Join(dir, "echo.wasm")
+	if err := examples.BuildWasm(ctx, "./examples/echo-sdk", out); err != nil {
+		return err
+	}
+	code, err := os.ReadFile(out)
+	if err != nil {
+		return err
+	}
+	before := rss()
+	t0 := time.Now()
+	for i := range n {
+		if err := deploy(ctx, c, fmt.Sprintf("idle-%04d", i), code); err != nil {
+			return err
+		}
+		if (i+1)%100 == 0 {
+			fmt.Fprintf(os.Stderr, "  deployed %d/%d\n", i+1, n)
+		}
+	}
+	took := time.Since(t0)
+	runtime.GC()
+	debug.FreeOSMemory()
+	time.Sleep(time.Second)
+	after := rss()
+	fmt.Printf("idle functions: %d (deployed in %s)\nresident memory: %.1f MB before, %.1f MB with %d idle functions (%.1f KB each)\n",
+		n, took.Round(time.Millisecond), before/1024, after/1024, n, (after-before)/float64(n))
+	return nil
+}
+
+// rss is VmRSS in KB.
+func rss() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return f
+		}
+	}
+	return 0
+}

@@ -1,0 +1,72 @@
+package wasm
+
+import (
+	"sync/atomic"
+
+	"github.com/tetratelabs/wazero/experimental"
+)
+
+const pageSize = 64 << 10 // bytes in a WebAssembly page
+
+// linearMemory backs one instance's linear memory and enforces the function's
+// memory limit. wazero's own limit (RuntimeConfig.WithMemoryLimitPages) is
+// per runtime and feeds compilation, so enforcing it there would need one
+// runtime and one compile per memory size; an allocator enforces it per
+// instance instead, and tells us that a grow was refused, which is how a
+// failure is classified as function.ErrMemoryLimit rather than guessed from
+// the guest's stderr.
+//
+// Reallocate runs on the guest's goroutine (memory.grow); size and exceeded
+// are read by Invoke from other goroutines, hence atomics.
+type linearMemory struct {
+	limit    uint64 // bytes the guest may have
+	buf      []byte
+	size     atomic.Uint64 // current length: the high-water mark, as memory never shrinks
+	exceeded atomic.Bool   // a grow past limit was refused
+	// tooBig is set when the module's initial memory alone exceeds limit.
+	// wazero requires the initial allocation to succeed, so it gets it, and
+	// Start then closes the instance before any guest code but a start
+	// section runs.
+	tooBig    bool
+	allocated bool // the initial allocation happened
+}
+
+var _ experimental.LinearMemory = (*linearMemory)(nil)
+
+func newLinearMemory(limit uint64) *linearMemory { return &linearMemory{limit: limit} }
+
+// allocator returns a MemoryAllocator handing out m (one memory per module).
+func (m *linearMemory) allocator() experimental.MemoryAllocator {
+	return experimental.MemoryAllocatorFunc(func(capacity, _ uint64) experimental.LinearMemory {
+		m.buf = make([]byte, 0, min(capacity, m.limit))
+		return m
+	})
+}
+
+// Reallocate implements experimental.LinearMemory.
+func (m *linearMemory) Reallocate(size uint64) []byte {
+	first := !m.allocated
+	m.allocated = true
+	if size > m.limit {
+		m.exceeded.Store(true)
+		if !first {
+			return nil // memory.grow returns -1 to the guest
+		}
+		m.tooBig = true
+	}
+	if size <= uint64(cap(m.buf)) {
+		// The bytes past len were never visible to the guest (memory only
+		// grows), so they are still zero as WebAssembly requires.
+		m.buf = m.buf[:size]
+	} else {
+		// append grows the backing array geometrically, as wazero does.
+		m.buf = append(m.buf, make([]byte, size-uint64(len(m.buf)))...)
+	}
+	m.size.Store(size)
+	return m.buf
+}
+
+// Free implements experimental.LinearMemory. The buffer stays reachable from
+// wazero's memory instance until the module is collected, so only our
+// reference is dropped.
+func (m *linearMemory) Free() { m.buf = nil }

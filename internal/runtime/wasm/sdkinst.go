@@ -1,0 +1,175 @@
+package wasm
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/nimbus-run/nimbus/internal/function"
+	"github.com/nimbus-run/nimbus/internal/runtime"
+)
+
+// sdkInstance is a long-lived guest looping on the nimbus host module: its
+// _start blocks in nimbus.next until Invoke hands it a call, and answers with
+// nimbus.respond or nimbus.error.
+//
+// Ownership: the fields under "guest" are touched only by the guest's
+// goroutine (host functions run on it), so they need no lock; a call and its
+// outcome cross goroutines through channels.
+type sdkInstance struct {
+	*instance
+	calls  chan *call    // Invoke -> next; unbuffered: a send means the guest took it
+	ready  chan struct{} // closed at the guest's first next: init is over
+	broken atomic.Bool   // a failure or timeout: not to be reused
+
+	// guest
+	readied bool
+	pending *call      // handed over, not yet read (the guest's buffer was too small)
+	cur     *call      // read by the guest, not yet answered
+	logs    *logBuffer // where the guest's output goes now
+}
+
+// call is one invocation in flight.
+type call struct {
+	req      *runtime.Request
+	deadline time.Time
+	out      chan outcome // buffered: the guest never blocks on answering
+}
+
+// outcome is the guest's answer to a call.
+type outcome struct {
+	payload []byte
+	ferr    *runtime.FunctionError
+	logs    *logBuffer
+	mem     uint64
+}
+
+var (
+	_ runtime.Instance     = (*sdkInstance)(nil)
+	_ runtime.InitReporter = (*sdkInstance)(nil)
+)
+
+// sdkKey finds the sdkInstance in the context host functions receive.
+type sdkKey struct{}
+
+func (r *Runtime) startSDK(ctx context.Context, spec *function.Spec, m *module) (*sdkInstance, error) {
+	in := r.newInstance(spec)
+	s := &sdkInstance{
+		instance: in,
+		calls:    make(chan *call),
+		ready:    make(chan struct{}),
+		logs:     newLogBuffer(runtime.MaxLogBytes),
+	}
+	out := guestOutput{s}
+	started := time.Now()
+	if err := in.launch(ctx, context.WithValue(in.ctx, sdkKey{}, s), spec, m, emptyReader{}, out, out); err != nil {
+		return nil, err
+	}
+	select {
+	case <-s.ready:
+		s.initDur = time.Since(started)
+		return s, nil
+	case <-s.done:
+		// The guest exited during init; its output is safe to read now.
+		ferr, err := s.failure(s.logs.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("init: %w", err)
+		}
+		return nil, fmt.Errorf("init: %w", ferr)
+	case <-ctx.Done():
+		s.stop(context.Cause(ctx))
+		return nil, fmt.Errorf("init: %w", context.Cause(ctx))
+	}
+}
+
+// Invoke implements runtime.Instance.
+func (s *sdkInstance) Invoke(ctx context.Context, req *runtime.Request) (*runtime.Result, error) {
+	if !s.Reusable() {
+		return nil, errNotReusable
+	}
+	c := &call{req: req, deadline: deadlineOf(ctx, req), out: make(chan outcome, 1)}
+	select {
+	case s.calls <- c:
+	case <-s.done:
+		s.broken.Store(true)
+		return nil, fmt.Errorf("wasm: invoke: the instance exited between invocations: %w", s.exitError())
+	case <-ctx.Done():
+		// The guest is not in next: it is still busy after its last answer.
+		s.broken.Store(true)
+		return &runtime.Result{}, s.expire(ctx)
+	}
+	select {
+	case o := <-c.out:
+		return o.result(), nil
+	case <-s.done:
+		select {
+		case o := <-c.out: // answered, then exited
+			s.broken.Store(true)
+			return o.result(), nil
+		default:
+		}
+		s.broken.Store(true)
+		// The guest exited or trapped mid-invocation: a function error, the
+		// instance is discarded. Its output is safe to read after done.
+		res := &runtime.Result{
+			Logs:           s.logs.Bytes(),
+			LogsTruncated:  s.logs.Truncated(),
+			MaxMemoryBytes: s.mem.size.Load(),
+		}
+		ferr, err := s.failure(res.Logs)
+		if err != nil {
+			return res, err
+		}
+		res.Err = ferr
+		return res, nil
+	case <-ctx.Done():
+		select {
+		case o := <-c.out: // answered just in time
+			return o.result(), nil
+		default:
+		}
+		s.broken.Store(true)
+		err := s.expire(ctx)
+		res := &runtime.Result{MaxMemoryBytes: s.mem.size.Load()}
+		if s.exited() {
+			res.Logs, res.LogsTruncated = s.logs.Bytes(), s.logs.Truncated()
+		}
+		return res, err
+	}
+}
+
+func (o outcome) result() *runtime.Result {
+	return &runtime.Result{
+		Payload:        o.payload,
+		Err:            o.ferr,
+		Logs:           o.logs.Bytes(),
+		LogsTruncated:  o.logs.Truncated(),
+		MaxMemoryBytes: o.mem,
+	}
+}
+
+// exitError describes a guest that exited; call after done.
+func (s *sdkInstance) exitError() error {
+	ferr, err := s.failure(s.logs.Bytes())
+	if err != nil {
+		return err
+	}
+	return ferr
+}
+
+// Reusable implements runtime.Instance.
+func (s *sdkInstance) Reusable() bool { return !s.broken.Load() && !s.exited() }
+
+// Close implements runtime.Instance.
+func (s *sdkInstance) Close(ctx context.Context) error { return s.close(ctx) }
+
+// guestOutput sends the guest's stdout and stderr to the current logs.
+type guestOutput struct{ s *sdkInstance }
+
+func (g guestOutput) Write(p []byte) (int, error) { return g.s.logs.Write(p) }
+
+// emptyReader is an SDK guest's stdin: events come through nimbus.next.
+type emptyReader struct{}
+
+func (emptyReader) Read([]byte) (int, error) { return 0, errEOF }

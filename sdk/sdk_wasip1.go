@@ -1,0 +1,93 @@
+//go:build wasip1
+
+package sdk
+
+import (
+	"fmt"
+	"os"
+	"time"
+	"unsafe"
+)
+
+// The nimbus host module, ABI version 1 (docs/wasm-abi.md). Pointers are
+// offsets into this module's linear memory; Go's GC does not move objects,
+// so a slice's address stays valid for the duration of a call.
+
+//go:wasmimport nimbus next
+func hostNext(buf unsafe.Pointer, size uint32) int32
+
+//go:wasmimport nimbus invocation_id
+func hostInvocationID(buf unsafe.Pointer, size uint32) int32
+
+//go:wasmimport nimbus trace_id
+func hostTraceID(buf unsafe.Pointer, size uint32) int32
+
+//go:wasmimport nimbus deadline_ms
+func hostDeadlineMS() int64
+
+//go:wasmimport nimbus respond
+func hostRespond(buf unsafe.Pointer, size uint32) int32
+
+//go:wasmimport nimbus error
+func hostError(buf unsafe.Pointer, size uint32) int32
+
+//go:wasmimport nimbus log
+func hostLog(buf unsafe.Pointer, size uint32) int32
+
+// initialBuffer is the event buffer's first size: most events are small,
+// larger ones grow it once (the host keeps the event pending meanwhile).
+const initialBuffer = 64 << 10
+
+func start(h Handler) {
+	buf := make([]byte, initialBuffer)
+	meta := make([]byte, 256)
+	for {
+		n := int(hostNext(unsafe.Pointer(unsafe.SliceData(buf)), uint32(len(buf))))
+		if n < 0 {
+			fmt.Fprintf(os.Stderr, "sdk: next: host error %d\n", n)
+			os.Exit(1)
+		}
+		if n > len(buf) {
+			buf = make([]byte, n)
+			continue // the host keeps the invocation pending until it fits
+		}
+		// Copy: the handler may keep the event, and buf is reused.
+		event := append([]byte(nil), buf[:n]...)
+		inv := &invocation{
+			id:      hostString(hostInvocationID, &meta),
+			traceID: hostString(hostTraceID, &meta),
+		}
+		if ms := hostDeadlineMS(); ms > 0 {
+			inv.deadline = time.UnixMilli(ms)
+		}
+		payload, ferr := invoke(inv, h, event)
+		var rc int32
+		if ferr != nil {
+			b := marshalError(ferr)
+			rc = hostError(unsafe.Pointer(unsafe.SliceData(b)), uint32(len(b)))
+		} else {
+			rc = hostRespond(unsafe.Pointer(unsafe.SliceData(payload)), uint32(len(payload)))
+		}
+		if rc != 0 {
+			fmt.Fprintf(os.Stderr, "sdk: invocation %s: host rejected the result: code %d\n", inv.id, rc)
+		}
+	}
+}
+
+// hostString calls a sized getter, growing *buf when the value does not fit.
+func hostString(get func(unsafe.Pointer, uint32) int32, buf *[]byte) string {
+	for {
+		n := int(get(unsafe.Pointer(unsafe.SliceData(*buf)), uint32(len(*buf))))
+		if n < 0 {
+			return ""
+		}
+		if n <= len(*buf) {
+			return string((*buf)[:n])
+		}
+		*buf = make([]byte, n)
+	}
+}
+
+func writeLog(msg string) {
+	hostLog(unsafe.Pointer(unsafe.StringData(msg)), uint32(len(msg)))
+}
