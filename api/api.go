@@ -30,6 +30,7 @@ const (
 	HeaderColdStart     = "X-Nimbus-Cold-Start"
 	HeaderStatus        = "X-Nimbus-Status"
 	HeaderDurationMS    = "X-Nimbus-Duration-Ms"
+	HeaderVersion       = "X-Nimbus-Executed-Version"
 )
 
 // Error is the body of every error response: {"error": {...}}.
@@ -139,4 +140,38 @@ type RecordList struct {
 type Health struct {
 	Status  string `json:"status"`
 	Version string `json:"version,omitempty"`
+}
+
+// Alias is a named pointer at a published version.
+type Alias struct {
+	Name        string             `json:"name"`
+	Function    string             `json:"function,omitempty"`
+	Version     string             `json:"version"`
+	Weights     map[string]float64 `json:"weights,omitempty"`
+	Description string             `json:"description,omitempty"`
+	Updated     time.Time          `json:"updated,omitzero"`
+}
+
+// PublishResult is the body of POST /api/v1/functions/{name}/versions.
+type PublishResult struct {
+	Function Function `json:"function"`
+	// Created is false when $LATEST was unchanged since the newest version,
+	// which is then returned.
+	Created bool `json:"created"`
+}
+
+// VersionList is the body of GET /api/v1/functions/{name}/versions.
+type VersionList struct {
+	Versions []Function `json:"versions"`
+}
+
+// AliasList is the body of GET /api/v1/functions/{name}/aliases.
+type AliasList struct {
+	Aliases []Alias `json:"aliases"`
+}
+
+// PutAliasResult is the body of PUT /api/v1/functions/{name}/aliases/{alias}.
+type PutAliasResult struct {
+	Alias  Alias  `json:"alias"`
+	Change string `json:"change"`
 }

@@ -126,6 +126,8 @@ type InvokeResult struct {
 	InvocationID string
 	ColdStart    bool
 	DurationMS   float64
+	// Version is the version that ran.
+	Version string
 }
 
 // Invoke runs a function synchronously. A function error is returned as
@@ -145,7 +147,7 @@ func (c *Client) Invoke(ctx context.Context, name string, payload []byte) (*Invo
 	}
 	d, _ := strconv.ParseFloat(resp.Header.Get(HeaderDurationMS), 64)
 	return &InvokeResult{
-		Payload: b, InvocationID: resp.Header.Get(HeaderInvocationID),
+		Payload: b, InvocationID: resp.Header.Get(HeaderInvocationID), Version: resp.Header.Get(HeaderVersion),
 		ColdStart: resp.Header.Get(HeaderColdStart) == "true", DurationMS: d,
 	}, nil
 }
@@ -155,4 +157,46 @@ func (c *Client) Records(ctx context.Context, name string, limit int) ([]Record,
 	var out RecordList
 	path := fmt.Sprintf("/api/v1/functions/%s/invocations?limit=%d", url.PathEscape(name), limit)
 	return out.Invocations, c.json(ctx, http.MethodGet, path, nil, &out)
+}
+
+// Publish freezes $LATEST into a new version.
+func (c *Client) Publish(ctx context.Context, name string) (*PublishResult, error) {
+	var out PublishResult
+	return &out, c.json(ctx, http.MethodPost, "/api/v1/functions/"+url.PathEscape(name)+"/versions", struct{}{}, &out)
+}
+
+// Versions lists a function's published versions, oldest first.
+func (c *Client) Versions(ctx context.Context, name string) ([]Function, error) {
+	var out VersionList
+	return out.Versions, c.json(ctx, http.MethodGet, "/api/v1/functions/"+url.PathEscape(name)+"/versions", nil, &out)
+}
+
+// DeleteVersion removes a published version.
+func (c *Client) DeleteVersion(ctx context.Context, name, version string) error {
+	return c.json(ctx, http.MethodDelete, "/api/v1/functions/"+url.PathEscape(name)+"/versions/"+url.PathEscape(version), nil, nil)
+}
+
+// PutAlias creates or moves an alias.
+func (c *Client) PutAlias(ctx context.Context, name string, a *Alias) (*PutAliasResult, error) {
+	var out PutAliasResult
+	return &out, c.json(ctx, http.MethodPut, "/api/v1/functions/"+url.PathEscape(name)+"/aliases/"+url.PathEscape(a.Name), a, &out)
+}
+
+// Aliases lists a function's aliases.
+func (c *Client) Aliases(ctx context.Context, name string) ([]Alias, error) {
+	var out AliasList
+	return out.Aliases, c.json(ctx, http.MethodGet, "/api/v1/functions/"+url.PathEscape(name)+"/aliases", nil, &out)
+}
+
+// DeleteAlias removes an alias.
+func (c *Client) DeleteAlias(ctx context.Context, name, alias string) error {
+	return c.json(ctx, http.MethodDelete, "/api/v1/functions/"+url.PathEscape(name)+"/aliases/"+url.PathEscape(alias), nil, nil)
+}
+
+// InvokeQualified invokes a version or alias ("" for $LATEST).
+func (c *Client) InvokeQualified(ctx context.Context, name, qualifier string, payload []byte) (*InvokeResult, error) {
+	if qualifier != "" {
+		name += ":" + qualifier
+	}
+	return c.Invoke(ctx, name, payload)
 }

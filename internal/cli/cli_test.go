@@ -88,6 +88,29 @@ func TestCLIWorkflow(t *testing.T) {
 		t.Errorf("logs -o json: %v %q", err, r.stdout)
 	}
 
+	// Versions and aliases.
+	if r = run(t, n, "", "publish", "hello"); r.code != 0 || !strings.Contains(r.stdout, "published hello version 1") {
+		t.Errorf("publish: %+v", r)
+	}
+	if r = run(t, n, "", "alias", "hello", "live", "--version", "1"); r.code != 0 || !strings.Contains(r.stdout, "created alias live -> version 1") {
+		t.Errorf("alias: %+v", r)
+	}
+	if r = run(t, n, "", "alias", "hello", "live", "--version", "1", "--weight", "2=oops"); r.code != cli.ExitUsage {
+		t.Errorf("bad weight: %+v", r)
+	}
+	if r = run(t, n, "", "invoke", "hello", "-q", "live", "-d", `{"name":"Alias"}`, "-o", "json"); !strings.Contains(r.stdout, `"version": "1"`) {
+		t.Errorf("invoke alias: %+v", r)
+	}
+	if r = run(t, n, "", "versions", "hello"); !strings.Contains(r.stdout, "VERSION") || !strings.Contains(r.stdout, "wasm") {
+		t.Errorf("versions: %+v", r)
+	}
+	if r = run(t, n, "", "versions", "hello", "--delete", "1"); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "alias") {
+		t.Errorf("delete aliased version: %+v", r)
+	}
+	if r = run(t, n, "", "alias", "hello"); !strings.Contains(r.stdout, "live") {
+		t.Errorf("alias list: %+v", r)
+	}
+
 	if r = run(t, n, "", "rm", "hello"); r.code != 0 || !strings.Contains(r.stdout, "deleted hello") {
 		t.Errorf("rm: %+v", r)
 	}
@@ -170,7 +193,7 @@ func TestCLIErrors(t *testing.T) {
 
 // TestHelpHasExamples: every command's --help shows an example.
 func TestHelpHasExamples(t *testing.T) {
-	for _, cmd := range []string{"", "up", "deploy", "invoke", "ls", "get", "rm", "logs"} {
+	for _, cmd := range []string{"", "up", "deploy", "invoke", "ls", "get", "rm", "logs", "publish", "versions", "alias"} {
 		args := []string{"--help"}
 		if cmd != "" {
 			args = []string{cmd, "--help"}

@@ -223,11 +223,12 @@ func humanBytes(n int) string {
 }
 
 func newInvoke(e *env) *cobra.Command {
-	var data string
+	var data, qualifier string
 	cmd := &cobra.Command{
 		Use:   "invoke NAME [-d DATA | -d @FILE | -d -]",
 		Short: "Invoke a function and print its result",
 		Example: `  nimbus invoke hello -d '{"name":"Ada"}'
+  nimbus invoke hello --qualifier live -d '{"name":"Ada"}'
   nimbus invoke resize -d @event.json
   echo '{}' | nimbus invoke hello -d -`,
 		Args: cobra.ExactArgs(1),
@@ -236,7 +237,7 @@ func newInvoke(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := e.client().Invoke(cmd.Context(), args[0], payload)
+			res, err := e.client().InvokeQualified(cmd.Context(), args[0], qualifier, payload)
 			if err != nil {
 				return err
 			}
@@ -246,7 +247,7 @@ func newInvoke(e *env) *cobra.Command {
 				if json.Unmarshal(res.Payload, &v) == nil {
 					result = v
 				}
-				return e.printJSON(map[string]any{"invocation_id": res.InvocationID, "cold_start": res.ColdStart, "duration_ms": res.DurationMS, "result": result})
+				return e.printJSON(map[string]any{"invocation_id": res.InvocationID, "version": res.Version, "cold_start": res.ColdStart, "duration_ms": res.DurationMS, "result": result})
 			}
 			e.stdout.Write(res.Payload)
 			if len(res.Payload) > 0 && res.Payload[len(res.Payload)-1] != '\n' {
@@ -256,6 +257,7 @@ func newInvoke(e *env) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&data, "data", "d", "", "event payload: JSON text, @FILE, or - for stdin")
+	cmd.Flags().StringVarP(&qualifier, "qualifier", "q", "", "version or alias to invoke (default $LATEST)")
 	return cmd
 }
 

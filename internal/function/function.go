@@ -125,6 +125,9 @@ type Spec struct {
 	Version     string            `json:"version,omitempty"`
 	Created     time.Time         `json:"created,omitzero"`
 	Updated     time.Time         `json:"updated,omitzero"`
+
+	// Async configures asynchronous invocations; nil means the defaults.
+	Async *AsyncConfig `json:"async,omitempty"`
 }
 
 // Normalize fills defaults in place.
@@ -208,6 +211,117 @@ func (s *Spec) Validate() error {
 	}
 	if size > 4096 {
 		return Invalid("env", "variables take %d bytes: the limit is 4 KB, as in Lambda", size)
+	}
+	if s.Async != nil {
+		if err := s.Async.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Bounds and defaults of AsyncConfig.
+const (
+	DefaultAsyncRetries = 2
+	MaxAsyncRetries     = 20
+	DefaultAsyncMaxAge  = 6 * time.Hour
+	MaxAsyncMaxAge      = 7 * 24 * time.Hour
+	DefaultAsyncBackoff = time.Second
+	MaxAsyncBackoff     = time.Hour
+)
+
+// AsyncConfig configures what happens to asynchronous invocations of a
+// function: how often a failure is retried, how long an event may wait, and
+// where outcomes go. The zero value means the defaults.
+type AsyncConfig struct {
+	// Retries after the first attempt fails (default 2; 0 disables retries).
+	// A pointer so that an explicit 0 differs from "not set".
+	Retries *int `json:"retries,omitempty" yaml:"retries"`
+	// MaxAge is how long an event may wait for a successful attempt before
+	// it is given up on (default 6h).
+	MaxAge Duration `json:"max_age,omitempty" yaml:"max_age"`
+	// Backoff is the delay before the first retry; each later retry waits
+	// twice as long, with jitter (default 1s).
+	Backoff Duration `json:"backoff,omitempty" yaml:"backoff"`
+	// OnSuccess and OnFailure receive the outcome. Without OnFailure a
+	// failed event goes to the dead-letter queue.
+	OnSuccess *Destination `json:"on_success,omitempty" yaml:"on_success"`
+	OnFailure *Destination `json:"on_failure,omitempty" yaml:"on_failure"`
+}
+
+// Destination is where an async outcome is sent: exactly one of a function
+// (invoked asynchronously), a NATS subject, or the dead-letter queue.
+type Destination struct {
+	Function string `json:"function,omitempty" yaml:"function"`
+	Subject  string `json:"subject,omitempty" yaml:"subject"`
+	DLQ      bool   `json:"dlq,omitempty" yaml:"dlq"`
+}
+
+// RetriesOrDefault returns the number of retries after a failed attempt.
+func (a *AsyncConfig) RetriesOrDefault() int {
+	if a == nil || a.Retries == nil {
+		return DefaultAsyncRetries
+	}
+	return *a.Retries
+}
+
+// MaxAgeOrDefault returns how long an event may wait.
+func (a *AsyncConfig) MaxAgeOrDefault() time.Duration {
+	if a == nil || a.MaxAge == 0 {
+		return DefaultAsyncMaxAge
+	}
+	return time.Duration(a.MaxAge)
+}
+
+// BackoffOrDefault returns the delay before the first retry.
+func (a *AsyncConfig) BackoffOrDefault() time.Duration {
+	if a == nil || a.Backoff == 0 {
+		return DefaultAsyncBackoff
+	}
+	return time.Duration(a.Backoff)
+}
+
+// Validate reports the first invalid field, named from the spec's root.
+func (a *AsyncConfig) Validate() error {
+	if a.Retries != nil && (*a.Retries < 0 || *a.Retries > MaxAsyncRetries) {
+		return Invalid("async.retries", "%d is out of range: use 0 to %d", *a.Retries, MaxAsyncRetries)
+	}
+	if a.MaxAge != 0 && (time.Duration(a.MaxAge) < time.Second || time.Duration(a.MaxAge) > MaxAsyncMaxAge) {
+		return Invalid("async.max_age", "%s is out of range: use 1s to %s", a.MaxAge, MaxAsyncMaxAge)
+	}
+	if a.Backoff != 0 && (a.Backoff < 0 || time.Duration(a.Backoff) > MaxAsyncBackoff) {
+		return Invalid("async.backoff", "%s is out of range: use a positive duration up to %s", a.Backoff, MaxAsyncBackoff)
+	}
+	if err := a.OnSuccess.validate("async.on_success"); err != nil {
+		return err
+	}
+	return a.OnFailure.validate("async.on_failure")
+}
+
+var subjectRE = regexp.MustCompile(`^[^\s*>.]+(\.[^\s*>.]+)*$`)
+
+func (d *Destination) validate(field string) error {
+	if d == nil {
+		return nil
+	}
+	n := 0
+	if d.Function != "" {
+		n++
+		if !nameRE.MatchString(d.Function) {
+			return Invalid(field+".function", "%q is not a valid function name", truncate(d.Function, 80))
+		}
+	}
+	if d.Subject != "" {
+		n++
+		if len(d.Subject) > 255 || !subjectRE.MatchString(d.Subject) {
+			return Invalid(field+".subject", "%q is not a NATS subject to publish to: use dot-separated tokens without spaces or wildcards", truncate(d.Subject, 80))
+		}
+	}
+	if d.DLQ {
+		n++
+	}
+	if n != 1 {
+		return Invalid(field, "give exactly one of function, subject or dlq: true")
 	}
 	return nil
 }

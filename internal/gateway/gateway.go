@@ -33,6 +33,12 @@ type Registry interface {
 	Put(ctx context.Context, spec function.Spec) (*function.Spec, registry.Change, error)
 	Delete(ctx context.Context, name string) error
 	PutCode(ctx context.Context, code []byte) (string, error)
+	Publish(ctx context.Context, name string) (*function.Spec, bool, error)
+	Versions(name string) ([]*function.Spec, error)
+	DeleteVersion(ctx context.Context, name, version string) error
+	PutAlias(ctx context.Context, a function.Alias) (*function.Alias, registry.Change, error)
+	Aliases(name string) ([]*function.Alias, error)
+	DeleteAlias(ctx context.Context, name, alias string) error
 }
 
 // Records reads invocation records.
@@ -91,6 +97,12 @@ func New(cfg Config, inv *invoke.Invoker, reg Registry, pools *pool.Manager, rec
 	m.Handle("DELETE /api/v1/functions/{name}", g.auth(g.deleteFunction))
 	m.Handle("POST /api/v1/functions/{name}/invoke", g.auth(g.invokeAPI))
 	m.Handle("GET /api/v1/functions/{name}/invocations", g.auth(g.listRecords))
+	m.Handle("POST /api/v1/functions/{name}/versions", g.auth(g.publish))
+	m.Handle("GET /api/v1/functions/{name}/versions", g.auth(g.listVersions))
+	m.Handle("DELETE /api/v1/functions/{name}/versions/{version}", g.auth(g.deleteVersion))
+	m.Handle("GET /api/v1/functions/{name}/aliases", g.auth(g.listAliases))
+	m.Handle("PUT /api/v1/functions/{name}/aliases/{alias}", g.auth(g.putAlias))
+	m.Handle("DELETE /api/v1/functions/{name}/aliases/{alias}", g.auth(g.deleteAlias))
 	m.Handle("/api/", g.auth(func(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusNotFound, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path)})
 	}))
@@ -183,6 +195,7 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request, req *invoke.Req
 	if resp != nil {
 		h.Set(api.HeaderInvocationID, resp.Record.ID)
 		h.Set(api.HeaderDurationMS, strconv.FormatFloat(resp.Record.DurationMS, 'f', -1, 64))
+		h.Set(api.HeaderVersion, resp.Record.Version)
 		if resp.Record.ColdStart {
 			h.Set(api.HeaderColdStart, "true")
 		}
