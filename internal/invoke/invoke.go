@@ -43,6 +43,9 @@ type Request struct {
 	ID string
 	// HTTP describes the HTTP request that caused the invocation, if any.
 	HTTP *runtime.HTTPInfo
+	// ClientContext is the caller's client context (Lambda's, as JSON),
+	// passed to runtimes that expose it.
+	ClientContext string
 }
 
 // Response is the outcome of an invocation that ran.
@@ -161,7 +164,7 @@ func (iv *Invoker) Invoke(ctx context.Context, req *Request) (*Response, error) 
 	runStart := time.Now()
 	res, err := lease.Instance.Invoke(ctx, &runtime.Request{
 		ID: req.ID, TraceID: req.TraceID, Payload: req.Payload,
-		Deadline: start.Add(timeout), HTTP: req.HTTP,
+		Deadline: start.Add(timeout), HTTP: req.HTTP, ClientContext: req.ClientContext,
 	})
 	run := time.Since(runStart)
 	lease.Release()

@@ -2,6 +2,7 @@ package invoke
 
 import (
 	"context"
+	"bytes"
 	"encoding/json"
 	"log/slog"
 	"sync"
@@ -14,6 +15,9 @@ import (
 	"github.com/nimbus-run/nimbus/internal/store"
 )
 
+// maxBatch bounds the records of one message (each is ~0.5-70 KB with logs).
+const maxBatch = 256
+
 // Recorder writes invocation records to the records stream. Publishing is
 // asynchronous so the request path never waits for JetStream, but nothing is
 // dropped: when the buffer is full Add blocks (back-pressure), a failed
@@ -22,10 +26,6 @@ type Recorder struct {
 	js  jetstream.JetStream
 	log *slog.Logger
 	ch  chan *function.Record
-
-	// Hook, when set, sees every record as it is queued (used by the
-	// in-process "recent" cache and tests).
-	hook func(*function.Record)
 
 	wg   sync.WaitGroup
 	once sync.Once
@@ -49,7 +49,7 @@ func (r *Recorder) Add(rec *function.Record) { r.ch <- rec }
 func (r *Recorder) run() {
 	defer r.wg.Done()
 	type pending struct {
-		rec *function.Record
+		id  string
 		msg *nats.Msg
 		fut jetstream.PubAckFuture
 	}
@@ -62,7 +62,7 @@ func (r *Recorder) run() {
 				return p
 			}
 			if attempt%50 == 0 {
-				r.log.Warn("records: publish failed, retrying", "id", p.rec.ID, "err", err)
+				r.log.Warn("records: publish failed, retrying", "id", p.id, "err", err)
 			}
 			time.Sleep(min(time.Duration(attempt+1)*10*time.Millisecond, time.Second))
 		}
@@ -75,7 +75,7 @@ func (r *Recorder) run() {
 				select {
 				case <-p.fut.Ok():
 				case err := <-p.fut.Err():
-					r.log.Warn("records: not stored, retrying", "id", p.rec.ID, "err", err)
+					r.log.Warn("records: not stored, retrying", "id", p.id, "err", err)
 					retry = append(retry, p)
 				}
 			}
@@ -85,17 +85,37 @@ func (r *Recorder) run() {
 			}
 		}
 	}
+	// Records are batched per function: under load one message carries
+	// many records (newline-delimited JSON), which is what lets JetStream
+	// keep up with the invocation rate; an idle node still writes each
+	// record at once, since a batch is whatever is queued right now.
 	for rec := range r.ch {
-		b, err := json.Marshal(rec)
-		if err != nil {
-			r.log.Error("records: unencodable record", "id", rec.ID, "err", err)
-			continue
+		batch := map[string][][]byte{}
+		first := map[string]string{}
+		add := func(rec *function.Record) {
+			b, err := json.Marshal(rec)
+			if err != nil {
+				r.log.Error("records: unencodable record", "id", rec.ID, "err", err)
+				return
+			}
+			if _, ok := first[rec.Function]; !ok {
+				first[rec.Function] = rec.ID
+			}
+			batch[rec.Function] = append(batch[rec.Function], b)
 		}
-		msg := nats.NewMsg(store.RecordSubject(rec.Function))
-		msg.Data = b
-		msg.Header.Set(jetstream.MsgIDHeader, rec.ID)
-		inflight = append(inflight, publish(pending{rec: rec, msg: msg}))
-		if len(r.ch) == 0 || len(inflight) >= 1024 {
+		add(rec)
+		for n := 1; n < maxBatch && len(r.ch) > 0; n++ {
+			add(<-r.ch)
+		}
+		for fn, lines := range batch {
+			msg := nats.NewMsg(store.RecordSubject(fn))
+			msg.Data = bytes.Join(lines, []byte{'\n'})
+			// The first record's id names the batch, so a republished
+			// batch is deduplicated.
+			msg.Header.Set(jetstream.MsgIDHeader, first[fn])
+			inflight = append(inflight, publish(pending{id: first[fn], msg: msg}))
+		}
+		if len(r.ch) == 0 || len(inflight) >= 256 {
 			settle()
 		}
 	}

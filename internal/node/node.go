@@ -7,6 +7,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,9 +24,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/nimbus-run/nimbus/internal/apigateway"
+	"github.com/nimbus-run/nimbus/internal/async"
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/gateway"
 	"github.com/nimbus-run/nimbus/internal/invoke"
+	"github.com/nimbus-run/nimbus/internal/keys"
+	"github.com/nimbus-run/nimbus/internal/keys/keysapi"
+	"github.com/nimbus-run/nimbus/internal/lambdaapi"
 	"github.com/nimbus-run/nimbus/internal/natsd"
 	"github.com/nimbus-run/nimbus/internal/pool"
 	"github.com/nimbus-run/nimbus/internal/registry"
@@ -33,6 +40,7 @@ import (
 	"github.com/nimbus-run/nimbus/internal/runtime/wasm"
 	"github.com/nimbus-run/nimbus/internal/store"
 	"github.com/nimbus-run/nimbus/internal/telemetry"
+	"github.com/nimbus-run/nimbus/internal/workflow"
 )
 
 // Config is everything a node needs.
@@ -59,7 +67,21 @@ type Config struct {
 	DrainTimeout time.Duration
 	// MaxBody bounds invoke request bodies (default 6 MiB).
 	MaxBody int64
-	Logger  *slog.Logger
+	// Async and Events tune asynchronous invocation and triggers (zero
+	// values are the defaults; Logger and Metrics are filled in).
+	Async  async.Config
+	// APIListen serves user routes (the API gateway) on their own address;
+	// the main listener then serves none. Empty: user routes share Listen.
+	APIListen string
+	// TLSCert and TLSKey (PEM files) turn on HTTPS, with HTTP/2, on both
+	// listeners.
+	TLSCert, TLSKey string
+	// TrustedProxies are the peers whose X-Forwarded-For and
+	// X-Forwarded-Proto user routes believe.
+	TrustedProxies []netip.Prefix
+	// MaxHeaderBytes bounds request headers (default 64 KiB): 431 beyond.
+	MaxHeaderBytes int
+	Logger         *slog.Logger
 }
 
 // Node is a running Nimbus node.
@@ -77,12 +99,23 @@ type Node struct {
 	Invoker *invoke.Invoker
 	Metrics *telemetry.Metrics
 	Gateway *gateway.Gateway
-	srv     *http.Server
+	API     *apigateway.Service
+	// Async is the async invocation queue; Events the triggers and rules.
+	Async  *async.Service
+	Events any // *events.Service once triggers land
+	// Workflows is the Step Functions engine (workflows.go).
+	Workflows *workflow.Service
 	ln      net.Listener
+	apiLn   net.Listener
 	token   string
 	ready   atomic.Bool
 
 	stops []func(context.Context) error // in start order
+
+	// Keys are the access keys of the AWS-compatible APIs; Lambda serves
+	// the Lambda Invoke API.
+	Keys   *keys.Keyring
+	Lambda *lambdaapi.InvokeAPI
 }
 
 // TokenFile is the admin token's file name inside the data directory.
@@ -100,6 +133,12 @@ func (c *Config) defaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("node: give both a TLS certificate and its key (--tls-cert, --tls-key), or neither")
 	}
 	return nil
 }
@@ -198,6 +237,11 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.onStop(n.Reg.Stop)
+	n.Keys = keys.New(n.Store, cfg.Logger)
+	if err := n.Keys.Start(ctx); err != nil {
+		return nil, err
+	}
+	n.onStop(n.Keys.Stop)
 
 	n.rec = invoke.NewRecorder(n.Store.JS, cfg.Logger)
 	if err := n.rec.Start(ctx); err != nil {
@@ -208,26 +252,94 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.Gateway = gateway.New(gateway.Config{Token: n.token, Dev: cfg.Dev, MaxBody: cfg.MaxBody, Logger: cfg.Logger},
 		n.Invoker, n.Reg, n.Pools, recordReader{n.Store}, n.Metrics.Handler(), n.readyErr)
 
+	// The API gateway: user routes on the main listener, or on their own.
+	n.API = apigateway.New(apigateway.Config{
+		Store: n.Store, Invoker: n.Invoker, Functions: n.Reg, MaxBody: cfg.MaxBody,
+		TrustedProxies: cfg.TrustedProxies, Logger: cfg.Logger,
+	})
+	if err := n.API.Start(ctx); err != nil {
+		return nil, err
+	}
+	n.onStop(n.API.Stop)
+	n.API.Register(n.Gateway)
+	if cfg.APIListen == "" {
+		n.Gateway.Fallback(n.API)
+	}
+
+	var tlsCfg *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("node: TLS certificate: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	n.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("node: listen on %s: %w (is another node running? pick another with --listen)", cfg.Listen, err)
 	}
-	n.srv = &http.Server{Handler: n.Gateway, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- n.srv.Serve(n.ln) }()
-	// The recorder stops after the HTTP server has drained, so the records
-	// of drained invocations are flushed.
+	if cfg.APIListen != "" {
+		if n.apiLn, err = net.Listen("tcp", cfg.APIListen); err != nil {
+			n.ln.Close()
+			return nil, fmt.Errorf("node: listen on %s: %w (pick another with --api-listen)", cfg.APIListen, err)
+		}
+	}
+	// The recorder stops after the HTTP servers have drained, so the
+	// records of drained invocations are flushed.
 	n.onStop(n.rec.Stop)
+	// The Lambda Invoke API and the access keys' management API. The Invoke
+	// API's Stop waits for the Event invocations it runs itself, so it too
+	// runs after the HTTP servers' and before the recorder's.
+	n.Lambda = lambdaapi.NewInvokeAPI(lambdaapi.InvokeAPIConfig{Dev: cfg.Dev, AdminToken: n.token, MaxPayload: int(cfg.MaxBody), Logger: cfg.Logger},
+		n.Invoker, n.Reg, n.Keys, nil)
+	n.onStop(n.Lambda.Stop)
+	n.Gateway.Handle(lambdaapi.InvokePattern, n.Lambda)
+	keysapi.Register(n.Gateway, n.Keys)
+	// Async workers and triggers run invocations: they stop after the HTTP
+	// servers (no new work comes in) and before the recorder.
+	if err := n.startEvents(ctx); err != nil {
+		n.ln.Close()
+		if n.apiLn != nil {
+			n.apiLn.Close()
+		}
+		return nil, err
+	}
+	if err := n.startWorkflows(ctx); err != nil {
+		n.ln.Close()
+		if n.apiLn != nil {
+			n.apiLn.Close()
+		}
+		return nil, err
+	}
+	n.serve(n.ln, apigateway.Observe(cfg.Logger, n.Gateway), tlsCfg)
+	if n.apiLn != nil {
+		n.serve(n.apiLn, apigateway.Observe(cfg.Logger, n.API), tlsCfg)
+	}
+	n.ready.Store(true)
+	n.log.Info("nimbus node started", "url", n.URL(), "data", cfg.DataDir, "dev", cfg.Dev, "nats", n.natsDesc())
+	return n, nil
+}
+
+// serve runs an HTTP server on ln until Stop. With tlsCfg it speaks HTTPS,
+// and HTTP/2 by ALPN (net/http configures it when NextProtos is unset).
+func (n *Node) serve(ln net.Listener, h http.Handler, tlsCfg *tls.Config) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: n.cfg.MaxHeaderBytes,
+		TLSConfig: tlsCfg, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
+	serveErr := make(chan error, 1)
+	go func() {
+		if tlsCfg != nil {
+			serveErr <- srv.ServeTLS(ln, "", "")
+		} else {
+			serveErr <- srv.Serve(ln)
+		}
+	}()
 	n.onStop(func(ctx context.Context) error {
-		err := n.srv.Shutdown(ctx)
+		err := srv.Shutdown(ctx)
 		if e := <-serveErr; e != nil && !errors.Is(e, http.ErrServerClosed) {
 			return e
 		}
 		return err
 	})
-	n.ready.Store(true)
-	n.log.Info("nimbus node started", "url", n.URL(), "data", cfg.DataDir, "dev", cfg.Dev, "nats", n.natsDesc())
-	return n, nil
 }
 
 func (n *Node) natsDesc() string {
@@ -253,7 +365,23 @@ func (n *Node) readyErr() error {
 }
 
 // URL is the node's base HTTP URL.
-func (n *Node) URL() string { return "http://" + n.ln.Addr().String() }
+func (n *Node) URL() string { return n.scheme() + n.ln.Addr().String() }
+
+// APIURL is the base URL of user routes: the --api-listen address when
+// given, else URL.
+func (n *Node) APIURL() string {
+	if n.apiLn == nil {
+		return n.URL()
+	}
+	return n.scheme() + n.apiLn.Addr().String()
+}
+
+func (n *Node) scheme() string {
+	if n.cfg.TLSCert != "" {
+		return "https://"
+	}
+	return "http://"
+}
 
 // Token is the admin token ("" in dev mode).
 func (n *Node) Token() string { return n.token }

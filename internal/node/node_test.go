@@ -22,6 +22,9 @@ import (
 	"github.com/nimbus-run/nimbus/internal/testutil"
 )
 
+// probe is the wasm runtime's many-behaviour SDK fixture (see its doc).
+const probe = "./internal/runtime/wasm/testdata/probe"
+
 func post(t *testing.T, url, body string) (*http.Response, []byte) {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", strings.NewReader(body))
@@ -180,7 +183,7 @@ func TestRecords(t *testing.T) {
 
 func TestTimeoutAndRecovery(t *testing.T) {
 	n := nodetest.Start(t, node.Config{Dev: true})
-	nodetest.Deploy(t, n, api.Function{Name: "loop", Memory: 64, Timeout: "300ms"}, testutil.BuildWasm(t, "./internal/runtime/wasm/testdata/loop"))
+	nodetest.Deploy(t, n, api.Function{Name: "loop", Memory: 64, Timeout: "300ms"}, testutil.BuildWasm(t, probe))
 	start := time.Now()
 	resp, body := post(t, n.URL()+"/function/loop", `{"mode":"spin"}`)
 	took := time.Since(start)
@@ -194,27 +197,27 @@ func TestTimeoutAndRecovery(t *testing.T) {
 		t.Errorf("timeout took %s", took)
 	}
 	resp, body = post(t, n.URL()+"/function/loop", `{}`)
-	if resp.StatusCode != 200 || string(body) != `"ok"` {
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"count":1`) {
 		t.Fatalf("after timeout: %d %s", resp.StatusCode, body)
 	}
 }
 
 func TestMemoryLimitAndSandbox(t *testing.T) {
 	n := nodetest.Start(t, node.Config{Dev: true})
-	nodetest.Deploy(t, n, api.Function{Name: "memhog", Memory: 32, Timeout: "10s"}, testutil.BuildWasm(t, "./internal/runtime/wasm/testdata/memhog"))
-	resp, body := post(t, n.URL()+"/function/memhog", `{"mb":0}`)
+	nodetest.Deploy(t, n, api.Function{Name: "memhog", Memory: 32, Timeout: "10s"}, testutil.BuildWasm(t, probe))
+	resp, body := post(t, n.URL()+"/function/memhog", `{"mode":"alloc","mb":0}`)
 	if resp.StatusCode != 500 || !strings.Contains(strings.ToLower(string(body)), "memory limit exceeded") {
 		t.Fatalf("memhog: %d %s", resp.StatusCode, body)
 	}
-	nodetest.Deploy(t, n, api.Function{Name: "sandbox", Memory: 64, Timeout: "5s", Env: map[string]string{"ONLY": "this"}}, testutil.BuildWasm(t, "./internal/runtime/wasm/testdata/sandbox"))
+	nodetest.Deploy(t, n, api.Function{Name: "sandbox", Memory: 64, Timeout: "5s", Env: map[string]string{"ONLY": "this"}}, testutil.BuildWasm(t, probe))
 	for _, mode := range []string{"file", "dial"} {
-		resp, body := post(t, n.URL()+"/function/sandbox", `{"mode":"`+mode+`"}`)
+		resp, body := post(t, n.URL()+"/function/sandbox", `{"mode":"`+mode+`","addr":"`+strings.TrimPrefix(n.URL(), "http://")+`"}`)
 		if resp.StatusCode != 500 || apiError(t, body).Type != "Denied" {
 			t.Errorf("%s: %d %s, want a denied error", mode, resp.StatusCode, body)
 		}
 	}
 	resp, body = post(t, n.URL()+"/function/sandbox", `{"mode":"env"}`)
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "ONLY=this") || strings.Contains(string(body), "HOME=") || strings.Contains(string(body), "PATH=") {
+	if resp.StatusCode != 200 || string(body) != `["ONLY=this"]` {
 		t.Errorf("env: %d %s", resp.StatusCode, body)
 	}
 }
@@ -494,4 +497,29 @@ func TestDrainOnStop(t *testing.T) {
 	if r.status != 200 || !strings.Contains(r.body, "slept_ms") {
 		t.Errorf("in-flight call during stop: %d %s", r.status, r.body)
 	}
+}
+
+// TestCrashedInstanceIsReplaced: an SDK instance that exits mid-invocation
+// gives that invocation an error record, and the next call gets a new one.
+func TestCrashedInstanceIsReplaced(t *testing.T) {
+	n := nodetest.Start(t, node.Config{Dev: true})
+	nodetest.Deploy(t, n, api.Function{Name: "exit", Memory: 64}, testutil.BuildWasm(t, probe))
+	resp, body := post(t, n.URL()+"/function/exit", `{"mode":"crash"}`)
+	if resp.StatusCode != 500 {
+		t.Fatalf("crash: %d %s", resp.StatusCode, body)
+	}
+	crashID := resp.Header.Get(api.HeaderInvocationID)
+	resp, body = post(t, n.URL()+"/function/exit", `{}`)
+	if resp.StatusCode != 200 || resp.Header.Get(api.HeaderColdStart) != "true" {
+		t.Fatalf("after crash: %d cold=%q %s", resp.StatusCode, resp.Header.Get(api.HeaderColdStart), body)
+	}
+	nodetest.Eventually(t, 5*time.Second, "crash record", func() bool {
+		recs, _ := nodetest.Client(n).Records(context.Background(), "exit", 10)
+		for _, r := range recs {
+			if r.ID == crashID {
+				return r.Status == "error" && r.Error != ""
+			}
+		}
+		return false
+	})
 }

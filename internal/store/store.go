@@ -185,8 +185,9 @@ func (s *Store) DeleteCode(ctx context.Context, digest string) error {
 // RecordSubject is the subject a function's invocation records go to.
 func RecordSubject(function string) string { return RecordsSubject + function }
 
-// LastRecords returns up to limit of the newest messages on subject of the
-// records stream, newest first.
+// LastRecords returns up to limit of the newest records on subject of the
+// records stream, newest first. A message holds one record or a batch of
+// them, newline-delimited.
 //
 // JetStream cannot iterate backwards, so this scans forward from a window
 // before the stream's end and widens the window until it has enough: cheap
@@ -251,7 +252,11 @@ func (s *Store) scan(ctx context.Context, subject string, start, last uint64) ([
 				done = true
 				continue
 			}
-			out = append(out, json.RawMessage(m.Data()))
+			for line := range bytes.SplitSeq(m.Data(), []byte{'\n'}) {
+				if len(line) > 0 {
+					out = append(out, json.RawMessage(line))
+				}
+			}
 			if md.NumPending == 0 || md.Sequence.Stream == last {
 				done = true
 			}
