@@ -76,6 +76,8 @@ type Function struct {
 	Version     string            `json:"version,omitempty"`
 	Created     time.Time         `json:"created,omitzero"`
 	Updated     time.Time         `json:"updated,omitzero"`
+	// Async configures asynchronous invocation (see AsyncConfig).
+	Async *AsyncConfig `json:"async,omitempty"`
 	// Instances is filled by GET of one function: live instances on the node.
 	Instances *PoolStats `json:"instances,omitempty"`
 }

@@ -140,7 +140,11 @@ func invoke(inv *invocation, h Handler, event []byte) (payload []byte, ferr *err
 	}()
 	res, err := h(ctx, json.RawMessage(event))
 	if err != nil {
-		return nil, &errorBody{Type: errorType(err), Message: err.Error()}
+		msg := err.Error()
+		if se, ok := err.(*Error); ok {
+			msg = se.Message // its Error() repeats the type, which has its own field
+		}
+		return nil, &errorBody{Type: errorType(err), Message: msg}
 	}
 	switch v := res.(type) {
 	case nil:

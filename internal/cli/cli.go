@@ -130,7 +130,10 @@ the other commands talk to a running node (NIMBUS_URL, NIMBUS_TOKEN).`,
 	root.PersistentFlags().StringVar(&e.token, "token", os.Getenv("NIMBUS_TOKEN"), "management API token (env NIMBUS_TOKEN; default: the local node's admin.token)")
 	root.PersistentFlags().StringVarP(&e.output, "output", "o", "text", "output format: text or json")
 	root.AddCommand(newUp(e), newDeploy(e), newInvoke(e), newList(e), newGet(e), newRemove(e), newLogs(e),
-		newPublish(e), newVersions(e), newAlias(e))
+		newRoutes(e), newAPIKeys(e),
+		newPublish(e), newVersions(e), newAlias(e), newKeys(e))
+	root.AddCommand(eventCommands(e)...)
+	root.AddCommand(newWorkflows(e))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	return root
 }

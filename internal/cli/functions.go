@@ -112,7 +112,16 @@ func deployManifest(cmd *cobra.Command, e *env, file string) error {
 	if err != nil {
 		return usageError{fmt.Errorf("%s: %w", file, err)}
 	}
-	return deployAll(cmd, e, m)
+	if err := deployAll(cmd, e, m); err != nil {
+		return err
+	}
+	// Triggers and rules after the functions they invoke (events.go). Only
+	// a manifest replaces them: a deploy by flags leaves them as they are.
+	if err := deployEvents(cmd.Context(), e, m); err != nil {
+		return err
+	}
+	// Workflows after the functions their tasks call (workflows.go).
+	return deployWorkflows(cmd.Context(), e, m)
 }
 
 // deployAll uploads code and puts every function of m, reporting each.
@@ -128,6 +137,10 @@ func deployAll(cmd *cobra.Command, e *env, m *manifest.Manifest) error {
 			return usagef("functions.%s.code: %v", name, err)
 		}
 		codes[name] = b
+	}
+	apiCfg, err := manifestAPI(m) // routes & co. (apikeys.go), read up front too
+	if err != nil {
+		return err
 	}
 	var results []api.PutFunctionResult
 	for _, name := range m.Names() {
@@ -148,6 +161,10 @@ func deployAll(cmd *cobra.Command, e *env, m *manifest.Manifest) error {
 			fmt.Fprintf(e.stdout, "%-9s %s (%s, %d MB, timeout %s, max %d)\n", res.Change, name, res.Function.Runtime, res.Function.Memory, res.Function.Timeout, res.Function.Max)
 		}
 	}
+	// Routes last: they refer to the functions just deployed.
+	if err := deployAPI(ctx, e, apiCfg); err != nil {
+		return err
+	}
 	if e.json() {
 		return e.printJSON(results)
 	}
@@ -158,7 +175,7 @@ func specToAPI(s *function.Spec) *api.Function {
 	return &api.Function{
 		Name: s.Name, Runtime: s.Runtime, Code: s.Code, Handler: s.Handler, Memory: s.MemoryMB,
 		Timeout: s.Timeout.String(), Min: s.Min, Max: s.Max, IdleTimeout: s.IdleTimeout.String(),
-		Concurrency: s.Concurrency, Env: s.Env,
+		Concurrency: s.Concurrency, Env: s.Env, Async: api.AsyncFromSpec(s.Async),
 	}
 }
 
@@ -224,18 +241,24 @@ func humanBytes(n int) string {
 
 func newInvoke(e *env) *cobra.Command {
 	var data, qualifier string
+	var async asyncFlags
 	cmd := &cobra.Command{
 		Use:   "invoke NAME [-d DATA | -d @FILE | -d -]",
 		Short: "Invoke a function and print its result",
 		Example: `  nimbus invoke hello -d '{"name":"Ada"}'
   nimbus invoke hello --qualifier live -d '{"name":"Ada"}'
   nimbus invoke resize -d @event.json
-  echo '{}' | nimbus invoke hello -d -`,
+  echo '{}' | nimbus invoke hello -d -
+  nimbus invoke resize --async -d @event.json     # 202: prints the invocation id
+  nimbus invoke resize --async --wait -d '{}'     # and waits for the outcome`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			payload, err := readData(e, data)
 			if err != nil {
 				return err
+			}
+			if async.async {
+				return invokeAsync(cmd, e, args[0], qualifier, payload, async)
 			}
 			res, err := e.client().InvokeQualified(cmd.Context(), args[0], qualifier, payload)
 			if err != nil {
@@ -258,6 +281,7 @@ func newInvoke(e *env) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&data, "data", "d", "", "event payload: JSON text, @FILE, or - for stdin")
 	cmd.Flags().StringVarP(&qualifier, "qualifier", "q", "", "version or alias to invoke (default $LATEST)")
+	async.flags(cmd)
 	return cmd
 }
 

@@ -22,6 +22,7 @@ func newUp(e *env) *cobra.Command {
 		cfg      node.Config
 		demo     bool
 		logLevel string
+		proxies  []string // --trusted-proxy
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -41,6 +42,13 @@ node stops taking requests, lets in-flight invocations finish (bounded by
 				return usagef("--log-level: %v", err)
 			}
 			cfg.Logger = slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			for _, p := range proxies {
+				pfx, err := parsePrefix(p)
+				if err != nil {
+					return usagef("--trusted-proxy %q: want an address or CIDR like 10.0.0.0/8", p)
+				}
+				cfg.TrustedProxies = append(cfg.TrustedProxies, pfx)
+			}
 			if demo && !cmd.Flags().Changed("dev") {
 				cfg.Dev = true
 			}
@@ -76,6 +84,11 @@ node stops taking requests, lets in-flight invocations finish (bounded by
 	fl.DurationVar(&cfg.QueueTimeout, "queue-timeout", 100*time.Millisecond, "how long a call waits at max concurrency before HTTP 429")
 	fl.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight invocations")
 	fl.Int64Var(&cfg.MaxBody, "max-body", 6<<20, "request body limit in bytes for invocations")
+	fl.StringVar(&cfg.APIListen, "api-listen", "", "serve user routes (the API gateway) on this address instead of --listen")
+	fl.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM) for HTTPS and HTTP/2 on both listeners")
+	fl.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM) for --tls-cert")
+	fl.StringArrayVar(&proxies, "trusted-proxy", nil, "believe X-Forwarded-For from this address or CIDR (repeatable)")
+	fl.IntVar(&cfg.MaxHeaderBytes, "max-header-bytes", 64<<10, "request header size limit (431 beyond)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }
@@ -91,6 +104,9 @@ func printBanner(e *env, n *node.Node, cfg node.Config) {
 			filepath.Join(cfg.DataDir, node.TokenFile), filepath.Join(cfg.DataDir, node.TokenFile))
 	}
 	fmt.Fprintf(w, "  metrics: %s/metrics\n", n.URL())
+	if cfg.APIListen != "" {
+		fmt.Fprintf(w, "  routes:  %s\n", n.APIURL())
+	}
 }
 
 // demoFunctions are built from examples/ and deployed by `up --demo`.

@@ -128,6 +128,36 @@ type Spec struct {
 
 	// Async configures asynchronous invocations; nil means the defaults.
 	Async *AsyncConfig `json:"async,omitempty"`
+
+	// Uses lists the tables and buckets the function may reach through the
+	// SDK; anything else is refused (package data checks it).
+	Uses *Uses `json:"uses,omitempty"`
+}
+
+// Uses names the data resources a function may use.
+type Uses struct {
+	Tables  []string `json:"tables,omitempty" yaml:"tables"`
+	Buckets []string `json:"buckets,omitempty" yaml:"buckets"`
+}
+
+var (
+	tableRefRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+	bucketRefRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
+)
+
+// Validate checks the names (as package data names tables and buckets).
+func (u *Uses) Validate() error {
+	for i, t := range u.Tables {
+		if !tableRefRE.MatchString(t) {
+			return Invalid(fmt.Sprintf("uses.tables[%d]", i), "%q is not a valid table name", truncate(t, 80))
+		}
+	}
+	for i, b := range u.Buckets {
+		if !bucketRefRE.MatchString(b) {
+			return Invalid(fmt.Sprintf("uses.buckets[%d]", i), "%q is not a valid bucket name", truncate(b, 80))
+		}
+	}
+	return nil
 }
 
 // Normalize fills defaults in place.
@@ -214,6 +244,11 @@ func (s *Spec) Validate() error {
 	}
 	if s.Async != nil {
 		if err := s.Async.Validate(); err != nil {
+			return err
+		}
+	}
+	if s.Uses != nil {
+		if err := s.Uses.Validate(); err != nil {
 			return err
 		}
 	}

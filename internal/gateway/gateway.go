@@ -68,6 +68,8 @@ type Gateway struct {
 	metrics http.Handler
 	ready   func() error
 	mux     *http.ServeMux
+	// targets dispatches AWS JSON protocol requests by X-Amz-Target (awsjson.go).
+	targets targetMux
 }
 
 // New builds the handler.
@@ -115,7 +117,43 @@ func (g *Gateway) Handle(pattern string, h http.Handler) { g.mux.Handle(pattern,
 // Protected wraps h with the management API's token check.
 func (g *Gateway) Protected(h http.HandlerFunc) http.Handler { return g.auth(h) }
 
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
+// ReservedPrefixes are the paths Nimbus owns on the main listener; user
+// routes (Fallback) never see requests under them, even for surfaces that
+// are not registered, so a user route cannot shadow a platform path.
+var ReservedPrefixes = []string{
+	"/function/", "/async-function/", "/2015-03-31/", "/api/", "/webhook/", "/ui/",
+	"/metrics", "/healthz", "/readyz",
+}
+
+// IsReserved reports whether path belongs to Nimbus rather than user routes.
+func IsReserved(path string) bool {
+	for _, p := range ReservedPrefixes {
+		if strings.HasPrefix(path, p) || (strings.HasSuffix(p, "/") && path == p[:len(p)-1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// Fallback serves every request no other pattern takes (the user routes of
+// the API gateway), except under the reserved prefixes, which answer 404.
+func (g *Gateway) Fallback(h http.Handler) {
+	g.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if IsReserved(r.URL.Path) {
+			writeAPIError(w, http.StatusNotFound, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+}
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := g.targets.lookup(r); h != nil {
+		h.ServeHTTP(w, r)
+		return
+	}
+	g.mux.ServeHTTP(w, r)
+}
 
 func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 	if g.ready != nil {
@@ -346,6 +384,7 @@ func toAPI(s *function.Spec) api.Function {
 		Name: s.Name, Runtime: s.Runtime, Code: s.Code, Handler: s.Handler, Memory: s.MemoryMB,
 		Timeout: s.Timeout.String(), Min: s.Min, Max: s.Max, IdleTimeout: s.IdleTimeout.String(),
 		Concurrency: s.Concurrency, Env: s.Env, Version: s.Version, Created: s.Created, Updated: s.Updated,
+		Async: api.AsyncFromSpec(s.Async),
 	}
 }
 

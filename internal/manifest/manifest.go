@@ -15,12 +15,22 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/nimbus-run/nimbus/api"
 	"github.com/nimbus-run/nimbus/internal/function"
 )
 
 // Manifest is a parsed nimbus.yaml.
 type Manifest struct {
 	Functions map[string]*Function `yaml:"functions"`
+	// The API gateway (api.go): authorizers, CORS, usage plans and routes.
+	Auth       map[string]*Auth      `yaml:"auth"`
+	CORS       *CORS                 `yaml:"cors"`
+	UsagePlans map[string]*UsagePlan `yaml:"usage_plans"`
+	Routes     []Route               `yaml:"routes"`
+	// Rules are event rules by name (events.go).
+	Rules map[string]*api.Rule `yaml:"rules"`
+	// Workflows are state machines by name (workflows.go).
+	Workflows map[string]*Workflow `yaml:"workflows"`
 	// Dir is the directory relative code paths are resolved against.
 	Dir string `yaml:"-"`
 }
@@ -37,6 +47,9 @@ type Function struct {
 	IdleTimeout function.Duration `yaml:"idle_timeout"`
 	Concurrency int               `yaml:"concurrency"`
 	Env         map[string]string `yaml:"env"`
+	// Async and Triggers: events.go.
+	Async    *function.AsyncConfig `yaml:"async"`
+	Triggers []api.Trigger         `yaml:"triggers"`
 }
 
 // Error locates a problem in the manifest.
@@ -91,8 +104,9 @@ func yamlError(err error) error {
 	if errors.As(err, &te) && len(te.Errors) > 0 {
 		msgs := make([]string, 0, len(te.Errors))
 		for _, e := range te.Errors {
-			e = strings.Replace(e, " in type manifest.Function", "", 1)
-			e = strings.Replace(e, " in type manifest.Manifest", "", 1)
+			if i := strings.Index(e, " in type manifest."); i >= 0 {
+				e = e[:i] // " in type manifest.Function", ".Route", ...
+			}
 			e = strings.Replace(e, "field ", "unknown key ", 1)
 			e = strings.Replace(e, " not found", "", 1)
 			msgs = append(msgs, e)
@@ -104,7 +118,7 @@ func yamlError(err error) error {
 
 // Validate checks every declaration without touching the code files.
 func (m *Manifest) Validate() error {
-	if len(m.Functions) == 0 {
+	if len(m.Functions) == 0 && !m.HasAPI() && len(m.Workflows) == 0 {
 		return &Error{Path: "functions", Msg: "declare at least one function"}
 	}
 	for _, name := range m.Names() {
@@ -125,7 +139,13 @@ func (m *Manifest) Validate() error {
 			return &Error{Path: path, Msg: err.Error()}
 		}
 	}
-	return nil
+	if err := m.validateEvents(); err != nil {
+		return err
+	}
+	if err := m.validateWorkflows(); err != nil {
+		return err
+	}
+	return m.validateAPI()
 }
 
 // Names returns the function names in order.
@@ -152,7 +172,7 @@ func (f *Function) Spec(name, digest string) function.Spec {
 	s := function.Spec{
 		Name: name, Runtime: f.Runtime, Code: digest, Handler: f.Handler, MemoryMB: f.Memory,
 		Timeout: f.Timeout, Min: f.Min, Max: f.Max, IdleTimeout: f.IdleTimeout,
-		Concurrency: f.Concurrency, Env: f.Env,
+		Concurrency: f.Concurrency, Env: f.Env, Async: f.Async,
 	}
 	if s.Runtime == "" && !strings.HasSuffix(f.Code, ".wasm") {
 		s.Runtime = function.RuntimeProcess

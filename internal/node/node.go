@@ -26,6 +26,8 @@ import (
 
 	"github.com/nimbus-run/nimbus/internal/apigateway"
 	"github.com/nimbus-run/nimbus/internal/async"
+	"github.com/nimbus-run/nimbus/internal/data"
+	"github.com/nimbus-run/nimbus/internal/events"
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/gateway"
 	"github.com/nimbus-run/nimbus/internal/invoke"
@@ -70,6 +72,10 @@ type Config struct {
 	// Async and Events tune asynchronous invocation and triggers (zero
 	// values are the defaults; Logger and Metrics are filled in).
 	Async  async.Config
+	// Data tunes the data services (MaxObjectBytes, the TTL sweep);
+	// Functions, Logger and Replicas are filled in.
+	Data data.Config
+	Events events.Config
 	// APIListen serves user routes (the API gateway) on their own address;
 	// the main listener then serves none. Empty: user routes share Listen.
 	APIListen string
@@ -102,9 +108,13 @@ type Node struct {
 	API     *apigateway.Service
 	// Async is the async invocation queue; Events the triggers and rules.
 	Async  *async.Service
-	Events any // *events.Service once triggers land
+	Events *events.Service
 	// Workflows is the Step Functions engine (workflows.go).
 	Workflows *workflow.Service
+	// Data is the tables and buckets; S3 the S3 API over the buckets
+	// (data.go).
+	Data *data.Service
+	S3   http.Handler
 	ln      net.Listener
 	apiLn   net.Listener
 	token   string
@@ -295,6 +305,13 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.onStop(n.Lambda.Stop)
 	n.Gateway.Handle(lambdaapi.InvokePattern, n.Lambda)
 	keysapi.Register(n.Gateway, n.Keys)
+	if err := n.startData(ctx); err != nil {
+		n.ln.Close()
+		if n.apiLn != nil {
+			n.apiLn.Close()
+		}
+		return nil, err
+	}
 	// Async workers and triggers run invocations: they stop after the HTTP
 	// servers (no new work comes in) and before the recorder.
 	if err := n.startEvents(ctx); err != nil {
@@ -311,7 +328,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		}
 		return nil, err
 	}
-	n.serve(n.ln, apigateway.Observe(cfg.Logger, n.Gateway), tlsCfg)
+	n.serve(n.ln, apigateway.Observe(cfg.Logger, n.mainHandler()), tlsCfg)
 	if n.apiLn != nil {
 		n.serve(n.apiLn, apigateway.Observe(cfg.Logger, n.API), tlsCfg)
 	}
@@ -323,6 +340,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 // serve runs an HTTP server on ln until Stop. With tlsCfg it speaks HTTPS,
 // and HTTP/2 by ALPN (net/http configures it when NextProtos is unset).
 func (n *Node) serve(ln net.Listener, h http.Handler, tlsCfg *tls.Config) {
+	if tlsCfg != nil {
+		tlsCfg = tlsCfg.Clone() // net/http adds "h2" to NextProtos: one each
+	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: n.cfg.MaxHeaderBytes,
 		TLSConfig: tlsCfg, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	serveErr := make(chan error, 1)

@@ -34,6 +34,9 @@ type JWTConfig struct {
 	HS256Secret []byte
 	// JWKSFile is a JWK Set read once by NewJWTVerifier.
 	JWKSFile string
+	// JWKS is an inline JWK Set, for configuration that travels between
+	// nodes (a file path would name a file on one machine only).
+	JWKS []byte
 	// JWKSURL is fetched on first use and cached. https, or http to a
 	// loopback address.
 	JWKSURL string
@@ -54,11 +57,17 @@ type JWTConfig struct {
 
 // Validate checks the configuration without touching files or network.
 func (c *JWTConfig) Validate() error {
-	if len(c.HS256Secret) == 0 && c.JWKSFile == "" && c.JWKSURL == "" {
+	sources := 0
+	for _, set := range []bool{c.JWKSFile != "", len(c.JWKS) > 0, c.JWKSURL != ""} {
+		if set {
+			sources++
+		}
+	}
+	if len(c.HS256Secret) == 0 && sources == 0 {
 		return errors.New("jwt: set hs256 secret, jwks file or jwks url")
 	}
-	if c.JWKSFile != "" && c.JWKSURL != "" {
-		return errors.New("jwt: set jwks file or jwks url, not both")
+	if sources > 1 {
+		return errors.New("jwt: set one of jwks file, inline jwks and jwks url")
 	}
 	if len(c.HS256Secret) > 0 && len(c.HS256Secret) < minHS256Key {
 		return fmt.Errorf("jwt: hs256 secret is %d bytes; use at least %d", len(c.HS256Secret), minHS256Key)
@@ -123,6 +132,13 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 		}
 		if v.file, err = parseJWKS(data); err != nil {
 			return nil, fmt.Errorf("jwt: %s: %w", cfg.JWKSFile, err)
+		}
+		algs = append(algs, "RS256", "ES256")
+	}
+	if len(cfg.JWKS) > 0 {
+		var err error
+		if v.file, err = parseJWKS(cfg.JWKS); err != nil {
+			return nil, fmt.Errorf("jwt: inline jwks: %w", err)
 		}
 		algs = append(algs, "RS256", "ES256")
 	}

@@ -252,7 +252,7 @@ func TestJWTConfigValidate(t *testing.T) {
 	}{
 		{"nothing", JWTConfig{}, "set hs256"},
 		{"short secret", JWTConfig{HS256Secret: []byte("short")}, "at least 32"},
-		{"both jwks", JWTConfig{JWKSFile: "a", JWKSURL: "https://b"}, "not both"},
+		{"both jwks", JWTConfig{JWKSFile: "a", JWKSURL: "https://b"}, "set one of"},
 		{"http url", JWTConfig{JWKSURL: "http://id.example.com/jwks"}, "https"},
 		{"relative url", JWTConfig{JWKSURL: "/jwks"}, "absolute"},
 		{"negative skew", JWTConfig{HS256Secret: hsSecret, ClockSkew: -1}, "negative"},

@@ -119,6 +119,8 @@ func (r *Runtime) compile(ctx context.Context, digest string, code []byte) (*mod
 		return nil, function.Invalid("code", "content digest %s does not match %s", got, digest)
 	}
 
+	code = coalesceData(code)
+
 	r.compileMu.Lock()
 	before := r.cacheFiles()
 	start := time.Now()

@@ -39,6 +39,7 @@ type instance struct {
 	// exitErr is what _start returned; read only after done.
 	exitErr error
 	initDur time.Duration
+	instDur time.Duration
 }
 
 func (r *Runtime) newInstance(spec *function.Spec) *instance {
@@ -86,6 +87,7 @@ func (in *instance) launch(ctx, callCtx context.Context, spec *function.Spec, m 
 		return fmt.Errorf("instantiate: %w", err)
 	}
 	in.initDur = time.Since(started)
+	in.instDur = in.initDur
 	go in.run(callCtx, mod)
 	return nil
 }

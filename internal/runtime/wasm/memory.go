@@ -16,11 +16,25 @@ const pageSize = 64 << 10 // bytes in a WebAssembly page
 // failure is classified as function.ErrMemoryLimit rather than guessed from
 // the guest's stderr.
 //
+// Where the platform allows, the memory is one anonymous mapping of the whole
+// limit, reserved (not committed) up front: growing is a reslice, with no copy
+// and no zeroing (the kernel hands out zero pages on first touch), and none of
+// it is Go heap for the GC to account for. A Go guest grows its memory several
+// times during init, so this halves a cold start. Elsewhere, or when the
+// mapping fails, the memory is a Go slice grown by append.
+//
+// The mapping is released by Free, which wazero calls when the module is
+// closed. That must never happen under a running guest: the runtime closes a
+// module only after its _start returned, and stops a running guest by
+// cancelling its context, after which wazero defers the release until the
+// guest has unwound.
+//
 // Reallocate runs on the guest's goroutine (memory.grow); size and exceeded
 // are read by Invoke from other goroutines, hence atomics.
 type linearMemory struct {
 	limit    uint64 // bytes the guest may have
 	buf      []byte
+	region   []byte // the mapping buf is a prefix of, if mapped
 	size     atomic.Uint64 // current length: the high-water mark, as memory never shrinks
 	exceeded atomic.Bool   // a grow past limit was refused
 	// tooBig is set when the module's initial memory alone exceeds limit.
@@ -37,8 +51,13 @@ func newLinearMemory(limit uint64) *linearMemory { return &linearMemory{limit: l
 
 // allocator returns a MemoryAllocator handing out m (one memory per module).
 func (m *linearMemory) allocator() experimental.MemoryAllocator {
-	return experimental.MemoryAllocatorFunc(func(capacity, _ uint64) experimental.LinearMemory {
-		m.buf = make([]byte, 0, min(capacity, m.limit))
+	return experimental.MemoryAllocatorFunc(func(capacity, maxBytes uint64) experimental.LinearMemory {
+		if region, err := mapMemory(min(m.limit, maxBytes)); err == nil {
+			m.region = region
+			m.buf = region[:0]
+		} else {
+			m.buf = make([]byte, 0, min(capacity, m.limit))
+		}
 		return m
 	})
 }
@@ -54,6 +73,11 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 		}
 		m.tooBig = true
 	}
+	if m.region != nil && size > uint64(len(m.region)) {
+		// Only the initial memory of a module over its limit gets here.
+		m.unmap()
+		m.buf = append(make([]byte, 0, size), m.buf...)
+	}
 	if size <= uint64(cap(m.buf)) {
 		// The bytes past len were never visible to the guest (memory only
 		// grows), so they are still zero as WebAssembly requires.
@@ -66,7 +90,15 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 	return m.buf
 }
 
-// Free implements experimental.LinearMemory. The buffer stays reachable from
-// wazero's memory instance until the module is collected, so only our
-// reference is dropped.
-func (m *linearMemory) Free() { m.buf = nil }
+// Free implements experimental.LinearMemory.
+func (m *linearMemory) Free() {
+	m.unmap()
+	m.buf = nil
+}
+
+func (m *linearMemory) unmap() {
+	if m.region != nil {
+		unmapMemory(m.region)
+		m.region = nil
+	}
+}

@@ -1,0 +1,409 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Error codes of the data services.
+const (
+	// CodeConditionFailed: a conditional write found another revision.
+	CodeConditionFailed = "ConditionFailed"
+	// CodeNotEmpty: deleting a table or bucket that holds data without force.
+	CodeNotEmpty = "NotEmpty"
+	// CodeInvalidRange: a Range outside the object (416).
+	CodeInvalidRange = "InvalidRange"
+	// CodeAccessDenied: a function used a table or bucket its spec does
+	// not list, or a presigned URL is tampered with or expired (403).
+	CodeAccessDenied = "AccessDenied"
+)
+
+// HeaderMetaPrefix starts the headers carrying an object's user metadata.
+const HeaderMetaPrefix = "X-Nimbus-Meta-"
+
+// Uses lists the tables and buckets a function may use through the SDK.
+type Uses struct {
+	Tables  []string `json:"tables,omitempty" yaml:"tables"`
+	Buckets []string `json:"buckets,omitempty" yaml:"buckets"`
+}
+
+// Table is a table definition.
+type Table struct {
+	Name string `json:"name"`
+	// Key is the partition key attribute; Sort the optional sort key.
+	Key  string `json:"key"`
+	Sort string `json:"sort,omitempty"`
+	// TTL names the attribute holding items' expiry (epoch seconds).
+	TTL string `json:"ttl,omitempty"`
+	// History is the revisions kept per item (1 to 64, default 8).
+	History int       `json:"history,omitempty"`
+	Created time.Time `json:"created,omitzero"`
+}
+
+// TableList is the body of GET /api/v1/tables.
+type TableList struct {
+	Tables []Table `json:"tables"`
+}
+
+// PutTableResult is the body of PUT /api/v1/tables/{name}.
+type PutTableResult struct {
+	Table  Table  `json:"table"`
+	Change string `json:"change"`
+}
+
+// Bucket is a bucket definition.
+type Bucket struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created,omitzero"`
+}
+
+// BucketList is the body of GET /api/v1/buckets.
+type BucketList struct {
+	Buckets []Bucket `json:"buckets"`
+}
+
+// PutBucketResult is the body of PUT /api/v1/buckets/{name}.
+type PutBucketResult struct {
+	Bucket Bucket `json:"bucket"`
+	Change string `json:"change"`
+}
+
+// Entry is a stored item with its revision.
+type Entry struct {
+	Item     json.RawMessage `json:"item"`
+	Revision uint64          `json:"revision"`
+	Updated  time.Time       `json:"updated,omitzero"`
+}
+
+// PutItemRequest is the body of PUT /api/v1/tables/{table}/items.
+type PutItemRequest struct {
+	Item json.RawMessage `json:"item"`
+	// IfAbsent writes only when no item has the key; IfRevision only when
+	// the stored item has that revision.
+	IfAbsent   bool   `json:"if_absent,omitempty"`
+	IfRevision uint64 `json:"if_revision,omitempty"`
+}
+
+// PutItemResult is the body of a successful put.
+type PutItemResult struct {
+	Revision uint64 `json:"revision"`
+}
+
+// KeyRequest is the body of POST .../get and .../delete: the key attributes.
+type KeyRequest struct {
+	Key        json.RawMessage `json:"key"`
+	IfRevision uint64          `json:"if_revision,omitempty"`
+}
+
+// UpdateItemRequest is the body of POST /api/v1/tables/{table}/update: a
+// JSON merge patch (RFC 7396) applied to the item with Key.
+type UpdateItemRequest struct {
+	Key        json.RawMessage `json:"key"`
+	Patch      json.RawMessage `json:"patch"`
+	IfRevision uint64          `json:"if_revision,omitempty"`
+}
+
+// Condition is a sort key condition in structured form.
+type Condition struct {
+	Op     string          `json:"op"`
+	Value  json.RawMessage `json:"value"`
+	Value2 json.RawMessage `json:"value2,omitempty"`
+}
+
+// QueryRequest is the body of POST /api/v1/tables/{table}/query.
+type QueryRequest struct {
+	Partition json.RawMessage `json:"partition"`
+	// Where is a condition in text form (`>= "2024"`, `between 1 and 5`,
+	// `begins_with "img/"`); Condition the same structured.
+	Where     string     `json:"where,omitempty"`
+	Condition *Condition `json:"condition,omitempty"`
+	Reverse   bool       `json:"reverse,omitempty"`
+	Limit     int        `json:"limit,omitempty"`
+	Cursor    string     `json:"cursor,omitempty"`
+}
+
+// ScanRequest is the body of POST /api/v1/tables/{table}/scan.
+type ScanRequest struct {
+	Limit  int    `json:"limit,omitempty"`
+	Cursor string `json:"cursor,omitempty"`
+}
+
+// Page is a page of a query or scan.
+type Page struct {
+	Items  []Entry `json:"items"`
+	Cursor string  `json:"cursor,omitempty"`
+}
+
+// BatchGetRequest and BatchGetResult are POST .../batch-get; Items has one
+// entry per key, null where no item has it.
+type BatchGetRequest struct {
+	Keys []json.RawMessage `json:"keys"`
+}
+
+// BatchGetResult is the body of a batch get.
+type BatchGetResult struct {
+	Items []*Entry `json:"items"`
+}
+
+// BatchPutRequest and BatchPutResult are POST .../batch-put. Items are
+// written one by one: Results says which were.
+type BatchPutRequest struct {
+	Items []json.RawMessage `json:"items"`
+}
+
+// BatchPutResult is the body of a batch put.
+type BatchPutResult struct {
+	Results []BatchItemResult `json:"results"`
+}
+
+// BatchItemResult is one item's outcome.
+type BatchItemResult struct {
+	Revision uint64 `json:"revision,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Object describes a stored object.
+type Object struct {
+	Bucket      string            `json:"bucket"`
+	Key         string            `json:"key"`
+	Size        int64             `json:"size"`
+	ETag        string            `json:"etag"`
+	ContentType string            `json:"content_type,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	Modified    time.Time         `json:"modified"`
+}
+
+// ObjectList is the body of GET /api/v1/buckets/{bucket}/objects.
+type ObjectList struct {
+	Objects        []Object `json:"objects"`
+	CommonPrefixes []string `json:"common_prefixes,omitempty"`
+	Cursor         string   `json:"cursor,omitempty"`
+}
+
+// PresignRequest is the body of POST /api/v1/buckets/{bucket}/presign.
+type PresignRequest struct {
+	Key    string `json:"key"`
+	Method string `json:"method"`
+	// Expires is a duration ("15m"; default 1h, at most 7 days).
+	Expires string `json:"expires,omitempty"`
+}
+
+// PresignResult holds the URL: the node's URL plus Path.
+type PresignResult struct {
+	Path    string    `json:"path"`
+	URL     string    `json:"url"`
+	Expires time.Time `json:"expires"`
+}
+
+// CopyObjectRequest is the body of POST /api/v1/buckets/{bucket}/copy.
+type CopyObjectRequest struct {
+	SourceBucket string `json:"source_bucket"`
+	SourceKey    string `json:"source_key"`
+	Key          string `json:"key"`
+}
+
+func tablePath(table, rest string) string {
+	return "/api/v1/tables/" + url.PathEscape(table) + rest
+}
+
+func objectPath(bucket, key string) string {
+	parts := strings.Split(key, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return "/api/v1/buckets/" + url.PathEscape(bucket) + "/objects/" + strings.Join(parts, "/")
+}
+
+// ListTables returns every table.
+func (c *Client) ListTables(ctx context.Context) ([]Table, error) {
+	var out TableList
+	return out.Tables, c.json(ctx, http.MethodGet, "/api/v1/tables", nil, &out)
+}
+
+// PutTable creates a table or applies changes to it.
+func (c *Client) PutTable(ctx context.Context, t *Table) (*PutTableResult, error) {
+	var out PutTableResult
+	return &out, c.json(ctx, http.MethodPut, tablePath(t.Name, ""), t, &out)
+}
+
+// GetTable returns one table.
+func (c *Client) GetTable(ctx context.Context, name string) (*Table, error) {
+	var out Table
+	return &out, c.json(ctx, http.MethodGet, tablePath(name, ""), nil, &out)
+}
+
+// DeleteTable removes a table; one holding items needs force.
+func (c *Client) DeleteTable(ctx context.Context, name string, force bool) error {
+	return c.json(ctx, http.MethodDelete, tablePath(name, "?force="+strconv.FormatBool(force)), nil, nil)
+}
+
+// PutItem stores an item.
+func (c *Client) PutItem(ctx context.Context, table string, req *PutItemRequest) (uint64, error) {
+	var out PutItemResult
+	return out.Revision, c.json(ctx, http.MethodPut, tablePath(table, "/items"), req, &out)
+}
+
+// GetItem reads an item by its key attributes.
+func (c *Client) GetItem(ctx context.Context, table string, key json.RawMessage) (*Entry, error) {
+	var out Entry
+	return &out, c.json(ctx, http.MethodPost, tablePath(table, "/get"), KeyRequest{Key: key}, &out)
+}
+
+// DeleteItem removes an item (conditionally when ifRevision is not 0).
+func (c *Client) DeleteItem(ctx context.Context, table string, key json.RawMessage, ifRevision uint64) error {
+	return c.json(ctx, http.MethodPost, tablePath(table, "/delete"), KeyRequest{Key: key, IfRevision: ifRevision}, nil)
+}
+
+// UpdateItem merges a patch into an item.
+func (c *Client) UpdateItem(ctx context.Context, table string, req *UpdateItemRequest) (*Entry, error) {
+	var out Entry
+	return &out, c.json(ctx, http.MethodPost, tablePath(table, "/update"), req, &out)
+}
+
+// Query reads a page of one partition.
+func (c *Client) Query(ctx context.Context, table string, q *QueryRequest) (*Page, error) {
+	var out Page
+	return &out, c.json(ctx, http.MethodPost, tablePath(table, "/query"), q, &out)
+}
+
+// Scan reads a page of the whole table.
+func (c *Client) Scan(ctx context.Context, table string, limit int, cursor string) (*Page, error) {
+	var out Page
+	return &out, c.json(ctx, http.MethodPost, tablePath(table, "/scan"), ScanRequest{Limit: limit, Cursor: cursor}, &out)
+}
+
+// BatchGet reads several items.
+func (c *Client) BatchGet(ctx context.Context, table string, keys []json.RawMessage) ([]*Entry, error) {
+	var out BatchGetResult
+	return out.Items, c.json(ctx, http.MethodPost, tablePath(table, "/batch-get"), BatchGetRequest{Keys: keys}, &out)
+}
+
+// BatchPut writes several items, each on its own.
+func (c *Client) BatchPut(ctx context.Context, table string, items []json.RawMessage) ([]BatchItemResult, error) {
+	var out BatchPutResult
+	return out.Results, c.json(ctx, http.MethodPost, tablePath(table, "/batch-put"), BatchPutRequest{Items: items}, &out)
+}
+
+// ListBuckets returns every bucket.
+func (c *Client) ListBuckets(ctx context.Context) ([]Bucket, error) {
+	var out BucketList
+	return out.Buckets, c.json(ctx, http.MethodGet, "/api/v1/buckets", nil, &out)
+}
+
+// PutBucket creates a bucket.
+func (c *Client) PutBucket(ctx context.Context, name string) (*PutBucketResult, error) {
+	var out PutBucketResult
+	return &out, c.json(ctx, http.MethodPut, "/api/v1/buckets/"+url.PathEscape(name), Bucket{Name: name}, &out)
+}
+
+// DeleteBucket removes a bucket; one holding objects needs force.
+func (c *Client) DeleteBucket(ctx context.Context, name string, force bool) error {
+	return c.json(ctx, http.MethodDelete, "/api/v1/buckets/"+url.PathEscape(name)+"?force="+strconv.FormatBool(force), nil, nil)
+}
+
+// ListObjects lists a page of objects.
+func (c *Client) ListObjects(ctx context.Context, bucket, prefix, delimiter, cursor string, limit int) (*ObjectList, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"prefix": prefix, "delimiter": delimiter, "cursor": cursor} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out ObjectList
+	return &out, c.json(ctx, http.MethodGet, "/api/v1/buckets/"+url.PathEscape(bucket)+"/objects?"+q.Encode(), nil, &out)
+}
+
+// PutObject uploads an object from body (streamed); size is its length,
+// or -1 when unknown.
+func (c *Client) PutObject(ctx context.Context, bucket, key string, body io.Reader, size int64, contentType string, meta map[string]string) (*Object, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.BaseURL+objectPath(bucket, key), body)
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = size
+	if size == 0 {
+		req.Body = http.NoBody
+	}
+	if contentType == "" {
+		contentType = "application/octet-stream"
+	}
+	req.Header.Set("Content-Type", contentType)
+	for k, v := range meta {
+		req.Header.Set(HeaderMetaPrefix+k, v)
+	}
+	resp, err := c.send(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return nil, decodeError(resp)
+	}
+	var out Object
+	return &out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// GetObject opens an object (rangeHeader "" for all of it); the caller
+// closes the response body. The response headers carry the object's info.
+func (c *Client) GetObject(ctx context.Context, bucket, key, rangeHeader string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+objectPath(bucket, key), nil)
+	if err != nil {
+		return nil, err
+	}
+	if rangeHeader != "" {
+		req.Header.Set("Range", rangeHeader)
+	}
+	resp, err := c.send(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp, nil
+}
+
+// DeleteObject removes an object.
+func (c *Client) DeleteObject(ctx context.Context, bucket, key string) error {
+	return c.json(ctx, http.MethodDelete, objectPath(bucket, key), nil, nil)
+}
+
+// CopyObject copies an object within or across buckets.
+func (c *Client) CopyObject(ctx context.Context, bucket string, req *CopyObjectRequest) (*Object, error) {
+	var out Object
+	return &out, c.json(ctx, http.MethodPost, "/api/v1/buckets/"+url.PathEscape(bucket)+"/copy", req, &out)
+}
+
+// Presign mints a presigned URL for GET or PUT of one object.
+func (c *Client) Presign(ctx context.Context, bucket string, req *PresignRequest) (*PresignResult, error) {
+	var out PresignResult
+	if err := c.json(ctx, http.MethodPost, "/api/v1/buckets/"+url.PathEscape(bucket)+"/presign", req, &out); err != nil {
+		return nil, err
+	}
+	if out.URL == "" {
+		out.URL = c.BaseURL + out.Path
+	}
+	return &out, nil
+}
+
+func (c *Client) send(req *http.Request) (*http.Response, error) {
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach Nimbus at %s (is `nimbus up` running? set NIMBUS_URL or --server): %w", c.BaseURL, err)
+	}
+	return resp, nil
+}

@@ -1,0 +1,464 @@
+// Package data owns Nimbus's data services: user tables (one JetStream KV
+// bucket each, nimbus_t_<name>), user buckets (one JetStream object store
+// each, nimbus_b_<name>), their change streams and the triggers that feed
+// changes to functions, multipart uploads, presigned URLs, and the
+// per-function permissions and credentials that guard all of it.
+//
+// The catalogue of tables and buckets lives in the KV bucket nimbus_data
+// and is mirrored in memory by a watch (as package registry does for
+// functions), so a lookup on the request path never reads JetStream.
+//
+// It knows nothing of HTTP: package dataapi serves it as the management and
+// data API, package s3api as the S3 API, and the wasm runtime calls it
+// directly. docs/data.md is the user-facing description, with the limits.
+package data
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nimbus-run/nimbus/internal/function"
+	"github.com/nimbus-run/nimbus/internal/store"
+)
+
+// Names of what the package keeps in JetStream.
+const (
+	// CatalogBucket holds table and bucket definitions ("t.<name>",
+	// "b.<name>") and the node-shared secret ("secret").
+	CatalogBucket = "nimbus_data"
+	// TablePrefix and BucketPrefix name the KV bucket of a table and the
+	// object store of a bucket.
+	TablePrefix  = "nimbus_t_"
+	BucketPrefix = "nimbus_b_"
+	// UploadsBucket is the object store holding multipart upload parts;
+	// UploadsKV their upload records.
+	UploadsBucket = "nimbus_mpu"
+	UploadsKV     = "nimbus_mpu_uploads"
+
+	keyTable  = "t."
+	keyBucket = "b."
+	keySecret = "secret"
+)
+
+// Defaults and limits.
+const (
+	MaxItemBytes          = 400 << 10
+	DefaultObjectMaxBytes = 5 << 30
+	DefaultHistory        = 8
+	MaxBatch              = 100
+	DefaultLimit          = 100
+	MaxLimit              = 1000
+)
+
+// Catalog resolves functions, for the permissions in their specs.
+type Catalog interface {
+	Resolve(name, qualifier string) (*function.Spec, error)
+}
+
+// Config configures a Service.
+type Config struct {
+	// Replicas of buckets and streams (default: the store's).
+	Replicas int
+	// MaxObjectBytes bounds one object (default 5 GiB).
+	MaxObjectBytes int64
+	// TTLInterval is how often expired items are looked for (default 1m).
+	TTLInterval time.Duration
+	// Functions resolves function specs for permission checks.
+	Functions Catalog
+	Logger    *slog.Logger
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.MaxObjectBytes <= 0 {
+		c.MaxObjectBytes = DefaultObjectMaxBytes
+	}
+	if c.TTLInterval <= 0 {
+		c.TTLInterval = time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// TableDef declares a table.
+type TableDef struct {
+	Name string `json:"name"`
+	// Key is the partition key attribute; Sort the optional sort key.
+	Key  string `json:"key"`
+	Sort string `json:"sort,omitempty"`
+	// TTL names the attribute holding an item's expiry (epoch seconds).
+	TTL string `json:"ttl,omitempty"`
+	// History is how many revisions per item the bucket keeps (1 to 64,
+	// default 8). It bounds how far a table trigger may fall behind on one
+	// hot item without missing changes (see docs/data.md).
+	History int       `json:"history,omitempty"`
+	Created time.Time `json:"created,omitzero"`
+}
+
+// BucketDef declares a bucket.
+type BucketDef struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created,omitzero"`
+}
+
+// Change says what an apply did.
+type Change string
+
+const (
+	Created   Change = "created"
+	Updated   Change = "updated"
+	Unchanged Change = "unchanged"
+)
+
+// Service is the data services of one node.
+type Service struct {
+	cfg Config
+	st  *store.Store
+	js  jetstream.JetStream
+	log *slog.Logger
+
+	meta    jetstream.KeyValue
+	watcher jetstream.KeyWatcher
+	secret  []byte
+
+	mu      sync.RWMutex
+	tables  map[string]*TableDef
+	buckets map[string]*BucketDef
+	open    map[string]*tableHandle  // by table name
+	stores  map[string]*bucketHandle // by bucket name
+
+	uploads    jetstream.ObjectStore
+	uploadsKV  jetstream.KeyValue
+	uploadsStr jetstream.Stream
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a Service over st; Start opens its buckets.
+func New(cfg Config, st *store.Store) *Service {
+	cfg.defaults()
+	return &Service{
+		cfg: cfg, st: st, js: st.JS, log: cfg.Logger,
+		tables: map[string]*TableDef{}, buckets: map[string]*BucketDef{},
+		open: map[string]*tableHandle{}, stores: map[string]*bucketHandle{},
+	}
+}
+
+// Start opens the catalogue, loads it and keeps watching it, and starts the
+// TTL sweeper.
+func (s *Service) Start(ctx context.Context) error {
+	var err error
+	s.meta, err = s.st.KV(ctx, jetstream.KeyValueConfig{
+		Bucket: CatalogBucket, Description: "table and bucket definitions",
+		History: 1, Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	if s.secret, err = s.loadSecret(ctx); err != nil {
+		return err
+	}
+	if err := s.startUploads(ctx); err != nil {
+		return err
+	}
+	w, err := s.meta.WatchAll(context.WithoutCancel(ctx))
+	if err != nil {
+		return fmt.Errorf("data: watch: %w", err)
+	}
+	s.watcher = w
+	for e := range w.Updates() {
+		if e == nil {
+			break
+		}
+		s.apply(e)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.wg.Add(2)
+	go s.watch()
+	go s.sweepLoop()
+	return nil
+}
+
+// Stop ends the watch and the background work, waiting for them.
+func (s *Service) Stop(ctx context.Context) error {
+	if s.cancel == nil {
+		return nil
+	}
+	err := s.watcher.Stop()
+	s.cancel()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("data: stop: %w", ctx.Err())
+	}
+	return err
+}
+
+// loadSecret reads the secret every node shares (presigned URLs, function
+// credentials), creating it on the first start of a cluster.
+func (s *Service) loadSecret(ctx context.Context) ([]byte, error) {
+	for range 3 {
+		e, err := s.meta.Get(ctx, keySecret)
+		if err == nil && len(e.Value()) >= 32 {
+			return e.Value(), nil
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, fmt.Errorf("data: secret: %w", err)
+		}
+		b := make([]byte, 32)
+		rand.Read(b)
+		if _, err := s.meta.Create(ctx, keySecret, b); err == nil {
+			return b, nil
+		} else if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, fmt.Errorf("data: secret: %w", err)
+		}
+		// Another node created it first: read theirs.
+	}
+	return nil, errors.New("data: secret: could not create or read it")
+}
+
+func (s *Service) watch() {
+	defer s.wg.Done()
+	for e := range s.watcher.Updates() {
+		if e != nil {
+			s.apply(e)
+		}
+	}
+}
+
+func (s *Service) apply(e jetstream.KeyValueEntry) {
+	key := e.Key()
+	del := e.Operation() != jetstream.KeyValuePut
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case strings.HasPrefix(key, keyTable):
+		name := key[len(keyTable):]
+		if del {
+			delete(s.tables, name)
+			delete(s.open, name)
+			return
+		}
+		var d TableDef
+		if err := json.Unmarshal(e.Value(), &d); err != nil {
+			s.log.Error("data: unreadable table definition, ignored", "table", name, "err", err)
+			return
+		}
+		if old := s.tables[name]; old != nil && !old.Created.Equal(d.Created) {
+			delete(s.open, name) // recreated: bind again
+		}
+		s.tables[name] = &d
+	case strings.HasPrefix(key, keyBucket):
+		name := key[len(keyBucket):]
+		if del {
+			delete(s.buckets, name)
+			delete(s.stores, name)
+			return
+		}
+		var d BucketDef
+		if err := json.Unmarshal(e.Value(), &d); err != nil {
+			s.log.Error("data: unreadable bucket definition, ignored", "bucket", name, "err", err)
+			return
+		}
+		if old := s.buckets[name]; old != nil && !old.Created.Equal(d.Created) {
+			delete(s.stores, name)
+		}
+		s.buckets[name] = &d
+	}
+}
+
+var (
+	tableNameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+	bucketNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
+)
+
+// ValidateTableName checks a table name: 1 to 64 letters, digits, '-' and
+// '_', starting with a letter or digit.
+func ValidateTableName(name string) error {
+	if !tableNameRE.MatchString(name) {
+		return invalid("table", "%q is not a valid table name: use 1 to 64 letters, digits, '-' or '_', starting with a letter or digit", truncate(name, 80))
+	}
+	return nil
+}
+
+// ValidateBucketName checks a bucket name as S3 does for new buckets,
+// without dots (a bucket is a JetStream stream, whose names have none):
+// 3 to 63 lower-case letters, digits and '-', starting and ending with a
+// letter or digit.
+func ValidateBucketName(name string) error {
+	if !bucketNameRE.MatchString(name) {
+		return invalid("bucket", "%q is not a valid bucket name: use 3 to 63 lower-case letters, digits or '-', starting and ending with a letter or digit", truncate(name, 80))
+	}
+	return nil
+}
+
+// Validate checks a table definition and fills its defaults.
+func (d *TableDef) Validate() error {
+	if err := ValidateTableName(d.Name); err != nil {
+		return err
+	}
+	for f, v := range map[string]string{"key": d.Key, "sort": d.Sort, "ttl": d.TTL} {
+		if f == "key" && v == "" {
+			return invalid("key", "a table needs a partition key attribute")
+		}
+		if len(v) > 255 || strings.ContainsRune(v, 0) {
+			return invalid(f, "attribute names are 1 to 255 bytes without NUL")
+		}
+	}
+	if d.Sort != "" && d.Sort == d.Key {
+		return invalid("sort", "the sort key must differ from the partition key")
+	}
+	if d.TTL != "" && (d.TTL == d.Key || d.TTL == d.Sort) {
+		return invalid("ttl", "the TTL attribute cannot be a key attribute")
+	}
+	if d.History == 0 {
+		d.History = DefaultHistory
+	}
+	if d.History < 1 || d.History > 64 {
+		return invalid("history", "%d is out of range: use 1 to 64", d.History)
+	}
+	return nil
+}
+
+// Tables lists the table definitions by name.
+func (s *Service) Tables() []TableDef {
+	s.mu.RLock()
+	out := make([]TableDef, 0, len(s.tables))
+	for _, d := range s.tables {
+		out = append(out, *d)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Table returns one table's definition.
+func (s *Service) Table(name string) (*TableDef, error) {
+	s.mu.RLock()
+	d, ok := s.tables[name]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, wrapf(ErrNoSuchTable, "table %q", truncate(name, 80))
+	}
+	c := *d
+	return &c, nil
+}
+
+// PutTable creates a table or changes what may change of it (ttl,
+// history). Its keys are fixed at creation: a different key is ErrExists.
+func (s *Service) PutTable(ctx context.Context, d TableDef) (*TableDef, Change, error) {
+	if err := d.Validate(); err != nil {
+		return nil, "", err
+	}
+	key := keyTable + d.Name
+	e, err := s.meta.Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		d.Created = s.cfg.Now().UTC()
+		if _, err := s.tableKV(ctx, &d); err != nil {
+			return nil, "", err
+		}
+		b, _ := json.Marshal(&d)
+		if _, err := s.meta.Create(ctx, key, b); err != nil {
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				return nil, "", wrapf(ErrExists, "table %s was created concurrently", d.Name)
+			}
+			return nil, "", fmt.Errorf("create table %s: %w", d.Name, err)
+		}
+		s.applyLocal(key, b)
+		return &d, Created, nil
+	case err != nil:
+		return nil, "", fmt.Errorf("table %s: %w", d.Name, err)
+	}
+	var old TableDef
+	if err := json.Unmarshal(e.Value(), &old); err != nil {
+		return nil, "", fmt.Errorf("table %s: stored definition unreadable: %w", d.Name, err)
+	}
+	if old.Key != d.Key || old.Sort != d.Sort {
+		return nil, "", wrapf(ErrExists, "table %s has key %q and sort key %q; keys cannot change (delete and recreate the table)", d.Name, old.Key, old.Sort)
+	}
+	d.Created = old.Created
+	if old.TTL == d.TTL && old.History == d.History {
+		return &old, Unchanged, nil
+	}
+	if _, err := s.tableKV(ctx, &d); err != nil {
+		return nil, "", err
+	}
+	b, _ := json.Marshal(&d)
+	if _, err := s.meta.Update(ctx, key, b, e.Revision()); err != nil {
+		return nil, "", wrapf(function.ErrConflict, "table %s was changed concurrently, try again", d.Name)
+	}
+	s.applyLocal(key, b)
+	return &d, Updated, nil
+}
+
+// applyLocal makes a catalogue write visible here at once rather than when
+// the watch delivers it, so a create followed by a put works.
+func (s *Service) applyLocal(key string, value []byte) {
+	s.apply(localEntry{key: key, value: value})
+}
+
+type localEntry struct {
+	jetstream.KeyValueEntry
+	key   string
+	value []byte
+}
+
+func (e localEntry) Key() string                     { return e.key }
+func (e localEntry) Value() []byte                   { return e.value }
+func (e localEntry) Operation() jetstream.KeyValueOp { return e.op() }
+func (e localEntry) op() jetstream.KeyValueOp {
+	if e.value == nil {
+		return jetstream.KeyValueDelete
+	}
+	return jetstream.KeyValuePut
+}
+
+// DeleteTable removes a table and its items. A table that holds items
+// needs force.
+func (s *Service) DeleteTable(ctx context.Context, name string, force bool) error {
+	if _, err := s.Table(name); err != nil {
+		return err
+	}
+	if !force {
+		h, err := s.table(ctx, name)
+		if err != nil {
+			return err
+		}
+		n, err := h.count(ctx, 1)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return wrapf(ErrNotEmpty, "table %s holds items: delete them first or force it (--force)", name)
+		}
+	}
+	if err := s.meta.Delete(ctx, keyTable+name); err != nil {
+		return fmt.Errorf("delete table %s: %w", name, err)
+	}
+	s.applyLocal(keyTable+name, nil)
+	if err := s.js.DeleteKeyValue(ctx, TablePrefix+name); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("delete table %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,269 @@
+package data
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Multipart uploads (S3's): each part is a temporary object of the shared
+// object store nimbus_mpu, named "<upload id>/<part number>"; the upload
+// itself is a record in the KV bucket nimbus_mpu_uploads. Completing streams
+// the parts, in order, into the final object and removes them, so the bytes
+// are copied once more on completion (docs/data.md). Both expire after
+// UploadMaxAge, so abandoned uploads clean themselves up.
+const (
+	// UploadMaxAge is how long an unfinished upload and its parts live.
+	UploadMaxAge = 7 * 24 * time.Hour
+	// MinPartBytes is S3's minimum size of every part but the last.
+	MinPartBytes = 5 << 20
+	// MaxParts is S3's limit on parts per upload.
+	MaxParts = 10000
+)
+
+// Upload is a multipart upload in progress.
+type Upload struct {
+	ID          string            `json:"id"`
+	Bucket      string            `json:"bucket"`
+	Key         string            `json:"key"`
+	ContentType string            `json:"content_type,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	Created     time.Time         `json:"created"`
+}
+
+// Part is an uploaded part.
+type Part struct {
+	Number   int       `json:"number"`
+	ETag     string    `json:"etag"`
+	Size     int64     `json:"size"`
+	Modified time.Time `json:"modified"`
+}
+
+func (s *Service) startUploads(ctx context.Context) error {
+	var err error
+	s.uploads, err = s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: UploadsBucket, Description: "parts of multipart uploads in progress",
+		TTL: UploadMaxAge, Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("data: uploads: %w", err)
+	}
+	if s.uploadsStr, err = s.js.Stream(ctx, "OBJ_"+UploadsBucket); err != nil {
+		return fmt.Errorf("data: uploads: %w", err)
+	}
+	s.uploadsKV, err = s.st.KV(ctx, jetstream.KeyValueConfig{
+		Bucket: UploadsKV, Description: "multipart uploads in progress",
+		TTL: UploadMaxAge, Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("data: uploads: %w", err)
+	}
+	return nil
+}
+
+// CreateUpload starts a multipart upload.
+func (s *Service) CreateUpload(ctx context.Context, bucket, key string, opt PutObjectOptions) (*Upload, error) {
+	if _, err := s.bucket(ctx, bucket); err != nil {
+		return nil, err
+	}
+	if err := ValidateObjectKey(key); err != nil {
+		return nil, err
+	}
+	if _, err := objectMeta(opt); err != nil {
+		return nil, err
+	}
+	var id [16]byte
+	rand.Read(id[:])
+	u := &Upload{ID: hex.EncodeToString(id[:]), Bucket: bucket, Key: key, ContentType: opt.ContentType, Metadata: opt.Metadata, Created: s.cfg.Now().UTC()}
+	b, _ := json.Marshal(u)
+	if _, err := s.uploadsKV.Create(ctx, u.ID, b); err != nil {
+		return nil, fmt.Errorf("create upload: %w", err)
+	}
+	return u, nil
+}
+
+// upload reads an upload record and checks it belongs to bucket and key.
+func (s *Service) upload(ctx context.Context, bucket, key, id string) (*Upload, error) {
+	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+		return nil, wrapf(ErrNoSuchUpload, "upload %q", truncate(id, 40))
+	}
+	e, err := s.uploadsKV.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, wrapf(ErrNoSuchUpload, "upload %s", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("upload %s: %w", id, err)
+	}
+	var u Upload
+	if err := json.Unmarshal(e.Value(), &u); err != nil {
+		return nil, fmt.Errorf("upload %s: %w", id, err)
+	}
+	if u.Bucket != bucket || u.Key != key {
+		return nil, wrapf(ErrNoSuchUpload, "upload %s is not for %s/%s", id, bucket, truncate(key, 200))
+	}
+	return &u, nil
+}
+
+func partName(id string, n int) string { return id + "/" + strconv.Itoa(n) }
+
+// UploadPart stores one part (1 to 10000) and returns its ETag. A part
+// uploaded again replaces the earlier one.
+func (s *Service) UploadPart(ctx context.Context, bucket, key, id string, number int, r io.Reader, size int64) (*Part, error) {
+	if _, err := s.upload(ctx, bucket, key, id); err != nil {
+		return nil, err
+	}
+	if number < 1 || number > MaxParts {
+		return nil, invalid("partNumber", "%d is out of range: use 1 to %d", number, MaxParts)
+	}
+	h := &bucketHandle{obs: s.uploads, name: UploadsBucket, store: UploadsBucket}
+	info, err := h.put(ctx, partName(id, number), r, size, map[string]string{}, "", s.cfg.MaxObjectBytes)
+	if err != nil {
+		return nil, err
+	}
+	return &Part{Number: number, ETag: info.ETag, Size: info.Size, Modified: info.Modified}, nil
+}
+
+// Parts lists an upload's parts by number.
+func (s *Service) Parts(ctx context.Context, bucket, key, id string) ([]Part, error) {
+	if _, err := s.upload(ctx, bucket, key, id); err != nil {
+		return nil, err
+	}
+	return s.parts(ctx, id)
+}
+
+func (s *Service) parts(ctx context.Context, id string) ([]Part, error) {
+	infos, err := s.uploads.List(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return nil, fmt.Errorf("upload %s: parts: %w", id, err)
+	}
+	var out []Part
+	for _, oi := range infos {
+		rest, ok := strings.CutPrefix(oi.Name, id+"/")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(rest)
+		if err != nil {
+			continue
+		}
+		info := infoOf(UploadsBucket, oi)
+		out = append(out, Part{Number: n, ETag: info.ETag, Size: info.Size, Modified: info.Modified})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })
+	return out, nil
+}
+
+// CompletePart names a part to assemble, with the ETag its upload returned.
+type CompletePart struct {
+	Number int
+	ETag   string
+}
+
+// CompleteUpload assembles the parts, in the order given (ascending part
+// numbers), into the object, and ends the upload. The ETag is S3's: the
+// MD5 of the parts' MD5s, a dash, and the number of parts.
+func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, want []CompletePart) (*ObjectInfo, error) {
+	u, err := s.upload(ctx, bucket, key, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(want) == 0 {
+		return nil, invalid("parts", "name at least one part")
+	}
+	have, err := s.parts(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	byNum := map[int]Part{}
+	for _, p := range have {
+		byNum[p.Number] = p
+	}
+	sum := md5.New()
+	var total int64
+	for i, w := range want {
+		p, ok := byNum[w.Number]
+		if !ok || strings.Trim(w.ETag, `"`) != p.ETag {
+			return nil, invalid("parts", "part %d was not uploaded, or its ETag does not match (InvalidPart)", w.Number)
+		}
+		if i > 0 && w.Number <= want[i-1].Number {
+			return nil, invalid("parts", "parts must be listed in ascending order (InvalidPartOrder)")
+		}
+		if i < len(want)-1 && p.Size < MinPartBytes {
+			return nil, invalid("parts", "part %d is %d bytes; every part but the last must be at least %d (EntityTooSmall)", w.Number, p.Size, MinPartBytes)
+		}
+		b, _ := hex.DecodeString(p.ETag)
+		sum.Write(b)
+		total += p.Size
+	}
+	etag := hex.EncodeToString(sum.Sum(nil)) + "-" + strconv.Itoa(len(want))
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ph := &bucketHandle{obs: s.uploads, name: UploadsBucket, store: UploadsBucket}
+		for _, w := range want {
+			info, err := ph.info(ctx, partName(id, w.Number))
+			if err == nil {
+				var r io.ReadCloser
+				if r, err = ph.openParts(ctx, s, info); err == nil {
+					_, err = io.Copy(pw, r)
+					r.Close()
+				}
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+		pw.Close()
+	}()
+	info, err := s.PutObject(ctx, bucket, key, pr, total, PutObjectOptions{ContentType: u.ContentType, Metadata: u.Metadata, etag: etag})
+	pr.CloseWithError(errors.New("assembly ended"))
+	<-done
+	if err != nil {
+		return nil, err
+	}
+	s.dropUpload(context.WithoutCancel(ctx), id, have)
+	return info, nil
+}
+
+// openParts reads a part from the uploads store.
+func (h *bucketHandle) openParts(ctx context.Context, s *Service, info *ObjectInfo) (io.ReadCloser, error) {
+	h.stream = s.uploadsStr
+	return h.open(ctx, info, 0, info.Size)
+}
+
+// AbortUpload ends an upload and removes its parts.
+func (s *Service) AbortUpload(ctx context.Context, bucket, key, id string) error {
+	if _, err := s.upload(ctx, bucket, key, id); err != nil {
+		return err
+	}
+	parts, err := s.parts(ctx, id)
+	if err != nil {
+		return err
+	}
+	s.dropUpload(ctx, id, parts)
+	return nil
+}
+
+func (s *Service) dropUpload(ctx context.Context, id string, parts []Part) {
+	for _, p := range parts {
+		if err := s.uploads.Delete(ctx, partName(id, p.Number)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+			s.log.Warn("data: part not removed (it expires on its own)", "upload", id, "part", p.Number, "err", err)
+		}
+	}
+	if err := s.uploadsKV.Purge(ctx, id); err != nil {
+		s.log.Warn("data: upload record not removed (it expires on its own)", "upload", id, "err", err)
+	}
+}

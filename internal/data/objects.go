@@ -1,0 +1,512 @@
+package data
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Objects live in a JetStream object store per bucket. Nimbus keeps its
+// own attributes in the object's metadata map: the ETag (hex MD5 of the
+// bytes, or S3's multipart form), the content type, and user metadata under
+// "m-<name>".
+const (
+	metaETag        = "etag"
+	metaContentType = "content-type"
+	metaUserPrefix  = "m-"
+	// ChunkSize is the chunk size of objects Nimbus writes. Every chunk but
+	// the last is full, which keeps range reads cheap to position.
+	ChunkSize = 256 << 10
+	// MaxObjectKeyBytes is S3's limit on key length.
+	MaxObjectKeyBytes = 1024
+	// MaxUserMetadataBytes is S3's limit on user metadata.
+	MaxUserMetadataBytes = 2 << 10
+)
+
+type bucketHandle struct {
+	def    *BucketDef
+	obs    jetstream.ObjectStore
+	stream jetstream.Stream
+	name   string // the bucket's name
+	store  string // its object store's name
+}
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Bucket      string            `json:"bucket"`
+	Key         string            `json:"key"`
+	Size        int64             `json:"size"`
+	ETag        string            `json:"etag"`
+	ContentType string            `json:"content_type,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	Modified    time.Time         `json:"modified"`
+	// Digest is the SHA-256 of the bytes, "SHA-256=<base64url>".
+	Digest string `json:"digest,omitempty"`
+
+	nuid   string
+	chunks uint32
+}
+
+// PutObjectOptions describe a new object.
+type PutObjectOptions struct {
+	ContentType string
+	// Metadata is user metadata (S3's x-amz-meta-*), names lower-cased.
+	Metadata map[string]string
+	// etag overrides the computed ETag (multipart completion).
+	etag string
+}
+
+// PutBucket creates a bucket; an existing one is unchanged.
+func (s *Service) PutBucket(ctx context.Context, name string) (*BucketDef, Change, error) {
+	if err := ValidateBucketName(name); err != nil {
+		return nil, "", err
+	}
+	if d, err := s.Bucket(name); err == nil {
+		return d, Unchanged, nil
+	}
+	d := BucketDef{Name: name, Created: s.cfg.Now().UTC()}
+	if _, err := s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: BucketPrefix + name, Description: "objects of bucket " + name,
+		Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
+	}); err != nil {
+		return nil, "", fmt.Errorf("create bucket %s: %w", name, err)
+	}
+	b, _ := json.Marshal(&d)
+	if _, err := s.meta.Create(ctx, keyBucket+name, b); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			got, gerr := s.Bucket(name)
+			if gerr == nil {
+				return got, Unchanged, nil
+			}
+			return nil, "", wrapf(ErrExists, "bucket %s was created concurrently", name)
+		}
+		return nil, "", fmt.Errorf("create bucket %s: %w", name, err)
+	}
+	s.applyLocal(keyBucket+name, b)
+	return &d, Created, nil
+}
+
+// Bucket returns a bucket's definition.
+func (s *Service) Bucket(name string) (*BucketDef, error) {
+	s.mu.RLock()
+	d, ok := s.buckets[name]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, wrapf(ErrNoSuchBucket, "bucket %q", truncate(name, 80))
+	}
+	c := *d
+	return &c, nil
+}
+
+// Buckets lists the buckets by name.
+func (s *Service) Buckets() []BucketDef {
+	s.mu.RLock()
+	out := make([]BucketDef, 0, len(s.buckets))
+	for _, d := range s.buckets {
+		out = append(out, *d)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// DeleteBucket removes a bucket; one that holds objects needs force.
+func (s *Service) DeleteBucket(ctx context.Context, name string, force bool) error {
+	h, err := s.bucket(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !force {
+		infos, err := h.obs.List(ctx)
+		if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+		if len(infos) > 0 {
+			return wrapf(ErrNotEmpty, "bucket %s holds %d objects: delete them first or force it (--force)", name, len(infos))
+		}
+	}
+	if err := s.meta.Delete(ctx, keyBucket+name); err != nil {
+		return fmt.Errorf("delete bucket %s: %w", name, err)
+	}
+	s.applyLocal(keyBucket+name, nil)
+	if err := s.js.DeleteObjectStore(ctx, BucketPrefix+name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("delete bucket %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Service) bucket(ctx context.Context, name string) (*bucketHandle, error) {
+	s.mu.RLock()
+	h, ok := s.stores[name]
+	def := s.buckets[name]
+	s.mu.RUnlock()
+	if ok {
+		return h, nil
+	}
+	if def == nil {
+		return nil, wrapf(ErrNoSuchBucket, "bucket %q", truncate(name, 80))
+	}
+	obs, err := s.js.ObjectStore(ctx, BucketPrefix+name)
+	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, wrapf(ErrNoSuchBucket, "bucket %q", name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", name, err)
+	}
+	stream, err := s.js.Stream(ctx, "OBJ_"+BucketPrefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", name, err)
+	}
+	h = &bucketHandle{def: def, obs: obs, stream: stream, name: name, store: BucketPrefix + name}
+	s.mu.Lock()
+	if s.buckets[name] == def {
+		s.stores[name] = h
+	}
+	s.mu.Unlock()
+	return h, nil
+}
+
+// ValidateObjectKey checks an object key: 1 to 1024 bytes of UTF-8.
+func ValidateObjectKey(key string) error {
+	if key == "" || len(key) > MaxObjectKeyBytes || !utf8.ValidString(key) || strings.ContainsRune(key, 0) {
+		return invalid("key", "an object key is 1 to %d bytes of UTF-8 without NUL", MaxObjectKeyBytes)
+	}
+	return nil
+}
+
+func infoOf(bucket string, oi *jetstream.ObjectInfo) *ObjectInfo {
+	o := &ObjectInfo{
+		Bucket: bucket, Key: oi.Name, Size: int64(oi.Size), Modified: oi.ModTime.UTC(),
+		Digest: oi.Digest, nuid: oi.NUID, chunks: oi.Chunks,
+	}
+	for k, v := range oi.Metadata {
+		switch {
+		case k == metaETag:
+			o.ETag = v
+		case k == metaContentType:
+			o.ContentType = v
+		case strings.HasPrefix(k, metaUserPrefix):
+			if o.Metadata == nil {
+				o.Metadata = map[string]string{}
+			}
+			o.Metadata[k[len(metaUserPrefix):]] = v
+		}
+	}
+	if o.ETag == "" {
+		// An object written by another NATS client: derive a stable ETag
+		// from its SHA-256.
+		if d, err := jetstream.DecodeObjectDigest(oi.Digest); err == nil && len(d) >= 16 {
+			o.ETag = hex.EncodeToString(d[:16])
+		}
+	}
+	if o.ContentType == "" {
+		o.ContentType = "application/octet-stream"
+	}
+	return o
+}
+
+// chunkReader feeds the object store full chunks (it reads until a chunk
+// is full or the input ends), counts and hashes what passes, and refuses
+// input beyond the limit. At the end it stores the ETag in the metadata
+// map that the object store marshals into the object's info after the last
+// chunk: the ETag is only known then, and writing it there saves a second
+// metadata write (and a second "created" event).
+type chunkReader struct {
+	r     io.Reader
+	limit int64
+	n     int64
+	md5   hash.Hash
+	meta  map[string]string
+	etag  string
+	err   error
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := io.ReadFull(c.r, p)
+	c.n += int64(n)
+	if c.n > c.limit {
+		c.err = wrapf(ErrTooLarge, "object is over the limit of %d bytes", c.limit)
+		return 0, c.err
+	}
+	c.md5.Write(p[:n])
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		if c.etag != "" {
+			c.meta[metaETag] = c.etag
+		} else {
+			c.meta[metaETag] = hex.EncodeToString(c.md5.Sum(nil))
+		}
+		c.err = io.EOF
+		return n, io.EOF
+	}
+	if err != nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// PutObject stores an object, streaming r: nothing is held in memory but a
+// chunk. size is the expected size, or -1 when unknown; either way at most
+// the node's object limit is accepted. A failed put leaves any previous
+// object with the key in place.
+func (s *Service) PutObject(ctx context.Context, bucket, key string, r io.Reader, size int64, opt PutObjectOptions) (*ObjectInfo, error) {
+	h, err := s.bucket(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateObjectKey(key); err != nil {
+		return nil, err
+	}
+	if size > s.cfg.MaxObjectBytes {
+		return nil, wrapf(ErrTooLarge, "object is %d bytes, the limit is %d", size, s.cfg.MaxObjectBytes)
+	}
+	meta, err := objectMeta(opt)
+	if err != nil {
+		return nil, err
+	}
+	return h.put(ctx, key, r, size, meta, opt.etag, s.cfg.MaxObjectBytes)
+}
+
+func objectMeta(opt PutObjectOptions) (map[string]string, error) {
+	meta := map[string]string{}
+	if opt.ContentType != "" {
+		meta[metaContentType] = opt.ContentType
+	}
+	n := 0
+	for k, v := range opt.Metadata {
+		k = strings.ToLower(k)
+		n += len(k) + len(v)
+		if k == "" || !utf8.ValidString(k+v) {
+			return nil, invalid("metadata", "metadata names and values are UTF-8, names non-empty")
+		}
+		meta[metaUserPrefix+k] = v
+	}
+	if n > MaxUserMetadataBytes {
+		return nil, invalid("metadata", "user metadata is %d bytes, the limit is %d", n, MaxUserMetadataBytes)
+	}
+	return meta, nil
+}
+
+func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size int64, meta map[string]string, etag string, limit int64) (*ObjectInfo, error) {
+	if size >= 0 {
+		limit = min(limit, size)
+	}
+	cr := &chunkReader{r: r, limit: limit, md5: md5.New(), meta: meta, etag: etag}
+	oi, err := h.obs.Put(ctx, jetstream.ObjectMeta{Name: key, Metadata: meta, Opts: &jetstream.ObjectMetaOptions{ChunkSize: ChunkSize}}, cr)
+	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, err
+		}
+		if cr.err != nil && !errors.Is(cr.err, io.EOF) {
+			return nil, fmt.Errorf("put %s/%s: reading the body: %w", h.name, key, cr.err)
+		}
+		return nil, fmt.Errorf("put %s/%s: %w", h.name, key, err)
+	}
+	if size >= 0 && cr.n != size {
+		return nil, invalid("body", "the body is %d bytes, %d were announced", cr.n, size)
+	}
+	return infoOf(h.name, oi), nil
+}
+
+// HeadObject returns an object's info.
+func (s *Service) HeadObject(ctx context.Context, bucket, key string) (*ObjectInfo, error) {
+	h, err := s.bucket(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateObjectKey(key); err != nil {
+		return nil, err
+	}
+	return h.info(ctx, key)
+}
+
+func (h *bucketHandle) info(ctx context.Context, key string) (*ObjectInfo, error) {
+	oi, err := h.obs.GetInfo(ctx, key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, wrapf(ErrNoSuchKey, "%s/%s", h.name, truncate(key, 200))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("head %s/%s: %w", h.name, key, err)
+	}
+	if oi.Opts != nil && oi.Opts.Link != nil {
+		return nil, fmt.Errorf("%s/%s is a link, which Nimbus does not serve: %w", h.name, key, ErrNoSuchKey)
+	}
+	return infoOf(h.name, oi), nil
+}
+
+// Range is a byte range of an object, resolved against its size.
+type Range struct {
+	Start, Length int64
+}
+
+// Object is an object being read.
+type Object struct {
+	Info *ObjectInfo
+	// Body streams the requested bytes; the caller closes it.
+	Body io.ReadCloser
+	// Range is what Body holds; nil for the whole object.
+	Range *Range
+}
+
+// GetObject opens an object for reading, whole or a range of it (see
+// ParseRange). The bytes stream from JetStream a few chunks at a time.
+func (s *Service) GetObject(ctx context.Context, bucket, key string, rangeHeader string) (*Object, error) {
+	h, err := s.bucket(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateObjectKey(key); err != nil {
+		return nil, err
+	}
+	info, err := h.info(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	var rng *Range
+	if rangeHeader != "" {
+		if rng, err = ParseRange(rangeHeader, info.Size); err != nil {
+			return nil, err
+		}
+	}
+	start, length := int64(0), info.Size
+	if rng != nil {
+		start, length = rng.Start, rng.Length
+	}
+	body, err := h.open(ctx, info, start, length)
+	if err != nil {
+		return nil, err
+	}
+	return &Object{Info: info, Body: body, Range: rng}, nil
+}
+
+// DeleteObject removes an object; an absent one is not an error (as in S3).
+func (s *Service) DeleteObject(ctx context.Context, bucket, key string) error {
+	h, err := s.bucket(ctx, bucket)
+	if err != nil {
+		return err
+	}
+	if err := ValidateObjectKey(key); err != nil {
+		return err
+	}
+	err = h.obs.Delete(ctx, key)
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("delete %s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// CopyObject copies an object, streaming it through the node. With
+// replace nil the copy keeps the source's content type and metadata.
+func (s *Service) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, replace *PutObjectOptions) (*ObjectInfo, error) {
+	src, err := s.GetObject(ctx, srcBucket, srcKey, "")
+	if err != nil {
+		return nil, err
+	}
+	defer src.Body.Close()
+	opt := PutObjectOptions{ContentType: src.Info.ContentType, Metadata: src.Info.Metadata}
+	if replace != nil {
+		opt = *replace
+	}
+	return s.PutObject(ctx, dstBucket, dstKey, src.Body, src.Info.Size, opt)
+}
+
+// ListOptions select objects of a bucket.
+type ListOptions struct {
+	Prefix    string
+	Delimiter string
+	// After lists keys after this one (S3's StartAfter and continuation).
+	After string
+	// Limit bounds keys plus common prefixes (default and maximum 1000).
+	Limit int
+}
+
+// ObjectList is a page of a listing.
+type ObjectList struct {
+	Objects        []ObjectInfo `json:"objects"`
+	CommonPrefixes []string     `json:"common_prefixes,omitempty"`
+	// Truncated says there is more; Next is the key to continue after.
+	Truncated bool   `json:"truncated"`
+	Next      string `json:"next,omitempty"`
+}
+
+// ListObjects lists objects in key order. The object store has no ordered
+// listing: every page reads the info of every object in the bucket, so a
+// listing costs O(objects in the bucket) per page (docs/data.md).
+func (s *Service) ListObjects(ctx context.Context, bucket string, opt ListOptions) (*ObjectList, error) {
+	h, err := s.bucket(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Limit <= 0 || opt.Limit > 1000 {
+		opt.Limit = 1000
+	}
+	infos, err := h.obs.List(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return nil, fmt.Errorf("list %s: %w", bucket, err)
+	}
+	sort.Slice(infos, func(i, j int) bool { return infos[i].Name < infos[j].Name })
+	out := &ObjectList{Objects: []ObjectInfo{}}
+	lastPrefix := ""
+	for _, oi := range infos {
+		k := oi.Name
+		if !strings.HasPrefix(k, opt.Prefix) || k <= opt.After {
+			continue
+		}
+		if opt.Delimiter != "" {
+			if i := strings.Index(k[len(opt.Prefix):], opt.Delimiter); i >= 0 {
+				cp := k[:len(opt.Prefix)+i+len(opt.Delimiter)]
+				if cp == lastPrefix || cp <= opt.After {
+					continue
+				}
+				if len(out.Objects)+len(out.CommonPrefixes) == opt.Limit {
+					out.Truncated = true
+					return out, nil
+				}
+				lastPrefix = cp
+				out.CommonPrefixes = append(out.CommonPrefixes, cp)
+				// Continue after every key under the prefix.
+				out.Next = cp + "\U0010FFFF"
+				continue
+			}
+		}
+		if len(out.Objects)+len(out.CommonPrefixes) == opt.Limit {
+			out.Truncated = true
+			return out, nil
+		}
+		out.Objects = append(out.Objects, *infoOf(bucket, oi))
+		out.Next = k
+	}
+	out.Next = ""
+	return out, nil
+}
+
+// EncodeListCursor and DecodeListCursor make a listing's Next opaque.
+func EncodeListCursor(next string) string {
+	if next == "" {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(next))
+}
+
+// DecodeListCursor reads a cursor made by EncodeListCursor.
+func DecodeListCursor(s string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || !utf8.Valid(b) {
+		return "", invalid("cursor", "malformed cursor: pass back the cursor of the previous page unchanged")
+	}
+	return string(b), nil
+}

@@ -1,0 +1,614 @@
+package data
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// How an item is stored: the message on subject $KV.<bucket>.<key> is the
+// item's JSON, compacted, then, when the write replaced an item, a newline
+// and the replaced item (compacted JSON holds no raw newline). A delete is
+// a KV delete marker whose body is the deleted item. Every message thus
+// carries the old image its change event needs, read under the same
+// revision check as the write itself, so change events never depend on how
+// much history the bucket still keeps.
+//
+// Writes go straight to the stream, with Nats-Expected-Last-Subject-Sequence
+// set to the revision read: the KV API cannot attach a body to a delete
+// marker, nor headers to a put.
+const (
+	hKVOperation = "KV-Operation"
+	hExpires     = "Nimbus-Expires" // the TTL attribute, epoch seconds
+	hReason      = "Nimbus-Reason"  // "ttl" for deletions by the sweeper
+	opDel        = "DEL"
+	opPurge      = "PURGE"
+	// maxWriteRetries bounds the read-write loop of an unconditional write
+	// racing others on one item.
+	maxWriteRetries = 64
+)
+
+// tableHandle is an open table.
+type tableHandle struct {
+	def    *TableDef
+	kv     jetstream.KeyValue
+	stream jetstream.Stream
+	js     jetstream.JetStream
+	pre    string // subject prefix of keys: "$KV.<bucket>."
+	now    func() time.Time
+}
+
+// Entry is a stored item with its revision.
+type Entry struct {
+	Item     json.RawMessage `json:"item"`
+	Revision uint64          `json:"revision"`
+	Updated  time.Time       `json:"updated,omitzero"`
+}
+
+// PutOptions make a put conditional.
+type PutOptions struct {
+	// IfAbsent writes only when no item has the key.
+	IfAbsent bool `json:"if_absent,omitempty"`
+	// IfRevision writes only when the stored item has this revision.
+	IfRevision uint64 `json:"if_revision,omitempty"`
+}
+
+// tableKV creates or updates the KV bucket of a table.
+func (s *Service) tableKV(ctx context.Context, d *TableDef) (jetstream.KeyValue, error) {
+	kv, err := s.st.KV(ctx, jetstream.KeyValueConfig{
+		Bucket: TablePrefix + d.Name, Description: "items of table " + d.Name,
+		History: uint8(d.History), Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
+		// Room for an item and the item it replaced, with headers.
+		MaxValueSize: 2*MaxItemBytes + 8<<10,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", d.Name, err)
+	}
+	return kv, nil
+}
+
+// table returns the open handle of a table, binding to its bucket once.
+func (s *Service) table(ctx context.Context, name string) (*tableHandle, error) {
+	s.mu.RLock()
+	h, ok := s.open[name]
+	def := s.tables[name]
+	s.mu.RUnlock()
+	if ok {
+		return h, nil
+	}
+	if def == nil {
+		if err := ValidateTableName(name); err != nil {
+			return nil, err
+		}
+		return nil, wrapf(ErrNoSuchTable, "table %q", name)
+	}
+	kv, err := s.js.KeyValue(ctx, TablePrefix+name)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, wrapf(ErrNoSuchTable, "table %q", name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", name, err)
+	}
+	stream, err := s.js.Stream(ctx, "KV_"+TablePrefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", name, err)
+	}
+	h = &tableHandle{def: def, kv: kv, stream: stream, js: s.js, pre: "$KV." + TablePrefix + name + ".", now: s.cfg.Now}
+	s.mu.Lock()
+	if s.tables[name] == def {
+		s.open[name] = h
+	}
+	s.mu.Unlock()
+	return h, nil
+}
+
+// parsedItem is an item checked against its table.
+type parsedItem struct {
+	raw     []byte // compact JSON
+	attrs   map[string]json.RawMessage
+	pk      KeyValue
+	sk      *KeyValue
+	key     string
+	expires int64 // 0: none
+}
+
+// parseItem validates an item: a JSON object of at most MaxItemBytes
+// (compacted) holding the table's key attributes.
+func (h *tableHandle) parseItem(raw []byte) (*parsedItem, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(raw))
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, invalid("item", "not valid JSON: %v", err)
+	}
+	if buf.Len() > MaxItemBytes {
+		return nil, wrapf(ErrTooLarge, "item is %d bytes, the limit is %d", buf.Len(), MaxItemBytes)
+	}
+	b := buf.Bytes()
+	if len(b) == 0 || b[0] != '{' {
+		return nil, invalid("item", "must be a JSON object")
+	}
+	var attrs map[string]json.RawMessage
+	if err := json.Unmarshal(b, &attrs); err != nil {
+		return nil, invalid("item", "must be a JSON object: %v", err)
+	}
+	it := &parsedItem{raw: b, attrs: attrs}
+	var err error
+	if it.pk, it.sk, err = h.keyOf(attrs); err != nil {
+		return nil, err
+	}
+	it.key = kvKey(it.pk, it.sk)
+	if h.def.TTL != "" {
+		if v, ok := attrs[h.def.TTL]; ok && string(v) != "null" {
+			var f float64
+			if err := json.Unmarshal(v, &f); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				return nil, invalid(h.def.TTL, "the TTL attribute must be a number of epoch seconds")
+			}
+			it.expires = int64(math.Ceil(f))
+			if it.expires <= 0 {
+				it.expires = 1 // expired long ago, but still "has a TTL"
+			}
+		}
+	}
+	return it, nil
+}
+
+// keyOf extracts and checks the key attributes of an item or a key object.
+func (h *tableHandle) keyOf(attrs map[string]json.RawMessage) (KeyValue, *KeyValue, error) {
+	raw, ok := attrs[h.def.Key]
+	if !ok {
+		return KeyValue{}, nil, invalid(h.def.Key, "the partition key attribute %q is missing", h.def.Key)
+	}
+	pk, err := ParseKeyValue(raw)
+	if err == nil {
+		err = checkKeyValue(pk, MaxPartitionKeyBytes)
+	}
+	if err != nil {
+		return KeyValue{}, nil, invalid(h.def.Key, "partition key %s", err)
+	}
+	if h.def.Sort == "" {
+		return pk, nil, nil
+	}
+	raw, ok = attrs[h.def.Sort]
+	if !ok {
+		return KeyValue{}, nil, invalid(h.def.Sort, "the sort key attribute %q is missing", h.def.Sort)
+	}
+	sk, err := ParseKeyValue(raw)
+	if err == nil {
+		err = checkKeyValue(sk, MaxSortKeyBytes)
+	}
+	if err != nil {
+		return KeyValue{}, nil, invalid(h.def.Sort, "sort key %s", err)
+	}
+	return pk, &sk, nil
+}
+
+// parseKey reads a key object: {"<key>": ..., "<sort>": ...}.
+func (h *tableHandle) parseKey(raw json.RawMessage) (string, error) {
+	var attrs map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &attrs); err != nil || attrs == nil {
+		return "", invalid("key", "must be a JSON object holding the key attributes")
+	}
+	pk, sk, err := h.keyOf(attrs)
+	if err != nil {
+		return "", err
+	}
+	return kvKey(pk, sk), nil
+}
+
+// stored is the last message of an item's subject.
+type stored struct {
+	rev     uint64 // 0: the subject has no message
+	item    []byte // nil: absent (never written, deleted, or expired)
+	time    time.Time
+	expired bool
+	dead    []byte // the item, when it has expired
+}
+
+func (h *tableHandle) read(ctx context.Context, key string) (stored, error) {
+	m, err := h.stream.GetLastMsgForSubject(ctx, h.pre+key)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return stored{}, nil
+	}
+	if err != nil {
+		return stored{}, fmt.Errorf("table %s: read: %w", h.def.Name, err)
+	}
+	return h.decode(m.Sequence, m.Header, m.Data, m.Time), nil
+}
+
+func (h *tableHandle) decode(seq uint64, hdr nats.Header, data []byte, t time.Time) stored {
+	st := stored{rev: seq, time: t}
+	if op := hdr.Get(hKVOperation); op == opDel || op == opPurge || hdr.Get(jetstream.MarkerReasonHeader) != "" {
+		return st
+	}
+	item, _, _ := bytes.Cut(data, []byte{'\n'})
+	if exp := hdr.Get(hExpires); exp != "" {
+		if e, err := strconv.ParseInt(exp, 10, 64); err == nil && e <= h.now().Unix() {
+			st.expired, st.dead = true, item
+			return st
+		}
+	}
+	st.item = item
+	return st
+}
+
+var errWrongSeq = errors.New("revision changed")
+
+// write publishes one message for key, expecting the subject's last
+// sequence to be expect (0: no message).
+func (h *tableHandle) write(ctx context.Context, key string, body []byte, expect uint64, del bool, expires int64, reason string) (uint64, error) {
+	m := nats.NewMsg(h.pre + key)
+	m.Data = body
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
+	if del {
+		m.Header.Set(hKVOperation, opDel)
+	}
+	if expires != 0 {
+		m.Header.Set(hExpires, strconv.FormatInt(expires, 10))
+	}
+	if reason != "" {
+		m.Header.Set(hReason, reason)
+	}
+	ack, err := h.js.PublishMsg(ctx, m)
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return 0, errWrongSeq
+		}
+		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+			return 0, wrapf(ErrNoSuchTable, "table %s", h.def.Name)
+		}
+		return 0, fmt.Errorf("table %s: write: %w", h.def.Name, err)
+	}
+	return ack.Sequence, nil
+}
+
+func withOld(item, old []byte) []byte {
+	if old == nil {
+		return item
+	}
+	b := make([]byte, 0, len(item)+1+len(old))
+	b = append(append(append(b, item...), '\n'), old...)
+	return b
+}
+
+// Put stores an item, replacing any item with its key.
+//
+// # Errors
+//
+// ErrNoSuchTable, a field error for a bad item, ErrTooLarge, and
+// ErrConditionFailed when opt's condition does not hold.
+func (s *Service) Put(ctx context.Context, table string, item json.RawMessage, opt PutOptions) (uint64, error) {
+	h, err := s.table(ctx, table)
+	if err != nil {
+		return 0, err
+	}
+	it, err := h.parseItem(item)
+	if err != nil {
+		return 0, err
+	}
+	return h.put(ctx, it, opt)
+}
+
+func (h *tableHandle) put(ctx context.Context, it *parsedItem, opt PutOptions) (uint64, error) {
+	for range maxWriteRetries {
+		cur, err := h.read(ctx, it.key)
+		if err != nil {
+			return 0, err
+		}
+		if opt.IfAbsent && cur.item != nil {
+			return 0, wrapf(ErrConditionFailed, "an item with this key exists (revision %d)", cur.rev)
+		}
+		if opt.IfRevision != 0 && (cur.item == nil || cur.rev != opt.IfRevision) {
+			return 0, conditionError(opt.IfRevision, cur)
+		}
+		rev, err := h.write(ctx, it.key, withOld(it.raw, cur.item), cur.rev, false, it.expires, "")
+		if errors.Is(err, errWrongSeq) {
+			if opt.IfRevision != 0 {
+				return 0, wrapf(ErrConditionFailed, "the item changed after revision %d", opt.IfRevision)
+			}
+			continue // raced another writer: read again
+		}
+		return rev, err
+	}
+	return 0, wrapf(ErrConditionFailed, "the item changed %d times while being written; try again", maxWriteRetries)
+}
+
+func conditionError(want uint64, cur stored) error {
+	if cur.item == nil {
+		return wrapf(ErrConditionFailed, "expected revision %d, but no item has this key", want)
+	}
+	return wrapf(ErrConditionFailed, "expected revision %d, the item is at revision %d", want, cur.rev)
+}
+
+// Get reads an item by key (a JSON object of its key attributes). Reads go
+// to the stream's last message for the key, so they see every write that
+// has been acknowledged.
+func (s *Service) Get(ctx context.Context, table string, key json.RawMessage) (*Entry, error) {
+	h, err := s.table(ctx, table)
+	if err != nil {
+		return nil, err
+	}
+	k, err := h.parseKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return h.get(ctx, k)
+}
+
+func (h *tableHandle) get(ctx context.Context, key string) (*Entry, error) {
+	cur, err := h.read(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if cur.item == nil {
+		return nil, wrapf(ErrNoSuchKey, "table %s: no item has this key", h.def.Name)
+	}
+	return &Entry{Item: cur.item, Revision: cur.rev, Updated: cur.time}, nil
+}
+
+// DeleteOptions make a delete conditional.
+type DeleteOptions struct {
+	IfRevision uint64 `json:"if_revision,omitempty"`
+}
+
+// Delete removes an item. Deleting an absent item is not an error, unless
+// the delete is conditional.
+func (s *Service) Delete(ctx context.Context, table string, key json.RawMessage, opt DeleteOptions) error {
+	h, err := s.table(ctx, table)
+	if err != nil {
+		return err
+	}
+	k, err := h.parseKey(key)
+	if err != nil {
+		return err
+	}
+	return h.delete(ctx, k, opt.IfRevision, "")
+}
+
+func (h *tableHandle) delete(ctx context.Context, key string, ifRev uint64, reason string) error {
+	for range maxWriteRetries {
+		cur, err := h.read(ctx, key)
+		if err != nil {
+			return err
+		}
+		body := cur.item
+		if reason == "ttl" {
+			// The sweeper removes exactly the revision that expired.
+			if !cur.expired || cur.rev != ifRev {
+				return wrapf(ErrConditionFailed, "revision %d is no longer the expired one", ifRev)
+			}
+			body = cur.dead
+		} else if ifRev != 0 && (cur.item == nil || cur.rev != ifRev) {
+			return conditionError(ifRev, cur)
+		}
+		if body == nil {
+			return nil
+		}
+		_, err = h.write(ctx, key, body, cur.rev, true, 0, reason)
+		if errors.Is(err, errWrongSeq) {
+			if ifRev != 0 {
+				return wrapf(ErrConditionFailed, "the item changed after revision %d", ifRev)
+			}
+			continue
+		}
+		return err
+	}
+	return wrapf(ErrConditionFailed, "the item changed %d times while being deleted; try again", maxWriteRetries)
+}
+
+// Update merges patch into the item with key (RFC 7396 JSON merge patch:
+// objects merge recursively, null removes an attribute) and returns the
+// new item. Without a condition a missing item is created from the key and
+// the patch; with IfRevision it must exist at that revision. Key
+// attributes cannot change.
+func (s *Service) Update(ctx context.Context, table string, key, patch json.RawMessage, opt DeleteOptions) (*Entry, error) {
+	h, err := s.table(ctx, table)
+	if err != nil {
+		return nil, err
+	}
+	k, err := h.parseKey(key)
+	if err != nil {
+		return nil, err
+	}
+	var p map[string]json.RawMessage
+	if err := json.Unmarshal(patch, &p); err != nil || p == nil {
+		return nil, invalid("patch", "must be a JSON object")
+	}
+	var keyAttrs map[string]json.RawMessage
+	_ = json.Unmarshal(key, &keyAttrs)
+	for range maxWriteRetries {
+		cur, err := h.read(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		if opt.IfRevision != 0 && (cur.item == nil || cur.rev != opt.IfRevision) {
+			return nil, conditionError(opt.IfRevision, cur)
+		}
+		base := map[string]any{}
+		if cur.item != nil {
+			if err := json.Unmarshal(cur.item, &base); err != nil {
+				return nil, fmt.Errorf("table %s: stored item unreadable: %w", h.def.Name, err)
+			}
+		} else {
+			for _, a := range []string{h.def.Key, h.def.Sort} {
+				if a != "" {
+					var v any
+					_ = json.Unmarshal(keyAttrs[a], &v)
+					base[a] = v
+				}
+			}
+		}
+		merged, err := mergePatch(base, p)
+		if err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(merged)
+		if err != nil {
+			return nil, invalid("patch", "%v", err)
+		}
+		it, err := h.parseItem(b)
+		if err != nil {
+			return nil, err
+		}
+		if it.key != k {
+			return nil, invalid("patch", "an update cannot change the key attributes")
+		}
+		rev, err := h.write(ctx, k, withOld(it.raw, cur.item), cur.rev, false, it.expires, "")
+		if errors.Is(err, errWrongSeq) {
+			if opt.IfRevision != 0 {
+				return nil, wrapf(ErrConditionFailed, "the item changed after revision %d", opt.IfRevision)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &Entry{Item: it.raw, Revision: rev, Updated: h.now().UTC()}, nil
+	}
+	return nil, wrapf(ErrConditionFailed, "the item changed %d times while being updated; try again", maxWriteRetries)
+}
+
+// mergePatch applies an RFC 7396 merge patch to target.
+func mergePatch(target map[string]any, patch map[string]json.RawMessage) (map[string]any, error) {
+	for k, raw := range patch {
+		if string(bytes.TrimSpace(raw)) == "null" {
+			delete(target, k)
+			continue
+		}
+		var sub map[string]json.RawMessage
+		if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '{' {
+			if err := json.Unmarshal(raw, &sub); err != nil {
+				return nil, invalid("patch."+k, "%v", err)
+			}
+			inner, _ := target[k].(map[string]any)
+			if inner == nil {
+				inner = map[string]any{}
+			}
+			m, err := mergePatch(inner, sub)
+			if err != nil {
+				return nil, err
+			}
+			target[k] = m
+			continue
+		}
+		var v any
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber() // keep numbers exact
+		if err := dec.Decode(&v); err != nil {
+			return nil, invalid("patch."+k, "%v", err)
+		}
+		target[k] = v
+	}
+	return target, nil
+}
+
+// BatchResult is the outcome of one item of a batch put.
+type BatchResult struct {
+	Revision uint64 `json:"revision,omitempty"`
+	Error    string `json:"error,omitempty"`
+	err      error
+}
+
+// Err is the item's error, if any.
+func (r BatchResult) Err() error { return r.err }
+
+// BatchPut puts up to MaxBatch items, each on its own (a batch is not a
+// transaction): the results say which were written.
+func (s *Service) BatchPut(ctx context.Context, table string, items []json.RawMessage) ([]BatchResult, error) {
+	h, err := s.table(ctx, table)
+	if err != nil {
+		return nil, err
+	}
+	if len(items) == 0 || len(items) > MaxBatch {
+		return nil, invalid("items", "a batch holds 1 to %d items, not %d", MaxBatch, len(items))
+	}
+	parsed := make([]*parsedItem, len(items))
+	seen := map[string]int{}
+	for i, raw := range items {
+		it, err := h.parseItem(raw)
+		if err != nil {
+			return nil, fmt.Errorf("items[%d]: %w", i, err)
+		}
+		if j, dup := seen[it.key]; dup {
+			return nil, invalid(fmt.Sprintf("items[%d]", i), "has the same key as items[%d]", j)
+		}
+		seen[it.key] = i
+		parsed[i] = it
+	}
+	out := make([]BatchResult, len(items))
+	parallel(len(items), 16, func(i int) {
+		rev, err := h.put(ctx, parsed[i], PutOptions{})
+		out[i] = BatchResult{Revision: rev, err: err}
+		if err != nil {
+			out[i].Error = err.Error()
+		}
+	})
+	return out, nil
+}
+
+// BatchGet reads up to MaxBatch items; the result has one entry per key,
+// nil where no item has the key.
+func (s *Service) BatchGet(ctx context.Context, table string, keys []json.RawMessage) ([]*Entry, error) {
+	h, err := s.table(ctx, table)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 || len(keys) > MaxBatch {
+		return nil, invalid("keys", "a batch holds 1 to %d keys, not %d", MaxBatch, len(keys))
+	}
+	ks := make([]string, len(keys))
+	for i, raw := range keys {
+		if ks[i], err = h.parseKey(raw); err != nil {
+			return nil, fmt.Errorf("keys[%d]: %w", i, err)
+		}
+	}
+	out := make([]*Entry, len(keys))
+	errs := make([]error, len(keys))
+	parallel(len(keys), 16, func(i int) {
+		e, err := h.get(ctx, ks[i])
+		if err != nil && !errors.Is(err, ErrNoSuchKey) {
+			errs[i] = err
+		}
+		out[i] = e
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// parallel runs f(0..n-1) on at most width goroutines and waits for them.
+func parallel(n, width int, f func(i int)) {
+	if n <= 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	width = min(width, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	wg.Add(width)
+	for range width {
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}

@@ -1,0 +1,113 @@
+package data
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The TTL sweeper removes items whose TTL attribute lies in the past.
+// Reads already hide them (the expiry travels in a header of each write),
+// so the sweeper only reclaims space and emits the REMOVE events, marked
+// with the reason "ttl" as DynamoDB marks its TTL deletions.
+//
+// Every node sweeps every table with a TTL attribute; a deletion is
+// conditional on the revision that expired, so two nodes never delete (nor
+// emit an event for) the same expiry twice. A sweep reads the headers of
+// every item's last message: its cost grows with the table.
+
+func (s *Service) sweepLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.TTLInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			s.SweepExpired(s.ctx)
+		}
+	}
+}
+
+// SweepExpired runs one sweep over every table with a TTL attribute and
+// returns how many items it removed.
+func (s *Service) SweepExpired(ctx context.Context) int {
+	n := 0
+	for _, d := range s.Tables() {
+		if d.TTL == "" {
+			continue
+		}
+		h, err := s.table(ctx, d.Name)
+		if err != nil {
+			continue
+		}
+		c, err := h.sweep(ctx)
+		n += c
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("data: TTL sweep failed", "table", d.Name, "err", err)
+		}
+	}
+	return n
+}
+
+type expiredItem struct {
+	key string
+	rev uint64
+}
+
+func (h *tableHandle) sweep(ctx context.Context) (int, error) {
+	now := h.now().Unix()
+	cons, err := h.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, HeadersOnly: true,
+		FilterSubjects: []string{h.pre + ">"},
+	})
+	if err != nil {
+		return 0, err
+	}
+	var expired []expiredItem
+	for {
+		batch, err := cons.FetchNoWait(1024)
+		if err != nil {
+			return 0, err
+		}
+		got := 0
+		last := false
+		for m := range batch.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			hdr := m.Headers()
+			if e := hdr.Get(hExpires); e != "" && hdr.Get(hKVOperation) == "" {
+				if t, err := strconv.ParseInt(e, 10, 64); err == nil && t <= now {
+					expired = append(expired, expiredItem{key: strings.TrimPrefix(m.Subject(), h.pre), rev: md.Sequence.Stream})
+				}
+			}
+			if md.NumPending == 0 {
+				last = true
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return 0, err
+		}
+		if got == 0 || last {
+			break
+		}
+	}
+	n := 0
+	for _, e := range expired {
+		if err := h.delete(ctx, e.key, e.rev, "ttl"); err == nil {
+			n++
+		} else if !errors.Is(err, ErrConditionFailed) {
+			return n, err
+		}
+	}
+	return n, nil
+}

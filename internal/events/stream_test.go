@@ -1,0 +1,169 @@
+package events_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/internal/events"
+)
+
+type batch struct {
+	Type string `json:"type"`
+	Data struct {
+		Trigger string `json:"trigger"`
+		Records []struct {
+			ID   string          `json:"id"`
+			Seq  string          `json:"nimbusseq"`
+			Key  string          `json:"partitionkey"`
+			Data json.RawMessage `json:"data"`
+		} `json:"records"`
+	} `json:"data"`
+}
+
+func publish(t *testing.T, h *harness, subject string, i int, extra string) {
+	t.Helper()
+	ev := fmt.Sprintf(`{"specversion":"1.0","id":"ev-%d","source":"/test","type":"com.example.order","data":{"n":%d%s}}`, i, i, extra)
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/api/v1/events?subject="+subject, bytes.NewBufferString(ev))
+	req.Header.Set("Content-Type", "application/cloudevents+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("publish %d: status %d", i, resp.StatusCode)
+	}
+}
+
+// TestPartialBatchFailureRedeliversOnlyFailedItems: the function reports
+// two records of each batch as failed; only those come back, and after the
+// retries they are dead-lettered.
+func TestPartialBatchFailureRedeliversOnlyFailedItems(t *testing.T) {
+	url := startNATS(t, t.TempDir())
+	funcs := newFuncs()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	maxBatch := 0
+	funcs.set("orders", func(p []byte) ([]byte, error) {
+		var b batch
+		if err := json.Unmarshal(p, &b); err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		maxBatch = max(maxBatch, len(b.Data.Records))
+		var failures []map[string]string
+		for _, r := range b.Data.Records {
+			seen[r.ID]++
+			if bytes.Contains(r.Data, []byte(`"fail":true`)) {
+				failures = append(failures, map[string]string{"itemIdentifier": r.ID})
+			}
+		}
+		return json.Marshal(map[string]any{"batchItemFailures": failures})
+	})
+	h := newHarness(t, url, funcs, events.Config{})
+	ctx := context.Background()
+	one := 1
+	if _, err := h.events.PutTriggers(ctx, "orders", []api.Trigger{{Subject: "orders.*", Batch: 5, Window: "200ms", Retries: &one}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		extra := ""
+		if i == 3 || i == 14 {
+			extra = `,"fail":true`
+		}
+		publish(t, h, "orders.new", i, extra)
+	}
+	eventually(t, 20*time.Second, "both failed records dead-lettered", func() bool {
+		l, _, err := h.queue.DeadLetters(ctx, "orders", 10)
+		return err == nil && len(l) == 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range 20 {
+		id := fmt.Sprintf("ev-%d", i)
+		want := 1
+		if i == 3 || i == 14 {
+			want = 2 // first try + 1 retry
+		}
+		if seen[id] != want {
+			t.Errorf("record %s handled %d times, want %d", id, seen[id], want)
+		}
+	}
+	if maxBatch > 5 || maxBatch < 2 {
+		t.Errorf("largest batch had %d records, want 2 to 5 (batch 5, window 200ms)", maxBatch)
+	}
+	st := h.events.Triggers(ctx, "orders")
+	if len(st) != 1 || st[0].StreamName == "" || st[0].State != "active" {
+		t.Errorf("trigger status %+v", st)
+	}
+}
+
+// TestOrderedByKey: records of one key reach the function in order, a
+// failed record holding back the later ones of its key until it succeeds.
+func TestOrderedByKey(t *testing.T) {
+	url := startNATS(t, t.TempDir())
+	funcs := newFuncs()
+	var mu sync.Mutex
+	var order = map[string][]int{}
+	failedOnce := false
+	funcs.set("ordered", func(p []byte) ([]byte, error) {
+		var b batch
+		if err := json.Unmarshal(p, &b); err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range b.Data.Records {
+			var d struct{ N int }
+			_ = json.Unmarshal(r.Data, &d)
+			if d.N == 2 && !failedOnce {
+				failedOnce = true
+				return nil, fmt.Errorf("transient")
+			}
+			order[r.Key] = append(order[r.Key], d.N)
+		}
+		return []byte(`{}`), nil
+	})
+	h := newHarness(t, url, funcs, events.Config{})
+	ctx := context.Background()
+	if _, err := h.events.PutTriggers(ctx, "ordered", []api.Trigger{{Stream: "ORDERED", Batch: 1, Concurrency: 3, OrderedBy: "key"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		m := nats.NewMsg("ORDERED.x")
+		m.Header.Set(events.KeyHeader, fmt.Sprintf("k%d", i%3))
+		m.Data = []byte(fmt.Sprintf(`{"n":%d}`, i))
+		if _, err := h.st.JS.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 20*time.Second, "all 30 records", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, v := range order {
+			n += len(v)
+		}
+		return n == 30
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for k, ns := range order {
+		for i := 1; i < len(ns); i++ {
+			if ns[i] < ns[i-1] {
+				t.Errorf("key %s handled out of order: %v", k, ns)
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,46 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/nimbus-run/nimbus/internal/data"
+	"github.com/nimbus-run/nimbus/internal/data/dataapi"
+	"github.com/nimbus-run/nimbus/internal/sigv4"
+)
+
+// startData starts the data services (tables, buckets, their triggers)
+// and mounts the data API and the S3 API. It starts after the invoker
+// (triggers invoke functions) and stops before it.
+func (n *Node) startData(ctx context.Context) error {
+	dcfg := n.cfg.Data
+	dcfg.Functions, dcfg.Logger = n.Reg, n.log
+	if dcfg.Replicas == 0 {
+		dcfg.Replicas = n.cfg.Replicas
+	}
+	n.Data = data.New(dcfg, n.Store)
+	if err := n.Data.Start(ctx); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	n.onStop(n.Data.Stop)
+	dataapi.Register(n.Gateway, n.Data)
+	return nil
+}
+
+// mainHandler is the main listener's handler: S3 requests, told apart by
+// the service of their SigV4 credential scope (the design forbids guessing
+// from the path, which S3 shares with user routes), go to the S3 API;
+// everything else to the gateway.
+func (n *Node) mainHandler() http.Handler {
+	if n.S3 == nil {
+		return n.Gateway
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sigv4.Service(r) == "s3" {
+			n.S3.ServeHTTP(w, r)
+			return
+		}
+		n.Gateway.ServeHTTP(w, r)
+	})
+}
