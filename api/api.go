@@ -78,6 +78,8 @@ type Function struct {
 	Updated     time.Time         `json:"updated,omitzero"`
 	// Async configures asynchronous invocation (see AsyncConfig).
 	Async *AsyncConfig `json:"async,omitempty"`
+	// Uses lists the tables and buckets the function may use (data.go).
+	Uses *Uses `json:"uses,omitempty"`
 	// Instances is filled by GET of one function: live instances on the node.
 	Instances *PoolStats `json:"instances,omitempty"`
 }

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,7 @@ func run() error {
 	conc := flag.Int("c", 64, "concurrent clients in the throughput phase")
 	dur := flag.Duration("d", 10*time.Second, "duration of each phase")
 	runs := flag.Int("runs", 3, "runs; the median is reported")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured phases to this file")
 	flag.Parse()
 
 	dir, err := os.MkdirTemp("", "nimbus-bench-async-")
@@ -86,6 +88,17 @@ func run() error {
 	}
 	defer stopWatch()
 
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var rates, p50s, p99s []float64
 	for i := range *runs {
 		waitIdle(n)

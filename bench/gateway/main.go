@@ -32,6 +32,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -68,8 +69,14 @@ type result struct {
 	P50us  float64 `json:"p50_us"`
 	P99us  float64 `json:"p99_us"`
 	Errors int64   `json:"errors"`
-	// VsFunction is RPS relative to /function/echo in the same run.
+	// CPUus is the process's CPU time per request (server and load
+	// generator): steadier than throughput on a shared machine.
+	CPUus float64 `json:"cpu_us_per_request"`
+	// VsFunction is RPS relative to /function/echo: the median over runs
+	// of the ratio within each run (adjacent measurements).
 	VsFunction float64 `json:"throughput_vs_function"`
+	// CPUVsFunction is CPUus relative to /function/echo, likewise.
+	CPUVsFunction float64 `json:"cpu_vs_function"`
 }
 
 func run() error {
@@ -155,13 +162,18 @@ func run() error {
 				samples[t.key] = append(samples[t.key], res)
 			}
 		}
-		base := median(samples["function"]).RPS
 		for _, t := range targets {
 			m := median(samples[t.key])
 			m.Target, m.Conc = t.name, conc
-			if base > 0 {
-				m.VsFunction = m.RPS / base
+			var rps, cpu []float64
+			for i, s := range samples[t.key] {
+				b := samples["function"][i]
+				if b.RPS > 0 && b.CPUus > 0 {
+					rps = append(rps, s.RPS/b.RPS)
+					cpu = append(cpu, s.CPUus/b.CPUus)
+				}
 			}
+			m.VsFunction, m.CPUVsFunction = med(rps), med(cpu)
 			results = append(results, m)
 		}
 	}
@@ -171,11 +183,11 @@ func run() error {
 		return enc.Encode(results)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "target\tconc\treq/s\tvs /function\tp50 µs\tp99 µs\terrors\t\n")
+	fmt.Fprintf(tw, "target\tconc\treq/s\tvs /function\tCPU µs/req\tvs /function\tp50 µs\tp99 µs\terrors\t\n")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f%%\t%.0f\t%.0f\t%d\t\n", r.Target, r.Conc, r.RPS, r.VsFunction*100, r.P50us, r.P99us, r.Errors)
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f%%\t%.0f\t%.1f%%\t%.0f\t%.0f\t%d\t\n", r.Target, r.Conc, r.RPS, r.VsFunction*100, r.CPUus, r.CPUVsFunction*100, r.P50us, r.P99us, r.Errors)
 	}
-	fmt.Fprintf(tw, "\n(JWT %s; medians of %d runs of %s; GOMAXPROCS=%d; load generator in the same process)\t\t\t\t\t\t\t\n", strings.ToUpper(*alg), *runs, *duration, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(tw, "\n(JWT %s; medians of %d runs of %s, ratios within each run; GOMAXPROCS=%d; load generator in the same process)\t\t\t\t\t\t\t\t\t\n", strings.ToUpper(*alg), *runs, *duration, runtime.GOMAXPROCS(0))
 	return tw.Flush()
 }
 
@@ -275,10 +287,10 @@ func measure(url string, hdr http.Header, body []byte, conc int, warmup, d time.
 	}
 	time.Sleep(warmup)
 	measuring.Store(true)
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	time.Sleep(d)
 	measuring.Store(false)
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
 	stop.Store(true)
 	wg.Wait()
 	slices.Sort(lat)
@@ -288,7 +300,28 @@ func measure(url string, hdr http.Header, body []byte, conc int, warmup, d time.
 		}
 		return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) / 1e3
 	}
-	return result{RPS: float64(len(lat)) / elapsed.Seconds(), P50us: pct(0.50), P99us: pct(0.99), Errors: errs.Load()}
+	res := result{RPS: float64(len(lat)) / elapsed.Seconds(), P50us: pct(0.50), P99us: pct(0.99), Errors: errs.Load()}
+	if len(lat) > 0 {
+		res.CPUus = float64(cpu.Microseconds()) / float64(len(lat))
+	}
+	return res
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func med(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 func median(rs []result) result {
@@ -308,6 +341,7 @@ func median(rs []result) result {
 		RPS:    pick(func(r result) float64 { return r.RPS }),
 		P50us:  pick(func(r result) float64 { return r.P50us }),
 		P99us:  pick(func(r result) float64 { return r.P99us }),
+		CPUus:  pick(func(r result) float64 { return r.CPUus }),
 		Errors: errs,
 	}
 }

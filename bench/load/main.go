@@ -25,15 +25,13 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/bench/internal/loadgen"
 	"github.com/nimbus-run/nimbus/examples"
 	"github.com/nimbus-run/nimbus/internal/node"
 )
@@ -207,83 +205,17 @@ func deploy(ctx context.Context, c *api.Client, name string, code []byte) error 
 // measure drives url with conc keep-alive connections, each sending its next
 // request when the previous answer arrives.
 func measure(url string, body []byte, conc int, warmup, d time.Duration) result {
-	tr := &http.Transport{MaxIdleConns: conc, MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
-	var (
-		measuring atomic.Bool
-		stop      atomic.Bool
-		errs      atomic.Int64
-		mu        sync.Mutex
-		lat       []time.Duration
-		wg        sync.WaitGroup
-	)
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			local := make([]time.Duration, 0, 1<<14)
-			for !stop.Load() {
-				t0 := time.Now()
-				resp, err := client.Post(url, "application/json", bytes.NewReader(body))
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if !measuring.Load() {
-					continue
-				}
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				local = append(local, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, local...)
-			mu.Unlock()
-		}()
-	}
-	time.Sleep(warmup)
-	measuring.Store(true)
-	start := time.Now()
-	time.Sleep(d)
-	measuring.Store(false)
-	elapsed := time.Since(start)
-	stop.Store(true)
-	wg.Wait()
-	slices.Sort(lat)
-	pct := func(p float64) float64 {
-		if len(lat) == 0 {
-			return 0
-		}
-		return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) / 1e3
-	}
-	return result{RPS: float64(len(lat)) / elapsed.Seconds(), P50us: pct(0.50), P99us: pct(0.99), Errors: errs.Load()}
+	r := loadgen.Measure(loadgen.Target{URL: url, Body: body}, conc, warmup, d)
+	return result{RPS: r.RPS, P50us: r.P50us, P99us: r.P99us, Errors: r.Errors}
 }
 
 func median(rs []result) result {
-	pick := func(f func(result) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		slices.Sort(v)
-		return v[len(v)/2]
+	ls := make([]loadgen.Result, len(rs))
+	for i, r := range rs {
+		ls[i] = loadgen.Result{RPS: r.RPS, P50us: r.P50us, P99us: r.P99us, Errors: r.Errors}
 	}
-	var errs int64
-	for _, r := range rs {
-		errs += r.Errors
-	}
-	return result{
-		RPS:    pick(func(r result) float64 { return r.RPS }),
-		P50us:  pick(func(r result) float64 { return r.P50us }),
-		P99us:  pick(func(r result) float64 { return r.P99us }),
-		Errors: errs,
-	}
+	m := loadgen.Median(ls)
+	return result{RPS: m.RPS, P50us: m.P50us, P99us: m.P99us, Errors: m.Errors}
 }
 
 // idleCost deploys n functions that share one code artifact (as a fleet of

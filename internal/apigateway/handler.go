@@ -202,9 +202,11 @@ func (s *Service) event(r *http.Request, body []byte, e *routeEntry, params map[
 }
 
 func (s *Service) checkJWT(ctx context.Context, r *http.Request, a *authorizer, scopes []string) (*apigw.Authorizer, error) {
-	tok, ok := auth.BearerToken(r)
-	if !ok {
-		return nil, fmt.Errorf("authorizer %s: no bearer token: %w", a.name, auth.ErrMissingCredentials)
+	// Like API Gateway, take the token with or without "Bearer " (Verify
+	// strips it); an empty header is missing credentials.
+	tok := strings.TrimSpace(r.Header.Get("Authorization"))
+	if tok == "" {
+		return nil, fmt.Errorf("authorizer %s: no Authorization header: %w", a.name, auth.ErrMissingCredentials)
 	}
 	now := time.Now()
 	out, key, hit := a.jwt.cache.get(tok, now)
@@ -360,9 +362,7 @@ func (s *Service) throttle(w http.ResponseWriter, r *http.Request, wait time.Dur
 // access log.
 func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 	noteError(r.Context(), err)
-	if w.Header().Get("Content-Type") == "" {
-		w.Header().Set("Cache-Control", "no-store")
-	}
+	w.Header().Set("Cache-Control", "no-store")
 	gateway.WritePublicError(w, err)
 }
 

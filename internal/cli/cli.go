@@ -134,6 +134,7 @@ the other commands talk to a running node (NIMBUS_URL, NIMBUS_TOKEN).`,
 		newPublish(e), newVersions(e), newAlias(e), newKeys(e))
 	root.AddCommand(eventCommands(e)...)
 	root.AddCommand(newWorkflows(e))
+	root.AddCommand(newTable(e), newObj(e)) // data.go
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	return root
 }

@@ -112,6 +112,10 @@ func deployManifest(cmd *cobra.Command, e *env, file string) error {
 	if err != nil {
 		return usageError{fmt.Errorf("%s: %w", file, err)}
 	}
+	// Tables and buckets first: functions name them in uses (data.go).
+	if err := deployData(cmd.Context(), e, m); err != nil {
+		return err
+	}
 	if err := deployAll(cmd, e, m); err != nil {
 		return err
 	}
@@ -176,6 +180,7 @@ func specToAPI(s *function.Spec) *api.Function {
 		Name: s.Name, Runtime: s.Runtime, Code: s.Code, Handler: s.Handler, Memory: s.MemoryMB,
 		Timeout: s.Timeout.String(), Min: s.Min, Max: s.Max, IdleTimeout: s.IdleTimeout.String(),
 		Concurrency: s.Concurrency, Env: s.Env, Async: api.AsyncFromSpec(s.Async),
+		Uses: (*api.Uses)(s.Uses),
 	}
 }
 

@@ -45,8 +45,12 @@ func newKeysCreate(e *env) *cobra.Command {
     --payload '{"name":"Ada"}' --cli-binary-format raw-in-base64-out out.json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if kind != api.KeyKindAWS {
-				return usagef("--kind %q: only %q keys exist today", kind, api.KeyKindAWS)
+			switch kind {
+			case api.KeyKindAWS:
+			case "api":
+				return usagef("--kind api: API gateway API keys are managed with nimbus apikeys")
+			default:
+				return usagef("--kind %q: only %q access keys exist (API gateway keys: nimbus apikeys)", kind, api.KeyKindAWS)
 			}
 			k, err := e.client().CreateKey(cmd.Context(), args[0], kind)
 			if err != nil {
@@ -65,7 +69,7 @@ func newKeysCreate(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&kind, "kind", api.KeyKindAWS, "kind of key: aws (API gateway keys will come as --kind api)")
+	cmd.Flags().StringVar(&kind, "kind", api.KeyKindAWS, "kind of key: aws (API gateway API keys are made with nimbus apikeys)")
 	return cmd
 }
 

@@ -384,7 +384,7 @@ func toAPI(s *function.Spec) api.Function {
 		Name: s.Name, Runtime: s.Runtime, Code: s.Code, Handler: s.Handler, Memory: s.MemoryMB,
 		Timeout: s.Timeout.String(), Min: s.Min, Max: s.Max, IdleTimeout: s.IdleTimeout.String(),
 		Concurrency: s.Concurrency, Env: s.Env, Version: s.Version, Created: s.Created, Updated: s.Updated,
-		Async: api.AsyncFromSpec(s.Async),
+		Async: api.AsyncFromSpec(s.Async), Uses: (*api.Uses)(s.Uses),
 	}
 }
 

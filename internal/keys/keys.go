@@ -4,9 +4,10 @@
 // functions), so verifying a request never reads JetStream.
 //
 // A record has a kind. Kind "aws" is an AWS-style access key pair (access
-// key id + secret access key) used with SigV4. Other kinds (API gateway API
-// keys, "api") are planned to share the bucket and the `nimbus keys`
-// command; this package refuses to create them until they exist.
+// key id + secret access key) used with SigV4, the only kind today. The kind
+// keeps the records open to other kinds of credentials sharing the bucket
+// (kind "api" is reserved for API gateway API keys, which live elsewhere for
+// now and are managed with `nimbus apikeys`).
 //
 // # Security
 //
@@ -49,8 +50,8 @@ const Bucket = "nimbus_keys"
 const (
 	// KindAWS is an access key id and secret for AWS Signature Version 4.
 	KindAWS = "aws"
-	// KindAPI is reserved for API gateway API keys (hashed; not implemented
-	// here).
+	// KindAPI is reserved for API gateway API keys (hashed; they are kept
+	// by internal/gateway/auth today, not here).
 	KindAPI = "api"
 )
 
@@ -200,7 +201,7 @@ func (k *Keyring) Create(ctx context.Context, name, kind string) (*Key, error) {
 	switch kind {
 	case KindAWS:
 	case KindAPI:
-		return nil, function.Invalid("kind", "API keys (kind %q) are not available yet; use kind %q", KindAPI, KindAWS)
+		return nil, function.Invalid("kind", "kind %q is reserved for API gateway API keys, which internal/gateway/auth keeps today (nimbus apikeys); use kind %q", KindAPI, KindAWS)
 	default:
 		return nil, function.Invalid("kind", "unknown kind %q: use %q", truncate(kind, 40), KindAWS)
 	}

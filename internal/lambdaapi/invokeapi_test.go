@@ -119,8 +119,9 @@ func TestInvokeAPIWithSDK(t *testing.T) {
 	n := nodetest.Start(t, node.Config{QueueTimeout: 50 * time.Millisecond})
 	echo := goBinary(t, "./examples/lambda-go-echo")
 	nodetest.Deploy(t, n, api.Function{Name: "echo", Runtime: "process", Memory: 128, Timeout: "3s", Max: 20}, echo)
-	nodetest.Deploy(t, n, api.Function{Name: "slow", Runtime: "process", Memory: 128, Timeout: "500ms", Max: 1}, echo)
-	nodetest.Deploy(t, n, api.Function{Name: "logs", Runtime: "process", Memory: 128, Timeout: "3s"}, goBinary(t, "./internal/lambdaapi/testdata/lambdalog"))
+	logs := goBinary(t, "./internal/lambdaapi/testdata/lambdalog")
+	nodetest.Deploy(t, n, api.Function{Name: "logs", Runtime: "process", Memory: 128, Timeout: "3s"}, logs)
+	nodetest.Deploy(t, n, api.Function{Name: "slow", Runtime: "process", Memory: 128, Timeout: "500ms", Max: 1}, logs)
 	nodetest.Deploy(t, n, api.Function{Name: "hello", Runtime: "wasm", Memory: 64, Timeout: "3s"}, testutil.BuildWasm(t, "./examples/hello"))
 	k := cliKey(t, n, "sdk-test")
 	f := &fixture{n: n, sdk: lambdaClient(n, k.ID, k.Secret), key: k}
@@ -155,7 +156,7 @@ func testSDKInvoke(t *testing.T, f *fixture) {
 		{name: "by partial ARN with qualifier", function: "123456789012:function:echo:$LATEST", payload: `"s"`, want: `"s"`},
 		{name: "by name:qualifier", function: "echo:$LATEST", payload: `{}`, want: `{}`},
 		{name: "function error", function: "echo", payload: `{"fail":"x"}`, funcErr: "Unhandled", errType: "errorString", errMsg: "x"},
-		{name: "timeout", function: "slow", payload: `{"sleep_ms":2000}`, funcErr: "Unhandled", errType: "Sandbox.Timedout", errMsg: "Task timed out after 0.50 seconds"},
+		{name: "timeout", function: "slow", payload: `{"hang_ms":2000}`, funcErr: "Unhandled", errType: "Sandbox.Timedout", errMsg: "Task timed out after 0.50 seconds"},
 		{name: "wasm hello", function: "hello", payload: `{"name":"Ada"}`, want: `{"message":"Hello, Ada!"}`},
 		{name: "wasm function error", function: "hello", payload: `"not an object"`, funcErr: "Unhandled", errType: "InvalidEvent", errMsg: "event must be a JSON object"},
 	}
@@ -299,7 +300,7 @@ func testSDKErrors(t *testing.T, f *fixture) {
 	// Throttling: "slow" has max 1; hold its one slot, then call again.
 	held := make(chan error, 1)
 	go func() {
-		_, err := f.sdk.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("slow"), Payload: []byte(`{"sleep_ms":400}`)})
+		_, err := f.sdk.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("slow"), Payload: []byte(`{"hang_ms":400}`)})
 		held <- err
 	}()
 	c := nodetest.Client(f.n)

@@ -31,6 +31,9 @@ type Manifest struct {
 	Rules map[string]*api.Rule `yaml:"rules"`
 	// Workflows are state machines by name (workflows.go).
 	Workflows map[string]*Workflow `yaml:"workflows"`
+	// Tables and Buckets are the data services by name (data.go).
+	Tables  map[string]*Table  `yaml:"tables"`
+	Buckets map[string]*Bucket `yaml:"buckets"`
 	// Dir is the directory relative code paths are resolved against.
 	Dir string `yaml:"-"`
 }
@@ -50,6 +53,8 @@ type Function struct {
 	// Async and Triggers: events.go.
 	Async    *function.AsyncConfig `yaml:"async"`
 	Triggers []api.Trigger         `yaml:"triggers"`
+	// Uses lists the tables and buckets the function may reach (data.go).
+	Uses *function.Uses `yaml:"uses"`
 }
 
 // Error locates a problem in the manifest.
@@ -118,7 +123,7 @@ func yamlError(err error) error {
 
 // Validate checks every declaration without touching the code files.
 func (m *Manifest) Validate() error {
-	if len(m.Functions) == 0 && !m.HasAPI() && len(m.Workflows) == 0 {
+	if len(m.Functions) == 0 && !m.HasAPI() && len(m.Workflows) == 0 && !m.hasData() {
 		return &Error{Path: "functions", Msg: "declare at least one function"}
 	}
 	for _, name := range m.Names() {
@@ -143,6 +148,9 @@ func (m *Manifest) Validate() error {
 		return err
 	}
 	if err := m.validateWorkflows(); err != nil {
+		return err
+	}
+	if err := m.validateData(); err != nil {
 		return err
 	}
 	return m.validateAPI()
@@ -172,7 +180,7 @@ func (f *Function) Spec(name, digest string) function.Spec {
 	s := function.Spec{
 		Name: name, Runtime: f.Runtime, Code: digest, Handler: f.Handler, MemoryMB: f.Memory,
 		Timeout: f.Timeout, Min: f.Min, Max: f.Max, IdleTimeout: f.IdleTimeout,
-		Concurrency: f.Concurrency, Env: f.Env, Async: f.Async,
+		Concurrency: f.Concurrency, Env: f.Env, Async: f.Async, Uses: f.Uses,
 	}
 	if s.Runtime == "" && !strings.HasSuffix(f.Code, ".wasm") {
 		s.Runtime = function.RuntimeProcess

@@ -229,8 +229,9 @@ func (o Options) payloadHash(r *http.Request, query url.Values, body []byte, pre
 	declared := r.Header.Get(HeaderContentSHA256)
 	if presigned && declared == "" {
 		declared = query.Get(HeaderContentSHA256)
-		if declared == "" {
-			// Presigned URLs are made before the body exists.
+		if declared == "" && (o.S3 || body == nil) {
+			// S3's presigned URLs are made before the body exists; other
+			// services sign the body's hash, as with the header form.
 			return UnsignedPayload, nil
 		}
 	}

@@ -360,3 +360,36 @@ func FuzzParseAuthorization(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifyPresignedWithBody: services other than S3 sign the body's hash
+// in presigned URLs too.
+func TestVerifyPresignedWithBody(t *testing.T) {
+	now := time.Now()
+	s := newServer(t)
+	body := []byte(`{"name":"Ada"}`)
+	req := s.request(t, "POST", "/2015-03-31/functions/hello/invocations?X-Amz-Expires=60", body)
+	u, hdr, err := v4.NewSigner().PresignHTTP(context.Background(), creds, req, sha(body), "lambda", "us-east-1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func() received {
+		r, err := http.NewRequest("POST", u, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range hdr {
+			if k != "Host" {
+				r.Header[k] = v
+			}
+		}
+		return s.send(t, r)
+	}
+	got := send()
+	if _, err := sigv4.Verify(got.r, got.body, lookup, now); err != nil {
+		t.Fatalf("presigned POST: %v", err)
+	}
+	got = send()
+	if _, err := sigv4.Verify(got.r, []byte(`{"name":"Eve"}`), lookup, now); !errors.Is(err, sigv4.ErrBadSignature) {
+		t.Errorf("presigned POST with another body: %v, want ErrBadSignature", err)
+	}
+}

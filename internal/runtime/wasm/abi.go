@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
@@ -30,8 +29,6 @@ const (
 
 // sizeNoInvocation is what the sized getters return without an invocation.
 const sizeNoInvocation = -1
-
-var errEOF = io.EOF
 
 func (r *Runtime) instantiateNimbus(ctx context.Context) error {
 	i32, i64 := api.ValueTypeI32, api.ValueTypeI64

@@ -29,9 +29,11 @@ func benchWarm(b *testing.B, name string, code []byte) {
 	benchInvoke(b, inst) // the first invocation settles the guest's heap
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
 	for i := 0; i < b.N; i++ {
 		benchInvoke(b, inst)
 	}
+	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
 // BenchmarkSDKInvokeWarm is one invocation on a live Go SDK instance: the
@@ -79,6 +81,7 @@ func benchColdStart(b *testing.B, name string, code []byte) {
 	took := make([]time.Duration, 0, b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
 	for i := 0; i < b.N; i++ {
 		began := time.Now()
 		inst, err := r.Start(ctx, spec)
@@ -92,6 +95,8 @@ func benchColdStart(b *testing.B, name string, code []byte) {
 		b.StartTimer()
 	}
 	b.StopTimer()
+	// Includes Close (its CPU time is not excluded by StopTimer) and GC.
+	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 	reportPercentiles(b, took)
 }
 
@@ -121,4 +126,3 @@ func BenchmarkColdStartWAT(b *testing.B) {
 func BenchmarkColdStartCommand(b *testing.B) {
 	benchColdStart(b, "echo", testutil.BuildWasm(b, pkgEchoWASI))
 }
-

@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -30,7 +31,7 @@ var (
 )
 
 func (r *Runtime) startCommand(ctx context.Context, spec *function.Spec, m *module) (*commandInstance, error) {
-	in := r.newInstance(spec)
+	in := r.newInstance(spec, m)
 	c := &commandInstance{
 		instance: in,
 		stdin:    &stdinFeed{ready: make(chan struct{}), stop: in.ctx.Done(), waiting: make(chan struct{})},
@@ -63,6 +64,9 @@ func (c *commandInstance) Invoke(ctx context.Context, req *runtime.Request) (*ru
 		Logs:           c.stderr.Bytes(),
 		LogsTruncated:  c.stderr.Truncated(),
 		MaxMemoryBytes: c.mem.size.Load(),
+	}
+	if cause := c.stoppedBy(); cause != nil {
+		return res, fmt.Errorf("wasm: invoke: %w", cause) // closed under it
 	}
 	code, trapped := exitStatus(c.exitErr)
 	if code != 0 || trapped {

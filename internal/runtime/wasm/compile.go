@@ -24,8 +24,9 @@ import (
 type module struct {
 	digest   string
 	compiled wazero.CompiledModule
-	sdk      bool   // imports the nimbus host module
-	minPages uint32 // the initial size of its exported memory
+	sdk      bool         // imports the nimbus host module
+	minPages uint32       // the initial size of its exported memory
+	image    *memoryImage // its data segments, moved out of the code; or nil
 
 	// Under Runtime.mu. refs counts acquirers between acquire and release,
 	// so that an eviction never closes a module being instantiated.
@@ -119,7 +120,7 @@ func (r *Runtime) compile(ctx context.Context, digest string, code []byte) (*mod
 		return nil, function.Invalid("code", "content digest %s does not match %s", got, digest)
 	}
 
-	code = coalesceData(code)
+	code, image := extractData(code)
 
 	r.compileMu.Lock()
 	before := r.cacheFiles()
@@ -136,6 +137,9 @@ func (r *Runtime) compile(ctx context.Context, digest string, code []byte) (*mod
 		_ = compiled.Close(ctx)
 		return nil, err
 	}
+	if image != nil {
+		m.image = newMemoryImage(image)
+	}
 	full := before < 0 || after > before
 
 	r.mu.Lock()
@@ -148,7 +152,7 @@ func (r *Runtime) compile(ctx context.Context, digest string, code []byte) (*mod
 		r.stats.CacheHits++
 	}
 	if r.closed {
-		_ = compiled.Close(ctx)
+		r.closeCompiled(m)
 		return nil, errRuntimeClosed
 	}
 	if old, ok := r.modules[digest]; ok {
@@ -181,6 +185,9 @@ func (r *Runtime) evictLocked(m *module) {
 
 func (r *Runtime) closeCompiled(m *module) {
 	_ = m.compiled.Close(context.Background()) // frees memory only; never fails
+	if m.image != nil {
+		m.image.close() // instances keep their mappings
+	}
 }
 
 // cacheFiles counts the entries of the compilation cache directory, -1 when
@@ -277,4 +284,3 @@ func validDigest(d string) bool {
 	_, err := hex.DecodeString(hexPart)
 	return err == nil && strings.ToLower(hexPart) == hexPart
 }
-

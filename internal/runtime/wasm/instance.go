@@ -21,6 +21,7 @@ var (
 	errTimeout        = errors.New("invocation deadline")
 	errCanceled       = errors.New("invocation canceled")
 	errInstanceClosed = errors.New("instance closed")
+	errExited         = errors.New("guest exited") // it stopped by itself
 	errNotReusable    = errors.New("wasm: instance is not reusable")
 )
 
@@ -39,15 +40,14 @@ type instance struct {
 	// exitErr is what _start returned; read only after done.
 	exitErr error
 	initDur time.Duration
-	instDur time.Duration
 }
 
-func (r *Runtime) newInstance(spec *function.Spec) *instance {
+func (r *Runtime) newInstance(spec *function.Spec, m *module) *instance {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &instance{
 		rt:     r,
 		memMB:  spec.MemoryMB,
-		mem:    newLinearMemory(memoryLimit(spec)),
+		mem:    newLinearMemory(memoryLimit(spec), m.image),
 		ctx:    ctx,
 		cancel: cancel,
 		done:   make(chan struct{}),
@@ -87,7 +87,6 @@ func (in *instance) launch(ctx, callCtx context.Context, spec *function.Spec, m 
 		return fmt.Errorf("instantiate: %w", err)
 	}
 	in.initDur = time.Since(started)
-	in.instDur = in.initDur
 	go in.run(callCtx, mod)
 	return nil
 }
@@ -101,7 +100,16 @@ func (in *instance) run(ctx context.Context, mod api.Module) {
 	// Closing after _start returned: wazero frees the memory on close, which
 	// must not happen under a running guest.
 	_ = mod.Close(context.Background())
-	in.cancel(errInstanceClosed) // release the context's resources
+	in.cancel(errExited) // release the context's resources
+}
+
+// stoppedBy returns why the runtime stopped the guest (Close, Runtime.Close),
+// or nil when it stopped by itself. Call after done.
+func (in *instance) stoppedBy() error {
+	if cause := context.Cause(in.ctx); cause != nil && cause != errExited {
+		return cause
+	}
+	return nil
 }
 
 // forget unregisters the instance from its runtime.

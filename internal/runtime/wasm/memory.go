@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"os"
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/experimental"
@@ -34,7 +35,9 @@ const pageSize = 64 << 10 // bytes in a WebAssembly page
 type linearMemory struct {
 	limit    uint64 // bytes the guest may have
 	buf      []byte
-	region   []byte // the mapping buf is a prefix of, if mapped
+	region   []byte        // the mapping buf is a prefix of, if mapped
+	image    *memoryImage  // the module's initial memory contents, or nil
+	imaged   bool          // image is mapped into region
 	size     atomic.Uint64 // current length: the high-water mark, as memory never shrinks
 	exceeded atomic.Bool   // a grow past limit was refused
 	// tooBig is set when the module's initial memory alone exceeds limit.
@@ -47,7 +50,9 @@ type linearMemory struct {
 
 var _ experimental.LinearMemory = (*linearMemory)(nil)
 
-func newLinearMemory(limit uint64) *linearMemory { return &linearMemory{limit: limit} }
+func newLinearMemory(limit uint64, image *memoryImage) *linearMemory {
+	return &linearMemory{limit: limit, image: image}
+}
 
 // allocator returns a MemoryAllocator handing out m (one memory per module).
 func (m *linearMemory) allocator() experimental.MemoryAllocator {
@@ -55,6 +60,7 @@ func (m *linearMemory) allocator() experimental.MemoryAllocator {
 		if region, err := mapMemory(min(m.limit, maxBytes)); err == nil {
 			m.region = region
 			m.buf = region[:0]
+			m.imaged = m.image != nil && m.image.mapInto(region) == nil
 		} else {
 			m.buf = make([]byte, 0, min(capacity, m.limit))
 		}
@@ -76,7 +82,8 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 	if m.region != nil && size > uint64(len(m.region)) {
 		// Only the initial memory of a module over its limit gets here.
 		m.unmap()
-		m.buf = append(make([]byte, 0, size), m.buf...)
+		m.buf = make([]byte, 0, size)
+		m.imaged = false
 	}
 	if size <= uint64(cap(m.buf)) {
 		// The bytes past len were never visible to the guest (memory only
@@ -86,8 +93,21 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 		// append grows the backing array geometrically, as wazero does.
 		m.buf = append(m.buf, make([]byte, size-uint64(len(m.buf)))...)
 	}
+	if first && m.image != nil && !m.imaged {
+		// The image fits the initial memory (extractData checked).
+		copy(m.buf, m.image.data)
+	}
 	m.size.Store(size)
 	return m.buf
+}
+
+// memoryImage is a module's initial memory contents (its data segments, see
+// extractData), shared by its instances.
+type memoryImage struct {
+	data      []byte
+	fd        int      // a memfd holding data, or -1
+	file      *os.File // owns fd
+	mappedLen int      // bytes of fd to map: len(data) rounded up to pages
 }
 
 // Free implements experimental.LinearMemory.

@@ -3,6 +3,7 @@ package wasm
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -54,7 +55,7 @@ var (
 type sdkKey struct{}
 
 func (r *Runtime) startSDK(ctx context.Context, spec *function.Spec, m *module) (*sdkInstance, error) {
-	in := r.newInstance(spec)
+	in := r.newInstance(spec, m)
 	s := &sdkInstance{
 		instance: in,
 		calls:    make(chan *call),
@@ -66,6 +67,8 @@ func (r *Runtime) startSDK(ctx context.Context, spec *function.Spec, m *module) 
 	if err := in.launch(ctx, context.WithValue(in.ctx, sdkKey{}, s), spec, m, emptyReader{}, out, out); err != nil {
 		return nil, err
 	}
+	initTimer := time.NewTimer(r.cfg.InitTimeout)
+	defer initTimer.Stop()
 	select {
 	case <-s.ready:
 		s.initDur = time.Since(started)
@@ -80,12 +83,15 @@ func (r *Runtime) startSDK(ctx context.Context, spec *function.Spec, m *module) 
 	case <-ctx.Done():
 		s.stop(context.Cause(ctx))
 		return nil, fmt.Errorf("init: %w", context.Cause(ctx))
+	case <-initTimer.C:
+		s.stop(errTimeout)
+		return nil, fmt.Errorf("init: %w: no nimbus.next call within %s", function.ErrTimeout, r.cfg.InitTimeout)
 	}
 }
 
 // Invoke implements runtime.Instance.
 func (s *sdkInstance) Invoke(ctx context.Context, req *runtime.Request) (*runtime.Result, error) {
-	if !s.Reusable() {
+	if s.broken.Load() {
 		return nil, errNotReusable
 	}
 	c := &call{req: req, deadline: deadlineOf(ctx, req), out: make(chan outcome, 1)}
@@ -93,6 +99,9 @@ func (s *sdkInstance) Invoke(ctx context.Context, req *runtime.Request) (*runtim
 	case s.calls <- c:
 	case <-s.done:
 		s.broken.Store(true)
+		if cause := s.stoppedBy(); cause != nil {
+			return nil, fmt.Errorf("wasm: invoke: %w", cause)
+		}
 		return nil, fmt.Errorf("wasm: invoke: the instance exited between invocations: %w", s.exitError())
 	case <-ctx.Done():
 		// The guest is not in next: it is still busy after its last answer.
@@ -116,6 +125,9 @@ func (s *sdkInstance) Invoke(ctx context.Context, req *runtime.Request) (*runtim
 			Logs:           s.logs.Bytes(),
 			LogsTruncated:  s.logs.Truncated(),
 			MaxMemoryBytes: s.mem.size.Load(),
+		}
+		if cause := s.stoppedBy(); cause != nil {
+			return res, fmt.Errorf("wasm: invoke: %w", cause) // closed under it
 		}
 		ferr, err := s.failure(res.Logs)
 		if err != nil {
@@ -172,4 +184,4 @@ func (g guestOutput) Write(p []byte) (int, error) { return g.s.logs.Write(p) }
 // emptyReader is an SDK guest's stdin: events come through nimbus.next.
 type emptyReader struct{}
 
-func (emptyReader) Read([]byte) (int, error) { return 0, errEOF }
+func (emptyReader) Read([]byte) (int, error) { return 0, io.EOF }

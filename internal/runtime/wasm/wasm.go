@@ -45,7 +45,8 @@ import (
 // Defaults applied by New.
 const (
 	DefaultMaxCompiled      = 64
-	DefaultMaxResponseBytes = 6 << 20 // Lambda's synchronous response limit
+	DefaultMaxResponseBytes = 6 << 20          // Lambda's synchronous response limit
+	DefaultInitTimeout      = 10 * time.Second // Lambda's init phase limit
 )
 
 // stopGrace bounds how long Invoke waits, after its deadline, for a guest to
@@ -70,6 +71,10 @@ type Config struct {
 	// MaxResponseBytes bounds a result; a bigger one becomes the function
 	// error Function.ResponseSizeTooLarge. Default DefaultMaxResponseBytes.
 	MaxResponseBytes int
+	// InitTimeout bounds an SDK instance's init: instantiation to its first
+	// nimbus.next. Default DefaultInitTimeout. (A command's init runs before
+	// its invocation and is bounded by the invocation's deadline.)
+	InitTimeout time.Duration
 	// Logger receives debug records about compiles and evictions.
 	Logger *slog.Logger
 }
@@ -130,6 +135,9 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.MaxCompiled == 0 {
 		cfg.MaxCompiled = DefaultMaxCompiled
 	}
+	if cfg.InitTimeout <= 0 {
+		cfg.InitTimeout = DefaultInitTimeout
+	}
 	if cfg.MaxResponseBytes <= 0 {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes
 	}
@@ -153,7 +161,7 @@ func New(cfg Config) (*Runtime, error) {
 		WithCompilationCache(cache).
 		// A cancelled context stops a running guest: the deadline of an
 		// invocation is enforced by cancelling the instance's context.
-		WithCloseOnContextDone(true).
+		WithCloseOnContextDone(false).
 		// Functions' limits are enforced per instance (linearMemory), so the
 		// runtime allows what wasm32 can address.
 		WithMemoryLimitPages(65536)

@@ -652,6 +652,22 @@ func TestPrepareRejects(t *testing.T) {
 	}
 }
 
+func TestInitTimeout(t *testing.T) {
+	r := newRuntime(t, Config{InitTimeout: 100 * time.Millisecond})
+	// (module (import "nimbus" "next" ...) (memory (export "memory") 1)
+	//   (func (export "_start") (loop $spin (br $spin))))
+	code := hexBytes("0061736d01000000010a0260027f7f017f600000020f01066e696d627573046e6578740000030201010503010001071302066d656d6f72790200065f737461727400010a0901070003400c000b0b")
+	spec := prepared(t, r, "noinit", code)
+	began := time.Now()
+	_, err := r.Start(context.Background(), spec)
+	if !errors.Is(err, function.ErrTimeout) {
+		t.Fatalf("Start of a module that never calls next: err = %v, want ErrTimeout", err)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("Start took %v, want about the 100ms init timeout", took)
+	}
+}
+
 func TestStartUnknownDigest(t *testing.T) {
 	r := newRuntime(t, Config{})
 	if _, err := r.Start(context.Background(), newSpec("ghost", []byte("ghost"))); err == nil {
@@ -694,7 +710,10 @@ func TestCloseStopsInstances(t *testing.T) {
 		t.Errorf("after Close: Stats.Instances = %d, want 0", s.Instances)
 	}
 	select {
-	case <-invoked:
+	case err := <-invoked:
+		if !errors.Is(err, function.ErrUnavailable) {
+			t.Errorf("Invoke interrupted by Close: err = %v, want ErrUnavailable", err)
+		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Invoke did not return after Close")
 	}

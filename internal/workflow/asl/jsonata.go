@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	jsonata "github.com/blues/jsonata-go"
@@ -62,6 +63,13 @@ type jsonataEnv struct {
 
 var errUndefined = errors.New("undefined")
 
+// jsonataMu serialises evaluations: blues/jsonata-go names the function
+// values of its shared, global environment on every call
+// (callableName.SetName in evalFunctionCall), a data race when executions
+// evaluate JSONata on several goroutines at once. No extension evaluates
+// JSONata itself, so the lock is never taken twice.
+var jsonataMu sync.Mutex
+
 // eval returns the expression's value in the internal form, or errUndefined.
 func (e *jsonataExpr) eval(env *jsonataEnv) (any, error) {
 	x, err := jsonata.Compile(e.src)
@@ -88,7 +96,9 @@ func (e *jsonataExpr) eval(env *jsonataEnv) (any, error) {
 	if err := x.RegisterExts(awsExtensions(env)); err != nil {
 		return nil, err
 	}
+	jsonataMu.Lock()
 	out, err := x.Eval(nil)
+	jsonataMu.Unlock()
 	if err != nil {
 		if errors.Is(err, jsonata.ErrUndefined) {
 			return nil, errUndefined

@@ -4,30 +4,28 @@ import (
 	"encoding/binary"
 )
 
-// Data segment coalescing.
+// Memory images: data segments moved out of the module.
 //
 // Go's linker emits tens of thousands of small data segments (40,000 for a
-// hello world), and wazero evaluates each one's offset expression at every
-// instantiation: about 5 ms per cold start, more than everything else.
-// Before compiling, coalesceData rewrites the data section into a few
-// segments holding the same bytes at the same addresses. The result is
-// observably identical: segments are applied in order at instantiation, so
-// replaying them into one image (later writes win) and emitting the covered
-// runs writes the same memory; gaps filled with zeros were zero anyway, as
-// memory starts zeroed. A module it cannot prove this for (passive segments,
-// non-constant offsets, a DataCount section that memory.init could use) is
-// left unchanged.
-const (
-	// coalesceMinSegments is the count below which rewriting gains nothing.
-	coalesceMinSegments = 64
-	// coalesceMaxGap is the longest run of uncovered bytes merged into a
-	// segment (as zeros) instead of starting a new segment.
-	coalesceMaxGap = 256
-	// coalesceMaxSpan bounds the image built while rewriting.
-	coalesceMaxSpan = 256 << 20
-)
+// hello world), and wazero evaluates each one's offset expression and copies
+// it at every instantiation: about 5 ms per cold start, more than everything
+// else. So, before compiling, extractData replays the data segments into one
+// image of the initial memory and removes them from the module; the image is
+// then laid into each instance's memory by its allocator (linearMemory): on
+// Linux as a private copy-on-write mapping of a memfd holding the image, so
+// an instance pays only for the pages it touches, elsewhere by one copy.
+// Wasmtime's "copy-on-write memory initialization" does the same.
+//
+// This is observably identical to instantiating the original module: active
+// segments are applied in order at instantiation (later writes win, as in
+// the replay), and a segment outside the initial memory would fail the
+// instantiation, so such a module is left unchanged for wazero to reject.
+// A module whose segments are not all active at constant offsets, or that has
+// a DataCount section (memory.init/data.drop may name segments), is left
+// unchanged too.
 
 const (
+	sectionMemory    = 5
 	sectionData      = 11
 	sectionDataCount = 12
 	opI32Const       = 0x41
@@ -39,34 +37,63 @@ type dataSegment struct {
 	init   []byte
 }
 
-// coalesceData returns code with its data segments merged, or code itself
-// when it does not qualify or is malformed (the compiler then reports it).
-func coalesceData(code []byte) []byte {
-	if len(code) < 8 {
-		return code
-	}
+// extractData returns code without its data segments and the image they
+// write at offset 0 of the initial memory, or code and nil when it does not
+// qualify (or is malformed: the compiler then reports it).
+func extractData(code []byte) (stripped, image []byte) {
 	if _, _, _, ok := findSection(code, sectionDataCount); ok {
-		return code
+		return code, nil
 	}
 	secStart, contentStart, contentEnd, ok := findSection(code, sectionData)
 	if !ok {
-		return code
+		return code, nil
+	}
+	minPages, ok := definedMemoryMin(code)
+	if !ok {
+		return code, nil
 	}
 	segs, ok := parseActiveData(code[contentStart:contentEnd])
-	if !ok || len(segs) < coalesceMinSegments {
-		return code
+	if !ok || len(segs) == 0 {
+		return code, nil
 	}
-	merged, ok := mergeSegments(segs)
+	var end uint64
+	for _, s := range segs {
+		end = max(end, uint64(s.offset)+uint64(len(s.init)))
+	}
+	if end > uint64(minPages)*pageSize {
+		return code, nil
+	}
+	image = make([]byte, end)
+	for _, s := range segs {
+		copy(image[s.offset:], s.init)
+	}
+	stripped = make([]byte, 0, len(code)-(contentEnd-contentStart)+1)
+	stripped = append(stripped, code[:secStart]...)
+	stripped = append(stripped, sectionData, 1, 0) // a data section with no segments
+	stripped = append(stripped, code[contentEnd:]...)
+	return stripped, image
+}
+
+// definedMemoryMin returns the initial pages of the one memory the module
+// defines (32-bit, not shared).
+func definedMemoryMin(code []byte) (uint32, bool) {
+	_, start, end, ok := findSection(code, sectionMemory)
 	if !ok {
-		return code
+		return 0, false
 	}
-	content := encodeData(merged)
-	out := make([]byte, 0, len(code)-(contentEnd-secStart)+len(content)+6)
-	out = append(out, code[:secStart]...)
-	out = append(out, sectionData)
-	out = binary.AppendUvarint(out, uint64(len(content)))
-	out = append(out, content...)
-	return append(out, code[contentEnd:]...)
+	b := code[start:end]
+	count, n := binary.Uvarint(b)
+	if n <= 0 || count != 1 || len(b) < n+2 {
+		return 0, false
+	}
+	if flags := b[n]; flags != 0 && flags != 1 { // min, or min and max
+		return 0, false
+	}
+	minPages, m := binary.Uvarint(b[n+1:])
+	if m <= 0 || minPages > 65536 {
+		return 0, false
+	}
+	return uint32(minPages), true
 }
 
 // findSection locates the section id in a module: where it starts and where
@@ -119,52 +146,7 @@ func parseActiveData(b []byte) ([]dataSegment, bool) {
 	return segs, len(b) == 0
 }
 
-// mergeSegments replays segs into an image and returns its covered runs.
-func mergeSegments(segs []dataSegment) ([]dataSegment, bool) {
-	lo, hi := uint64(1<<32), uint64(0)
-	for _, s := range segs {
-		lo = min(lo, uint64(s.offset))
-		hi = max(hi, uint64(s.offset)+uint64(len(s.init)))
-	}
-	if hi <= lo || hi-lo > coalesceMaxSpan {
-		return nil, false
-	}
-	image := make([]byte, hi-lo)
-	covered := make([]bool, hi-lo)
-	for _, s := range segs {
-		at := uint64(s.offset) - lo
-		copy(image[at:], s.init)
-		for i := range s.init {
-			covered[at+uint64(i)] = true
-		}
-	}
-	var out []dataSegment
-	for i := 0; i < len(covered); {
-		if !covered[i] {
-			i++
-			continue
-		}
-		start, end := i, i
-		for end < len(covered) {
-			if covered[end] {
-				end++
-				continue
-			}
-			gap := end
-			for gap < len(covered) && !covered[gap] && gap-end <= coalesceMaxGap {
-				gap++
-			}
-			if gap == len(covered) || !covered[gap] {
-				break // a long gap, or only zeros until the end
-			}
-			end = gap
-		}
-		out = append(out, dataSegment{offset: uint32(lo + uint64(start)), init: image[start:end]})
-		i = end
-	}
-	return out, true
-}
-
+// encodeData encodes segments as the content of a data section.
 func encodeData(segs []dataSegment) []byte {
 	size := 5
 	for _, s := range segs {

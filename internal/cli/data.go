@@ -1,0 +1,619 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/internal/manifest"
+)
+
+// deployData applies a manifest's tables and buckets, before its functions
+// (whose specs name them in uses, and whose triggers read them).
+func deployData(ctx context.Context, e *env, m *manifest.Manifest) error {
+	c := e.client()
+	for _, name := range m.TableNames() {
+		t := m.Tables[name]
+		res, err := c.PutTable(ctx, &api.Table{Name: name, Key: t.Key, Sort: t.Sort, TTL: t.TTL, History: t.History})
+		if err != nil {
+			return fmt.Errorf("tables.%s: %w", name, err)
+		}
+		if !e.json() {
+			fmt.Fprintf(e.stdout, "%-9s table %s (key %s%s)\n", res.Change, name, t.Key, ifSet(", sort ", t.Sort))
+		}
+	}
+	for _, name := range m.BucketNames() {
+		res, err := c.PutBucket(ctx, name)
+		if err != nil {
+			return fmt.Errorf("buckets.%s: %w", name, err)
+		}
+		if !e.json() {
+			fmt.Fprintf(e.stdout, "%-9s bucket %s\n", res.Change, name)
+		}
+	}
+	return nil
+}
+
+func ifSet(prefix, v string) string {
+	if v == "" {
+		return ""
+	}
+	return prefix + v
+}
+
+func newTable(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "table",
+		Short: "Manage tables and their items",
+		Long: `Tables hold JSON items under a partition key and an optional sort key.
+Keys are JSON objects of the key attributes, e.g. '{"customer":"c1","created":"2024-05-01"}'.`,
+	}
+	cmd.AddCommand(newTableLs(e), newTableCreate(e), newTableRm(e), newTablePut(e), newTableGet(e),
+		newTableDel(e), newTableQuery(e), newTableScan(e))
+	return cmd
+}
+
+func newTableLs(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use: "ls", Short: "List tables", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ts, err := e.client().ListTables(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if e.json() {
+				return e.printJSON(ts)
+			}
+			w := e.table()
+			fmt.Fprintln(w, "NAME\tKEY\tSORT\tTTL\tCREATED")
+			for _, t := range ts {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Key, dash(t.Sort), dash(t.TTL), ago(t.Created))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func newTableCreate(e *env) *cobra.Command {
+	var t api.Table
+	cmd := &cobra.Command{
+		Use: "create NAME --key ATTR [--sort ATTR] [--ttl ATTR]", Short: "Create a table (or apply changes to one)", Args: cobra.ExactArgs(1),
+		Example: "  nimbus table create orders --key customer --sort created --ttl expires_at",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t.Name = args[0]
+			if t.Key == "" {
+				return usagef("--key is required: the partition key attribute")
+			}
+			res, err := e.client().PutTable(cmd.Context(), &t)
+			if err != nil {
+				return err
+			}
+			if e.json() {
+				return e.printJSON(res)
+			}
+			fmt.Fprintf(e.stdout, "%s table %s\n", res.Change, t.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&t.Key, "key", "", "partition key attribute (required)")
+	cmd.Flags().StringVar(&t.Sort, "sort", "", "sort key attribute")
+	cmd.Flags().StringVar(&t.TTL, "ttl", "", "attribute holding items' expiry (epoch seconds)")
+	cmd.Flags().IntVar(&t.History, "history", 0, "revisions kept per item, 1 to 64 (default 8)")
+	return cmd
+}
+
+func newTableRm(e *env) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use: "rm NAME", Short: "Delete a table (--force when it holds items)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := e.client().DeleteTable(cmd.Context(), args[0], force); err != nil {
+				return err
+			}
+			if !e.json() {
+				fmt.Fprintf(e.stdout, "deleted table %s\n", args[0])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "delete the table even if it holds items")
+	return cmd
+}
+
+// jsonArg reads a JSON argument: inline, "@file", or "-" for stdin.
+func jsonArg(e *env, s, what string) (json.RawMessage, error) {
+	b, err := readData(e, s)
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(b) {
+		return nil, usagef("%s is not valid JSON", what)
+	}
+	return b, nil
+}
+
+func newTablePut(e *env) *cobra.Command {
+	var req api.PutItemRequest
+	cmd := &cobra.Command{
+		Use: "put TABLE ITEM", Short: "Store an item (ITEM is JSON, @file or -)", Args: cobra.ExactArgs(2),
+		Example: `  nimbus table put orders '{"customer":"c1","created":"2024-05-01","total":42}'`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			item, err := jsonArg(e, args[1], "the item")
+			if err != nil {
+				return err
+			}
+			req.Item = item
+			rev, err := e.client().PutItem(cmd.Context(), args[0], &req)
+			if err != nil {
+				return err
+			}
+			if e.json() {
+				return e.printJSON(api.PutItemResult{Revision: rev})
+			}
+			fmt.Fprintf(e.stdout, "revision %d\n", rev)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&req.IfAbsent, "if-absent", false, "only if no item has this key")
+	cmd.Flags().Uint64Var(&req.IfRevision, "if-revision", 0, "only if the stored item has this revision")
+	return cmd
+}
+
+func newTableGet(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use: "get TABLE KEY", Short: "Read an item by key (KEY is a JSON object)", Args: cobra.ExactArgs(2),
+		Example: `  nimbus table get orders '{"customer":"c1","created":"2024-05-01"}'`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := jsonArg(e, args[1], "the key")
+			if err != nil {
+				return err
+			}
+			en, err := e.client().GetItem(cmd.Context(), args[0], key)
+			if err != nil {
+				return err
+			}
+			if e.json() {
+				return e.printJSON(en)
+			}
+			fmt.Fprintf(e.stdout, "%s\n", en.Item)
+			fmt.Fprintf(e.stderr, "revision %d\n", en.Revision)
+			return nil
+		},
+	}
+}
+
+func newTableDel(e *env) *cobra.Command {
+	var ifRev uint64
+	cmd := &cobra.Command{
+		Use: "del TABLE KEY", Short: "Delete an item by key", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := jsonArg(e, args[1], "the key")
+			if err != nil {
+				return err
+			}
+			return e.client().DeleteItem(cmd.Context(), args[0], key, ifRev)
+		},
+	}
+	cmd.Flags().Uint64Var(&ifRev, "if-revision", 0, "only if the stored item has this revision")
+	return cmd
+}
+
+// keyValueArg reads a key value: JSON when it is a JSON string or number,
+// else the text itself (so `c1` and `'"42"'` are strings, `42` a number).
+func keyValueArg(s string) json.RawMessage {
+	if _, err := strconv.ParseFloat(s, 64); err == nil && json.Valid([]byte(s)) {
+		return json.RawMessage(s)
+	}
+	if strings.HasPrefix(s, `"`) && json.Valid([]byte(s)) {
+		return json.RawMessage(s)
+	}
+	b, _ := json.Marshal(s)
+	return b
+}
+
+func printPage(e *env, p *api.Page) {
+	for _, it := range p.Items {
+		fmt.Fprintf(e.stdout, "%s\n", it.Item)
+	}
+}
+
+func newTableQuery(e *env) *cobra.Command {
+	var q api.QueryRequest
+	var all bool
+	cmd := &cobra.Command{
+		Use: "query TABLE PARTITION", Short: "Read items of one partition in sort key order", Args: cobra.ExactArgs(2),
+		Example: `  nimbus table query orders c1 --where '>= "2024-05"' --limit 10
+  nimbus table query orders c1 --where 'created between "2024-01" and "2024-02"' --reverse`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q.Partition = keyValueArg(args[1])
+			return pages(e, all, func(cursor string) (*api.Page, error) {
+				q.Cursor = cursor
+				return e.client().Query(cmd.Context(), args[0], &q)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&q.Where, "where", "", `sort key condition: = < <= > >= VALUE, between A and B, begins_with "prefix"`)
+	cmd.Flags().BoolVar(&q.Reverse, "reverse", false, "descending sort key order")
+	cmd.Flags().IntVar(&q.Limit, "limit", 0, "items per page (default 100, at most 1000)")
+	cmd.Flags().StringVar(&q.Cursor, "cursor", "", "continue after a previous page")
+	cmd.Flags().BoolVar(&all, "all", false, "follow cursors to the end")
+	return cmd
+}
+
+func newTableScan(e *env) *cobra.Command {
+	var limit int
+	var cursor string
+	var all bool
+	cmd := &cobra.Command{
+		Use: "scan TABLE", Short: "Read every item of a table, a page at a time", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			first := true
+			return pages(e, all, func(c string) (*api.Page, error) {
+				if first {
+					c, first = cursor, false
+				}
+				return e.client().Scan(cmd.Context(), args[0], limit, c)
+			})
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 0, "items per page (default 100, at most 1000)")
+	cmd.Flags().StringVar(&cursor, "cursor", "", "continue after a previous page")
+	cmd.Flags().BoolVar(&all, "all", false, "follow cursors to the end")
+	return cmd
+}
+
+// pages prints one page, or all of them; the next cursor goes to stderr.
+func pages(e *env, all bool, fetch func(cursor string) (*api.Page, error)) error {
+	cursor := ""
+	for {
+		p, err := fetch(cursor)
+		if err != nil {
+			return err
+		}
+		if e.json() {
+			if err := e.printJSON(p); err != nil {
+				return err
+			}
+		} else {
+			printPage(e, p)
+		}
+		if p.Cursor == "" {
+			return nil
+		}
+		if !all {
+			if !e.json() {
+				fmt.Fprintf(e.stderr, "more: --cursor %s\n", p.Cursor)
+			}
+			return nil
+		}
+		cursor = p.Cursor
+	}
+}
+
+func newObj(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "obj",
+		Short: "Manage buckets and their objects",
+		Long:  "Objects are named BUCKET/KEY; keys may hold slashes.",
+	}
+	cmd.AddCommand(newObjLs(e), newObjMb(e), newObjRb(e), newObjPut(e), newObjGet(e), newObjRm(e), newObjPresign(e))
+	return cmd
+}
+
+func splitObject(s string) (bucket, key string, err error) {
+	bucket, key, _ = strings.Cut(s, "/")
+	if bucket == "" {
+		return "", "", usagef("%q: name an object as BUCKET/KEY", s)
+	}
+	return bucket, key, nil
+}
+
+func newObjLs(e *env) *cobra.Command {
+	var delim, cursor string
+	var limit int
+	cmd := &cobra.Command{
+		Use: "ls [BUCKET[/PREFIX]]", Short: "List buckets, or the objects of one", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := e.client()
+			if len(args) == 0 {
+				bs, err := c.ListBuckets(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if e.json() {
+					return e.printJSON(bs)
+				}
+				w := e.table()
+				fmt.Fprintln(w, "BUCKET\tCREATED")
+				for _, b := range bs {
+					fmt.Fprintf(w, "%s\t%s\n", b.Name, ago(b.Created))
+				}
+				return w.Flush()
+			}
+			bucket, prefix, err := splitObject(args[0])
+			if err != nil {
+				return err
+			}
+			l, err := c.ListObjects(cmd.Context(), bucket, prefix, delim, cursor, limit)
+			if err != nil {
+				return err
+			}
+			if e.json() {
+				return e.printJSON(l)
+			}
+			w := e.table()
+			fmt.Fprintln(w, "KEY\tSIZE\tMODIFIED\tETAG")
+			for _, p := range l.CommonPrefixes {
+				fmt.Fprintf(w, "%s\t-\t-\t-\n", p)
+			}
+			for _, o := range l.Objects {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", o.Key, humanBytes64(o.Size), ago(o.Modified), o.ETag)
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if l.Cursor != "" {
+				fmt.Fprintf(e.stderr, "more: --cursor %s\n", l.Cursor)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&delim, "delimiter", "", `group keys by this delimiter (e.g. "/")`)
+	cmd.Flags().StringVar(&cursor, "cursor", "", "continue after a previous page")
+	cmd.Flags().IntVar(&limit, "limit", 0, "entries per page (default and at most 1000)")
+	return cmd
+}
+
+func newObjMb(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use: "mb BUCKET", Short: "Create a bucket", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := e.client().PutBucket(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if e.json() {
+				return e.printJSON(res)
+			}
+			fmt.Fprintf(e.stdout, "%s bucket %s\n", res.Change, args[0])
+			return nil
+		},
+	}
+}
+
+func newObjRb(e *env) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use: "rb BUCKET", Short: "Delete a bucket (--force when it holds objects)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := e.client().DeleteBucket(cmd.Context(), args[0], force); err != nil {
+				return err
+			}
+			if !e.json() {
+				fmt.Fprintf(e.stdout, "deleted bucket %s\n", args[0])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "delete the bucket even if it holds objects")
+	return cmd
+}
+
+func newObjPut(e *env) *cobra.Command {
+	var contentType string
+	var quiet bool
+	var meta []string
+	cmd := &cobra.Command{
+		Use: "put BUCKET/KEY FILE", Short: "Upload a file (- for stdin), streamed", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bucket, key, err := splitObject(args[0])
+			if err != nil {
+				return err
+			}
+			md, err := parseEnv(meta)
+			if err != nil {
+				return err
+			}
+			var r io.Reader = e.stdin
+			size := int64(-1)
+			if args[1] != "-" {
+				f, err := os.Open(args[1])
+				if err != nil {
+					return usagef("%v", err)
+				}
+				defer f.Close()
+				st, err := f.Stat()
+				if err != nil {
+					return err
+				}
+				r, size = f, st.Size()
+				if key == "" || strings.HasSuffix(key, "/") {
+					key += st.Name()
+				}
+			}
+			if !quiet && !e.json() {
+				p := newProgress(e.stderr, "upload", size)
+				defer p.done()
+				r = io.TeeReader(r, p)
+			}
+			o, err := e.client().PutObject(cmd.Context(), bucket, key, r, size, contentType, md)
+			if err != nil {
+				return err
+			}
+			if e.json() {
+				return e.printJSON(o)
+			}
+			fmt.Fprintf(e.stdout, "%s/%s %s etag %s\n", bucket, o.Key, humanBytes64(o.Size), o.ETag)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&contentType, "content-type", "", "the object's content type")
+	cmd.Flags().StringArrayVar(&meta, "meta", nil, "user metadata NAME=VALUE (repeatable)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	return cmd
+}
+
+func newObjGet(e *env) *cobra.Command {
+	var rng string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use: "get BUCKET/KEY [FILE]", Short: "Download an object to a file or stdout, streamed", Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bucket, key, err := splitObject(args[0])
+			if err != nil {
+				return err
+			}
+			if rng != "" && !strings.HasPrefix(rng, "bytes=") {
+				rng = "bytes=" + rng
+			}
+			resp, err := e.client().GetObject(cmd.Context(), bucket, key, rng)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			var w io.Writer = e.stdout
+			if len(args) == 2 && args[1] != "-" {
+				f, err := os.Create(args[1])
+				if err != nil {
+					return usagef("%v", err)
+				}
+				defer f.Close()
+				w = f
+				if !quiet {
+					p := newProgress(e.stderr, "download", resp.ContentLength)
+					defer p.done()
+					w = io.MultiWriter(f, p)
+				}
+			}
+			n, err := io.Copy(w, resp.Body)
+			if err != nil {
+				return err
+			}
+			if resp.ContentLength >= 0 && n != resp.ContentLength {
+				return fmt.Errorf("download ended after %d of %d bytes", n, resp.ContentLength)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&rng, "range", "", "a byte range, e.g. 0-1023 or -500")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	return cmd
+}
+
+func newObjRm(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use: "rm BUCKET/KEY", Short: "Delete an object", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bucket, key, err := splitObject(args[0])
+			if err != nil {
+				return err
+			}
+			return e.client().DeleteObject(cmd.Context(), bucket, key)
+		},
+	}
+}
+
+func newObjPresign(e *env) *cobra.Command {
+	var put bool
+	var expires time.Duration
+	cmd := &cobra.Command{
+		Use: "presign BUCKET/KEY", Short: "Print a URL that lets anyone GET (or --put) one object until it expires", Args: cobra.ExactArgs(1),
+		Example: `  curl -o a.png "$(nimbus obj presign avatars/img/a.png --expires 15m)"
+  curl -T a.png "$(nimbus obj presign avatars/img/a.png --put)"`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bucket, key, err := splitObject(args[0])
+			if err != nil {
+				return err
+			}
+			method := "GET"
+			if put {
+				method = "PUT"
+			}
+			res, err := e.client().Presign(cmd.Context(), bucket, &api.PresignRequest{Key: key, Method: method, Expires: expires.String()})
+			if err != nil {
+				return err
+			}
+			res.URL = strings.TrimRight(e.server, "/") + res.Path
+			if e.json() {
+				return e.printJSON(res)
+			}
+			fmt.Fprintln(e.stdout, res.URL)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&put, "put", false, "a URL for uploading (PUT) instead of downloading")
+	cmd.Flags().DurationVar(&expires, "expires", time.Hour, "how long the URL works (at most 168h)")
+	return cmd
+}
+
+func humanBytes64(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// progress draws a one-line progress bar on w, at most five times a
+// second, for transfers of at least a megabyte.
+type progress struct {
+	mu      sync.Mutex
+	w       io.Writer
+	verb    string
+	total   int64
+	n       int64
+	start   time.Time
+	last    time.Time
+	enabled bool
+}
+
+func newProgress(w io.Writer, verb string, total int64) *progress {
+	return &progress{w: w, verb: verb, total: total, start: time.Now(), enabled: total < 0 || total >= 1<<20}
+}
+
+func (p *progress) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n += int64(len(b))
+	if p.enabled && time.Since(p.last) >= 200*time.Millisecond {
+		p.last = time.Now()
+		p.draw()
+	}
+	return len(b), nil
+}
+
+func (p *progress) draw() {
+	rate := float64(p.n) / max(time.Since(p.start).Seconds(), 1e-3)
+	if p.total > 0 {
+		const width = 30
+		fill := int(float64(width) * float64(p.n) / float64(p.total))
+		fill = min(fill, width)
+		fmt.Fprintf(p.w, "\r%s [%s%s] %3d%% %s / %s %s/s ", p.verb, strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
+			p.n*100/p.total, humanBytes64(p.n), humanBytes64(p.total), humanBytes64(int64(rate)))
+		return
+	}
+	fmt.Fprintf(p.w, "\r%s %s %s/s ", p.verb, humanBytes64(p.n), humanBytes64(int64(rate)))
+}
+
+func (p *progress) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.enabled && p.n > 0 {
+		p.draw()
+		fmt.Fprintln(p.w)
+	}
+}

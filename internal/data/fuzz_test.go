@@ -1,0 +1,160 @@
+package data
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+)
+
+// FuzzKeyOrder checks that tokens round trip and sort exactly as the
+// values they encode, for strings and numbers alike.
+func FuzzKeyOrder(f *testing.F) {
+	f.Add("a", "b", 1.5, -2.0)
+	f.Add("", "\x00", 0.0, math.SmallestNonzeroFloat64)
+	f.Add("日本", "é", math.MaxFloat64, -math.MaxFloat64)
+	f.Add("a.b", "a", 1e300, 1e-300)
+	f.Fuzz(func(t *testing.T, s1, s2 string, n1, n2 float64) {
+		vals := []KeyValue{{Str: s1}, {Str: s2}}
+		for _, n := range []float64{n1, n2} {
+			if !math.IsNaN(n) && !math.IsInf(n, 0) {
+				if n == 0 {
+					n = 0
+				}
+				vals = append(vals, KeyValue{IsNum: true, Num: n})
+			}
+		}
+		for _, v := range vals {
+			tok := EncodeToken(v)
+			if tok == "" || strings.ContainsAny(tok, ".*> ") {
+				t.Fatalf("token %q of %v is not one subject token", tok, v)
+			}
+			back, err := DecodeToken(tok)
+			if err != nil || back != v {
+				t.Fatalf("round trip of %#v: got %#v, %v", v, back, err)
+			}
+		}
+		for _, a := range vals {
+			for _, b := range vals {
+				want := a.Compare(b)
+				got := strings.Compare(EncodeToken(a), EncodeToken(b))
+				if want != got {
+					t.Fatalf("order of %#v and %#v: tokens compare %d, values %d", a, b, got, want)
+				}
+			}
+		}
+	})
+}
+
+// FuzzDecodeToken: any input either fails or re-encodes to itself.
+func FuzzDecodeToken(f *testing.F) {
+	f.Add("-")
+	f.Add("0V")
+	f.Add(EncodeToken(KeyValue{Str: "x"}))
+	f.Add(EncodeToken(KeyValue{IsNum: true, Num: -3}))
+	f.Fuzz(func(t *testing.T, tok string) {
+		v, err := DecodeToken(tok)
+		if err != nil {
+			return
+		}
+		if again := EncodeToken(v); again != tok {
+			t.Fatalf("%q decodes to %#v, which encodes to %q", tok, v, again)
+		}
+	})
+}
+
+// FuzzParseCondition: the parser never panics, and what it accepts
+// compiles or fails cleanly, and re-parses from its structured form.
+func FuzzParseCondition(f *testing.F) {
+	for _, s := range []string{`>= "2024"`, `created between 1 and 5`, `begins_with "img/"`, `= -1.5e3`, `sk < "a\"b"`, `between "a" and`, `<=`, `x`, `"x" = 1`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		attr, c, err := ParseCondition(s)
+		if err != nil {
+			return
+		}
+		if c == nil || attr == ">" {
+			t.Fatalf("%q: accepted without a condition", s)
+		}
+		if !json.Valid(c.Value) || (c.Op == "between" && !json.Valid(c.Value2)) {
+			t.Fatalf("%q: operands %q %q are not JSON", s, c.Value, c.Value2)
+		}
+		cc, err := compileCondition(c)
+		if err != nil {
+			return
+		}
+		cc.match(EncodeToken(KeyValue{Str: "probe"}))
+		cc.match(EncodeToken(KeyValue{IsNum: true, Num: 1}))
+	})
+}
+
+func TestParseCondition(t *testing.T) {
+	for _, tc := range []struct {
+		in, attr, op, v, v2 string
+		bad                 bool
+	}{
+		{in: `>= "2024"`, op: ">=", v: `"2024"`},
+		{in: `created between 1 and 5`, attr: "created", op: "between", v: "1", v2: "5"},
+		{in: `begins_with "img/"`, op: "begins_with", v: `"img/"`},
+		{in: `sk=-1`, attr: "sk", op: "=", v: "-1"},
+		{in: `BETWEEN "a" AND "b"`, op: "between", v: `"a"`, v2: `"b"`},
+		{in: `sk ~ 1`, bad: true},
+		{in: `> {"a":1}`, bad: true},
+		{in: `between 1`, bad: true},
+		{in: `= 1 2`, bad: true},
+		{in: ``, bad: true},
+	} {
+		attr, c, err := ParseCondition(tc.in)
+		if tc.bad {
+			if err == nil {
+				t.Errorf("%q: accepted %+v", tc.in, c)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.in, err)
+			continue
+		}
+		if attr != tc.attr || c.Op != tc.op || string(c.Value) != tc.v || string(c.Value2) != tc.v2 {
+			t.Errorf("%q: got %q %q %s %s", tc.in, attr, c.Op, c.Value, c.Value2)
+		}
+	}
+}
+
+func TestParseRange(t *testing.T) {
+	for _, tc := range []struct {
+		h             string
+		start, length int64
+		err           error
+	}{
+		{h: "bytes=0-9", start: 0, length: 10},
+		{h: "bytes=5-", start: 5, length: 95},
+		{h: "bytes=-10", start: 90, length: 10},
+		{h: "bytes=90-1000", start: 90, length: 10},
+		{h: "bytes=-1000", start: 0, length: 100},
+		{h: "bytes=100-", err: ErrInvalidRange},
+		{h: "bytes=-0", err: ErrInvalidRange},
+		{h: "bytes=9-5", err: errInvalid},
+		{h: "items=0-1", err: errInvalid},
+		{h: "bytes=0-1,3-4", err: errInvalid},
+		{h: "bytes=+1-2", err: errInvalid},
+	} {
+		r, err := ParseRange(tc.h, 100)
+		switch {
+		case tc.err == ErrInvalidRange:
+			if err == nil || !strings.Contains(err.Error(), "not satisfiable") {
+				t.Errorf("%s: err = %v, want invalid range", tc.h, err)
+			}
+		case tc.err != nil:
+			if err == nil || strings.Contains(err.Error(), "not satisfiable") {
+				t.Errorf("%s: err = %v, want a field error", tc.h, err)
+			}
+		case err != nil || r.Start != tc.start || r.Length != tc.length:
+			t.Errorf("%s: got %+v %v, want %d+%d", tc.h, r, err, tc.start, tc.length)
+		}
+	}
+}
+
+var errInvalid = errors.New("any field error") // a marker for the table above

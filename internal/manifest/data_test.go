@@ -1,0 +1,54 @@
+package manifest
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDataSections(t *testing.T) {
+	m, err := Parse([]byte(`
+functions:
+  api:
+    code: ./api
+    uses: {tables: [orders], buckets: [avatars]}
+tables:
+  orders: {key: customer, sort: created, ttl: expires_at}
+buckets:
+  avatars: {}
+`), "/tmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Tables["orders"]; got == nil || got.Key != "customer" || got.Sort != "created" || got.TTL != "expires_at" {
+		t.Fatalf("tables.orders = %+v", got)
+	}
+	if _, ok := m.Buckets["avatars"]; !ok {
+		t.Fatal("buckets.avatars missing")
+	}
+	spec := m.Functions["api"].Spec("api", "sha256:"+strings.Repeat("0", 64))
+	if spec.Uses == nil || spec.Uses.Tables[0] != "orders" || spec.Uses.Buckets[0] != "avatars" {
+		t.Fatalf("spec.Uses = %+v", spec.Uses)
+	}
+	// Data alone is a valid manifest.
+	if _, err := Parse([]byte("buckets: {logs: {}}\n"), ""); err != nil {
+		t.Fatalf("buckets only: %v", err)
+	}
+}
+
+func TestDataSectionErrors(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"no key", "tables: {orders: {sort: x}}", "tables.orders.key"},
+		{"bad table", "tables: {'a b': {key: k}}", "tables.a b"},
+		{"bad bucket", "buckets: {Avatars: {}}", "buckets.Avatars"},
+		{"sort is key", "tables: {t: {key: k, sort: k}}", "tables.t.sort"},
+		{"unknown key", "tables: {t: {key: k, sortkey: x}}", "sortkey"},
+		{"bad uses", "functions: {f: {code: x, uses: {buckets: [Bad]}}}", "functions.f.uses.buckets[0]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), "")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
