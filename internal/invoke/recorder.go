@@ -1,8 +1,8 @@
 package invoke
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"sync"
@@ -110,9 +110,10 @@ func (r *Recorder) run() {
 		for fn, lines := range batch {
 			msg := nats.NewMsg(store.RecordSubject(fn))
 			msg.Data = bytes.Join(lines, []byte{'\n'})
-			// The first record's id names the batch, so a republished
-			// batch is deduplicated.
-			msg.Header.Set(jetstream.MsgIDHeader, first[fn])
+			// A batch gets its own id, set once, so a republished batch is
+			// deduplicated; a record's id would not do: the attempts of an
+			// async invocation share it, and all of them must be kept.
+			msg.Header.Set(jetstream.MsgIDHeader, NewID())
 			inflight = append(inflight, publish(pending{id: first[fn], msg: msg}))
 		}
 		if len(r.ch) == 0 || len(inflight) >= 256 {

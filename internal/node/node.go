@@ -71,10 +71,10 @@ type Config struct {
 	MaxBody int64
 	// Async and Events tune asynchronous invocation and triggers (zero
 	// values are the defaults; Logger and Metrics are filled in).
-	Async  async.Config
+	Async async.Config
 	// Data tunes the data services (MaxObjectBytes, the TTL sweep);
 	// Functions, Logger and Replicas are filled in.
-	Data data.Config
+	Data   data.Config
 	Events events.Config
 	// APIListen serves user routes (the API gateway) on their own address;
 	// the main listener then serves none. Empty: user routes share Listen.
@@ -113,12 +113,12 @@ type Node struct {
 	Workflows *workflow.Service
 	// Data is the tables and buckets; S3 the S3 API over the buckets
 	// (data.go).
-	Data *data.Service
-	S3   http.Handler
-	ln      net.Listener
-	apiLn   net.Listener
-	token   string
-	ready   atomic.Bool
+	Data  *data.Service
+	S3    http.Handler
+	ln    net.Listener
+	apiLn net.Listener
+	token string
+	ready atomic.Bool
 
 	stops []func(context.Context) error // in start order
 
