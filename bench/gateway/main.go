@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -30,8 +29,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -39,6 +36,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/bench/internal/loadgen"
 	"github.com/nimbus-run/nimbus/examples"
 	"github.com/nimbus-run/nimbus/internal/node"
 )
@@ -240,69 +238,17 @@ func jwtSetup(alg string) (api.AuthConfig, string, error) {
 	return cfg, s, err
 }
 
-// measure drives url with conc keep-alive connections, each sending its
-// next request when the previous answer arrives.
+// measure drives url with loadgen and adds the process's CPU time per
+// request. loadgen does not say how many requests the warm-up sent, so the
+// CPU of the whole call is divided by the requests a steady rate would have
+// sent in it.
 func measure(url string, hdr http.Header, body []byte, conc int, warmup, d time.Duration) result {
-	tr := &http.Transport{MaxIdleConns: conc, MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
-	var (
-		measuring atomic.Bool
-		stop      atomic.Bool
-		errs      atomic.Int64
-		mu        sync.Mutex
-		lat       []time.Duration
-		wg        sync.WaitGroup
-	)
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			local := make([]time.Duration, 0, 1<<14)
-			for !stop.Load() {
-				t0 := time.Now()
-				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-				req.Header = hdr.Clone()
-				resp, err := client.Do(req)
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if !measuring.Load() {
-					continue
-				}
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				local = append(local, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, local...)
-			mu.Unlock()
-		}()
-	}
-	time.Sleep(warmup)
-	measuring.Store(true)
-	start, cpu0 := time.Now(), cpuTime()
-	time.Sleep(d)
-	measuring.Store(false)
-	elapsed, cpu := time.Since(start), cpuTime()-cpu0
-	stop.Store(true)
-	wg.Wait()
-	slices.Sort(lat)
-	pct := func(p float64) float64 {
-		if len(lat) == 0 {
-			return 0
-		}
-		return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) / 1e3
-	}
-	res := result{RPS: float64(len(lat)) / elapsed.Seconds(), P50us: pct(0.50), P99us: pct(0.99), Errors: errs.Load()}
-	if len(lat) > 0 {
-		res.CPUus = float64(cpu.Microseconds()) / float64(len(lat))
+	cpu0 := cpuTime()
+	r := loadgen.Measure(loadgen.Target{URL: url, Body: body, Header: hdr}, conc, warmup, d)
+	cpu := cpuTime() - cpu0
+	res := result{RPS: r.RPS, P50us: r.P50us, P99us: r.P99us, Errors: r.Errors}
+	if n := r.RPS * (warmup + d).Seconds(); n > 0 {
+		res.CPUus = float64(cpu.Microseconds()) / n
 	}
 	return res
 }
