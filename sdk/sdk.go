@@ -113,16 +113,6 @@ func Logf(ctx context.Context, format string, args ...any) {
 	Log(ctx, fmt.Sprintf(format, args...))
 }
 
-// newContext returns the context a handler runs with: the invocation's
-// metadata and, when the runtime gave one, its deadline.
-func newContext(inv *invocation) (context.Context, context.CancelFunc) {
-	ctx := context.WithValue(context.Background(), ctxKey{}, inv)
-	if !inv.deadline.IsZero() {
-		return context.WithDeadline(ctx, inv.deadline)
-	}
-	return context.WithCancel(ctx)
-}
-
 // invoke runs h on one event and returns either the response payload or the
 // error to report. It never panics.
 func invoke(inv *invocation, h Handler, event []byte) (payload []byte, ferr *errorBody) {

@@ -4,7 +4,9 @@
 // Warm: it drives POST /2015-03-31/functions/echo/invocations at several
 // concurrencies next to a bare net/http echo handler measured in the same
 // run, and reports medians of several runs: throughput as a share of bare,
-// and p50/p99 latency.
+// and p50/p99 latency. The same function is also driven through Nimbus's own
+// route (/function/echo), so the Invoke API's own cost shows apart from the
+// runtime's.
 //
 // Cold: it deploys the same code as a function whose instances are reclaimed
 // after 1 ms idle, waits until none is left, invokes, and repeats; it reports
@@ -150,6 +152,9 @@ func run() error {
 	}{
 		{"bare net/http", loadgen.Target{URL: "http://" + ln.Addr().String() + "/", Body: []byte(*payload)}},
 		{"Invoke API, aws-lambda-go echo", loadgen.Target{URL: n.URL() + "/2015-03-31/functions/echo/invocations", Body: []byte(*payload), Prepare: prepare}},
+		// The same function through Nimbus's own route: the difference is
+		// the Invoke API's cost (authentication, parsing, AWS shapes).
+		{"/function/echo (same function)", loadgen.Target{URL: n.URL() + "/function/echo", Body: []byte(*payload)}},
 	}
 	var warm []warmResult
 	for _, conc := range cs {

@@ -108,15 +108,27 @@ func TestBadInput(t *testing.T) {
 		{"no such table", func() error { _, err := c.GetItem(ctx, "nope", raw(`{"k":"a"}`)); return err }, api.CodeNotFound},
 		{"not an object", func() error { _, err := c.PutItem(ctx, "t", &api.PutItemRequest{Item: raw(`[1]`)}); return err }, api.CodeInvalid},
 		{"missing key", func() error { _, err := c.PutItem(ctx, "t", &api.PutItemRequest{Item: raw(`{"s":"b"}`)}); return err }, api.CodeInvalid},
-		{"object key", func() error { _, err := c.PutItem(ctx, "t", &api.PutItemRequest{Item: raw(`{"k":{},"s":"b"}`)}); return err }, api.CodeInvalid},
+		{"object key", func() error {
+			_, err := c.PutItem(ctx, "t", &api.PutItemRequest{Item: raw(`{"k":{},"s":"b"}`)})
+			return err
+		}, api.CodeInvalid},
 		{"oversize", func() error { _, err := c.PutItem(ctx, "t", &api.PutItemRequest{Item: raw(big)}); return err }, api.CodePayloadTooLarge},
 		{"long key", func() error {
 			_, err := c.PutItem(ctx, "t", &api.PutItemRequest{Item: raw(`{"k":"` + strings.Repeat("k", 1025) + `","s":"b"}`)})
 			return err
 		}, api.CodeInvalid},
-		{"malformed cursor", func() error { _, err := c.Query(ctx, "t", &api.QueryRequest{Partition: raw(`"a"`), Cursor: "!!"}); return err }, api.CodeInvalid},
-		{"bad where", func() error { _, err := c.Query(ctx, "t", &api.QueryRequest{Partition: raw(`"a"`), Where: "s ~ 1"}); return err }, api.CodeInvalid},
-		{"other attribute", func() error { _, err := c.Query(ctx, "t", &api.QueryRequest{Partition: raw(`"a"`), Where: "x > 1"}); return err }, api.CodeInvalid},
+		{"malformed cursor", func() error {
+			_, err := c.Query(ctx, "t", &api.QueryRequest{Partition: raw(`"a"`), Cursor: "!!"})
+			return err
+		}, api.CodeInvalid},
+		{"bad where", func() error {
+			_, err := c.Query(ctx, "t", &api.QueryRequest{Partition: raw(`"a"`), Where: "s ~ 1"})
+			return err
+		}, api.CodeInvalid},
+		{"other attribute", func() error {
+			_, err := c.Query(ctx, "t", &api.QueryRequest{Partition: raw(`"a"`), Where: "x > 1"})
+			return err
+		}, api.CodeInvalid},
 		{"limit", func() error { _, err := c.Scan(ctx, "t", 5000, ""); return err }, api.CodeInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -210,6 +210,11 @@ func (a *InvokeAPI) serve(w http.ResponseWriter, r *http.Request, id string) *ap
 	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		return userError(http.StatusUnsupportedMediaType, "UnsupportedMediaTypeException", "Content-Encoding %q is not supported: send the payload as it is", truncate(ce, 40))
 	}
+	// A request with no credentials at all is refused before its body is
+	// read: anyone can send one, and it may be 6 MB.
+	if !a.cfg.Dev && r.Header.Get("Authorization") == "" && !r.URL.Query().Has(sigv4.QueryAlgorithm) {
+		return authError(sigv4.ErrMissingAuth)
+	}
 	body, e := a.readBody(w, r)
 	if e != nil {
 		return e
@@ -271,7 +276,7 @@ func (a *InvokeAPI) serve(w http.ResponseWriter, r *http.Request, id string) *ap
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	case InvocationEvent:
-		return a.event(w, req)
+		return a.event(r.Context(), w, req)
 	}
 	return a.sync(w, r, req, tail)
 }
@@ -413,7 +418,7 @@ func (a *InvokeAPI) functionError(req *invoke.Request, resp *invoke.Response, er
 	return b
 }
 
-func (a *InvokeAPI) event(w http.ResponseWriter, req *invoke.Request) *apiError {
+func (a *InvokeAPI) event(ctx context.Context, w http.ResponseWriter, req *invoke.Request) *apiError {
 	// Unknown functions fail now, with a 404, as Lambda does, not later in
 	// a queue.
 	if _, err := a.cat.Resolve(req.Function, req.Qualifier); err != nil {
@@ -421,7 +426,7 @@ func (a *InvokeAPI) event(w http.ResponseWriter, req *invoke.Request) *apiError 
 	}
 	req.Source = "lambda-api-event"
 	if a.async != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		id, err := a.async.Enqueue(ctx, req)
 		if err != nil {

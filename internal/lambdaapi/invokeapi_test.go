@@ -398,12 +398,12 @@ func testSDKAuth(t *testing.T, f *fixture) {
 	resp, body = post(func(r *http.Request) {
 		sum := sha256.Sum256([]byte(`{"raw":true}`))
 		creds := aws.Credentials{AccessKeyID: f.key.ID, SecretAccessKey: f.key.Secret}
-		if err := v4.NewSigner().SignHTTP(ctx, creds, r, hex.EncodeToString(sum[:]), "s3", "us-east-1", time.Now()); err != nil {
+		if err := v4.NewSigner().SignHTTP(ctx, creds, r, hex.EncodeToString(sum[:]), "sqs", "us-east-1", time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	})
 	if resp.StatusCode != 403 || !strings.Contains(string(body), "'lambda'") {
-		t.Errorf("signed for s3: %d %s", resp.StatusCode, body)
+		t.Errorf("signed for another service: %d %s", resp.StatusCode, body)
 	}
 }
 

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/nimbus-run/nimbus/internal/async"
 	"github.com/nimbus-run/nimbus/internal/data"
 	"github.com/nimbus-run/nimbus/internal/data/dataapi"
+	"github.com/nimbus-run/nimbus/internal/s3api"
 	"github.com/nimbus-run/nimbus/internal/sigv4"
 )
 
@@ -25,6 +27,7 @@ func (n *Node) startData(ctx context.Context) error {
 	}
 	n.onStop(n.Data.Stop)
 	dataapi.Register(n.Gateway, n.Data)
+	n.S3 = s3api.New(s3api.Config{Dev: n.cfg.Dev, Logger: n.log}, n.Data, n.Keys)
 	return nil
 }
 
@@ -43,4 +46,28 @@ func (n *Node) mainHandler() http.Handler {
 		}
 		n.Gateway.ServeHTTP(w, r)
 	})
+}
+
+// DataDeadLetters hands the data triggers' failed batches to the async
+// queue's DLQ, where `nimbus dlq` lists and replays them.
+type DataDeadLetters struct{ Async *async.Service }
+
+// AddDeadLetter implements data.DeadLetters.
+func (d DataDeadLetters) AddDeadLetter(ctx context.Context, l data.DeadLetter) error {
+	return d.Async.AddDeadLetter(ctx, async.DeadLetterInput{
+		Function: l.Function, ID: l.ID, Source: l.Source, Reason: l.Reason, Error: l.Error, ErrorType: l.ErrorType,
+		Attempts: l.Attempts, Payload: l.Payload, ContentType: "application/json", DedupeID: l.DedupeID,
+	})
+}
+
+// StartDataTrigger starts a table or bucket trigger on this node, invoking
+// through the node's invoker and dead-lettering through its async queue.
+// The events service (which owns trigger declarations) is meant to call
+// this for triggers of kind table and bucket; see docs/data.md.
+func (n *Node) StartDataTrigger(ctx context.Context, spec data.TriggerSpec) (*data.Trigger, error) {
+	var dlq data.DeadLetters
+	if n.Async != nil {
+		dlq = DataDeadLetters{n.Async}
+	}
+	return n.Data.StartTrigger(ctx, spec, n.Invoker, dlq)
 }

@@ -12,10 +12,14 @@ import (
 // the invoker and the async queue and stops before them, once the HTTP
 // servers have drained; executions it was driving resume at the next start.
 func (n *Node) startWorkflows(ctx context.Context) error {
-	wf, err := workflow.New(workflow.Config{
+	cfg := workflow.Config{
 		Store: n.Store, Invoker: n.Invoker, DataDir: n.cfg.DataDir,
 		Token: n.token, Dev: n.cfg.Dev, Logger: n.log,
-	})
+	}
+	if n.Keys != nil {
+		cfg.Credentials = n.Keys // SigV4 with the node's access keys
+	}
+	wf, err := workflow.New(cfg)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}

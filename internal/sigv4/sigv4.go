@@ -18,6 +18,7 @@ package sigv4
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -212,7 +214,7 @@ func (o Options) Verify(r *http.Request, body []byte, lookup Lookup, now time.Ti
 		return nil, err
 	}
 	canonical := canonicalRequest(r, o.S3, query, presigned, auth.SignedHeaders, payloadHash)
-	want := signature(secret, auth.Scope, amzDate, canonical)
+	want := signature(signingKey(auth.AccessKeyID, secret, auth.Scope), auth.Scope, amzDate, canonical)
 	if !hmac.Equal([]byte(want), []byte(auth.Signature)) {
 		return nil, fmt.Errorf("%w: check the secret access key and the signing method", ErrBadSignature)
 	}
@@ -413,15 +415,47 @@ func collapseSpaces(s string) string {
 	return b.String()
 }
 
-// signature derives the signing key for the scope and signs the string to
-// sign built from the canonical request.
-func signature(secret string, scope Scope, amzDate, canonical string) string {
+// signature signs the string to sign built from the canonical request.
+func signature(key []byte, scope Scope, amzDate, canonical string) string {
 	sts := Algorithm + "\n" + amzDate + "\n" + scope.String() + "\n" + hashHex([]byte(canonical))
+	return hex.EncodeToString(hmacSHA256(key, sts))
+}
+
+// signingKeys caches derived signing keys. Deriving one takes four HMACs
+// (about half the cost of a verification), and a client signs all its
+// requests of a day with one key and scope.
+var signingKeys struct {
+	sync.Mutex
+	m map[string]cachedKey // access key id + "/" + scope
+}
+
+type cachedKey struct {
+	secret string // the key is used only while the secret is unchanged
+	key    []byte
+}
+
+const maxCachedKeys = 1024
+
+func signingKey(id, secret string, scope Scope) []byte {
+	ck := id + "/" + scope.String()
+	signingKeys.Lock()
+	c, ok := signingKeys.m[ck]
+	signingKeys.Unlock()
+	if ok && subtle.ConstantTimeCompare([]byte(c.secret), []byte(secret)) == 1 {
+		return c.key
+	}
 	k := hmacSHA256([]byte("AWS4"+secret), scope.Date)
 	k = hmacSHA256(k, scope.Region)
 	k = hmacSHA256(k, scope.Service)
 	k = hmacSHA256(k, "aws4_request")
-	return hex.EncodeToString(hmacSHA256(k, sts))
+	signingKeys.Lock()
+	if signingKeys.m == nil || len(signingKeys.m) >= maxCachedKeys {
+		// Crude but bounded: entries are cheap to rebuild.
+		signingKeys.m = make(map[string]cachedKey)
+	}
+	signingKeys.m[ck] = cachedKey{secret: secret, key: k}
+	signingKeys.Unlock()
+	return k
 }
 
 func hmacSHA256(key []byte, data string) []byte {

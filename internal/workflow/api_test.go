@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
+	"github.com/nimbus-run/nimbus/internal/keys"
 	"github.com/nimbus-run/nimbus/internal/node"
 	"github.com/nimbus-run/nimbus/internal/node/nodetest"
 )
@@ -396,21 +397,45 @@ func TestWaitForTaskToken(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	n := nodetest.Start(t, node.Config{})
-	c := sfnClient(n)
-	_, err := c.ListStateMachines(context.Background(), &sfn.ListStateMachinesInput{})
+	ctx := context.Background()
+	_, err := sfnClient(n).ListStateMachines(ctx, &sfn.ListStateMachinesInput{})
 	if got := awsErrorCode(err); got != "UnrecognizedClientException" {
-		t.Errorf("without credentials Nimbus knows: got %v (%s)", err, got)
+		t.Errorf("signed with a key Nimbus does not know: got %v (%s)", err, got)
 	}
-	req, _ := http.NewRequest(http.MethodPost, n.URL()+"/", strings.NewReader(`{}`))
-	req.Header.Set("X-Amz-Target", "AWSStepFunctions.ListStateMachines")
-	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
-	req.Header.Set("Authorization", "Bearer "+n.Token())
-	resp, err := http.DefaultClient.Do(req)
+	key, err := n.Keys.Create(ctx, "sdk", keys.KindAWS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("with the admin token: got %d", resp.StatusCode)
+	if _, err := sfnClientWith(n, key.ID, key.Secret).ListStateMachines(ctx, &sfn.ListStateMachinesInput{}); err != nil {
+		t.Errorf("signed with a Nimbus access key: %v", err)
+	}
+	_, err = sfnClientWith(n, key.ID, "wrong").ListStateMachines(ctx, &sfn.ListStateMachinesInput{})
+	if got := awsErrorCode(err); got != "InvalidSignatureException" {
+		t.Errorf("signed with a wrong secret: got %v (%s)", err, got)
+	}
+	for _, tc := range []struct {
+		name, auth string
+		want       int
+	}{
+		{"admin token", "Bearer " + n.Token(), http.StatusOK},
+		{"wrong token", "Bearer nope", http.StatusBadRequest},
+		{"nothing", "", http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, n.URL()+"/", strings.NewReader(`{}`))
+			req.Header.Set("X-Amz-Target", "AWSStepFunctions.ListStateMachines")
+			req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("got %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
 	}
 }

@@ -99,7 +99,17 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	// Mid-run: every execution has started and most are in their Wait.
 	time.Sleep(1500 * time.Millisecond)
+	running := 0
+	for _, arn := range arns[:50] {
+		if x, err := c.DescribeExecution(ctx, arn); err == nil && x.Status == "RUNNING" {
+			running++
+		}
+	}
 	srv.kill(t)
+	if running == 0 {
+		t.Fatal("no execution was running when the server was killed: the test proves nothing")
+	}
+	t.Logf("killed the server with %d of the first 50 executions running", running)
 
 	srv = startServer(t, bin, data)
 	c = api.NewClient(srv.url, "")

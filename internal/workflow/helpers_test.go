@@ -35,10 +35,13 @@ func deployConfn(t testing.TB, n *node.Node) {
 }
 
 // sfnClient is the AWS SDK's Step Functions client pointed at n.
-func sfnClient(n *node.Node) *sfn.Client {
+func sfnClient(n *node.Node) *sfn.Client { return sfnClientWith(n, "AKIDNIMBUSTEST", "secret") }
+
+// sfnClientWith signs with the given access key.
+func sfnClientWith(n *node.Node, id, secret string) *sfn.Client {
 	cfg := aws.Config{
 		Region:      "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDNIMBUSTEST", "secret", ""),
+		Credentials: credentials.NewStaticCredentialsProvider(id, secret, ""),
 	}
 	return sfn.NewFromConfig(cfg, func(o *sfn.Options) {
 		o.BaseEndpoint = aws.String(n.URL())

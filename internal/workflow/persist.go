@@ -145,10 +145,10 @@ func historySubject(key string) string { return HistorySubject + key }
 
 // publishHistory writes one step's events, split into messages that fit the
 // server's payload limit, and waits until JetStream has stored them all.
+//
+// A step with no events (a heartbeat) is still written, as an empty
+// message: it replaces whatever a crashed attempt at the same step wrote.
 func (s *Service) publishHistory(ctx context.Context, key, gen string, step uint64, events []asl.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
 	subj := historySubject(key)
 	var futures []jetstream.PubAckFuture
 	part := 0

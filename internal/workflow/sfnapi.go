@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nimbus-run/nimbus/internal/sigv4"
 	"github.com/nimbus-run/nimbus/internal/workflow/asl"
 )
 
@@ -68,24 +69,39 @@ func (s *Service) serveAPI(w http.ResponseWriter, r *http.Request) {
 	w.Write(b) //nolint:errcheck // the client went away
 }
 
-// authorize lets dev mode through, then the admin bearer token, then what
-// Config.Authorize accepts (AWS SigV4 when the node has access keys).
+// authorize lets dev mode through, then the admin bearer token, then
+// requests signed with SigV4 by an access key the node knows, scoped to
+// the states service.
 func (s *Service) authorize(r *http.Request, body []byte) error {
 	if s.cfg.Dev {
 		return nil
 	}
 	auth := r.Header.Get("Authorization")
-	if tok, ok := strings.CutPrefix(auth, "Bearer "); ok && s.cfg.Token != "" &&
-		subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) == 1 {
-		return nil
-	}
-	if s.cfg.Authorize != nil && strings.HasPrefix(auth, "AWS4-") {
-		if err := s.cfg.Authorize(r, body); err != nil {
-			return &Error{Type: errUnrecognizedClient, Message: err.Error(), Status: 400}
+	if tok, ok := strings.CutPrefix(auth, "Bearer "); ok {
+		if s.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) == 1 {
+			return nil
 		}
-		return nil
+		return &Error{Type: errUnrecognizedClient, Message: "The security token included in the request is invalid.", Status: 400}
 	}
-	return &Error{Type: errUnrecognizedClient, Message: "The security token included in the request is invalid: send the admin token as 'Authorization: Bearer <token>' (or run the node with --dev)", Status: 400}
+	if s.cfg.Credentials == nil {
+		return &Error{Type: errUnrecognizedClient, Message: "The security token included in the request is invalid: send the admin token as 'Authorization: Bearer <token>' (or run the node with --dev)", Status: 400}
+	}
+	id, err := sigv4.Verify(r, body, s.cfg.Credentials.Lookup, time.Now())
+	switch {
+	case err == nil && id.Service != "states":
+		return &Error{Type: "InvalidSignatureException", Message: "Credential should be scoped to correct service: 'states'.", Status: 400}
+	case err == nil:
+		return nil
+	case errors.Is(err, sigv4.ErrMissingAuth):
+		return &Error{Type: "MissingAuthenticationTokenException", Message: "Missing Authentication Token: sign the request with a Nimbus access key (nimbus keys create) or send the admin token as a bearer token", Status: 400}
+	case errors.Is(err, sigv4.ErrUnknownKey):
+		return &Error{Type: errUnrecognizedClient, Message: "The security token included in the request is invalid.", Status: 400}
+	case errors.Is(err, sigv4.ErrMalformed):
+		return &Error{Type: "IncompleteSignatureException", Message: strings.TrimPrefix(err.Error(), "sigv4: "), Status: 400}
+	case errors.Is(err, sigv4.ErrStale):
+		return &Error{Type: "InvalidSignatureException", Message: "Signature expired: " + strings.TrimPrefix(err.Error(), "sigv4: stale date: "), Status: 400}
+	}
+	return &Error{Type: "InvalidSignatureException", Message: "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.", Status: 400}
 }
 
 func writeAWSError(w http.ResponseWriter, e *Error) {

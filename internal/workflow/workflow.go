@@ -37,7 +37,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,6 +80,11 @@ type EventPublisher interface {
 	PublishEvent(ctx context.Context, event []byte) (id string, err error)
 }
 
+// Credentials looks up the secret of an access key id (keys.Keyring).
+type Credentials interface {
+	Lookup(accessKeyID string) (secret string, ok bool)
+}
+
 // Config configures the Service.
 type Config struct {
 	Store   *store.Store
@@ -95,9 +99,10 @@ type Config struct {
 	// anyone; otherwise the admin bearer token.
 	Token string
 	Dev   bool
-	// Authorize, when set, checks requests signed with AWS SigV4 (the
-	// node's access keys); without it only the bearer token is accepted.
-	Authorize func(r *http.Request, body []byte) error
+	// Credentials, when set, looks up the secrets of access keys, so AWS
+	// SDKs can sign requests with SigV4; without it only the bearer token
+	// is accepted outside dev mode.
+	Credentials Credentials
 	// MaxTasks bounds the task invocations in flight on this node (default 512).
 	MaxTasks int
 	// Retention bounds how long finished executions and history are kept

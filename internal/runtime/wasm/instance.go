@@ -47,7 +47,7 @@ func (r *Runtime) newInstance(spec *function.Spec, m *module) *instance {
 	return &instance{
 		rt:     r,
 		memMB:  spec.MemoryMB,
-		mem:    newLinearMemory(memoryLimit(spec), m.image),
+		mem:    newLinearMemory(memoryLimit(spec), m.image, r.reaper),
 		ctx:    ctx,
 		cancel: cancel,
 		done:   make(chan struct{}),
@@ -94,13 +94,15 @@ func (in *instance) launch(ctx, callCtx context.Context, spec *function.Spec, m 
 // run is the guest's goroutine.
 func (in *instance) run(ctx context.Context, mod api.Module) {
 	defer in.forget()
-	defer close(in.done)
 	_, err := mod.ExportedFunction("_start").Call(ctx)
 	in.exitErr = err
-	// Closing after _start returned: wazero frees the memory on close, which
-	// must not happen under a running guest.
+	in.cancel(errExited) // release the context's resources; a cause set earlier stays
+	// The invocation's outcome is complete: let Invoke have it before the
+	// module is torn down (unmapping a used memory takes a while).
+	close(in.done)
+	// Closing only now that _start has returned: wazero frees the memory on
+	// close, which must not happen under a running guest.
 	_ = mod.Close(context.Background())
-	in.cancel(errExited) // release the context's resources
 }
 
 // stoppedBy returns why the runtime stopped the guest (Close, Runtime.Close),

@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"os"
+	"sync"
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/experimental"
@@ -37,6 +38,7 @@ type linearMemory struct {
 	buf      []byte
 	region   []byte        // the mapping buf is a prefix of, if mapped
 	image    *memoryImage  // the module's initial memory contents, or nil
+	reaper   *reaper       // unmaps region
 	imaged   bool          // image is mapped into region
 	size     atomic.Uint64 // current length: the high-water mark, as memory never shrinks
 	exceeded atomic.Bool   // a grow past limit was refused
@@ -50,8 +52,8 @@ type linearMemory struct {
 
 var _ experimental.LinearMemory = (*linearMemory)(nil)
 
-func newLinearMemory(limit uint64, image *memoryImage) *linearMemory {
-	return &linearMemory{limit: limit, image: image}
+func newLinearMemory(limit uint64, image *memoryImage, reaper *reaper) *linearMemory {
+	return &linearMemory{limit: limit, image: image, reaper: reaper}
 }
 
 // allocator returns a MemoryAllocator handing out m (one memory per module).
@@ -118,7 +120,56 @@ func (m *linearMemory) Free() {
 
 func (m *linearMemory) unmap() {
 	if m.region != nil {
-		unmapMemory(m.region)
+		m.reaper.release(m.region)
 		m.region = nil
 	}
+}
+
+// reaper unmaps released memories on its own goroutine: unmapping a memory
+// the guest used takes ~100 µs, which should not delay the end of an
+// invocation (a command's memory is released as it exits).
+type reaper struct {
+	mu     sync.Mutex
+	ch     chan []byte
+	closed bool
+	done   chan struct{}
+}
+
+func newReaper() *reaper {
+	p := &reaper{ch: make(chan []byte, 256), done: make(chan struct{})}
+	go p.run()
+	return p
+}
+
+func (p *reaper) run() {
+	defer close(p.done)
+	for b := range p.ch {
+		unmapMemory(b)
+	}
+}
+
+// release unmaps b, later when the reaper keeps up, now otherwise.
+func (p *reaper) release(b []byte) {
+	p.mu.Lock()
+	if !p.closed {
+		select {
+		case p.ch <- b:
+			p.mu.Unlock()
+			return
+		default:
+		}
+	}
+	p.mu.Unlock()
+	unmapMemory(b)
+}
+
+// close unmaps what is pending and stops the reaper.
+func (p *reaper) close() {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		close(p.ch)
+	}
+	p.mu.Unlock()
+	<-p.done
 }

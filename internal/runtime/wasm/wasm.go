@@ -108,6 +108,7 @@ type Runtime struct {
 	base   wazero.ModuleConfig
 	hostFn hostFunctions
 	sf     singleflight.Group
+	reaper *reaper // unmaps instances' memories
 
 	// compileMu serializes compiles, so that a new file in the cache
 	// directory is known to come from the compile under way (Stats). Compiles
@@ -161,7 +162,7 @@ func New(cfg Config) (*Runtime, error) {
 		WithCompilationCache(cache).
 		// A cancelled context stops a running guest: the deadline of an
 		// invocation is enforced by cancelling the instance's context.
-		WithCloseOnContextDone(false).
+		WithCloseOnContextDone(true).
 		// Functions' limits are enforced per instance (linearMemory), so the
 		// runtime allows what wasm32 can address.
 		WithMemoryLimitPages(65536)
@@ -175,8 +176,10 @@ func New(cfg Config) (*Runtime, error) {
 		modules:   make(map[string]*module),
 		lru:       list.New(),
 		instances: make(map[*instance]struct{}),
+		reaper:    newReaper(),
 	}
 	if err := r.instantiateHostModules(ctx); err != nil {
+		r.reaper.close()
 		_ = wr.Close(ctx)
 		_ = cache.Close(ctx)
 		return nil, err
@@ -319,6 +322,8 @@ func (r *Runtime) Close(ctx context.Context) error {
 			err = fmt.Errorf("wasm: close compilation cache: %w", cerr)
 		}
 	}
+	// A straggler's memory released after this is unmapped in place.
+	r.reaper.close()
 	return err
 }
 

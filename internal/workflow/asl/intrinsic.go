@@ -189,7 +189,8 @@ func (p *intrinsicParser) arg() (intrinsicArg, error) {
 			c := p.src[p.pos]
 			if quote != 0 {
 				if c == '\\' {
-					p.pos += 2
+					// A trailing backslash must not step past the end.
+					p.pos = min(p.pos+2, len(p.src))
 					continue
 				}
 				if c == quote {

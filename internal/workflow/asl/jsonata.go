@@ -39,7 +39,7 @@ func compileJSONata(s string) (*jsonataExpr, error) {
 	if src == "" {
 		return nil, fmt.Errorf("empty JSONata expression")
 	}
-	if _, err := jsonata.Compile(src); err != nil {
+	if _, err := safeCompile(src); err != nil {
 		return nil, fmt.Errorf("invalid JSONata expression %q: %v", src, err)
 	}
 	e := &jsonataExpr{src: src}
@@ -63,6 +63,30 @@ type jsonataEnv struct {
 
 var errUndefined = errors.New("undefined")
 
+// safeCompile is jsonata.Compile that turns the library's panics (its
+// lexer indexes past the end of some malformed input, such as invalid
+// UTF-8) into errors: a definition must never crash the node.
+func safeCompile(src string) (x *jsonata.Expr, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			x, err = nil, fmt.Errorf("cannot parse the expression: %v", v)
+		}
+	}()
+	return jsonata.Compile(src)
+}
+
+// safeEval evaluates x under jsonataMu, turning panics into errors.
+func safeEval(x *jsonata.Expr) (out any, err error) {
+	jsonataMu.Lock()
+	defer jsonataMu.Unlock()
+	defer func() {
+		if v := recover(); v != nil {
+			out, err = nil, fmt.Errorf("the expression failed: %v", v)
+		}
+	}()
+	return x.Eval(nil)
+}
+
 // jsonataMu serialises evaluations: blues/jsonata-go names the function
 // values of its shared, global environment on every call
 // (callableName.SetName in evalFunctionCall), a data race when executions
@@ -72,7 +96,7 @@ var jsonataMu sync.Mutex
 
 // eval returns the expression's value in the internal form, or errUndefined.
 func (e *jsonataExpr) eval(env *jsonataEnv) (any, error) {
-	x, err := jsonata.Compile(e.src)
+	x, err := safeCompile(e.src)
 	if err != nil {
 		return nil, err
 	}
@@ -96,9 +120,7 @@ func (e *jsonataExpr) eval(env *jsonataEnv) (any, error) {
 	if err := x.RegisterExts(awsExtensions(env)); err != nil {
 		return nil, err
 	}
-	jsonataMu.Lock()
-	out, err := x.Eval(nil)
-	jsonataMu.Unlock()
+	out, err := safeEval(x)
 	if err != nil {
 		if errors.Is(err, jsonata.ErrUndefined) {
 			return nil, errUndefined

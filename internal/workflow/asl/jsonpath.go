@@ -275,6 +275,10 @@ func skipSpace(s string, i int) int {
 // escapes only the quote character itself (and a backslash before it), as in
 // Jayway; any other backslash is kept literally.
 func readQuoted(src string, i int) (string, int, error) {
+	if i >= len(src) || (src[i] != '\'' && src[i] != '"') {
+		// "$['a', ]" or "$['a'," : a union needs a quoted name after each comma.
+		return "", 0, fmt.Errorf("expected a quoted property name")
+	}
 	q := src[i]
 	var b strings.Builder
 	for j := i + 1; j < len(src); j++ {

@@ -1,0 +1,218 @@
+// Command data benchmarks the data services on a real node (embedded
+// JetStream on a temp directory): table get and put latency and throughput
+// at 16 concurrent clients, in process (what the wasm host functions call)
+// and through the HTTP API (what process functions and the CLI use); a
+// 100-item query of a 10,000-item partition; and object put/get throughput
+// of a 100 MB object against a plain file copy on the same disk.
+//
+//	go run ./bench/data [-n 20000] [-mb 100]
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/internal/data"
+	"github.com/nimbus-run/nimbus/internal/node"
+)
+
+func main() {
+	n := flag.Int("n", 20000, "operations per table benchmark")
+	mb := flag.Int("mb", 100, "object size in MB")
+	clients := flag.Int("c", 16, "concurrent clients")
+	flag.Parse()
+	if err := run(*n, *mb, *clients); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func run(ops, mb, clients int) error {
+	dir, err := os.MkdirTemp("", "nimbus-bench-data")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	nd, err := node.Start(ctx, node.Config{DataDir: filepath.Join(dir, "node"), Listen: "127.0.0.1:0", Dev: true,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	defer nd.Stop(ctx)
+	svc := nd.Data
+	c := api.NewClient(nd.URL(), "")
+	// Keep a connection per client: the default keeps 2 idle per host.
+	c.HTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	if _, _, err := svc.PutTable(ctx, data.TableDef{Name: "bench", Key: "pk", Sort: "sk"}); err != nil {
+		return err
+	}
+	item := func(i int) json.RawMessage {
+		return json.RawMessage(fmt.Sprintf(`{"pk":"p%d","sk":%d,"name":"item %d","tags":["a","b"],"n":%d}`, i%1000, i, i, i))
+	}
+	key := func(i int) json.RawMessage { return json.RawMessage(fmt.Sprintf(`{"pk":"p%d","sk":%d}`, i%1000, i)) }
+
+	report := func(name string, f func(i int) error) error {
+		lat, elapsed, err := load(ops, clients, f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		fmt.Printf("%-28s p50 %7.3f ms  p99 %7.3f ms  %8.0f ops/s\n", name, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), float64(ops)/elapsed.Seconds())
+		return nil
+	}
+	fmt.Printf("table, %d ops, %d clients\n", ops, clients)
+	if err := report("put (in process)", func(i int) error { _, err := svc.Put(ctx, "bench", item(i), data.PutOptions{}); return err }); err != nil {
+		return err
+	}
+	if err := report("get (in process)", func(i int) error { _, err := svc.Get(ctx, "bench", key(i)); return err }); err != nil {
+		return err
+	}
+	if err := report("put (HTTP API)", func(i int) error {
+		_, err := c.PutItem(ctx, "bench", &api.PutItemRequest{Item: item(i + ops)})
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := report("get (HTTP API)", func(i int) error { _, err := c.GetItem(ctx, "bench", key(i)); return err }); err != nil {
+		return err
+	}
+
+	// A 10,000-item partition.
+	var batch []json.RawMessage
+	for i := range 10000 {
+		batch = append(batch, json.RawMessage(fmt.Sprintf(`{"pk":"big","sk":%d,"v":"x"}`, i)))
+		if len(batch) == data.MaxBatch {
+			if _, err := svc.BatchPut(ctx, "bench", batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	var qlat []time.Duration
+	for i := range 30 {
+		start := time.Now()
+		p, err := svc.Query(ctx, "bench", data.Query{Partition: json.RawMessage(`"big"`), Where: fmt.Sprintf(">= %d", i*300), Limit: 100})
+		if err != nil {
+			return err
+		}
+		qlat = append(qlat, time.Since(start))
+		if len(p.Items) != 100 {
+			return fmt.Errorf("query returned %d items", len(p.Items))
+		}
+	}
+	sort.Slice(qlat, func(i, j int) bool { return qlat[i] < qlat[j] })
+	fmt.Printf("%-28s p50 %7.3f ms  p99 %7.3f ms\n", "query 100 of 10,000", ms(qlat[len(qlat)/2]), ms(qlat[len(qlat)-1]))
+
+	// Objects against a file copy on the same disk.
+	size := int64(mb) << 20
+	src := filepath.Join(dir, "src.bin")
+	f, err := os.Create(src)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyN(f, rand.Reader, size); err != nil {
+		return err
+	}
+	f.Close()
+	copyStart := time.Now()
+	if err := copyFile(src, filepath.Join(dir, "copy.bin")); err != nil {
+		return err
+	}
+	copyRate := float64(size) / (1 << 20) / time.Since(copyStart).Seconds()
+	if _, _, err := svc.PutBucket(ctx, "bench"); err != nil {
+		return err
+	}
+	in, _ := os.Open(src)
+	start := time.Now()
+	_, err = c.PutObject(ctx, "bench", "big.bin", in, size, "", nil)
+	in.Close()
+	if err != nil {
+		return err
+	}
+	putRate := float64(size) / (1 << 20) / time.Since(start).Seconds()
+	start = time.Now()
+	resp, err := c.GetObject(ctx, "bench", "big.bin", "")
+	if err != nil {
+		return err
+	}
+	out, _ := os.Create(filepath.Join(dir, "out.bin"))
+	nb, err := io.Copy(out, resp.Body)
+	resp.Body.Close()
+	out.Sync()
+	out.Close()
+	if err != nil || nb != size {
+		return fmt.Errorf("download: %d bytes, %v", nb, err)
+	}
+	getRate := float64(size) / (1 << 20) / time.Since(start).Seconds()
+	fmt.Printf("object %d MB: file copy %.0f MB/s; put %.0f MB/s (%.0f%%); get %.0f MB/s (%.0f%%)\n",
+		mb, copyRate, putRate, 100*putRate/copyRate, getRate, 100*getRate/copyRate)
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	return out.Close()
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// load runs f(0..ops-1) on clients goroutines and returns sorted latencies.
+func load(ops, clients int, f func(i int) error) ([]time.Duration, time.Duration, error) {
+	lat := make([]time.Duration, ops)
+	var next atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= ops {
+					return
+				}
+				t := time.Now()
+				if err := f(i); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				lat[i] = time.Since(t)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err, ok := firstErr.Load().(error); ok {
+		return nil, 0, err
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return lat, elapsed, nil
+}

@@ -1,0 +1,460 @@
+package data
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nimbus-run/nimbus/internal/invoke"
+)
+
+// TableChange streams. A table's KV bucket is a JetStream stream, and every
+// write to it is a message carrying the new item and the one it replaced
+// (table.go), so the stream itself is the change stream: durable, ordered
+// per key (one subject per key), and replayable from any revision. A
+// trigger is a durable consumer on it; its acknowledged position survives
+// restarts of every node. Buckets likewise: each object's info message on
+// the object store's stream is a "created" or "deleted" event.
+
+// Event names.
+const (
+	EventInsert        = "INSERT"
+	EventModify        = "MODIFY"
+	EventRemove        = "REMOVE"
+	EventObjectCreated = "ObjectCreated"
+	EventObjectRemoved = "ObjectRemoved"
+)
+
+// TableChange is one change of a table.
+type TableChange struct {
+	ID        string                     `json:"eventID"`
+	Name      string                     `json:"eventName"`
+	Source    string                     `json:"eventSource"`
+	Table     string                     `json:"table"`
+	Keys      map[string]json.RawMessage `json:"keys"`
+	OldImage  json.RawMessage            `json:"old_image,omitempty"`
+	NewImage  json.RawMessage            `json:"new_image,omitempty"`
+	Revision  uint64                     `json:"revision"`
+	Time      time.Time                  `json:"time"`
+	Reason    string                     `json:"reason,omitempty"` // "ttl" for expiries
+	Redeliver bool                       `json:"redelivered,omitempty"`
+}
+
+// ObjectEvent is one change of a bucket.
+type ObjectEvent struct {
+	ID        string    `json:"eventID"`
+	Name      string    `json:"eventName"`
+	Source    string    `json:"eventSource"`
+	Bucket    string    `json:"bucket"`
+	Key       string    `json:"key"`
+	Size      int64     `json:"size,omitempty"`
+	ETag      string    `json:"etag,omitempty"`
+	Sequence  uint64    `json:"sequence"`
+	Time      time.Time `json:"time"`
+	Redeliver bool      `json:"redelivered,omitempty"`
+}
+
+// change decodes a table stream message.
+func (h *tableHandle) change(subject string, hdr nats.Header, body []byte, seq uint64, t time.Time) (*TableChange, error) {
+	key := strings.TrimPrefix(subject, h.pre)
+	pk, sk, err := splitKVKey(key, h.def.Sort != "")
+	if err != nil {
+		return nil, err
+	}
+	c := &TableChange{
+		ID: h.def.Name + "-" + strconv.FormatUint(seq, 10), Source: "nimbus:table", Table: h.def.Name,
+		Keys: map[string]json.RawMessage{h.def.Key: pk.JSON()}, Revision: seq, Time: t.UTC(), Reason: hdr.Get(hReason),
+	}
+	if sk != nil {
+		c.Keys[h.def.Sort] = sk.JSON()
+	}
+	op := hdr.Get(hKVOperation)
+	switch {
+	case op == opDel || op == opPurge || hdr.Get(jetstream.MarkerReasonHeader) != "":
+		c.Name = EventRemove
+		if len(body) > 0 {
+			c.OldImage = json.RawMessage(body)
+		}
+	default:
+		item, old, found := bytes.Cut(body, []byte{'\n'})
+		c.NewImage = json.RawMessage(item)
+		c.Name = EventInsert
+		if found {
+			c.Name, c.OldImage = EventModify, json.RawMessage(old)
+		}
+	}
+	return c, nil
+}
+
+// Changes reads up to limit changes of a table from revision from (1: the
+// oldest kept), in order. It is the replay primitive: triggers read the
+// same stream through a durable consumer.
+func (s *Service) Changes(ctx context.Context, table string, from uint64, limit int) ([]TableChange, error) {
+	h, err := s.table(ctx, table)
+	if err != nil {
+		return nil, err
+	}
+	if limit <= 0 || limit > MaxLimit {
+		limit = DefaultLimit
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{h.pre + ">"}}
+	if from > 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	cons, err := h.stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var out []TableChange
+	for len(out) < limit {
+		batch, err := cons.FetchNoWait(min(limit-len(out), 256))
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			c, err := h.change(m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream, md.Timestamp)
+			if err == nil {
+				out = append(out, *c)
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return nil, err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Invoker runs a synchronous invocation (invoke.Invoker).
+type Invoker interface {
+	Invoke(ctx context.Context, req *invoke.Request) (*invoke.Response, error)
+}
+
+// DeadLetter is a batch that failed every attempt.
+type DeadLetter struct {
+	Function, ID, Source, Reason, Error, ErrorType string
+	Attempts                                       int
+	Payload                                        []byte
+	// DedupeID makes a repeated dead-lettering of one failure store once.
+	DedupeID string
+}
+
+// DeadLetters stores dead letters (the node adapts async.Service, whose
+// DLQ lists and replays them like any failed async invocation).
+type DeadLetters interface {
+	AddDeadLetter(ctx context.Context, d DeadLetter) error
+}
+
+// TriggerSpec declares a table or bucket trigger of a function: exactly
+// one of Table or Bucket.
+type TriggerSpec struct {
+	Function string
+	// Name identifies the trigger; its durable position is kept under it.
+	Name   string
+	Table  string
+	Bucket string
+	// Events filters bucket events: "created", "deleted" (default both).
+	Events []string
+	// Prefix filters bucket events by key.
+	Prefix string
+	// Batch is the most records per invocation (default 10 for tables, 1
+	// for buckets; at most 1000).
+	Batch int
+	// Retries of a failed batch before it is dead-lettered (default 2).
+	Retries *int
+	// FromStart delivers the changes already in the stream, not only new
+	// ones, when the trigger is first created.
+	FromStart bool
+}
+
+// Trigger is a running table or bucket trigger.
+type Trigger struct {
+	spec   TriggerSpec
+	s      *Service
+	inv    Invoker
+	dlq    DeadLetters
+	cons   jetstream.Consumer
+	table  *tableHandle
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu        sync.Mutex
+	lastError string
+	delivered uint64
+}
+
+// consumerName is the durable consumer of a trigger: stable across
+// restarts and nodes, unique per function and trigger.
+func consumerName(fn, name string) string {
+	sum := sha256.Sum256([]byte(fn + "/" + name))
+	return "nimbus-trigger-" + hex.EncodeToString(sum[:10])
+}
+
+// StartTrigger starts a trigger: a durable consumer on the table's or
+// bucket's stream, and a goroutine that invokes the function with batches
+// of records, at least once and in order (one batch in flight for the
+// whole cluster, so records of a key are never reordered). A batch that
+// fails is retried with backoff and then dead-lettered; Stop ends it.
+func (s *Service) StartTrigger(ctx context.Context, spec TriggerSpec, inv Invoker, dlq DeadLetters) (*Trigger, error) {
+	if (spec.Table == "") == (spec.Bucket == "") {
+		return nil, invalid("trigger", "name exactly one of table or bucket")
+	}
+	if spec.Name == "" {
+		spec.Name = spec.Function + "-" + spec.Table + spec.Bucket
+	}
+	if spec.Batch == 0 {
+		spec.Batch = 10
+		if spec.Bucket != "" {
+			spec.Batch = 1
+		}
+	}
+	if spec.Batch < 1 || spec.Batch > 1000 {
+		return nil, invalid("batch", "%d is out of range: use 1 to 1000", spec.Batch)
+	}
+	for _, e := range spec.Events {
+		if e != "created" && e != "deleted" {
+			return nil, invalid("events", "%q is not an event: use created or deleted", e)
+		}
+	}
+	t := &Trigger{spec: spec, s: s, inv: inv, dlq: dlq, done: make(chan struct{})}
+	var stream jetstream.Stream
+	var filter string
+	if spec.Table != "" {
+		h, err := s.table(ctx, spec.Table)
+		if err != nil {
+			return nil, err
+		}
+		t.table, stream, filter = h, h.stream, h.pre+">"
+	} else {
+		h, err := s.bucket(ctx, spec.Bucket)
+		if err != nil {
+			return nil, err
+		}
+		stream, filter = h.stream, "$O."+h.store+".M.>"
+	}
+	deliver := jetstream.DeliverNewPolicy
+	if spec.FromStart {
+		deliver = jetstream.DeliverAllPolicy
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable: consumerName(spec.Function, spec.Name), Description: "trigger " + spec.Name + " of function " + spec.Function,
+		FilterSubject: filter, DeliverPolicy: deliver, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: 30 * time.Second, MaxDeliver: -1,
+		// One batch in flight for the whole cluster: the order of records
+		// of a key holds even when several nodes run the trigger.
+		MaxAckPending: spec.Batch,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trigger %s: consumer: %w", spec.Name, err)
+	}
+	t.cons = cons
+	var rctx context.Context
+	rctx, t.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.wg.Add(1)
+	go t.run(rctx)
+	return t, nil
+}
+
+// Stop ends the trigger and waits for its batch in flight.
+func (t *Trigger) Stop() {
+	t.cancel()
+	<-t.done
+}
+
+// Delivered is how many records the trigger has delivered successfully.
+func (t *Trigger) Delivered() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.delivered
+}
+
+// LastError is the last invocation failure, "" if none.
+func (t *Trigger) LastError() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lastError
+}
+
+func (t *Trigger) run(ctx context.Context) {
+	defer t.s.wg.Done()
+	defer close(t.done)
+	for ctx.Err() == nil {
+		batch, err := t.cons.Fetch(t.spec.Batch, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() == nil {
+				t.fail(err.Error())
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		t.process(ctx, msgs)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func (t *Trigger) fail(msg string) {
+	t.mu.Lock()
+	t.lastError = msg
+	t.mu.Unlock()
+}
+
+// records builds the batch's records; messages a bucket trigger filters out
+// are acknowledged at once.
+func (t *Trigger) records(msgs []jetstream.Msg) []any {
+	var out []any
+	for _, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		redelivered := md.NumDelivered > 1
+		if t.table != nil {
+			c, err := t.table.change(m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream, md.Timestamp)
+			if err != nil {
+				continue
+			}
+			c.Redeliver = redelivered
+			out = append(out, c)
+			continue
+		}
+		var oi jetstream.ObjectInfo
+		if err := json.Unmarshal(m.Data(), &oi); err != nil {
+			continue
+		}
+		ev := &ObjectEvent{
+			ID: t.spec.Bucket + "-" + strconv.FormatUint(md.Sequence.Stream, 10), Name: EventObjectCreated, Source: "nimbus:bucket",
+			Bucket: t.spec.Bucket, Key: oi.Name, Size: int64(oi.Size), Sequence: md.Sequence.Stream, Time: md.Timestamp.UTC(), Redeliver: redelivered,
+		}
+		kind := "created"
+		if oi.Deleted {
+			ev.Name, kind = EventObjectRemoved, "deleted"
+		} else {
+			ev.ETag = infoOf(t.spec.Bucket, &oi).ETag
+		}
+		if (len(t.spec.Events) > 0 && !slices.Contains(t.spec.Events, kind)) || !strings.HasPrefix(oi.Name, t.spec.Prefix) {
+			continue
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func (t *Trigger) process(ctx context.Context, msgs []jetstream.Msg) {
+	recs := t.records(msgs)
+	ackAll := func() {
+		for _, m := range msgs {
+			_ = m.Ack()
+		}
+	}
+	if len(recs) == 0 {
+		ackAll()
+		return
+	}
+	payload, _ := json.Marshal(map[string]any{"Records": recs})
+	source := "table"
+	if t.spec.Bucket != "" {
+		source = "bucket"
+	}
+	retries := 2
+	if t.spec.Retries != nil {
+		retries = *t.spec.Retries
+	}
+	// Keep the batch's messages alive while it is being worked on.
+	stopBeat := make(chan struct{})
+	var beat sync.WaitGroup
+	beat.Add(1)
+	go func() {
+		defer beat.Done()
+		tk := time.NewTicker(10 * time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stopBeat:
+				return
+			case <-tk.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
+	defer func() { close(stopBeat); beat.Wait() }()
+
+	var lastErr, errType string
+	for attempt := 0; attempt <= retries; attempt++ {
+		if attempt > 0 {
+			sleep(ctx, time.Duration(1<<min(attempt-1, 6))*time.Second)
+		}
+		if ctx.Err() != nil {
+			return // unacknowledged: redelivered to whoever runs next
+		}
+		resp, err := t.inv.Invoke(ctx, &invoke.Request{Function: t.spec.Function, Payload: payload, Source: source})
+		if err == nil && resp.Err == nil {
+			ackAll()
+			t.mu.Lock()
+			t.delivered += uint64(len(recs))
+			t.lastError = ""
+			t.mu.Unlock()
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		lastErr, errType = fmt.Sprint(err), ""
+		if resp != nil && resp.Err != nil {
+			lastErr, errType = resp.Err.Message, resp.Err.Type
+		}
+		t.fail(lastErr)
+	}
+	first, _ := msgs[0].Metadata()
+	id := t.spec.Name + "-" + strconv.FormatUint(first.Sequence.Stream, 10)
+	if t.dlq != nil {
+		err := t.dlq.AddDeadLetter(context.WithoutCancel(ctx), DeadLetter{
+			Function: t.spec.Function, ID: id, Source: source, Reason: "RetriesExhausted",
+			Error: lastErr, ErrorType: errType, Attempts: retries + 1, Payload: payload,
+			DedupeID: "trigger." + id,
+		})
+		if err != nil {
+			// Not acknowledged: JetStream redelivers it, and the DLQ's
+			// dedupe keeps a second dead-lettering from storing twice.
+			t.s.log.Error("data: trigger batch not dead-lettered", "trigger", t.spec.Name, "err", err)
+			return
+		}
+	} else {
+		t.s.log.Error("data: trigger batch dropped after its retries (no dead-letter queue)", "trigger", t.spec.Name, "err", lastErr)
+	}
+	ackAll()
+}

@@ -1,0 +1,173 @@
+package data_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nimbus-run/nimbus/internal/data"
+	"github.com/nimbus-run/nimbus/internal/function"
+	"github.com/nimbus-run/nimbus/internal/invoke"
+	"github.com/nimbus-run/nimbus/internal/node"
+	"github.com/nimbus-run/nimbus/internal/node/nodetest"
+	"github.com/nimbus-run/nimbus/internal/runtime"
+)
+
+// recorder is an Invoker that keeps the records it is given, failing the
+// first failN calls.
+type recorder struct {
+	mu      sync.Mutex
+	recs    []data.TableChange
+	batches int
+	failN   int
+}
+
+func (r *recorder) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Response, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failN > 0 {
+		r.failN--
+		return &invoke.Response{Err: &runtime.FunctionError{Type: "Boom", Message: "failing on purpose"}}, nil
+	}
+	var body struct{ Records []data.TableChange }
+	if err := json.Unmarshal(req.Payload, &body); err != nil {
+		return nil, err
+	}
+	if req.Source != "table" {
+		return nil, errors.New("source " + req.Source)
+	}
+	r.recs = append(r.recs, body.Records...)
+	r.batches++
+	return &invoke.Response{Payload: []byte("null")}, nil
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.recs)
+}
+
+type memDLQ struct {
+	mu sync.Mutex
+	ls []data.DeadLetter
+}
+
+func (d *memDLQ) AddDeadLetter(_ context.Context, l data.DeadLetter) error {
+	d.mu.Lock()
+	d.ls = append(d.ls, l)
+	d.mu.Unlock()
+	return nil
+}
+
+func TestTableTrigger(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	n := nodetest.Start(t, node.Config{DataDir: dir})
+	if _, _, err := n.Data.PutTable(ctx, data.TableDef{Name: "orders", Key: "id", Sort: "n"}); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	spec := data.TriggerSpec{Function: "f", Name: "t1", Table: "orders", Batch: 10}
+	trig, err := n.Data.StartTrigger(ctx, spec, rec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 5 keys, each inserted, modified 3 times and removed: 25 changes.
+	write := func(n *node.Node) {
+		for k := range 5 {
+			key := fmt.Sprintf(`{"id":"k%d","n":1}`, k)
+			for v := range 4 {
+				if _, err := n.Data.Put(ctx, "orders", json.RawMessage(fmt.Sprintf(`{"id":"k%d","n":1,"v":%d}`, k, v)), data.PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := n.Data.Delete(ctx, "orders", json.RawMessage(key), data.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(n)
+	nodetest.Eventually(t, 10*time.Second, "25 changes", func() bool { return rec.count() >= 25 })
+	trig.Stop()
+	checkChanges(t, rec.recs, 25)
+
+	// The position is durable: after the node restarts, a trigger of the
+	// same name resumes after what was acknowledged.
+	if err := n.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n2 := nodetest.Start(t, node.Config{DataDir: dir})
+	rec2 := &recorder{failN: 1} // the first attempt fails and is retried
+	trig2, err := n2.Data.StartTrigger(ctx, spec, rec2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trig2.Stop()
+	write(n2)
+	nodetest.Eventually(t, 20*time.Second, "25 more changes", func() bool { return rec2.count() >= 25 })
+	time.Sleep(200 * time.Millisecond)
+	checkChanges(t, rec2.recs, 25)
+
+	// A batch that keeps failing is dead-lettered and the trigger moves on.
+	dlq := &memDLQ{}
+	zero := 0
+	failing := &recorder{failN: 1 << 30}
+	trig3, err := n2.Data.StartTrigger(ctx, data.TriggerSpec{Function: "g", Name: "t3", Table: "orders", Batch: 100, Retries: &zero, FromStart: true}, failing, dlq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trig3.Stop()
+	nodetest.Eventually(t, 10*time.Second, "a dead letter", func() bool { dlq.mu.Lock(); defer dlq.mu.Unlock(); return len(dlq.ls) > 0 })
+	if l := dlq.ls[0]; l.Function != "g" || l.Source != "table" || l.Attempts != 1 {
+		t.Fatalf("dead letter %+v", l)
+	}
+	// Replay from a revision reads the stream directly.
+	chs, err := n2.Data.Changes(ctx, "orders", 1, 1000)
+	if err != nil || len(chs) < 25 {
+		t.Fatalf("Changes: %d, %v", len(chs), err)
+	}
+	_ = function.ErrNotFound
+}
+
+// checkChanges asserts exactly want changes, each key's in order: INSERT,
+// MODIFY x3 (old image = previous new image), REMOVE with the last image.
+func checkChanges(t *testing.T, recs []data.TableChange, want int) {
+	t.Helper()
+	if len(recs) != want {
+		t.Fatalf("got %d changes, want %d", len(recs), want)
+	}
+	byKey := map[string][]data.TableChange{}
+	for _, c := range recs {
+		k := string(c.Keys["id"])
+		byKey[k] = append(byKey[k], c)
+	}
+	for k, cs := range byKey {
+		if len(cs) != 5 {
+			t.Fatalf("key %s: %d changes, want 5", k, len(cs))
+		}
+		for i, c := range cs {
+			wantName := data.EventModify
+			switch i {
+			case 0:
+				wantName = data.EventInsert
+			case 4:
+				wantName = data.EventRemove
+			}
+			if c.Name != wantName {
+				t.Fatalf("key %s change %d is %s, want %s", k, i, c.Name, wantName)
+			}
+			if i > 0 {
+				if c.Revision <= cs[i-1].Revision {
+					t.Fatalf("key %s: revisions out of order", k)
+				}
+				if string(c.OldImage) != string(cs[i-1].NewImage) && !(i == 4 && string(c.OldImage) == string(cs[3].NewImage)) {
+					t.Fatalf("key %s change %d: old image %s, want %s", k, i, c.OldImage, cs[i-1].NewImage)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,148 @@
+package data_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/nimbus-run/nimbus/api"
+)
+
+func TestObjects(t *testing.T) {
+	n, c := startNode(t)
+	ctx := context.Background()
+	if _, err := c.PutBucket(ctx, "avatars"); err != nil {
+		t.Fatal(err)
+	}
+	// Bigger than a few chunks, not a multiple of the chunk size.
+	body := make([]byte, 3<<20+12345)
+	rand.Read(body)
+	o, err := c.PutObject(ctx, "avatars", "img/a.bin", bytes.NewReader(body), int64(len(body)), "application/x-test", map[string]string{"owner": "ada"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Size != int64(len(body)) || len(o.ETag) != 32 {
+		t.Fatalf("put = %+v", o)
+	}
+	for _, tc := range []struct {
+		rng        string
+		start, end int // end exclusive
+	}{
+		{"", 0, len(body)},
+		{"bytes=0-0", 0, 1},
+		{"bytes=262143-262144", 262143, 262145}, // across a chunk boundary
+		{"bytes=1000000-", 1000000, len(body)},
+		{"bytes=-100", len(body) - 100, len(body)},
+	} {
+		t.Run("range "+tc.rng, func(t *testing.T) {
+			resp, err := c.GetObject(ctx, "avatars", "img/a.bin", tc.rng)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			got, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, body[tc.start:tc.end]) {
+				t.Fatalf("got %d bytes, want %d (bytes %d-%d)", len(got), tc.end-tc.start, tc.start, tc.end)
+			}
+			if tc.rng != "" && resp.StatusCode != http.StatusPartialContent {
+				t.Fatalf("status %d, want 206", resp.StatusCode)
+			}
+			if resp.Header.Get("Content-Type") != "application/x-test" || resp.Header.Get(api.HeaderMetaPrefix+"Owner") != "ada" {
+				t.Fatalf("headers %v", resp.Header)
+			}
+		})
+	}
+	if _, err := c.GetObject(ctx, "avatars", "img/a.bin", "bytes=99999999-"); !isCode(err, api.CodeInvalidRange) {
+		t.Fatalf("range past the end: err = %v, want InvalidRange", err)
+	}
+	if _, err := c.GetObject(ctx, "avatars", "img/none", ""); !isCode(err, api.CodeNotFound) {
+		t.Fatalf("missing: err = %v", err)
+	}
+	for _, k := range []string{"img/b.png", "img/sub/c.png", "doc/d.txt", "e.txt"} {
+		if _, err := c.PutObject(ctx, "avatars", k, strings.NewReader(k), int64(len(k)), "", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := c.ListObjects(ctx, "avatars", "img/", "/", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Objects) != 2 || l.Objects[0].Key != "img/a.bin" || len(l.CommonPrefixes) != 1 || l.CommonPrefixes[0] != "img/sub/" {
+		t.Fatalf("list = %+v", l)
+	}
+	var keys []string
+	cur := ""
+	for {
+		l, err := c.ListObjects(ctx, "avatars", "", "", cur, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range l.Objects {
+			keys = append(keys, o.Key)
+		}
+		if cur = l.Cursor; cur == "" {
+			break
+		}
+	}
+	if strings.Join(keys, ",") != "doc/d.txt,e.txt,img/a.bin,img/b.png,img/sub/c.png" {
+		t.Fatalf("paged keys %v", keys)
+	}
+	cp, err := c.CopyObject(ctx, "avatars", &api.CopyObjectRequest{SourceKey: "img/a.bin", Key: "copy.bin"})
+	if err != nil || cp.ETag != o.ETag || cp.Metadata["owner"] != "ada" {
+		t.Fatalf("copy = %+v, %v", cp, err)
+	}
+
+	// Presigned URLs: the URL works once minted; tampering or expiry is 403.
+	ps, err := c.Presign(ctx, "avatars", &api.PresignRequest{Key: "img/b.png", Method: "GET", Expires: "1m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, b := get(n.URL() + ps.Path); code != 200 || b != "img/b.png" {
+		t.Fatalf("presigned GET: %d %q", code, b)
+	}
+	if code, _ := get(n.URL() + strings.Replace(ps.Path, "img/b.png", "img/a.bin", 1)); code != 403 {
+		t.Fatalf("tampered key: %d, want 403", code)
+	}
+	if code, _ := get(n.URL() + strings.Replace(ps.Path, "expires=", "expires=9", 1)); code != 403 {
+		t.Fatalf("tampered expiry: %d, want 403", code)
+	}
+	up, err := c.Presign(ctx, "avatars", &api.PresignRequest{Key: "up.txt", Method: "PUT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPut, n.URL()+up.Path, strings.NewReader("hello"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("presigned PUT: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if code, _ := get(n.URL() + up.Path); code != 403 {
+		t.Fatalf("GET with a PUT URL: %d, want 403", code)
+	}
+
+	if err := c.DeleteBucket(ctx, "avatars", false); !isCode(err, api.CodeNotEmpty) {
+		t.Fatalf("delete non-empty bucket: %v", err)
+	}
+	if err := c.DeleteObject(ctx, "avatars", "e.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteBucket(ctx, "avatars", true); err != nil {
+		t.Fatal(err)
+	}
+}

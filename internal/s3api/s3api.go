@@ -1,0 +1,717 @@
+// Package s3api serves Nimbus's buckets through the S3 API (path style,
+// /{bucket}/{key}), so S3 clients and SDKs work with an endpoint override:
+// buckets, objects (with Range), copies, batch deletes, ListObjectsV2 and
+// multipart uploads, with SigV4 verified against the node's access keys
+// (package keys) and errors in S3's XML shape.
+//
+// The node sends it the requests whose SigV4 credential scope names the
+// service "s3" (see node.mainHandler). It owns no data: package data does
+// the work.
+package s3api
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nimbus-run/nimbus/internal/data"
+	"github.com/nimbus-run/nimbus/internal/function"
+	"github.com/nimbus-run/nimbus/internal/sigv4"
+)
+
+// Credentials looks up the secret of an access key id (keys.Keyring).
+type Credentials interface {
+	Lookup(accessKeyID string) (secret string, ok bool)
+}
+
+// Config configures the API.
+type Config struct {
+	// Dev accepts any credentials (the signature is not checked).
+	Dev    bool
+	Logger *slog.Logger
+	// Now is the clock signatures are checked against (default time.Now).
+	Now func() time.Time
+}
+
+// API is the S3 API over a data.Service.
+type API struct {
+	cfg   Config
+	svc   *data.Service
+	creds Credentials
+	log   *slog.Logger
+}
+
+// New returns the API.
+func New(cfg Config, svc *data.Service, creds Credentials) *API {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &API{cfg: cfg, svc: svc, creds: creds, log: cfg.Logger}
+}
+
+const xmlns = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+// s3Error is an error in S3's shape.
+type s3Error struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *s3Error) Error() string { return e.code + ": " + e.message }
+
+func newErr(status int, code, format string, args ...any) *s3Error {
+	return &s3Error{status: status, code: code, message: fmt.Sprintf(format, args...)}
+}
+
+// toS3 maps an error to S3's status and code. It is the one place this API
+// does so.
+func toS3(err error) *s3Error {
+	var se *s3Error
+	if errors.As(err, &se) {
+		return se
+	}
+	msg := err.Error()
+	var fe *function.FieldError
+	switch {
+	case errors.Is(err, sigv4.ErrMissingAuth):
+		return newErr(http.StatusForbidden, "AccessDenied", "%s", msg)
+	case errors.Is(err, sigv4.ErrUnknownKey):
+		return newErr(http.StatusForbidden, "InvalidAccessKeyId", "The AWS access key Id you provided does not exist in our records.")
+	case errors.Is(err, sigv4.ErrContentSHA256), errors.Is(err, errContentSHA256):
+		return newErr(http.StatusBadRequest, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.")
+	case errors.Is(err, sigv4.ErrBadSignature), errors.Is(err, errChunkSignature):
+		return newErr(http.StatusForbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.")
+	case errors.Is(err, sigv4.ErrStale):
+		return newErr(http.StatusForbidden, "RequestTimeTooSkewed", "%s", msg)
+	case errors.Is(err, sigv4.ErrMalformed):
+		return newErr(http.StatusBadRequest, "AuthorizationHeaderMalformed", "%s", msg)
+	case errors.Is(err, data.ErrNoSuchBucket):
+		return newErr(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
+	case errors.Is(err, data.ErrNoSuchKey):
+		return newErr(http.StatusNotFound, "NoSuchKey", "The specified key does not exist.")
+	case errors.Is(err, data.ErrNoSuchUpload):
+		return newErr(http.StatusNotFound, "NoSuchUpload", "The specified multipart upload does not exist.")
+	case errors.Is(err, data.ErrInvalidRange):
+		return newErr(http.StatusRequestedRangeNotSatisfiable, "InvalidRange", "The requested range is not satisfiable")
+	case errors.Is(err, data.ErrNotEmpty):
+		return newErr(http.StatusConflict, "BucketNotEmpty", "The bucket you tried to delete is not empty")
+	case errors.Is(err, data.ErrTooLarge), errors.Is(err, function.ErrPayloadTooBig):
+		return newErr(http.StatusBadRequest, "EntityTooLarge", "%s", msg)
+	case errors.As(err, &fe):
+		switch {
+		case fe.Field == "bucket":
+			return newErr(http.StatusBadRequest, "InvalidBucketName", "%s", fe.Reason)
+		case strings.Contains(fe.Reason, "(InvalidPartOrder)"):
+			return newErr(http.StatusBadRequest, "InvalidPartOrder", "%s", fe.Reason)
+		case strings.Contains(fe.Reason, "(InvalidPart)"):
+			return newErr(http.StatusBadRequest, "InvalidPart", "%s", fe.Reason)
+		case strings.Contains(fe.Reason, "(EntityTooSmall)"):
+			return newErr(http.StatusBadRequest, "EntityTooSmall", "%s", fe.Reason)
+		case fe.Field == "key":
+			return newErr(http.StatusBadRequest, "KeyTooLongError", "%s", fe.Reason)
+		}
+		return newErr(http.StatusBadRequest, "InvalidArgument", "%s", msg)
+	case errors.Is(err, function.ErrInvalid):
+		return newErr(http.StatusBadRequest, "InvalidArgument", "%s", msg)
+	case errors.Is(err, function.ErrConflict):
+		return newErr(http.StatusConflict, "OperationAborted", "%s", msg)
+	}
+	return newErr(http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
+}
+
+type errorBody struct {
+	XMLName   xml.Name `xml:"Error"`
+	Code      string   `xml:"Code"`
+	Message   string   `xml:"Message"`
+	Resource  string   `xml:"Resource,omitempty"`
+	RequestID string   `xml:"RequestId"`
+}
+
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := toS3(err)
+	if e.status >= 500 {
+		a.log.Error("s3: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	} else {
+		a.log.Debug("s3: request refused", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if r.Method == http.MethodHead {
+		w.WriteHeader(e.status)
+		return
+	}
+	writeXML(w, e.status, errorBody{Code: e.code, Message: e.message, Resource: r.URL.Path, RequestID: requestID()})
+}
+
+func requestID() string { return strconv.FormatInt(time.Now().UnixNano(), 36) }
+
+func writeXML(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(status)
+	io.WriteString(w, xml.Header) //nolint:errcheck // the client went away
+	xml.NewEncoder(w).Encode(v)   //nolint:errcheck
+}
+
+// authenticate verifies the request's SigV4 signature (anything goes in
+// dev mode) and returns the body to read: the request's, decoded from
+// aws-chunked and checked against the signed hash as it is read.
+func (a *API) authenticate(r *http.Request) (io.Reader, error) {
+	var id *sigv4.Identity
+	var secret string
+	if !a.cfg.Dev {
+		lookup := func(k string) (string, bool) {
+			if a.creds == nil {
+				return "", false
+			}
+			s, ok := a.creds.Lookup(k)
+			secret = s
+			return s, ok
+		}
+		var err error
+		if id, err = (sigv4.Options{S3: true}).Verify(r, nil, lookup, a.cfg.Now()); err != nil {
+			return nil, err
+		}
+		if id.Service != "s3" {
+			return nil, newErr(http.StatusForbidden, "SignatureDoesNotMatch", "Credential should be scoped to correct service: 's3'.")
+		}
+	}
+	declared := r.Header.Get(sigv4.HeaderContentSHA256)
+	switch {
+	case strings.HasPrefix(declared, "STREAMING-"):
+		var signer *chunkSigner
+		if id != nil && strings.HasPrefix(declared, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD") {
+			auth, err := sigv4.ParseAuthorization(r.Header.Get("Authorization"))
+			if err != nil {
+				return nil, err
+			}
+			signer = &chunkSigner{
+				key:     signingKey(secret, auth.Scope.Date, auth.Scope.Region, auth.Scope.Service),
+				amzDate: r.Header.Get(sigv4.HeaderDate), scope: auth.Scope.String(), prev: auth.Signature,
+			}
+		}
+		return newChunkedReader(r.Body, signer), nil
+	case id != nil && len(id.PayloadHash) == 64:
+		return &hashingReader{r: r.Body, sum: newSHA256(), want: id.PayloadHash}, nil
+	}
+	return r.Body, nil
+}
+
+// bodySize is the decoded length of the body, -1 when unknown.
+func bodySize(r *http.Request) int64 {
+	if v := r.Header.Get("X-Amz-Decoded-Content-Length"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n
+		}
+		return -1
+	}
+	if strings.HasPrefix(r.Header.Get(sigv4.HeaderContentSHA256), "STREAMING-") {
+		return -1
+	}
+	return r.ContentLength
+}
+
+// ServeHTTP routes an S3 request by method, path and query.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := a.authenticate(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	q := r.URL.Query()
+	switch {
+	case bucket == "":
+		if r.Method != http.MethodGet {
+			a.writeError(w, r, newErr(http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource."))
+			return
+		}
+		a.listBuckets(w, r)
+	case key == "":
+		a.bucketOp(w, r, bucket, q, body)
+	default:
+		a.objectOp(w, r, bucket, key, q, body)
+	}
+}
+
+func (a *API) bucketOp(w http.ResponseWriter, r *http.Request, bucket string, q url.Values, body io.Reader) {
+	switch {
+	case r.Method == http.MethodPut:
+		if _, _, err := a.svc.PutBucket(r.Context(), bucket); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		w.Header().Set("Location", "/"+bucket)
+		w.WriteHeader(http.StatusOK)
+	case r.Method == http.MethodDelete:
+		if err := a.svc.DeleteBucket(r.Context(), bucket, false); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodHead:
+		if _, err := a.svc.Bucket(bucket); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	case r.Method == http.MethodPost && q.Has("delete"):
+		a.deleteObjects(w, r, bucket, body)
+	case r.Method == http.MethodGet && q.Has("location"):
+		if _, err := a.svc.Bucket(bucket); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		writeXML(w, http.StatusOK, struct {
+			XMLName xml.Name `xml:"LocationConstraint"`
+			Xmlns   string   `xml:"xmlns,attr"`
+		}{Xmlns: xmlns})
+	case r.Method == http.MethodGet:
+		a.listObjects(w, r, bucket, q)
+	default:
+		a.writeError(w, r, newErr(http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource."))
+	}
+}
+
+func (a *API) objectOp(w http.ResponseWriter, r *http.Request, bucket, key string, q url.Values, body io.Reader) {
+	uploadID := q.Get("uploadId")
+	switch {
+	case r.Method == http.MethodPut && uploadID != "":
+		a.uploadPart(w, r, bucket, key, uploadID, q, body)
+	case r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "":
+		a.copyObject(w, r, bucket, key)
+	case r.Method == http.MethodPut:
+		a.putObject(w, r, bucket, key, body)
+	case r.Method == http.MethodGet && uploadID != "":
+		a.listParts(w, r, bucket, key, uploadID)
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		a.getObject(w, r, bucket, key)
+	case r.Method == http.MethodDelete && uploadID != "":
+		if err := a.svc.AbortUpload(r.Context(), bucket, key, uploadID); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodDelete:
+		if err := a.svc.DeleteObject(r.Context(), bucket, key); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodPost && q.Has("uploads"):
+		a.createUpload(w, r, bucket, key)
+	case r.Method == http.MethodPost && uploadID != "":
+		a.completeUpload(w, r, bucket, key, uploadID, body)
+	default:
+		a.writeError(w, r, newErr(http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource."))
+	}
+}
+
+func httpTime(t time.Time) string { return t.UTC().Format(http.TimeFormat) }
+func isoTime(t time.Time) string  { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+func quote(etag string) string    { return `"` + etag + `"` }
+
+type bucketXML struct {
+	Name         string `xml:"Name"`
+	CreationDate string `xml:"CreationDate"`
+}
+
+func (a *API) listBuckets(w http.ResponseWriter, r *http.Request) {
+	out := struct {
+		XMLName xml.Name `xml:"ListAllMyBucketsResult"`
+		Xmlns   string   `xml:"xmlns,attr"`
+		Owner   struct {
+			ID          string `xml:"ID"`
+			DisplayName string `xml:"DisplayName"`
+		} `xml:"Owner"`
+		Buckets []bucketXML `xml:"Buckets>Bucket"`
+	}{Xmlns: xmlns}
+	out.Owner.ID, out.Owner.DisplayName = "nimbus", "nimbus"
+	for _, b := range a.svc.Buckets() {
+		out.Buckets = append(out.Buckets, bucketXML{Name: b.Name, CreationDate: isoTime(b.Created)})
+	}
+	writeXML(w, http.StatusOK, out)
+}
+
+type contentXML struct {
+	Key          string `xml:"Key"`
+	LastModified string `xml:"LastModified"`
+	ETag         string `xml:"ETag"`
+	Size         int64  `xml:"Size"`
+	StorageClass string `xml:"StorageClass"`
+}
+
+type prefixXML struct {
+	Prefix string `xml:"Prefix"`
+}
+
+// listObjects serves ListObjectsV2 (and the V1 form with marker).
+func (a *API) listObjects(w http.ResponseWriter, r *http.Request, bucket string, q url.Values) {
+	v2 := q.Get("list-type") == "2"
+	opt := data.ListOptions{Prefix: q.Get("prefix"), Delimiter: q.Get("delimiter"), After: q.Get("start-after")}
+	if !v2 {
+		opt.After = q.Get("marker")
+	}
+	if tok := q.Get("continuation-token"); tok != "" {
+		after, err := data.DecodeListCursor(tok)
+		if err != nil {
+			a.writeError(w, r, newErr(http.StatusBadRequest, "InvalidArgument", "The continuation token provided is incorrect"))
+			return
+		}
+		opt.After = after
+	}
+	maxKeys := 1000
+	if s := q.Get("max-keys"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			a.writeError(w, r, newErr(http.StatusBadRequest, "InvalidArgument", "max-keys must be a non-negative integer"))
+			return
+		}
+		maxKeys = min(n, 1000)
+	}
+	opt.Limit = max(maxKeys, 1)
+	l, err := a.svc.ListObjects(r.Context(), bucket, opt)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	enc := func(s string) string { return s }
+	if q.Get("encoding-type") == "url" {
+		enc = func(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
+	}
+	type result struct {
+		XMLName               xml.Name     `xml:"ListBucketResult"`
+		Xmlns                 string       `xml:"xmlns,attr"`
+		Name                  string       `xml:"Name"`
+		Prefix                string       `xml:"Prefix"`
+		Delimiter             string       `xml:"Delimiter,omitempty"`
+		MaxKeys               int          `xml:"MaxKeys"`
+		EncodingType          string       `xml:"EncodingType,omitempty"`
+		IsTruncated           bool         `xml:"IsTruncated"`
+		KeyCount              int          `xml:"KeyCount,omitempty"`
+		Marker                string       `xml:"Marker,omitempty"`
+		NextMarker            string       `xml:"NextMarker,omitempty"`
+		ContinuationToken     string       `xml:"ContinuationToken,omitempty"`
+		NextContinuationToken string       `xml:"NextContinuationToken,omitempty"`
+		StartAfter            string       `xml:"StartAfter,omitempty"`
+		Contents              []contentXML `xml:"Contents"`
+		CommonPrefixes        []prefixXML  `xml:"CommonPrefixes"`
+	}
+	out := result{Xmlns: xmlns, Name: bucket, Prefix: enc(opt.Prefix), Delimiter: enc(opt.Delimiter), MaxKeys: maxKeys,
+		EncodingType: q.Get("encoding-type")}
+	if maxKeys > 0 {
+		for _, o := range l.Objects {
+			out.Contents = append(out.Contents, contentXML{Key: enc(o.Key), LastModified: isoTime(o.Modified), ETag: quote(o.ETag), Size: o.Size, StorageClass: "STANDARD"})
+		}
+		for _, p := range l.CommonPrefixes {
+			out.CommonPrefixes = append(out.CommonPrefixes, prefixXML{Prefix: enc(p)})
+		}
+		out.IsTruncated = l.Truncated
+	}
+	if v2 {
+		out.KeyCount = len(out.Contents) + len(out.CommonPrefixes)
+		out.ContinuationToken, out.StartAfter = q.Get("continuation-token"), q.Get("start-after")
+		if out.IsTruncated {
+			out.NextContinuationToken = data.EncodeListCursor(l.Next)
+		}
+	} else {
+		out.Marker = q.Get("marker")
+		if out.IsTruncated {
+			out.NextMarker = l.Next
+		}
+	}
+	writeXML(w, http.StatusOK, out)
+}
+
+// metaOf reads user metadata (x-amz-meta-*) from request headers.
+func metaOf(h http.Header) map[string]string {
+	var m map[string]string
+	for k, vs := range h {
+		if name, ok := strings.CutPrefix(strings.ToLower(k), "x-amz-meta-"); ok && len(vs) > 0 {
+			if m == nil {
+				m = map[string]string{}
+			}
+			m[name] = vs[0]
+		}
+	}
+	return m
+}
+
+func (a *API) putObject(w http.ResponseWriter, r *http.Request, bucket, key string, body io.Reader) {
+	info, err := a.svc.PutObject(r.Context(), bucket, key, body, bodySize(r),
+		data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header)})
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", quote(info.ETag))
+	w.WriteHeader(http.StatusOK)
+}
+
+func objectHeaders(w http.ResponseWriter, info *data.ObjectInfo) {
+	h := w.Header()
+	h.Set("Content-Type", info.ContentType)
+	h.Set("ETag", quote(info.ETag))
+	h.Set("Last-Modified", httpTime(info.Modified))
+	h.Set("Accept-Ranges", "bytes")
+	for k, v := range info.Metadata {
+		h["X-Amz-Meta-"+k] = []string{v}
+	}
+}
+
+func (a *API) getObject(w http.ResponseWriter, r *http.Request, bucket, key string) {
+	if r.Method == http.MethodHead && r.Header.Get("Range") == "" {
+		info, err := a.svc.HeadObject(r.Context(), bucket, key)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		objectHeaders(w, info)
+		w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	obj, err := a.svc.GetObject(r.Context(), bucket, key, r.Header.Get("Range"))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	defer obj.Body.Close()
+	objectHeaders(w, obj.Info)
+	status, length := http.StatusOK, obj.Info.Size
+	if obj.Range != nil {
+		status, length = http.StatusPartialContent, obj.Range.Length
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", obj.Range.Start, obj.Range.Start+obj.Range.Length-1, obj.Info.Size))
+	}
+	w.Header().Set("Content-Length", strconv.FormatInt(length, 10))
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	if _, err := io.Copy(w, obj.Body); err != nil {
+		// The status is sent: all that is left is to cut the response
+		// short, which the client sees as a short body.
+		a.log.Warn("s3: download cut short", "bucket", bucket, "key", key, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// copySource reads x-amz-copy-source: "[/]bucket/key[?versionId=...]",
+// URL-encoded.
+func copySource(h string) (string, string, error) {
+	h, _, _ = strings.Cut(h, "?")
+	dec, err := url.PathUnescape(strings.TrimPrefix(h, "/"))
+	if err != nil {
+		return "", "", newErr(http.StatusBadRequest, "InvalidArgument", "x-amz-copy-source is not URL-encoded correctly")
+	}
+	b, k, ok := strings.Cut(dec, "/")
+	if !ok || b == "" || k == "" {
+		return "", "", newErr(http.StatusBadRequest, "InvalidArgument", "x-amz-copy-source must be bucket/key")
+	}
+	return b, k, nil
+}
+
+func (a *API) copyObject(w http.ResponseWriter, r *http.Request, bucket, key string) {
+	sb, sk, err := copySource(r.Header.Get("X-Amz-Copy-Source"))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	var replace *data.PutObjectOptions
+	if strings.EqualFold(r.Header.Get("X-Amz-Metadata-Directive"), "REPLACE") {
+		replace = &data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header)}
+	}
+	info, err := a.svc.CopyObject(r.Context(), sb, sk, bucket, key, replace)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeXML(w, http.StatusOK, struct {
+		XMLName      xml.Name `xml:"CopyObjectResult"`
+		Xmlns        string   `xml:"xmlns,attr"`
+		LastModified string   `xml:"LastModified"`
+		ETag         string   `xml:"ETag"`
+	}{Xmlns: xmlns, LastModified: isoTime(info.Modified), ETag: quote(info.ETag)})
+}
+
+// maxXMLBody bounds XML request bodies (a batch delete of 1000 long keys).
+const maxXMLBody = 4 << 20
+
+func readXML(body io.Reader, v any) error {
+	b, err := io.ReadAll(io.LimitReader(body, maxXMLBody+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > maxXMLBody {
+		return newErr(http.StatusBadRequest, "MalformedXML", "The XML you provided is too large.")
+	}
+	if err := xml.Unmarshal(b, v); err != nil {
+		return newErr(http.StatusBadRequest, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema.")
+	}
+	return nil
+}
+
+func (a *API) deleteObjects(w http.ResponseWriter, r *http.Request, bucket string, body io.Reader) {
+	var req struct {
+		Quiet   bool `xml:"Quiet"`
+		Objects []struct {
+			Key string `xml:"Key"`
+		} `xml:"Object"`
+	}
+	if err := readXML(body, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if len(req.Objects) > 1000 {
+		a.writeError(w, r, newErr(http.StatusBadRequest, "MalformedXML", "A batch delete names at most 1000 keys."))
+		return
+	}
+	if _, err := a.svc.Bucket(bucket); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	type deleted struct {
+		Key string `xml:"Key"`
+	}
+	type failed struct {
+		Key     string `xml:"Key"`
+		Code    string `xml:"Code"`
+		Message string `xml:"Message"`
+	}
+	out := struct {
+		XMLName xml.Name  `xml:"DeleteResult"`
+		Xmlns   string    `xml:"xmlns,attr"`
+		Deleted []deleted `xml:"Deleted"`
+		Errors  []failed  `xml:"Error"`
+	}{Xmlns: xmlns}
+	for _, o := range req.Objects {
+		if err := a.svc.DeleteObject(r.Context(), bucket, o.Key); err != nil {
+			e := toS3(err)
+			out.Errors = append(out.Errors, failed{Key: o.Key, Code: e.code, Message: e.message})
+			continue
+		}
+		if !req.Quiet {
+			out.Deleted = append(out.Deleted, deleted{Key: o.Key})
+		}
+	}
+	writeXML(w, http.StatusOK, out)
+}
+
+func (a *API) createUpload(w http.ResponseWriter, r *http.Request, bucket, key string) {
+	u, err := a.svc.CreateUpload(r.Context(), bucket, key, data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header)})
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeXML(w, http.StatusOK, struct {
+		XMLName  xml.Name `xml:"InitiateMultipartUploadResult"`
+		Xmlns    string   `xml:"xmlns,attr"`
+		Bucket   string   `xml:"Bucket"`
+		Key      string   `xml:"Key"`
+		UploadID string   `xml:"UploadId"`
+	}{Xmlns: xmlns, Bucket: bucket, Key: key, UploadID: u.ID})
+}
+
+func (a *API) uploadPart(w http.ResponseWriter, r *http.Request, bucket, key, id string, q url.Values, body io.Reader) {
+	n, err := strconv.Atoi(q.Get("partNumber"))
+	if err != nil {
+		a.writeError(w, r, newErr(http.StatusBadRequest, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive"))
+		return
+	}
+	if r.Header.Get("X-Amz-Copy-Source") != "" {
+		a.writeError(w, r, newErr(http.StatusNotImplemented, "NotImplemented", "UploadPartCopy is not supported"))
+		return
+	}
+	p, err := a.svc.UploadPart(r.Context(), bucket, key, id, n, body, bodySize(r))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", quote(p.ETag))
+	w.WriteHeader(http.StatusOK)
+}
+
+func (a *API) completeUpload(w http.ResponseWriter, r *http.Request, bucket, key, id string, body io.Reader) {
+	var req struct {
+		Parts []struct {
+			PartNumber int    `xml:"PartNumber"`
+			ETag       string `xml:"ETag"`
+		} `xml:"Part"`
+	}
+	if err := readXML(body, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	parts := make([]data.CompletePart, len(req.Parts))
+	for i, p := range req.Parts {
+		parts[i] = data.CompletePart{Number: p.PartNumber, ETag: p.ETag}
+	}
+	info, err := a.svc.CompleteUpload(r.Context(), bucket, key, id, parts)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeXML(w, http.StatusOK, struct {
+		XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
+		Xmlns    string   `xml:"xmlns,attr"`
+		Location string   `xml:"Location"`
+		Bucket   string   `xml:"Bucket"`
+		Key      string   `xml:"Key"`
+		ETag     string   `xml:"ETag"`
+	}{Xmlns: xmlns, Location: "/" + bucket + "/" + key, Bucket: bucket, Key: key, ETag: quote(info.ETag)})
+}
+
+func (a *API) listParts(w http.ResponseWriter, r *http.Request, bucket, key, id string) {
+	parts, err := a.svc.Parts(r.Context(), bucket, key, id)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	type partXML struct {
+		PartNumber   int    `xml:"PartNumber"`
+		LastModified string `xml:"LastModified"`
+		ETag         string `xml:"ETag"`
+		Size         int64  `xml:"Size"`
+	}
+	q := r.URL.Query()
+	marker, _ := strconv.Atoi(q.Get("part-number-marker"))
+	maxParts := 1000
+	if s := q.Get("max-parts"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 1000 {
+			maxParts = n
+		}
+	}
+	out := struct {
+		XMLName              xml.Name  `xml:"ListPartsResult"`
+		Xmlns                string    `xml:"xmlns,attr"`
+		Bucket               string    `xml:"Bucket"`
+		Key                  string    `xml:"Key"`
+		UploadID             string    `xml:"UploadId"`
+		PartNumberMarker     int       `xml:"PartNumberMarker"`
+		NextPartNumberMarker int       `xml:"NextPartNumberMarker"`
+		MaxParts             int       `xml:"MaxParts"`
+		IsTruncated          bool      `xml:"IsTruncated"`
+		StorageClass         string    `xml:"StorageClass"`
+		Parts                []partXML `xml:"Part"`
+	}{Xmlns: xmlns, Bucket: bucket, Key: key, UploadID: id, PartNumberMarker: marker, MaxParts: maxParts, StorageClass: "STANDARD"}
+	for _, p := range parts {
+		if p.Number <= marker {
+			continue
+		}
+		if len(out.Parts) == maxParts {
+			out.IsTruncated = true
+			break
+		}
+		out.Parts = append(out.Parts, partXML{PartNumber: p.Number, LastModified: isoTime(p.Modified), ETag: quote(p.ETag), Size: p.Size})
+		out.NextPartNumberMarker = p.Number
+	}
+	writeXML(w, http.StatusOK, out)
+}

@@ -1,0 +1,231 @@
+package s3api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/nimbus-run/nimbus/internal/keys"
+	"github.com/nimbus-run/nimbus/internal/node"
+	"github.com/nimbus-run/nimbus/internal/node/nodetest"
+)
+
+// startS3 starts a node that checks signatures and returns an S3 client
+// with a real access key, and one with a wrong secret.
+func startS3(t *testing.T) (*node.Node, *s3.Client, *s3.Client) {
+	t.Helper()
+	n := nodetest.Start(t, node.Config{Dev: false})
+	k, err := n.Keys.Create(context.Background(), "s3-test", keys.KindAWS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(secret string) *s3.Client {
+		return s3.New(s3.Options{
+			Region: "us-east-1", BaseEndpoint: aws.String(n.URL()), UsePathStyle: true,
+			Credentials: credentials.NewStaticCredentialsProvider(k.ID, secret, ""),
+		})
+	}
+	return n, mk(k.Secret), mk(strings.Repeat("x", 40))
+}
+
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+func TestS3SDK(t *testing.T) {
+	_, c, bad := startS3(t)
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("photos")}); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := c.ListBuckets(ctx, &s3.ListBucketsInput{})
+	if err != nil || len(lb.Buckets) != 1 || *lb.Buckets[0].Name != "photos" {
+		t.Fatalf("ListBuckets: %+v %v", lb, err)
+	}
+	body := []byte("hello, nimbus")
+	put, err := c.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String("photos"), Key: aws.String("dir/a b.txt"), Body: bytes.NewReader(body),
+		ContentType: aws.String("text/plain"), Metadata: map[string]string{"owner": "ada"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := md5.Sum(body)
+	if *put.ETag != `"`+hex.EncodeToString(sum[:])+`"` {
+		t.Fatalf("ETag %s, want the MD5", *put.ETag)
+	}
+	get, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("photos"), Key: aws.String("dir/a b.txt"), Range: aws.String("bytes=7-12")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(get.Body)
+	get.Body.Close()
+	if string(got) != "nimbus" || *get.ContentRange != "bytes 7-12/13" || get.Metadata["owner"] != "ada" {
+		t.Fatalf("GetObject range: %q %v %v", got, *get.ContentRange, get.Metadata)
+	}
+	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("photos"), Key: aws.String("dir/a b.txt")})
+	if err != nil || *head.ContentLength != 13 || *head.ContentType != "text/plain" {
+		t.Fatalf("HeadObject: %+v %v", head, err)
+	}
+	if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("photos"), Key: aws.String("copy.txt"), CopySource: aws.String("photos/dir/a%20b.txt")}); err != nil {
+		t.Fatal(err)
+	}
+	lo, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("photos"), Delimiter: aws.String("/")})
+	if err != nil || len(lo.Contents) != 1 || *lo.Contents[0].Key != "copy.txt" || len(lo.CommonPrefixes) != 1 || *lo.CommonPrefixes[0].Prefix != "dir/" {
+		t.Fatalf("ListObjectsV2: %+v %v", lo, err)
+	}
+	// Pagination with continuation tokens.
+	for i := range 5 {
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("photos"), Key: aws.String("p/" + string(rune('a'+i))), Body: strings.NewReader("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pg := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String("photos"), Prefix: aws.String("p/"), MaxKeys: aws.Int32(2)})
+	n := 0
+	for pg.HasMorePages() {
+		p, err := pg.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(p.Contents)
+	}
+	if n != 5 {
+		t.Fatalf("paged %d objects, want 5", n)
+	}
+	del, err := c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("photos"), Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String("p/a")}, {Key: aws.String("p/b")}}}})
+	if err != nil || len(del.Deleted) != 2 {
+		t.Fatalf("DeleteObjects: %+v %v", del, err)
+	}
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("photos"), Key: aws.String("copy.txt")}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Errors in S3's shape.
+	for _, tc := range []struct {
+		name string
+		do   func() error
+		code string
+	}{
+		{"NoSuchKey", func() error {
+			_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("photos"), Key: aws.String("nope")})
+			return err
+		}, "NoSuchKey"},
+		{"NoSuchBucket", func() error {
+			_, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("nope")})
+			return err
+		}, "NoSuchBucket"},
+		{"InvalidRange", func() error {
+			_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("photos"), Key: aws.String("dir/a b.txt"), Range: aws.String("bytes=100-")})
+			return err
+		}, "InvalidRange"},
+		{"SignatureDoesNotMatch", func() error {
+			_, err := bad.ListBuckets(ctx, &s3.ListBucketsInput{})
+			return err
+		}, "SignatureDoesNotMatch"},
+		{"BucketNotEmpty", func() error {
+			_, err := c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String("photos")})
+			return err
+		}, "BucketNotEmpty"},
+		{"InvalidBucketName", func() error {
+			_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("No_Such")})
+			return err
+		}, "InvalidBucketName"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.do(); apiCode(err) != tc.code {
+				t.Fatalf("err = %v, want %s", err, tc.code)
+			}
+		})
+	}
+}
+
+// TestS3Multipart uploads 50 MB with the transfer manager (multipart, 8 MiB
+// parts, concurrent) and reads it back.
+func TestS3Multipart(t *testing.T) {
+	_, c, _ := startS3(t)
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("big")}); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 50<<20)
+	rand.Read(body)
+	tm := transfermanager.New(c, func(o *transfermanager.Options) { o.PartSizeBytes = 8 << 20 })
+	if _, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: aws.String("big"), Key: aws.String("blob"), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("big"), Key: aws.String("blob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *head.ContentLength != int64(len(body)) || !strings.HasSuffix(*head.ETag, `-7"`) {
+		t.Fatalf("head: %d bytes, ETag %s; want %d bytes, a 7-part ETag", *head.ContentLength, *head.ETag, len(body))
+	}
+	get, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("big"), Key: aws.String("blob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(get.Body)
+	get.Body.Close()
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("read back %d bytes (%v), equal %v", len(got), err, bytes.Equal(got, body))
+	}
+	// Abort and ListParts.
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("big"), Key: aws.String("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("big"), Key: aws.String("x"), UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: bytes.NewReader([]byte("part"))}); err != nil {
+		t.Fatal(err)
+	}
+	lp, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String("big"), Key: aws.String("x"), UploadId: up.UploadId})
+	if err != nil || len(lp.Parts) != 1 || *lp.Parts[0].Size != 4 {
+		t.Fatalf("ListParts: %+v %v", lp, err)
+	}
+	if _, err := c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String("big"), Key: aws.String("x"), UploadId: up.UploadId}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String("big"), Key: aws.String("x"), UploadId: up.UploadId}); apiCode(err) != "NoSuchUpload" {
+		t.Fatalf("ListParts after abort: %v", err)
+	}
+}
+
+// TestS3Routing: an S3-signed request goes to S3, anything else to the
+// gateway, on the same listener.
+func TestS3Routing(t *testing.T) {
+	n, _, _ := startS3(t)
+	resp, err := http.Get(n.URL() + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	req, _ := http.NewRequest(http.MethodGet, n.URL()+"/", nil)
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=NMBKX/20240101/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature="+strings.Repeat("0", 64))
+	req.Header.Set("X-Amz-Date", "20240101T000000Z")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || !strings.Contains(string(b), "<Code>") {
+		t.Fatalf("S3-signed request: %d %s, want an S3 XML 403", resp.StatusCode, b)
+	}
+}
