@@ -297,14 +297,6 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	// The recorder stops after the HTTP servers have drained, so the
 	// records of drained invocations are flushed.
 	n.onStop(n.rec.Stop)
-	// The Lambda Invoke API and the access keys' management API. The Invoke
-	// API's Stop waits for the Event invocations it runs itself, so it too
-	// runs after the HTTP servers' and before the recorder's.
-	n.Lambda = lambdaapi.NewInvokeAPI(lambdaapi.InvokeAPIConfig{Dev: cfg.Dev, AdminToken: n.token, MaxPayload: int(cfg.MaxBody), Logger: cfg.Logger},
-		n.Invoker, n.Reg, n.Keys, nil)
-	n.onStop(n.Lambda.Stop)
-	n.Gateway.Handle(lambdaapi.InvokePattern, n.Lambda)
-	keysapi.Register(n.Gateway, n.Keys)
 	if err := n.startData(ctx); err != nil {
 		n.ln.Close()
 		if n.apiLn != nil {
@@ -321,6 +313,13 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		}
 		return nil, err
 	}
+	// The Lambda Invoke API ("Event" calls go to the durable async queue)
+	// and the access keys' management API.
+	n.Lambda = lambdaapi.NewInvokeAPI(lambdaapi.InvokeAPIConfig{Dev: cfg.Dev, AdminToken: n.token, MaxPayload: int(cfg.MaxBody), Logger: cfg.Logger},
+		n.Invoker, n.Reg, n.Keys, n.Async)
+	n.onStop(n.Lambda.Stop)
+	n.Gateway.Handle(lambdaapi.InvokePattern, n.Lambda)
+	keysapi.Register(n.Gateway, n.Keys)
 	if err := n.startWorkflows(ctx); err != nil {
 		n.ln.Close()
 		if n.apiLn != nil {

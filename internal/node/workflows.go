@@ -19,6 +19,9 @@ func (n *Node) startWorkflows(ctx context.Context) error {
 	if n.Keys != nil {
 		cfg.Credentials = n.Keys // SigV4 with the node's access keys
 	}
+	if n.Events != nil {
+		cfg.Events = n.Events // nimbus:events:publish
+	}
 	wf, err := workflow.New(cfg)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)

@@ -439,3 +439,32 @@ func TestAuth(t *testing.T) {
 		})
 	}
 }
+
+func TestEventsPublish(t *testing.T) {
+	n := nodetest.Start(t, node.Config{Dev: true})
+	c := sfnClient(n)
+	ctx := context.Background()
+	arn := createMachine(t, c, "emit", `{"StartAt":"Emit","States":{"Emit":{"Type":"Task","Resource":"nimbus:events:publish",
+	  "Parameters":{"Type":"order.created","Source":"shop","Data":{"id.$":"$.id"}},"ResultPath":"$.published","End":true}}}`, types.StateMachineTypeStandard)
+	st, err := c.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(arn), Input: aws.String(`{"id":"o-1"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	out, err := waitDone(wctx, c, *st.ExecutionArn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Published struct {
+			EventID  string `json:"EventId"`
+			Subject  string `json:"Subject"`
+			Sequence uint64 `json:"Sequence"`
+		} `json:"published"`
+	}
+	if out.Status != types.ExecutionStatusSucceeded || json.Unmarshal([]byte(aws.ToString(out.Output)), &got) != nil ||
+		got.Published.EventID == "" || got.Published.Subject != "events.order.created" || got.Published.Sequence == 0 {
+		t.Fatalf("got %s %s %s %s", out.Status, aws.ToString(out.Output), aws.ToString(out.Error), aws.ToString(out.Cause))
+	}
+}

@@ -384,7 +384,7 @@ func (r *run) launch(fresh []asl.Action, staleTokens []string) {
 				continue
 			}
 			s.goFunc(func() {
-				res, ok := s.perform(a)
+				res, ok := s.perform(r.key, a)
 				if ok {
 					r.deliver(&signal{kind: sigComplete, action: a.ID, result: res})
 				}
@@ -412,7 +412,7 @@ func (r *run) startTokenTask(a asl.Action, invoked bool) {
 		// history or the task input) and answers it.
 		return
 	}
-	res, ok := s.perform(a)
+	res, ok := s.perform(r.key, a)
 	if !ok {
 		return
 	}
@@ -535,12 +535,16 @@ func (s *Service) StartExecution(ctx context.Context, arn, name, input string) (
 	// Hand over to a driver if signals arrived meanwhile.
 	r.mu.Lock()
 	r.driving = false
-	if len(r.inbox) > 0 && !r.gone {
-		if s.goFunc(r.drive) {
+	var orphans []*signal
+	if len(r.inbox) > 0 {
+		if !r.gone && s.goFunc(r.drive) {
 			r.driving = true
+		} else {
+			orphans, r.inbox = r.inbox, nil
 		}
 	}
 	r.mu.Unlock()
+	answer(orphans, errGone)
 	return &Execution{ARN: execARN, StateMachineARN: sm.ARN, Name: name, Status: StatusRunning, Start: now, Input: input}, nil
 }
 

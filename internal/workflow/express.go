@@ -59,7 +59,7 @@ func (s *Service) runExpress(ctx context.Context, sm *StateMachine, m *asl.Machi
 			return r.Output, r.Error
 		},
 		Invoke: func(ctx context.Context, resource string, in json.RawMessage) (json.RawMessage, *asl.Error) {
-			r := s.performCtx(ctx, asl.Action{Kind: asl.ActionTask, Resource: resource, Input: in})
+			r := s.performCtx(ctx, asl.Action{Kind: asl.ActionTask, Resource: resource, Input: in}, "")
 			return r.Output, r.Error
 		},
 	})

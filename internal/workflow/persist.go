@@ -424,4 +424,3 @@ func (s *Service) nodeAlive(ctx context.Context, id string) bool {
 	_, err := s.nodesKV.Get(ctx, id)
 	return err == nil
 }
-

@@ -45,6 +45,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/internal/events/cloudevent"
 	"github.com/nimbus-run/nimbus/internal/invoke"
 	"github.com/nimbus-run/nimbus/internal/store"
 )
@@ -74,10 +76,12 @@ type Invoker interface {
 	Invoke(ctx context.Context, req *invoke.Request) (*invoke.Response, error)
 }
 
-// EventPublisher emits an event for the nimbus:events:publish resource. It is
-// optional: without one that resource fails with States.TaskFailed.
+// EventPublisher stores an event on the event bus (or on a subject a
+// trigger reads), for the nimbus:events:publish resource: the events
+// service. It is optional: without one that resource fails with
+// States.TaskFailed.
 type EventPublisher interface {
-	PublishEvent(ctx context.Context, event []byte) (id string, err error)
+	Publish(ctx context.Context, subject string, e cloudevent.Event) (*api.Published, error)
 }
 
 // Credentials looks up the secret of an access key id (keys.Keyring).
@@ -165,12 +169,12 @@ type Service struct {
 	runs    map[string]*run // Standard executions this node drives, by key
 	loading map[string]chan struct{}
 
-	ctx    context.Context // cancelled by Stop: ends tasks, timers, drivers
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // every goroutine the service starts
+	ctx      context.Context // cancelled by Stop: ends tasks, timers, drivers
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // every goroutine the service starts
 	gmu      sync.Mutex     // guards stopping against wg.Add
 	stopping bool
-	ctlSub interface{ Unsubscribe() error }
+	ctlSub   interface{ Unsubscribe() error }
 }
 
 // New returns a Service; Start opens its buckets and resumes executions.
@@ -454,4 +458,3 @@ func keyPart(name string) string {
 }
 
 func execKey(machine, name string) string { return keyPart(machine) + "." + keyPart(name) }
-

@@ -952,7 +952,8 @@ func functionCall(resource string, params any) (*FunctionCall, error) {
 		fc.Payload = encodeJSON(payload)
 		return fc, nil
 	}
-	if strings.HasPrefix(resource, "arn:aws:lambda:") || !strings.HasPrefix(resource, "arn:") {
+	// Nimbus's own resources ("nimbus:events:publish") are not functions.
+	if strings.HasPrefix(resource, "arn:aws:lambda:") || !strings.HasPrefix(resource, "arn:") && !strings.HasPrefix(resource, "nimbus:") {
 		fc := parseFunctionRef(resource)
 		fc.Payload = encodeJSON(params)
 		return fc, nil
