@@ -64,8 +64,9 @@ hostless ones (see docs/gateway.md).`,
 
 func newAPIKeys(e *env) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "apikeys",
-		Short: "Manage API keys for routes with api_key auth",
+		Use:    "apikeys",
+		Hidden: true, // nimbus keys --kind api is the documented form
+		Short:  "Manage API keys for routes with api_key auth (same as nimbus keys --kind api)",
 		Long: `API keys let clients call routes whose auth is an api_key authorizer, in the
 X-Api-Key header (or as a bearer token). A key is shown once, when created:
 the node keeps only its SHA-256 hash. Bind a key to a usage plan (declared
@@ -76,20 +77,12 @@ under usage_plans in nimbus.yaml) to give it a rate limit and a daily quota.`,
 	}
 	var name, plan string
 	create := &cobra.Command{
-		Use:   "create",
-		Short: "Create an API key and print it (once)",
-		Args:  cobra.NoArgs,
+		Use:     "create",
+		Short:   "Create an API key and print it (once)",
+		Example: "  nimbus apikeys create --name mobile-app --plan basic",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := e.client().CreateAPIKey(cmd.Context(), &api.CreateAPIKeyRequest{Name: name, Plan: plan})
-			if err != nil {
-				return err
-			}
-			if e.json() {
-				return e.printJSON(res)
-			}
-			fmt.Fprintln(e.stdout, res.Key)
-			fmt.Fprintf(e.stderr, "Created API key %s. Store it now: it cannot be shown again.\n", res.APIKey.ID)
-			return nil
+			return createAPIKey(cmd, e, name, plan)
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "a name to recognize the key by")
@@ -98,6 +91,7 @@ under usage_plans in nimbus.yaml) to give it a rate limit and a daily quota.`,
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List API keys (never the keys themselves)",
+		Example: "  nimbus apikeys ls -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			keys, err := e.client().APIKeys(cmd.Context())
@@ -127,6 +121,7 @@ under usage_plans in nimbus.yaml) to give it a rate limit and a daily quota.`,
 		Use:     "rm ID...",
 		Aliases: []string{"revoke"},
 		Short:   "Revoke API keys: requests with them get 401 from then on",
+		Example: "  nimbus apikeys rm 3f9c0d2a41b7e655",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, id := range args {
@@ -145,6 +140,20 @@ under usage_plans in nimbus.yaml) to give it a rate limit and a daily quota.`,
 	}
 	cmd.AddCommand(create, ls, rm)
 	return cmd
+}
+
+// createAPIKey creates a route API key (nimbus keys create --kind api).
+func createAPIKey(cmd *cobra.Command, e *env, name, plan string) error {
+	res, err := e.client().CreateAPIKey(cmd.Context(), &api.CreateAPIKeyRequest{Name: name, Plan: plan})
+	if err != nil {
+		return err
+	}
+	if e.json() {
+		return e.printJSON(res)
+	}
+	fmt.Fprintln(e.stdout, res.Key)
+	fmt.Fprintf(e.stderr, "Created API key %s. Store it now: it cannot be shown again.\n", res.APIKey.ID)
+	return nil
 }
 
 func dash(s string) string {

@@ -65,7 +65,7 @@ routes:
 		t.Errorf("POST /private without a key: %d", code)
 	}
 
-	r = run(t, n, "", "apikeys", "create", "--name", "app", "--plan", "basic")
+	r = run(t, n, "", "keys", "create", "app", "--kind", "api", "--plan", "basic")
 	key := strings.TrimSpace(r.stdout)
 	if r.code != 0 || !strings.HasPrefix(key, "nmb_") || !strings.Contains(r.stderr, "cannot be shown again") {
 		t.Fatalf("apikeys create: %+v", r)
@@ -73,15 +73,15 @@ routes:
 	if code, body := post("/private", key); code != 200 || !strings.Contains(body, "Hello, Ada!") {
 		t.Errorf("POST /private with the key: %d %s", code, body)
 	}
-	r = run(t, n, "", "apikeys", "ls")
+	r = run(t, n, "", "keys", "ls")
 	id := key[4:20]
-	if r.code != 0 || !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "active") || strings.Contains(r.stdout, key) {
+	if r.code != 0 || !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "active") || !strings.Contains(r.stdout, "basic") || strings.Contains(r.stdout, key) {
 		t.Errorf("apikeys ls: %+v", r)
 	}
-	if r = run(t, n, "", "apikeys", "create", "--plan", "gold"); r.code != 2 || !strings.Contains(r.stderr, "gold") {
+	if r = run(t, n, "", "keys", "create", "x", "--kind", "api", "--plan", "gold"); r.code != 2 || !strings.Contains(r.stderr, "gold") {
 		t.Errorf("create with an unknown plan: %+v", r)
 	}
-	if r = run(t, n, "", "apikeys", "rm", id); r.code != 0 || !strings.Contains(r.stdout, "revoked "+id) {
+	if r = run(t, n, "", "keys", "rm", id); r.code != 0 || !strings.Contains(r.stdout, "revoked "+id) {
 		t.Errorf("apikeys rm: %+v", r)
 	}
 	if code, _ := post("/private", key); code != 401 {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -12,16 +13,19 @@ import (
 func newKeys(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys",
-		Short: "Manage access keys for AWS SDKs and the AWS CLI (SigV4)",
-		Long: `Access keys let AWS SDKs and the AWS CLI call a node's AWS-compatible APIs
-(the Lambda Invoke API) with Signature Version 4, as they would call AWS.
-A key is an access key id and a secret access key; the secret is printed once,
-when the key is created. Keys are shared by every node of a cluster.
+		Short: "Manage keys: AWS access keys (SigV4) and API keys for routes",
+		Long: `Two kinds of keys, both shown once when created and shared by every node:
 
-The node must store secrets in a form it can read back (SigV4 signs with the
-secret itself), so whoever can read the node's NATS JetStream can read them:
-treat that access like the admin token.`,
+  aws  Access keys let AWS SDKs and the AWS CLI call a node's AWS-compatible
+       APIs (Lambda Invoke, S3, Step Functions) with Signature Version 4. The
+       node must store the secret in a form it can read back (SigV4 signs with
+       the secret itself), so whoever can read the node's NATS JetStream can
+       read them: treat that access like the admin token.
+  api  API keys let clients call routes whose auth is api_key (X-Api-Key
+       header). The node keeps only a SHA-256 hash. Bind one to a usage plan
+       (usage_plans in nimbus.yaml) for a rate limit and a daily quota.`,
 		Example: `  nimbus keys create ci-deployer
+  nimbus keys create mobile-app --kind api --plan basic
   nimbus keys ls
   nimbus keys rm NMBKQ2X7J4L5M6N7P8R9`,
 		Args: cobra.NoArgs,
@@ -34,12 +38,13 @@ treat that access like the admin token.`,
 }
 
 func newKeysCreate(e *env) *cobra.Command {
-	var kind string
+	var kind, plan string
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create an access key and print its secret (shown only this once)",
 		Example: `  nimbus keys create ci-deployer
   nimbus keys create laptop -o json > key.json
+  nimbus keys create mobile-app --kind api --plan basic
   export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...
   aws lambda invoke --endpoint-url http://127.0.0.1:8080 --function-name hello \
     --payload '{"name":"Ada"}' --cli-binary-format raw-in-base64-out out.json`,
@@ -47,10 +52,13 @@ func newKeysCreate(e *env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch kind {
 			case api.KeyKindAWS:
+				if plan != "" {
+					return usagef("--plan applies to --kind api keys only")
+				}
 			case "api":
-				return usagef("--kind api: API gateway API keys are managed with nimbus apikeys")
+				return createAPIKey(cmd, e, args[0], plan)
 			default:
-				return usagef("--kind %q: only %q access keys exist (API gateway keys: nimbus apikeys)", kind, api.KeyKindAWS)
+				return usagef("--kind %q: use aws (access keys) or api (route API keys)", kind)
 			}
 			k, err := e.client().CreateKey(cmd.Context(), args[0], kind)
 			if err != nil {
@@ -69,7 +77,8 @@ func newKeysCreate(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&kind, "kind", api.KeyKindAWS, "kind of key: aws (API gateway API keys are made with nimbus apikeys)")
+	cmd.Flags().StringVar(&kind, "kind", api.KeyKindAWS, "kind of key: aws (SigV4 access key) or api (route API key)")
+	cmd.Flags().StringVar(&plan, "plan", "", "usage plan that limits an api key")
 	return cmd
 }
 
@@ -86,17 +95,28 @@ func newKeysList(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if e.json() {
-				return e.printJSON(ks)
+			aks, err := e.client().APIKeys(cmd.Context())
+			if err != nil {
+				return err
 			}
-			if len(ks) == 0 {
-				fmt.Fprintln(e.stdout, "no access keys: create one with nimbus keys create NAME")
+			if e.json() {
+				return e.printJSON(map[string]any{"access_keys": ks, "api_keys": aks})
+			}
+			if len(ks)+len(aks) == 0 {
+				fmt.Fprintln(e.stdout, "no keys: create one with nimbus keys create NAME [--kind api]")
 				return nil
 			}
 			tw := e.table()
-			fmt.Fprintln(tw, "ID\tKIND\tNAME\tCREATED")
+			fmt.Fprintln(tw, "ID\tKIND\tNAME\tPLAN\tSTATUS\tCREATED")
 			for _, k := range ks {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Kind, k.Name, ago(k.Created))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t-\tactive\t%s\n", k.ID, k.Kind, k.Name, ago(k.Created))
+			}
+			for _, k := range aks {
+				status := "active"
+				if k.Revoked {
+					status = "revoked"
+				}
+				fmt.Fprintf(tw, "%s\tapi\t%s\t%s\t%s\t%s\n", k.ID, dash(k.Name), dash(k.Plan), status, ago(k.Created))
 			}
 			return tw.Flush()
 		},
@@ -107,11 +127,17 @@ func newKeysRemove(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:     "rm ID",
 		Aliases: []string{"revoke"},
-		Short:   "Revoke an access key: requests signed with it are refused from now on",
+		Short:   "Revoke a key (either kind): requests with it are refused from now on",
 		Example: `  nimbus keys rm NMBKQ2X7J4L5M6N7P8R9`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := e.client().RevokeKey(cmd.Context(), args[0]); err != nil {
+			err := e.client().RevokeKey(cmd.Context(), args[0])
+			var ae *api.Error
+			if errors.As(err, &ae) && ae.Status == 404 {
+				// Not an access key: an API key, then.
+				err = e.client().RevokeAPIKey(cmd.Context(), args[0])
+			}
+			if err != nil {
 				return err
 			}
 			if e.json() {

@@ -53,14 +53,15 @@ func TestKeysCommands(t *testing.T) {
 
 	// Bad input exits 2.
 	for _, args := range [][]string{
-		{"keys", "rm", k.ID},                     // already revoked: 404
-		{"keys", "rm", "NMBKNOSUCHKEY0000000"},   // unknown
-		{"keys", "create", "bad name"},           // 400 from the node
-		{"keys", "create", "x", "--kind", "api"}, // not yet
-		{"keys", "create"},                       // missing NAME
-		{"keys"},                                 // no subcommand
-		{"keys", "create", "a", "b"},             // too many args
-		{"keys", "ls", "--no-such-flag"},         // bad flag
+		{"keys", "rm", k.ID},                       // already revoked: 404
+		{"keys", "rm", "NMBKNOSUCHKEY0000000"},     // unknown
+		{"keys", "create", "bad name"},             // 400 from the node
+		{"keys", "create", "x", "--kind", "gcp"},   // unknown kind
+		{"keys", "create", "x", "--plan", "basic"}, // plan on an aws key
+		{"keys", "create"},                         // missing NAME
+		{"keys"},                                   // no subcommand
+		{"keys", "create", "a", "b"},               // too many args
+		{"keys", "ls", "--no-such-flag"},           // bad flag
 	} {
 		if code, _, errOut := runKeys(t, n, args...); code != cli.ExitUsage {
 			t.Errorf("%v: exit %d, want %d (%s)", args, code, cli.ExitUsage, errOut)
