@@ -219,7 +219,7 @@ func (l *Lease) Release() {
 	} else {
 		p.idle = append(p.idle, inst) // the warm end
 	}
-	if !reusable && p.prestart < p.cfg.Prestart {
+	if ro, ok := inst.Instance.(runtime.RunOnce); ok && ro.RunOnce() && p.prestart < p.cfg.Prestart {
 		p.prestart = p.cfg.Prestart
 	}
 	n := len(p.all)

@@ -61,6 +61,7 @@ func (i *countingInstance) Capacity() int {
 	return 1
 }
 func (i *countingInstance) Reusable() bool { return !(i.rt.runOnce && i.used.Load()) }
+func (i *countingInstance) RunOnce() bool  { return i.rt.runOnce }
 func (i *countingInstance) Close(context.Context) error {
 	i.rt.closes.Add(1)
 	return nil

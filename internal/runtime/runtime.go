@@ -91,6 +91,13 @@ func (e *FunctionError) Error() string {
 	return e.Type + ": " + e.Message
 }
 
+// RunOnce is implemented by instances that serve exactly one invocation by
+// design (WASI commands). The pool keeps replacements for them pre-started;
+// an instance that is not reusable because it failed gets no such treatment.
+type RunOnce interface {
+	RunOnce() bool
+}
+
 // Init reports cold-start work; instances that know it implement InitReporter.
 type InitReporter interface {
 	// InitDuration is the time from start to ready for the first invocation.

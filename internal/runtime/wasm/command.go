@@ -98,6 +98,9 @@ func (c *commandInstance) partialResult() *runtime.Result {
 // Reusable implements runtime.Instance: a command runs once.
 func (c *commandInstance) Reusable() bool { return !c.used.Load() && !c.exited() }
 
+// RunOnce tells the pool to keep WASI command instances pre-started.
+func (c *commandInstance) RunOnce() bool { return true }
+
 // Close implements runtime.Instance.
 func (c *commandInstance) Close(ctx context.Context) error { return c.close(ctx) }
 
