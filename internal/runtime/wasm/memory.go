@@ -22,8 +22,9 @@ const pageSize = 64 << 10 // bytes in a WebAssembly page
 // limit, reserved (not committed) up front: growing is a reslice, with no copy
 // and no zeroing (the kernel hands out zero pages on first touch), and none of
 // it is Go heap for the GC to account for. A Go guest grows its memory several
-// times during init, so this halves a cold start. Elsewhere, or when the
-// mapping fails, the memory is a Go slice grown by append.
+// times during init, and each copy was a large part of a cold start.
+// Elsewhere, or when the mapping fails, the memory is a Go slice grown by
+// append.
 //
 // The mapping is released by Free, which wazero calls when the module is
 // closed. That must never happen under a running guest: the runtime closes a
