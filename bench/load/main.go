@@ -56,6 +56,7 @@ type result struct {
 	Errors     int64   `json:"errors"`
 	VsBare     float64 `json:"throughput_vs_bare"`
 	AddedP50us float64 `json:"added_p50_us"`
+	Paced      float64 `json:"paced_rps,omitempty"`
 }
 
 func run() error {
@@ -69,6 +70,7 @@ func run() error {
 		asJSON   = flag.Bool("json", false, "print JSON")
 		payload  = flag.String("payload", `{"hello":"world","n":42}`, "request body")
 		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the measurements to this file")
+		paced    = flag.Float64("paced", 50, "also measure each target at this fixed request rate on one connection (0: skip)")
 	)
 	flag.Parse()
 
@@ -179,6 +181,22 @@ func run() error {
 			results = append(results, m)
 		}
 	}
+	// Closed-loop load at concurrency 1 measures how fast a target can go;
+	// a paced load measures the latency a caller sees when it is not
+	// saturated, which is what pre-started WASI instances are for.
+	if *paced > 0 {
+		for _, t := range targets {
+			var rs []result
+			for r := 0; r < *runs; r++ {
+				lr := loadgen.MeasurePaced(loadgen.Target{URL: all[t].url, Body: []byte(*payload)}, *paced, *warmup, *duration)
+				fmt.Fprintf(os.Stderr, "  run %d %-28s paced %.0f/s  p50 %7.0f µs  p99 %7.0f µs  errors %d\n", r+1, all[t].name, *paced, lr.P50us, lr.P99us, lr.Errors)
+				rs = append(rs, result{RPS: lr.RPS, P50us: lr.P50us, P99us: lr.P99us, Errors: lr.Errors})
+			}
+			m := median(rs)
+			m.Target, m.Conc, m.Paced = all[t].name, 1, *paced
+			results = append(results, m)
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -187,6 +205,10 @@ func run() error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "target\tconc\treq/s\tvs bare\tp50 µs\tadded p50 µs\tp99 µs\terrors\t\n")
 	for _, r := range results {
+		if r.Paced > 0 {
+			fmt.Fprintf(tw, "%s\tpaced %.0f/s\t-\t-\t%.0f\t-\t%.0f\t%d\t\n", r.Target, r.Paced, r.P50us, r.P99us, r.Errors)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f%%\t%.0f\t%.0f\t%.0f\t%d\t\n", r.Target, r.Conc, r.RPS, r.VsBare*100, r.P50us, r.AddedP50us, r.P99us, r.Errors)
 	}
 	fmt.Fprintf(tw, "\n(medians of %d runs of %s; GOMAXPROCS=%d; load generator in the same process)\t\t\t\t\t\t\t\t\n", *runs, *duration, runtime.GOMAXPROCS(0))

@@ -147,3 +147,46 @@ func Median(rs []Result) Result {
 		Errors: errs,
 	}
 }
+
+// MeasurePaced sends one request every 1/rate seconds on one keep-alive
+// connection for d (after warmup), never more than one at a time: the
+// latency a caller sees at that rate, when the server is not saturated.
+// Throughput is whatever the pace allows, so only the latency is of
+// interest.
+func MeasurePaced(t Target, rate float64, warmup, d time.Duration) Result {
+	tr := &http.Transport{MaxIdleConns: 1, MaxIdleConnsPerHost: 1, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	ok := t.OK
+	if ok == nil {
+		ok = func(s int) bool { return s == http.StatusOK }
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	var lat []time.Duration
+	var errs int64
+	begin := time.Now()
+	measureFrom := begin.Add(warmup)
+	end := measureFrom.Add(d)
+	next := begin
+	for {
+		if now := time.Now(); now.Before(next) {
+			time.Sleep(next.Sub(now))
+		}
+		t0 := time.Now()
+		if t0.After(end) {
+			break
+		}
+		next = next.Add(interval)
+		err := send(client, &t, ok)
+		if t0.Before(measureFrom) {
+			continue
+		}
+		if err != nil {
+			errs++
+			continue
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	slices.Sort(lat)
+	return Result{RPS: float64(len(lat)) / d.Seconds(), P50us: Percentile(lat, 0.50), P99us: Percentile(lat, 0.99), Errors: errs}
+}
