@@ -219,11 +219,14 @@ const (
 	KindStream   = "stream"
 	KindSubject  = "subject"
 	KindWebhook  = "webhook"
+	// KindTable and KindBucket are run by the data services (docs/data.md).
+	KindTable  = "table"
+	KindBucket = "bucket"
 )
 
 // Trigger declares one source of events for a function: exactly one of
-// Schedule, Stream, Subject or Webhook is set, and only the fields of that
-// kind. See docs/events.md.
+// Schedule, Stream, Subject, Webhook, Table or Bucket is set, and only the
+// fields of that kind. See docs/events.md.
 type Trigger struct {
 	// Name identifies the trigger; default "<function>-<index>".
 	Name string `json:"name,omitempty" yaml:"name"`
@@ -263,18 +266,29 @@ type Trigger struct {
 	// SecretEnv names the variable holding the signing secret: the
 	// function's env first, then the node's environment.
 	SecretEnv string `json:"secret_env,omitempty" yaml:"secret_env"`
-	// Header, Prefix and Encoding configure the hmac style's signature.
+	// Header, Prefix and Encoding configure the hmac style's signature;
+	// Prefix also filters a bucket trigger's keys.
 	Header   string `json:"header,omitempty" yaml:"header"`
 	Prefix   string `json:"prefix,omitempty" yaml:"prefix"`
 	Encoding string `json:"encoding,omitempty" yaml:"encoding"`
 	// Tolerance is the replay window of signed timestamps (stripe; default 5m).
 	Tolerance string `json:"tolerance,omitempty" yaml:"tolerance"`
+
+	// Table names a table whose changes invoke the function in batches
+	// (Batch: default 10, at most 1000; Retries). See docs/data.md.
+	Table string `json:"table,omitempty" yaml:"table"`
+	// Bucket names a bucket whose object events invoke the function
+	// (Batch default 1; Retries), filtered by Events ("created",
+	// "deleted"; default both) and by key Prefix.
+	Bucket string   `json:"bucket,omitempty" yaml:"bucket"`
+	Events []string `json:"events,omitempty" yaml:"events"`
 }
 
 // Kind returns which kind of trigger t is ("" when none or several).
 func (t *Trigger) Kind() string {
 	kind := ""
-	for k, set := range map[string]bool{KindSchedule: t.Schedule != "", KindStream: t.Stream != "", KindSubject: t.Subject != "", KindWebhook: t.Webhook != ""} {
+	for k, set := range map[string]bool{KindSchedule: t.Schedule != "", KindStream: t.Stream != "", KindSubject: t.Subject != "", KindWebhook: t.Webhook != "",
+		KindTable: t.Table != "", KindBucket: t.Bucket != ""} {
 		if set {
 			if kind != "" {
 				return ""
@@ -290,6 +304,9 @@ var (
 	streamNameRE  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
 	subjectRE     = regexp.MustCompile(`^([^\s*>.]+|\*)(\.([^\s*>.]+|\*))*(\.>)?$|^>$`)
 	pubSubjectRE  = regexp.MustCompile(`^[^\s*>.]+(\.[^\s*>.]+)*$`)
+	// As internal/data's ValidateTableName and ValidateBucketName.
+	dataTableRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+	dataBucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
 	// MaxBatch bounds Trigger.Batch.
 	MaxBatch = 10000
 )
@@ -306,7 +323,7 @@ func (t *Trigger) Validate(field string) error {
 	}
 	kind := t.Kind()
 	if kind == "" {
-		return function.Invalid(field, "give exactly one of schedule, stream, subject or webhook")
+		return function.Invalid(field, "give exactly one of schedule, stream, subject, webhook, table or bucket")
 	}
 	if t.Name != "" && !triggerNameRE.MatchString(t.Name) {
 		return bad("name", "%q: use 1 to 128 letters, digits, '-' or '_'", trunc(t.Name))
@@ -361,6 +378,31 @@ func (t *Trigger) Validate(field string) error {
 		if t.Retries != nil && (*t.Retries < 0 || *t.Retries > function.MaxAsyncRetries) {
 			return bad("retries", "%d is out of range: use 0 to %d", *t.Retries, function.MaxAsyncRetries)
 		}
+	case KindTable, KindBucket:
+		only = map[string]bool{"batch": true, "retries": true}
+		if kind == KindTable && !dataTableRE.MatchString(t.Table) {
+			return bad("table", "%q is not a table name: use 1 to 64 letters, digits, '-' or '_', starting with a letter or digit", trunc(t.Table))
+		}
+		if kind == KindBucket {
+			only["events"], only["prefix"] = true, true
+			if !dataBucketRE.MatchString(t.Bucket) {
+				return bad("bucket", "%q is not a bucket name: use 3 to 63 lower-case letters, digits or '-'", trunc(t.Bucket))
+			}
+			for i, e := range t.Events {
+				if e != "created" && e != "deleted" {
+					return bad(fmt.Sprintf("events[%d]", i), "%q: use created or deleted", trunc(e))
+				}
+			}
+			if len(t.Prefix) > 1024 {
+				return bad("prefix", "is longer than a key (1024 bytes)")
+			}
+		}
+		if t.Batch < 0 || t.Batch > 1000 {
+			return bad("batch", "%d is out of range: use 1 to 1000", t.Batch)
+		}
+		if t.Retries != nil && (*t.Retries < 0 || *t.Retries > function.MaxAsyncRetries) {
+			return bad("retries", "%d is out of range: use 0 to %d", *t.Retries, function.MaxAsyncRetries)
+		}
 	case KindWebhook:
 		only = map[string]bool{"webhook": true, "style": true, "secret_env": true, "header": true, "prefix": true, "encoding": true, "tolerance": true}
 		if !triggerNameRE.MatchString(t.Webhook) {
@@ -393,6 +435,7 @@ func (t *Trigger) Validate(field string) error {
 		"timezone": t.Timezone != "", "input": len(t.Input) > 0, "catch_up": t.CatchUp != "",
 		"batch": t.Batch != 0, "window": t.Window != "", "concurrency": t.Concurrency != 0, "ordered_by": t.OrderedBy != "", "retries": t.Retries != nil,
 		"style": t.Style != "", "secret_env": t.SecretEnv != "", "header": t.Header != "", "prefix": t.Prefix != "", "encoding": t.Encoding != "", "tolerance": t.Tolerance != "",
+		"events": len(t.Events) > 0,
 	} {
 		if set && !only[f] {
 			return bad(f, "does not apply to a %s trigger", kind)

@@ -35,6 +35,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -78,6 +79,13 @@ type invocation struct {
 	id       string
 	traceID  string
 	deadline time.Time
+
+	// The HTTP request is decoded on first use (most handlers never ask):
+	// httpRaw is its JSON when the runtime sent it with the invocation
+	// (native); the wasm build asks the host instead.
+	httpRaw  string
+	httpOnce sync.Once
+	http     *HTTPInfo
 }
 
 type ctxKey struct{}

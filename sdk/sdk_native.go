@@ -5,6 +5,7 @@ package sdk
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,11 @@ func nextLambda(ctx context.Context, client *http.Client, base string) (*invocat
 	if inv.id == "" {
 		return nil, nil, errors.New("next: response has no Lambda-Runtime-Aws-Request-Id")
 	}
+	if h := resp.Header.Get(headerNimbusHTTP); h != "" {
+		if b, err := base64.StdEncoding.DecodeString(h); err == nil {
+			inv.httpRaw = string(b)
+		}
+	}
 	if ms, err := strconv.ParseInt(resp.Header.Get("Lambda-Runtime-Deadline-Ms"), 10, 64); err == nil && ms > 0 {
 		inv.deadline = time.UnixMilli(ms)
 	}
@@ -102,4 +108,62 @@ func postLambda(ctx context.Context, client *http.Client, url string, body []byt
 
 func writeLog(msg string) {
 	_, _ = io.WriteString(os.Stderr, msg)
+}
+
+// headerNimbusHTTP carries the HTTP request behind an invocation on /next
+// (a Nimbus extension of the Runtime API; absent on AWS).
+const headerNimbusHTTP = "Lambda-Runtime-Nimbus-Http"
+
+func loadHTTP(inv *invocation) string { return inv.httpRaw }
+
+// Where a process function finds the node's API (set by the process
+// runtime; absent on AWS Lambda).
+const (
+	envAPI   = "NIMBUS_API"
+	envToken = "NIMBUS_DATA_TOKEN"
+)
+
+// apiClient has no timeout of its own: the invocation's context bounds
+// every call.
+var apiClient = &http.Client{}
+
+// roundTrip sends req to the node's API with the instance's credential.
+func roundTrip(ctx context.Context, req *apiRequest) (*apiResponse, error) {
+	base, tok := os.Getenv(envAPI), os.Getenv(envToken)
+	if base == "" || tok == "" {
+		return nil, fmt.Errorf("%s and %s are not set: data and event calls need the Nimbus process runtime", envAPI, envToken)
+	}
+	target := base + req.Path
+	if req.Query != "" {
+		target += "?" + req.Query
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.Method, target, bytes.NewReader(req.Body))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range req.Header {
+		hr.Header.Set(k, v)
+	}
+	hr.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := apiClient.Do(hr)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read answer of %s %s: %w", req.Method, req.Path, err)
+	}
+	out := &apiResponse{Status: resp.StatusCode, Body: body, Header: make(map[string]string, len(resp.Header))}
+	for k, v := range resp.Header {
+		if len(v) > 0 {
+			out.Header[k] = v[0]
+		}
+	}
+	if req.Method == http.MethodHead {
+		// A HEAD's Content-Length describes the object; Go moves it out
+		// of the headers.
+		out.Header["Content-Length"] = strconv.FormatInt(resp.ContentLength, 10)
+	}
+	return out, nil
 }

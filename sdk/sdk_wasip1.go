@@ -3,8 +3,11 @@
 package sdk
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 	"unsafe"
 )
@@ -33,6 +36,18 @@ func hostError(buf unsafe.Pointer, size uint32) int32
 
 //go:wasmimport nimbus log
 func hostLog(buf unsafe.Pointer, size uint32) int32
+
+// Imported only by programs that use them (the linker drops unreferenced
+// imports), so a plain handler still runs on nodes that predate them.
+
+//go:wasmimport nimbus http_request
+func hostHTTPRequest(buf unsafe.Pointer, size uint32) int32
+
+//go:wasmimport nimbus api
+func hostAPI(req unsafe.Pointer, reqLen uint32, buf unsafe.Pointer, size uint32) int32
+
+//go:wasmimport nimbus api_result
+func hostAPIResult(buf unsafe.Pointer, size uint32) int32
 
 // initialBuffer is the event buffer's first size: most events are small,
 // larger ones grow it once (the host keeps the event pending meanwhile).
@@ -90,4 +105,45 @@ func hostString(get func(unsafe.Pointer, uint32) int32, buf *[]byte) string {
 
 func writeLog(msg string) {
 	hostLog(unsafe.Pointer(unsafe.StringData(msg)), uint32(len(msg)))
+}
+
+// loadHTTP asks the host for the current invocation's HTTP request; it is
+// called from the handler, while the invocation is current.
+func loadHTTP(*invocation) string {
+	buf := make([]byte, 1024)
+	return hostString(hostHTTPRequest, &buf)
+}
+
+// apiMu keeps one data call in flight: goroutines of a handler share the
+// host's single kept result (api_result).
+var apiMu sync.Mutex
+
+// apiBufferSize fits most answers (an item, a page of a query) at once.
+const apiBufferSize = 16 << 10
+
+// roundTrip sends req through nimbus.api; the host runs it with the
+// function's credential.
+func roundTrip(_ context.Context, req *apiRequest) (*apiResponse, error) {
+	in, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	apiMu.Lock()
+	defer apiMu.Unlock()
+	buf := make([]byte, apiBufferSize)
+	n := int(hostAPI(unsafe.Pointer(unsafe.SliceData(in)), uint32(len(in)), unsafe.Pointer(unsafe.SliceData(buf)), uint32(len(buf))))
+	if n < 0 {
+		return nil, fmt.Errorf("nimbus.api: host error %d", n)
+	}
+	if n > len(buf) {
+		buf = make([]byte, n)
+		if m := int(hostAPIResult(unsafe.Pointer(unsafe.SliceData(buf)), uint32(len(buf)))); m != n {
+			return nil, fmt.Errorf("nimbus.api: the kept answer is %d bytes, not %d", m, n)
+		}
+	}
+	var out apiResponse
+	if err := json.Unmarshal(buf[:n], &out); err != nil {
+		return nil, fmt.Errorf("nimbus.api: decode answer: %w", err)
+	}
+	return &out, nil
 }

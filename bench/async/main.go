@@ -26,6 +26,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -79,7 +80,7 @@ func run() error {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conc * 2, MaxConnsPerHost: *conc * 2}}
 	url := n.URL() + "/async-function/echo"
 	// Warm up: instances, connections, JetStream files.
-	if _, err := throughput(hc, url, *conc, 2*time.Second); err != nil {
+	if _, _, err := throughput(hc, url, *conc, 2*time.Second); err != nil {
 		return err
 	}
 	done, stopWatch, err := watchDone(ctx, n)
@@ -99,23 +100,29 @@ func run() error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	var rates, p50s, p99s []float64
+	var rates, p50s, p99s, cpus []float64
 	for i := range *runs {
 		waitIdle(n)
-		rate, err := throughput(hc, url, *conc, *dur)
+		// CPU time of this process (client, gateway, JetStream, workers,
+		// wasm) per invocation, from the first accept until the queue is
+		// drained: unlike a rate, it hardly depends on what else the
+		// shared machine runs.
+		cpu0 := cpuTime()
+		rate, count, err := throughput(hc, url, *conc, *dur)
 		if err != nil {
 			return err
 		}
 		waitIdle(n)
+		cpuPer := float64((cpuTime()-cpu0).Microseconds()) / float64(max(count, 1))
 		p50, p99, lost, err := latency(hc, url, rate/2, *dur, done)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("run %d: accepted %.0f/s; at %.0f/s accept-to-done p50 %.2f ms p99 %.2f ms (not done in time: %d)\n",
-			i+1, rate, rate/2, p50, p99, lost)
-		rates, p50s, p99s = append(rates, rate), append(p50s, p50), append(p99s, p99)
+		fmt.Printf("run %d: accepted %.0f/s (%.0f µs CPU per invocation, accept to done); at %.0f/s accept-to-done p50 %.2f ms p99 %.2f ms (not done in time: %d)\n",
+			i+1, rate, cpuPer, rate/2, p50, p99, lost)
+		rates, p50s, p99s, cpus = append(rates, rate), append(p50s, p50), append(p99s, p99), append(cpus, cpuPer)
 	}
-	fmt.Printf("median of %d: accepted %.0f/s, p50 %.2f ms, p99 %.2f ms\n", *runs, median(rates), median(p50s), median(p99s))
+	fmt.Printf("median of %d: accepted %.0f/s, %.0f µs CPU per invocation, p50 %.2f ms, p99 %.2f ms\n", *runs, median(rates), median(cpus), median(p50s), median(p99s))
 	return nil
 }
 
@@ -132,8 +139,9 @@ func post(hc *http.Client, url string) (string, error) {
 	return resp.Header.Get(api.HeaderInvocationID), nil
 }
 
-// throughput runs conc closed-loop clients for d and returns accepted/s.
-func throughput(hc *http.Client, url string, conc int, d time.Duration) (float64, error) {
+// throughput runs conc closed-loop clients for d and returns accepted/s
+// and how many were accepted.
+func throughput(hc *http.Client, url string, conc int, d time.Duration) (float64, int64, error) {
 	var ok atomic.Int64
 	var firstErr atomic.Value
 	stop := time.Now().Add(d)
@@ -154,9 +162,9 @@ func throughput(hc *http.Client, url string, conc int, d time.Duration) (float64
 	start := time.Now()
 	wg.Wait()
 	if err, _ := firstErr.Load().(error); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return float64(ok.Load()) / time.Since(start).Seconds(), nil
+	return float64(ok.Load()) / time.Since(start).Seconds(), ok.Load(), nil
 }
 
 // doneMap records when each invocation's outcome was written.
@@ -276,4 +284,13 @@ func median(xs []float64) float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
 	return s[len(s)/2]
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -5,7 +5,7 @@
 // 100-item query of a 10,000-item partition; and object put/get throughput
 // of a 100 MB object against a plain file copy on the same disk.
 //
-//	go run ./bench/data [-n 20000] [-mb 100]
+//	go run ./bench/data [-n 20000] [-mb 100] [-only table,query,object] [-cpuprofile FILE]
 package main
 
 import (
@@ -19,7 +19,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,12 +35,34 @@ func main() {
 	n := flag.Int("n", 20000, "operations per table benchmark")
 	mb := flag.Int("mb", 100, "object size in MB")
 	clients := flag.Int("c", 16, "concurrent clients")
+	only := flag.String("only", "table,query,object", "which benchmarks to run")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
+	parts = map[string]bool{}
+	for p := range strings.SplitSeq(*only, ",") {
+		parts[strings.TrimSpace(p)] = true
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*n, *mb, *clients); err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
+
+// parts selects the benchmarks (-only).
+var parts map[string]bool
 
 func run(ops, mb, clients int) error {
 	dir, err := os.MkdirTemp("", "nimbus-bench-data")
@@ -73,48 +97,55 @@ func run(ops, mb, clients int) error {
 		fmt.Printf("%-28s p50 %7.3f ms  p99 %7.3f ms  %8.0f ops/s\n", name, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), float64(ops)/elapsed.Seconds())
 		return nil
 	}
-	fmt.Printf("table, %d ops, %d clients\n", ops, clients)
-	if err := report("put (in process)", func(i int) error { _, err := svc.Put(ctx, "bench", item(i), data.PutOptions{}); return err }); err != nil {
-		return err
-	}
-	if err := report("get (in process)", func(i int) error { _, err := svc.Get(ctx, "bench", key(i)); return err }); err != nil {
-		return err
-	}
-	if err := report("put (HTTP API)", func(i int) error {
-		_, err := c.PutItem(ctx, "bench", &api.PutItemRequest{Item: item(i + ops)})
-		return err
-	}); err != nil {
-		return err
-	}
-	if err := report("get (HTTP API)", func(i int) error { _, err := c.GetItem(ctx, "bench", key(i)); return err }); err != nil {
-		return err
-	}
-
-	// A 10,000-item partition.
-	var batch []json.RawMessage
-	for i := range 10000 {
-		batch = append(batch, json.RawMessage(fmt.Sprintf(`{"pk":"big","sk":%d,"v":"x"}`, i)))
-		if len(batch) == data.MaxBatch {
-			if _, err := svc.BatchPut(ctx, "bench", batch); err != nil {
-				return err
-			}
-			batch = batch[:0]
-		}
-	}
-	var qlat []time.Duration
-	for i := range 30 {
-		start := time.Now()
-		p, err := svc.Query(ctx, "bench", data.Query{Partition: json.RawMessage(`"big"`), Where: fmt.Sprintf(">= %d", i*300), Limit: 100})
-		if err != nil {
+	if parts["table"] {
+		fmt.Printf("table, %d ops, %d clients\n", ops, clients)
+		if err := report("put (in process)", func(i int) error { _, err := svc.Put(ctx, "bench", item(i), data.PutOptions{}); return err }); err != nil {
 			return err
 		}
-		qlat = append(qlat, time.Since(start))
-		if len(p.Items) != 100 {
-			return fmt.Errorf("query returned %d items", len(p.Items))
+		if err := report("get (in process)", func(i int) error { _, err := svc.Get(ctx, "bench", key(i)); return err }); err != nil {
+			return err
+		}
+		if err := report("put (HTTP API)", func(i int) error {
+			_, err := c.PutItem(ctx, "bench", &api.PutItemRequest{Item: item(i + ops)})
+			return err
+		}); err != nil {
+			return err
+		}
+		if err := report("get (HTTP API)", func(i int) error { _, err := c.GetItem(ctx, "bench", key(i)); return err }); err != nil {
+			return err
 		}
 	}
-	sort.Slice(qlat, func(i, j int) bool { return qlat[i] < qlat[j] })
-	fmt.Printf("%-28s p50 %7.3f ms  p99 %7.3f ms\n", "query 100 of 10,000", ms(qlat[len(qlat)/2]), ms(qlat[len(qlat)-1]))
+	if parts["query"] {
+
+		// A 10,000-item partition.
+		var batch []json.RawMessage
+		for i := range 10000 {
+			batch = append(batch, json.RawMessage(fmt.Sprintf(`{"pk":"big","sk":%d,"v":"x"}`, i)))
+			if len(batch) == data.MaxBatch {
+				if _, err := svc.BatchPut(ctx, "bench", batch); err != nil {
+					return err
+				}
+				batch = batch[:0]
+			}
+		}
+		var qlat []time.Duration
+		for i := range 30 {
+			start := time.Now()
+			p, err := svc.Query(ctx, "bench", data.Query{Partition: json.RawMessage(`"big"`), Where: fmt.Sprintf(">= %d", i*300), Limit: 100})
+			if err != nil {
+				return err
+			}
+			qlat = append(qlat, time.Since(start))
+			if len(p.Items) != 100 {
+				return fmt.Errorf("query returned %d items", len(p.Items))
+			}
+		}
+		sort.Slice(qlat, func(i, j int) bool { return qlat[i] < qlat[j] })
+		fmt.Printf("%-28s p50 %7.3f ms  p99 %7.3f ms\n", "query 100 of 10,000", ms(qlat[len(qlat)/2]), ms(qlat[len(qlat)-1]))
+	}
+	if !parts["object"] {
+		return nil
+	}
 
 	// Objects against a file copy on the same disk.
 	size := int64(mb) << 20

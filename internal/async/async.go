@@ -150,6 +150,7 @@ type Service struct {
 	ctx      context.Context // cancelled when Stop gives up waiting
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	stopOnce sync.Once
 
 	callbacks callbackClient
 }
@@ -225,8 +226,12 @@ func (s *Service) Stop(ctx context.Context) error {
 	if s.iter == nil {
 		return nil
 	}
-	close(s.stopping)
-	s.iter.Stop()
+	// A second Stop (a test stopping the service before its node) waits
+	// like the first, without closing what is closed already.
+	s.stopOnce.Do(func() {
+		close(s.stopping)
+		s.iter.Stop()
+	})
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -307,8 +312,11 @@ func (s *Service) EnqueueWith(ctx context.Context, req *invoke.Request, opt Enqu
 		source = "async"
 	}
 	now := time.Now().UTC()
-	msg := nats.NewMsg(SubjectPrefix + req.Function)
-	msg.Data = req.Payload
+	// The subject carries the invocation id (nimbus.async.<function>.<id>)
+	// so that GET /api/v1/invocations/{id} can find a pending invocation in
+	// the stream itself (see pending): no separate "queued" record has to
+	// be written, and one JetStream write per accept is all it costs.
+	msg := &nats.Msg{Subject: SubjectPrefix + req.Function + "." + subjectToken(req.ID), Data: req.Payload, Header: make(nats.Header, 12)}
 	h := msg.Header
 	h[hSpecVersion] = []string{"1.0"}
 	h[hID] = []string{req.ID}
@@ -330,13 +338,6 @@ func (s *Service) EnqueueWith(ctx context.Context, req *invoke.Request, opt Enqu
 	if opt.DedupeID != "" {
 		h[jetstream.MsgIDHeader] = []string{opt.DedupeID}
 	}
-	// The outcome record starts as "queued", written alongside the event so
-	// that GET /api/v1/invocations/{id} knows the id at once. It is created
-	// only if absent: should the worker finish first, its outcome stands.
-	st := &status{ID: req.ID, Function: req.Function, Status: statusQueued, Source: source, Enqueued: now}
-	smsg := nats.NewMsg("$KV." + ResultsBucket + "." + req.ID)
-	smsg.Data = st.encode()
-	smsg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 
 	// JetStream answers in milliseconds; the bound only keeps a request
 	// from hanging on a server that went away.
@@ -346,22 +347,14 @@ func (s *Service) EnqueueWith(ctx context.Context, req *invoke.Request, opt Enqu
 	if err != nil {
 		return "", fmt.Errorf("async invoke %s: queue: %v: %w", req.Function, err, function.ErrUnavailable)
 	}
-	sfut, serr := s.js.PublishMsgAsync(smsg)
+	// The 202 waits for this acknowledgement: JetStream has stored the
+	// event in the file-backed stream, which is what "accepted" promises.
 	ack, err := waitAck(ctx, fut)
 	if err != nil {
 		return "", fmt.Errorf("async invoke %s: queue: %v: %w", req.Function, err, function.ErrUnavailable)
 	}
 	if !ack.Duplicate {
 		s.m.enqueued.Inc()
-	}
-	// The event is stored: that is what the caller waits for. A status
-	// record that failed to land only means GET answers 404 until the
-	// outcome is written, so it is logged, not returned.
-	if serr == nil {
-		_, serr = waitAck(ctx, sfut)
-	}
-	if serr != nil && !isWrongSeq(serr) {
-		s.log.Debug("async: queued status not stored", "id", req.ID, "err", serr)
 	}
 	return req.ID, nil
 }
@@ -377,9 +370,13 @@ func waitAck(ctx context.Context, fut jetstream.PubAckFuture) (*jetstream.PubAck
 	}
 }
 
-func isWrongSeq(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+// subjectToken is id as one subject token: ids may hold '.', a subject's
+// token separator, which no id holds '~' to be confused with.
+func subjectToken(id string) string {
+	if strings.IndexByte(id, '.') < 0 {
+		return id
+	}
+	return strings.ReplaceAll(id, ".", "~")
 }
 
 func validID(id string) bool {

@@ -343,3 +343,34 @@ func TestAsyncIsShared(t *testing.T) {
 	}
 	_ = nats.ErrTimeout
 }
+
+// TestPendingInvocationIsTracked checks that an accepted invocation no worker
+// has finished yet is reported as queued: accepting writes only the event,
+// and the status comes from the event's message in the queue.
+func TestPendingInvocationIsTracked(t *testing.T) {
+	n := startNode(t)
+	nodetest.Deploy(t, n, api.Function{Name: "echo", Memory: 16}, examples.EchoWAT)
+	// With the workers stopped, what is enqueued stays in the queue.
+	if err := n.Async.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, id := range []string{"", "with.dots.in-it", "plain-id_1"} {
+		req := &invoke.Request{Function: "echo", Payload: []byte(`{}`), ID: id, Source: "test"}
+		got, err := n.Async.Enqueue(ctx, req)
+		if err != nil {
+			t.Fatalf("Enqueue(%q): %v", id, err)
+		}
+		inv, err := n.Async.Invocation(ctx, got)
+		if err != nil {
+			t.Fatalf("Invocation(%q): %v", got, err)
+		}
+		if inv.ID != got || inv.Status != api.AsyncQueued || inv.Function != "echo" || inv.Source != "test" || inv.Enqueued.IsZero() {
+			t.Errorf("Invocation(%q) = %+v, want echo queued from test", got, inv)
+		}
+	}
+	// Ids that differ only where the subject token is escaped stay apart.
+	if _, err := n.Async.Invocation(ctx, "with~dots~in-it"); !errors.Is(err, function.ErrNotFound) {
+		t.Errorf("Invocation of an id never enqueued: err = %v, want function.ErrNotFound", err)
+	}
+}

@@ -85,18 +85,58 @@ func (s *Service) Invocation(ctx context.Context, id string) (*api.Invocation, e
 	if !validID(id) {
 		return nil, fmt.Errorf("invocation %q: %w", truncate(id, 80), function.ErrNotFound)
 	}
-	e, err := s.results.Get(ctx, id)
+	out, err := s.outcome(ctx, id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		// No outcome yet: the invocation may still wait in the queue. Its
+		// message is found by subject (nimbus.async.*.<id>); accepting an
+		// event writes nothing else.
+		out, err = s.pending(ctx, id)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			// A worker may have written the outcome and acknowledged (so
+			// deleted) the message between the two reads: look again.
+			out, err = s.outcome(ctx, id)
+		}
+	}
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, fmt.Errorf("invocation %s: no such async invocation (outcomes are kept %s): %w", id, s.cfg.ResultsTTL, function.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("invocation %s: %w", id, err)
 	}
+	return out, nil
+}
+
+// outcome reads the record of id from the results bucket: written by the
+// worker when an attempt fails (status queued, for a retry) and when the
+// invocation is done.
+func (s *Service) outcome(ctx context.Context, id string) (*api.Invocation, error) {
+	e, err := s.results.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	var out api.Invocation
 	if err := json.Unmarshal(e.Value(), &out); err != nil {
-		return nil, fmt.Errorf("invocation %s: unreadable outcome: %w", id, err)
+		return nil, fmt.Errorf("unreadable outcome: %w", err)
 	}
 	return &out, nil
+}
+
+// pending describes id from its message still in the queue (waiting or
+// running its first attempt).
+//
+// # Errors
+//
+// jetstream.ErrMsgNotFound when the queue holds no message for id.
+func (s *Service) pending(ctx context.Context, id string) (*api.Invocation, error) {
+	m, err := s.stream.GetLastMsgForSubject(ctx, SubjectPrefix+"*."+subjectToken(id))
+	if err != nil {
+		return nil, err
+	}
+	ev, err := parseEvent(m.Subject, m.Header, m.Data)
+	if err != nil || ev.id != id {
+		return nil, jetstream.ErrMsgNotFound
+	}
+	return &api.Invocation{ID: id, Function: ev.fn, Status: statusQueued, Source: ev.source, Enqueued: ev.enqueued}, nil
 }
 
 type metrics struct {

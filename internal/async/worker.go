@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,7 +38,9 @@ func parseEvent(subject string, h nats.Header, data []byte) (*event, error) {
 		payload: data, header: h,
 	}
 	if ev.fn == "" && len(subject) > len(SubjectPrefix) {
-		ev.fn = subject[len(SubjectPrefix):]
+		// nimbus.async.<function>.<id>, or nimbus.async.<function> for
+		// events queued before ids were part of the subject.
+		ev.fn, _, _ = strings.Cut(subject[len(SubjectPrefix):], ".")
 	}
 	t, err := time.Parse(time.RFC3339Nano, get(hTime))
 	if ev.id == "" || ev.fn == "" || err != nil {

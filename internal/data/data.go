@@ -197,6 +197,15 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
+// closeTable forgets the open handle of a table and stops its key index;
+// s.mu is held.
+func (s *Service) closeTable(name string) {
+	if h := s.open[name]; h != nil {
+		h.closeIndex()
+		delete(s.open, name)
+	}
+}
+
 // Stop ends the watch and the background work, waiting for them.
 func (s *Service) Stop(ctx context.Context) error {
 	if s.cancel == nil {
@@ -204,6 +213,11 @@ func (s *Service) Stop(ctx context.Context) error {
 	}
 	err := s.watcher.Stop()
 	s.cancel()
+	s.mu.Lock()
+	for name := range s.open {
+		s.closeTable(name)
+	}
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -256,7 +270,7 @@ func (s *Service) apply(e jetstream.KeyValueEntry) {
 		name := key[len(keyTable):]
 		if del {
 			delete(s.tables, name)
-			delete(s.open, name)
+			s.closeTable(name)
 			return
 		}
 		var d TableDef
@@ -265,7 +279,7 @@ func (s *Service) apply(e jetstream.KeyValueEntry) {
 			return
 		}
 		if old := s.tables[name]; old != nil && !old.Created.Equal(d.Created) {
-			delete(s.open, name) // recreated: bind again
+			s.closeTable(name) // recreated: bind again
 		}
 		s.tables[name] = &d
 	case strings.HasPrefix(key, keyBucket):

@@ -75,7 +75,7 @@ func ParseRange(h string, size int64) (*Range, error) {
 
 // fetchBatch is how many chunks a reader asks for at once: what a download
 // holds in memory is about fetchBatch*ChunkSize, however slow its client.
-const fetchBatch = 4
+const fetchBatch = 16
 
 // open returns a reader of length bytes of an object from offset start.
 //

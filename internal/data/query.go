@@ -352,6 +352,19 @@ func (s *Service) Query(ctx context.Context, table string, q Query) (*Page, erro
 	if after != "" && !strings.HasPrefix(after, ptok+".") {
 		return nil, invalid("cursor", "the cursor belongs to another partition")
 	}
+	var keep func(stok string) bool
+	if cc != nil {
+		keep = cc.match
+	}
+	if x := h.indexed(ctx); x != nil {
+		return h.page(ctx, func(n int) []string {
+			ks := x.partition(ptok, after, q.Reverse, keep, n)
+			if len(ks) > 0 {
+				after = ks[len(ks)-1]
+			}
+			return ks
+		}, limit)
+	}
 	keys, err := h.listKeys(ctx, ptok+".>")
 	if err != nil {
 		return nil, err
@@ -367,12 +380,12 @@ func (s *Service) Query(ctx context.Context, table string, q Query) (*Page, erro
 		if after != "" && ((!q.Reverse && k <= after) || (q.Reverse && k >= after)) {
 			continue
 		}
-		if cc != nil && !cc.match(k[len(ptok)+1:]) {
+		if keep != nil && !keep(k[len(ptok)+1:]) {
 			continue
 		}
 		cand = append(cand, k)
 	}
-	return h.page(ctx, cand, limit)
+	return h.page(ctx, sliceKeys(cand), limit)
 }
 
 // Scan returns every item of the table, a page at a time, in key order.
@@ -389,6 +402,15 @@ func (s *Service) Scan(ctx context.Context, table string, limit int, cur string)
 	if err != nil {
 		return nil, err
 	}
+	if x := h.indexed(ctx); x != nil {
+		return h.page(ctx, func(n int) []string {
+			ks := x.scan(after, n)
+			if len(ks) > 0 {
+				after = ks[len(ks)-1]
+			}
+			return ks
+		}, limit)
+	}
 	keys, err := h.listKeys(ctx, ">")
 	if err != nil {
 		return nil, err
@@ -398,17 +420,29 @@ func (s *Service) Scan(ctx context.Context, table string, limit int, cur string)
 	if i < len(keys) && keys[i] == after {
 		i++
 	}
-	return h.page(ctx, keys[i:], limit)
+	return h.page(ctx, sliceKeys(keys[i:]), limit)
 }
 
-// page reads the values of the first limit live items of cand (in order),
-// skipping keys deleted or expired since they were listed.
-func (h *tableHandle) page(ctx context.Context, cand []string, limit int) (*Page, error) {
-	out := &Page{Items: make([]Entry, 0, min(limit, len(cand)))}
-	for len(cand) > 0 && len(out.Items) < limit {
-		n := min(len(cand), limit-len(out.Items))
-		batch := cand[:n]
+// sliceKeys hands out cand n keys at a time, for page.
+func sliceKeys(cand []string) func(n int) []string {
+	return func(n int) []string {
+		n = min(n, len(cand))
+		ks := cand[:n]
 		cand = cand[n:]
+		return ks
+	}
+}
+
+// page reads the values of the first limit live items of the candidate
+// keys next hands out (in order, at most n per call, none when done),
+// skipping keys deleted or expired since they were listed.
+func (h *tableHandle) page(ctx context.Context, next func(n int) []string, limit int) (*Page, error) {
+	out := &Page{Items: make([]Entry, 0, limit)}
+	// One candidate beyond the page tells whether a next page exists.
+	pending := next(limit + 1)
+	for len(pending) > 0 && len(out.Items) < limit {
+		n := min(len(pending), limit-len(out.Items))
+		batch, rest := pending[:n], pending[n:]
 		got := make([]*Entry, n)
 		errs := make([]error, n)
 		parallel(n, 16, func(i int) {
@@ -426,11 +460,19 @@ func (h *tableHandle) page(ctx context.Context, cand []string, limit int) (*Page
 				continue
 			}
 			out.Items = append(out.Items, *e)
-			if len(out.Items) == limit && (i < n-1 || len(cand) > 0) {
-				out.Cursor = encodeCursor(h.def.Name, batch[i])
+			if len(out.Items) == limit {
+				if i == n-1 && len(rest) == 0 {
+					rest = next(1)
+				}
+				if i < n-1 || len(rest) > 0 {
+					out.Cursor = encodeCursor(h.def.Name, batch[i])
+				}
 				return out, nil
 			}
 		}
+		// Some candidates were gone: top up to the page's remainder and
+		// one more.
+		pending = append(rest, next(limit-len(out.Items)+1-len(rest))...)
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
 	"sync"
@@ -45,6 +46,11 @@ type tableHandle struct {
 	js     jetstream.JetStream
 	pre    string // subject prefix of keys: "$KV.<bucket>."
 	now    func() time.Time
+	log    *slog.Logger
+
+	// idx is the key index (keyindex.go), started once on first use.
+	idxOnce sync.Once
+	idx     *keyIndex
 }
 
 // Entry is a stored item with its revision.
@@ -102,12 +108,15 @@ func (s *Service) table(ctx context.Context, name string) (*tableHandle, error) 
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", name, err)
 	}
-	h = &tableHandle{def: def, kv: kv, stream: stream, js: s.js, pre: "$KV." + TablePrefix + name + ".", now: s.cfg.Now}
+	h = &tableHandle{def: def, kv: kv, stream: stream, js: s.js, pre: "$KV." + TablePrefix + name + ".", now: s.cfg.Now, log: s.log}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if other := s.open[name]; other != nil {
+		return other, nil // bound concurrently: share one handle (and one index)
+	}
 	if s.tables[name] == def {
 		s.open[name] = h
 	}
-	s.mu.Unlock()
 	return h, nil
 }
 
@@ -299,11 +308,25 @@ func (s *Service) Put(ctx context.Context, table string, item json.RawMessage, o
 }
 
 func (h *tableHandle) put(ctx context.Context, it *parsedItem, opt PutOptions) (uint64, error) {
-	for range maxWriteRetries {
-		cur, err := h.read(ctx, it.key)
-		if err != nil {
-			return 0, err
+	// An insert of a key the index has never seen skips the read: the
+	// write expects the subject to be empty, which JetStream checks, so a
+	// stale index costs one failed write and a read, never a lost update.
+	skipRead := false
+	if opt.IfRevision == 0 {
+		if x := h.index(); x != nil {
+			present, ok := x.has(it.key)
+			skipRead = ok && !present
 		}
+	}
+	for range maxWriteRetries {
+		var cur stored
+		if !skipRead {
+			var err error
+			if cur, err = h.read(ctx, it.key); err != nil {
+				return 0, err
+			}
+		}
+		skipRead = false
 		if opt.IfAbsent && cur.item != nil {
 			return 0, wrapf(ErrConditionFailed, "an item with this key exists (revision %d)", cur.rev)
 		}

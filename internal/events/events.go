@@ -84,6 +84,8 @@ type Config struct {
 	Logger    *slog.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Data runs table and bucket triggers (data.go); the node sets it.
+	Data DataTriggers
 }
 
 func (c *Config) defaults() {
@@ -335,6 +337,8 @@ func (s *Service) startRunner(fn string, t api.Trigger) (runner, error) {
 		return s.startStream(fn, t)
 	case api.KindWebhook:
 		return s.startWebhook(fn, t)
+	case api.KindTable, api.KindBucket:
+		return s.startData(fn, t)
 	}
 	return nil, fmt.Errorf("unknown kind of trigger")
 }

@@ -46,6 +46,10 @@ const (
 	// whose body failed mid-stream, with the error in HeaderFunctionErrorBody.
 	HeaderFunctionErrorType = "Lambda-Runtime-Function-Error-Type"
 	HeaderFunctionErrorBody = "Lambda-Runtime-Function-Error-Body"
+	// HeaderNimbusHTTP is a Nimbus extension on /next: the HTTP request
+	// behind the invocation (runtime.HTTPInfo as base64 JSON), for the Go
+	// SDK's sdk.HTTPRequest. Other runtimes ignore headers they do not know.
+	HeaderNimbusHTTP = "Lambda-Runtime-Nimbus-Http"
 )
 
 // Error types Nimbus reports for a response the runtime got wrong.
@@ -95,6 +99,8 @@ type Invocation struct {
 	ClientContext string
 	Identity      string
 	FunctionARN   string
+	// HTTP is sent as HeaderNimbusHTTP when set.
+	HTTP *runtime.HTTPInfo
 }
 
 // Response is what the runtime posted for an invocation: a payload, or an
@@ -437,6 +443,11 @@ func (s *RuntimeServer) next(w http.ResponseWriter, r *http.Request) {
 	setHeader(h, HeaderTraceID, inv.TraceID)
 	setHeader(h, HeaderClientContext, inv.ClientContext)
 	setHeader(h, HeaderCognitoIdentity, inv.Identity)
+	if inv.HTTP != nil {
+		if b, err := json.Marshal(inv.HTTP); err == nil {
+			h.Set(HeaderNimbusHTTP, base64.StdEncoding.EncodeToString(b))
+		}
+	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(inv.Payload)))
 	w.WriteHeader(http.StatusOK)

@@ -52,3 +52,40 @@ func TestDataSectionErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestDataTriggers(t *testing.T) {
+	m, err := Parse([]byte(`
+functions:
+  f:
+    code: ./f
+    triggers:
+      - {table: orders, batch: 10}
+      - {bucket: avatars, events: [created], prefix: img/}
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := m.Functions["f"].Triggers
+	if ts[0].Kind() != "table" || ts[0].Table != "orders" || ts[0].Batch != 10 {
+		t.Errorf("triggers[0] = %+v", ts[0])
+	}
+	if ts[1].Kind() != "bucket" || ts[1].Bucket != "avatars" || ts[1].Events[0] != "created" || ts[1].Prefix != "img/" {
+		t.Errorf("triggers[1] = %+v", ts[1])
+	}
+	for _, tc := range []struct{ name, trigger, want string }{
+		{"bad event", "{bucket: avatars, events: [changed]}", "triggers[0].events[0]"},
+		{"events on a table", "{table: orders, events: [created]}", "triggers[0].events"},
+		{"prefix on a table", "{table: orders, prefix: x}", "triggers[0].prefix"},
+		{"bad table", "{table: 'a b'}", "triggers[0].table"},
+		{"bad bucket", "{bucket: Avatars}", "triggers[0].bucket"},
+		{"batch", "{table: orders, batch: 5000}", "triggers[0].batch"},
+		{"two kinds", "{table: orders, bucket: avatars}", "triggers[0]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte("functions: {f: {code: ./f, triggers: ["+tc.trigger+"]}}"), "")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}

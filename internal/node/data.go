@@ -3,11 +3,15 @@ package node
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 
+	"github.com/nimbus-run/nimbus/api"
 	"github.com/nimbus-run/nimbus/internal/async"
 	"github.com/nimbus-run/nimbus/internal/data"
 	"github.com/nimbus-run/nimbus/internal/data/dataapi"
+	"github.com/nimbus-run/nimbus/internal/events"
+	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/s3api"
 	"github.com/nimbus-run/nimbus/internal/sigv4"
 )
@@ -26,6 +30,12 @@ func (n *Node) startData(ctx context.Context) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.onStop(n.Data.Stop)
+	// The events service declares table and bucket triggers (they live
+	// with the function's other triggers) and hands them to us; it starts
+	// after this, so its config can still be completed here.
+	if n.cfg.Events.Data == nil {
+		n.cfg.Events.Data = dataTriggers{n}
+	}
 	dataapi.Register(n.Gateway, n.Data)
 	n.S3 = s3api.New(s3api.Config{Dev: n.cfg.Dev, Logger: n.log}, n.Data, n.Keys)
 	return nil
@@ -70,4 +80,56 @@ func (n *Node) StartDataTrigger(ctx context.Context, spec data.TriggerSpec) (*da
 		dlq = DataDeadLetters{n.Async}
 	}
 	return n.Data.StartTrigger(ctx, spec, n.Invoker, dlq)
+}
+
+// dataTriggers lets the events service start table and bucket triggers.
+type dataTriggers struct{ n *Node }
+
+var _ events.DataTriggers = dataTriggers{}
+
+// StartDataTrigger implements events.DataTriggers.
+func (d dataTriggers) StartDataTrigger(ctx context.Context, fn string, t api.Trigger) (events.DataTrigger, error) {
+	tr, err := d.n.StartDataTrigger(ctx, data.TriggerSpec{
+		Function: fn, Name: t.Name, Table: t.Table, Bucket: t.Bucket,
+		Events: t.Events, Prefix: t.Prefix, Batch: t.Batch, Retries: t.Retries,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return tr, nil
+}
+
+// Variables a process function finds in its environment to reach the
+// data API (docs/data.md).
+const (
+	EnvAPI       = "NIMBUS_API"
+	EnvDataToken = "NIMBUS_DATA_TOKEN"
+)
+
+// dataEnv gives a process instance the node's URL and a credential of its
+// own, which lets it reach exactly the tables and buckets its spec lists.
+// It runs at instance start, after the listener and the data services
+// exist; before that (it cannot happen: instances start on invocations)
+// it adds nothing.
+func (n *Node) dataEnv(spec *function.Spec) map[string]string {
+	if n.Data == nil || n.ln == nil {
+		return nil
+	}
+	return map[string]string{EnvAPI: loopbackURL(n.scheme(), n.ln.Addr()), EnvDataToken: n.Data.Credential(spec)}
+}
+
+// loopbackURL is the URL of a listener for a process on this machine: a
+// listener on every interface (":8080") is reached on loopback.
+func loopbackURL(scheme string, a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return scheme + a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return scheme + net.JoinHostPort(host, port)
 }

@@ -40,6 +40,6 @@ func (n *Node) startEvents(ctx context.Context) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.onStop(n.Events.Stop)
-	n.Events.Mount(n.Gateway)
+	n.Events.Mount(functionPublishMux{n.Gateway, n}) // functions may publish: sdkapi.go
 	return nil
 }

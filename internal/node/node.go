@@ -207,15 +207,17 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		CacheDir: filepath.Join(cfg.DataDir, "wasm-cache"),
 		Code:     n.Store.GetCode,
 		Logger:   cfg.Logger,
+		API:      n.functionAPI, // sdkapi.go
 	})
 	if err != nil {
 		return nil, err
 	}
 	n.onStop(n.Wasm.Close)
 	n.Process, err = process.New(process.Config{
-		WorkDir: filepath.Join(cfg.DataDir, "process"),
-		Code:    n.Store.GetCode,
-		Logger:  cfg.Logger,
+		WorkDir:  filepath.Join(cfg.DataDir, "process"),
+		Code:     n.Store.GetCode,
+		Logger:   cfg.Logger,
+		ExtraEnv: n.dataEnv, // data.go
 	})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,9 @@
 package pattern
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // The Set evaluates rules on a flattened form: each leaf of a pattern becomes
 // a path ID into a table shared by all rules of the Set, and each path is
@@ -18,9 +21,14 @@ type pathTable struct {
 	ids    map[string]int
 	parent []int // -1 for a top-level field
 	key    []string
+	// kids[p+1] maps a key to the path it continues p with (kids[0]: the
+	// top-level fields), for decoding only what the paths reach.
+	kids []map[string]int
 }
 
-func newPathTable() *pathTable { return &pathTable{ids: make(map[string]int)} }
+func newPathTable() *pathTable {
+	return &pathTable{ids: make(map[string]int), kids: []map[string]int{{}}}
+}
 
 func (t *pathTable) intern(segs []string) int {
 	parent := -1
@@ -33,6 +41,11 @@ func (t *pathTable) intern(segs []string) int {
 			t.ids[full] = id
 			t.parent = append(t.parent, parent)
 			t.key = append(t.key, segs[i])
+			t.kids = append(t.kids, nil)
+			if t.kids[parent+1] == nil {
+				t.kids[parent+1] = make(map[string]int)
+			}
+			t.kids[parent+1][segs[i]] = id
 		}
 		parent = id
 	}
@@ -47,11 +60,32 @@ type flatNode struct {
 type flatLeaf struct {
 	path     int
 	matchers []matcher
+	memo     int // index of the leaf's result in evalCtx.memo; leaves alike share it
+}
+
+// leafTable interns leaves: the same test of the same path (a "type" prefix,
+// a "tier" list) recurs across the rules of a Set, and its answer for one
+// event is computed once per match however many rules hold it.
+type leafTable struct {
+	ids map[string]int
+}
+
+func (t *leafTable) intern(path int, ms []matcher) int {
+	// %#v prints every field of the compiled matchers, so equal keys mean
+	// equal tests; the rare difference in pointer-valued fields only costs
+	// a missed share, never a wrong answer.
+	key := fmt.Sprintf("%d\x00%#v", path, ms)
+	id, ok := t.ids[key]
+	if !ok {
+		id = len(t.ids)
+		t.ids[key] = id
+	}
+	return id
 }
 
 // flatten merges nested pattern objects into one node of full-path leaves;
 // AND composes, so nesting adds nothing once paths are absolute.
-func flatten(n *node, prefix []string, t *pathTable, into *flatNode) *flatNode {
+func flatten(n *node, prefix []string, t *pathTable, lt *leafTable, into *flatNode) *flatNode {
 	if into == nil {
 		into = &flatNode{}
 	}
@@ -59,15 +93,16 @@ func flatten(n *node, prefix []string, t *pathTable, into *flatNode) *flatNode {
 		f := &n.fields[i]
 		segs := append(prefix[:len(prefix):len(prefix)], f.key)
 		if f.child != nil {
-			flatten(f.child, segs, t, into)
+			flatten(f.child, segs, t, lt, into)
 			continue
 		}
-		into.leaves = append(into.leaves, flatLeaf{path: t.intern(segs), matchers: f.matchers})
+		path := t.intern(segs)
+		into.leaves = append(into.leaves, flatLeaf{path: path, matchers: f.matchers, memo: lt.intern(path, f.matchers)})
 	}
 	for _, alts := range n.or {
 		fa := make([]*flatNode, 0, len(alts))
 		for _, a := range alts {
-			fa = append(fa, flatten(a, prefix, t, nil))
+			fa = append(fa, flatten(a, prefix, t, lt, nil))
 		}
 		into.or = append(into.or, fa)
 	}
@@ -86,12 +121,22 @@ type slot struct {
 	state uint8
 }
 
-// evalCtx is the per-match cache of path lookups.
+// evalCtx is the per-match cache of path lookups and leaf results.
 type evalCtx struct {
 	event map[string]any
 	t     *pathTable
 	slots []slot
+	memo  []memo   // by flatLeaf.memo
+	out   []string // matched ids, reused across matches
 }
+
+type memo uint8
+
+const (
+	memoUnknown memo = iota
+	memoFalse
+	memoTrue
+)
 
 func (c *evalCtx) get(id int) *slot {
 	s := &c.slots[id]
@@ -140,14 +185,22 @@ func (c *evalCtx) eval(n *flatNode) tri {
 	unknown := false
 	for i := range n.leaves {
 		l := &n.leaves[i]
+		switch c.memo[l.memo] {
+		case memoTrue:
+			continue
+		case memoFalse:
+			return triFalse
+		}
 		s := c.get(l.path)
 		if s.state == slotComplex {
 			unknown = true
 			continue
 		}
 		if !matchLeaf(l.matchers, s.v, s.state == slotPresent) {
+			c.memo[l.memo] = memoFalse
 			return triFalse
 		}
+		c.memo[l.memo] = memoTrue
 	}
 	for _, alts := range n.or {
 		r := triFalse

@@ -63,6 +63,9 @@ func FuzzMatch(f *testing.F) {
 			if got {
 				t.Fatalf("Match(non-object %q) = true", event)
 			}
+			if err == nil {
+				t.Fatalf("Set.Match(non-object %q) = %v, want an error", event, ids)
+			}
 			return
 		}
 		if err != nil {
@@ -79,6 +82,18 @@ func FuzzMatch(f *testing.F) {
 	})
 }
 
+// fuzzPaths are the paths of a few patterns, so that FuzzDecode also runs
+// the decoder that skips what no rule reads.
+var fuzzPaths = func() *pathTable {
+	s := NewSet()
+	for i, p := range fuzzPatterns {
+		if c, err := Compile([]byte(p)); err == nil { // some are meant to fail
+			_ = s.Add(fmt.Sprint(i), c)
+		}
+	}
+	return s.paths
+}()
+
 // FuzzDecode holds the event decoder to encoding/json: the same value for
 // every object it accepts, and an error for everything it rejects.
 func FuzzDecode(f *testing.F) {
@@ -93,6 +108,9 @@ func FuzzDecode(f *testing.F) {
 			if err == nil {
 				t.Fatalf("decodeEvent(%q) = %v, want an error (encoding/json: %v)", b, got, werr)
 			}
+			if pruned, err := decodeEventPaths(b, fuzzPaths); err == nil {
+				t.Fatalf("decodeEventPaths(%q) = %v, want an error (encoding/json: %v)", b, pruned, werr)
+			}
 			return
 		}
 		if err != nil {
@@ -100,6 +118,10 @@ func FuzzDecode(f *testing.F) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("decodeEvent(%q) = %#v, want %#v", b, got, want)
+		}
+		// Decoding only the paths rules read accepts the same events.
+		if _, err := decodeEventPaths(b, fuzzPaths); err != nil {
+			t.Fatalf("decodeEventPaths(%q) error %v, encoding/json accepts it", b, err)
 		}
 	})
 }

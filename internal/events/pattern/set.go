@@ -25,6 +25,7 @@ type Set struct {
 	scan    []*rule                       // rules without a discriminator
 	byField map[string]map[string][]*rule // fields/index by name, for updates
 	paths   *pathTable                    // leaf paths of all rules ever added
+	leaves  *leafTable                    // leaf tests of all rules ever added
 	ctxs    sync.Pool                     // *evalCtx, reused across matches
 }
 
@@ -42,6 +43,7 @@ func NewSet() *Set {
 		rules:   make(map[string]*rule),
 		byField: make(map[string]map[string][]*rule),
 		paths:   newPathTable(),
+		leaves:  &leafTable{ids: make(map[string]int)},
 	}
 }
 
@@ -53,7 +55,7 @@ func (s *Set) Add(id string, p *Pattern) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.removeLocked(id)
-	r := &rule{id: id, p: p, flat: flatten(p.root, nil, s.paths, nil)}
+	r := &rule{id: id, p: p, flat: flatten(p.root, nil, s.paths, s.leaves, nil)}
 	r.field, r.vals = discriminator(p.root)
 	s.rules[id] = r
 	if r.field == "" {
@@ -115,17 +117,27 @@ func (s *Set) removeLocked(id string) bool {
 // patterns, sorted. It returns an error only when the event is not a JSON
 // object.
 func (s *Set) Match(event []byte) ([]string, error) {
-	obj, err := decodeEvent(event)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	// Only the fields some rule reads are decoded (the whole event is still
+	// checked to be valid JSON): rules evaluated on this partial event see
+	// every path they look up exactly as in the full one. The path table is
+	// read under the lock that Add takes to extend it.
+	obj, err := decodeEventPaths(event, s.paths)
 	if err != nil {
 		return nil, fmt.Errorf("pattern set: decode event: %w", err)
 	}
-	return s.MatchValue(obj), nil
+	return s.matchLocked(obj), nil
 }
 
 // MatchValue is Match for an event already decoded into map[string]any.
 func (s *Set) MatchValue(event map[string]any) []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	return s.matchLocked(event)
+}
+
+func (s *Set) matchLocked(event map[string]any) []string {
 	c, _ := s.ctxs.Get().(*evalCtx)
 	if c == nil {
 		c = &evalCtx{}
@@ -134,9 +146,13 @@ func (s *Set) MatchValue(event map[string]any) []string {
 	if cap(c.slots) < n {
 		c.slots = make([]slot, n)
 	}
-	c.event, c.t, c.slots = event, s.paths, c.slots[:n]
+	if m := len(s.leaves.ids); cap(c.memo) < m {
+		c.memo = make([]memo, m)
+	}
+	c.event, c.t, c.slots, c.memo = event, s.paths, c.slots[:n], c.memo[:len(s.leaves.ids)]
 	clear(c.slots)
-	var out []string
+	clear(c.memo)
+	out := c.out[:0]
 	for i, f := range s.fields {
 		idx := s.index[i]
 		switch v := event[f].(type) {
@@ -151,15 +167,21 @@ func (s *Set) MatchValue(event map[string]any) []string {
 		}
 	}
 	out = c.matchRules(out, s.scan)
-	clear(c.slots) // drop references into the event before pooling
-	c.event = nil
-	s.ctxs.Put(c)
 	if len(out) > 1 {
 		slices.Sort(out)
 		// An array-valued discriminator can reach one rule twice.
 		out = slices.Compact(out)
 	}
-	return out
+	// The caller owns the result; the buffer stays with the context.
+	var res []string
+	if len(out) > 0 {
+		res = slices.Clone(out)
+	}
+	c.out = out[:0]
+	clear(c.slots) // drop references into the event before pooling
+	c.event = nil
+	s.ctxs.Put(c)
+	return res
 }
 
 func (c *evalCtx) matchRules(out []string, rs []*rule) []string {

@@ -225,6 +225,11 @@ func (r *Runtime) environ(spec *function.Spec, in *instance) []string {
 	for k, v := range spec.Env {
 		env[k] = v // reserved names are refused by Prepare and overwritten below
 	}
+	if r.cfg.ExtraEnv != nil {
+		for k, v := range r.cfg.ExtraEnv(spec) {
+			env[k] = v
+		}
+	}
 	set := map[string]string{
 		"AWS_LAMBDA_RUNTIME_API":          in.api.Addr(),
 		"AWS_LAMBDA_FUNCTION_NAME":        spec.Name,
@@ -337,6 +342,7 @@ func (in *instance) Invoke(ctx context.Context, req *runtime.Request) (*runtime.
 		TraceID:       req.TraceID,
 		ClientContext: req.ClientContext,
 		Identity:      req.Identity,
+		HTTP:          req.HTTP,
 	})
 	if err == nil && in.capacity == 1 {
 		gctx, cancel := context.WithTimeout(ctx, idleGrace)

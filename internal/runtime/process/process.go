@@ -76,6 +76,10 @@ type Config struct {
 	// the node can create cgroups with the memory controller and rlimits
 	// otherwise; "off" always uses rlimits.
 	Cgroups string
+	// ExtraEnv, when set, is called at each instance start for variables
+	// the node adds (the data API's address and a per-instance data
+	// credential). They override the spec's env, never the runtime's own.
+	ExtraEnv func(spec *function.Spec) map[string]string
 }
 
 func (c *Config) setDefaults() error {

@@ -47,6 +47,11 @@ func (r *Runtime) instantiateNimbus(ctx context.Context) error {
 	fn("respond", hostRespond, ptrLen, []api.ValueType{i32}, "ptr", "len")
 	fn("error", hostError, ptrLen, []api.ValueType{i32}, "ptr", "len")
 	fn("log", hostLog, ptrLen, []api.ValueType{i32}, "ptr", "len")
+	// Added in version 1 after its first release (functions are only added):
+	// the HTTP request behind an invocation, and data calls (hostdata.go).
+	fn("http_request", hostHTTPRequest, ptrLen, []api.ValueType{i32}, "buf", "buf_len")
+	fn("api", hostAPI, []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}, "req_ptr", "req_len", "buf", "buf_len")
+	fn("api_result", hostAPIResult, ptrLen, []api.ValueType{i32}, "buf", "buf_len")
 	_, err := b.Instantiate(ctx)
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -24,11 +25,15 @@ type sdkInstance struct {
 	ready  chan struct{} // closed at the guest's first next: init is over
 	broken atomic.Bool   // a failure or timeout: not to be reused
 
+	spec *function.Spec // whose permissions nimbus.api calls carry
+	api  http.Handler   // Config.API for spec; nil without one
+
 	// guest
 	readied bool
 	pending *call      // handed over, not yet read (the guest's buffer was too small)
 	cur     *call      // read by the guest, not yet answered
 	logs    *logBuffer // where the guest's output goes now
+	result  []byte     // a nimbus.api result that did not fit, for api_result
 }
 
 // call is one invocation in flight.
@@ -58,9 +63,13 @@ func (r *Runtime) startSDK(ctx context.Context, spec *function.Spec, m *module) 
 	in := r.newInstance(spec, m)
 	s := &sdkInstance{
 		instance: in,
+		spec:     spec,
 		calls:    make(chan *call),
 		ready:    make(chan struct{}),
 		logs:     newLogBuffer(runtime.MaxLogBytes),
+	}
+	if r.cfg.API != nil {
+		s.api = r.cfg.API(spec)
 	}
 	out := guestOutput{s}
 	started := time.Now()

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sort"
 	"sync"
 	"time"
@@ -77,6 +78,12 @@ type Config struct {
 	InitTimeout time.Duration
 	// Logger receives debug records about compiles and evictions.
 	Logger *slog.Logger
+	// API serves SDK guests' nimbus.api calls (tables, buckets, events):
+	// it returns the handler for the requests of an instance of spec,
+	// which must act with that function's permissions (the node's data
+	// API with the instance's credential). Called once per SDK instance.
+	// Nil answers every such call 503 Unavailable.
+	API func(spec *function.Spec) http.Handler
 }
 
 // Stats counts compilation work, so that callers (and tests) can tell a

@@ -1,0 +1,419 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// TableRef is a table the function uses (listed under uses.tables in its
+// spec). Items are JSON objects holding the table's key attributes; keys
+// are JSON objects of just those ({"id": "u1"}, or with the sort key).
+// Any value encoding/json can marshal to such an object will do.
+type TableRef struct{ name string }
+
+// Table returns the table name. It does no I/O: a missing table or
+// permission shows on the first call (ErrNotFound, ErrAccessDenied).
+func Table(name string) *TableRef { return &TableRef{name: name} }
+
+// Name is the table's name.
+func (t *TableRef) Name() string { return t.name }
+
+// Item is a stored item and its revision (for IfRevision).
+type Item struct {
+	Data     json.RawMessage `json:"item"`
+	Revision uint64          `json:"revision"`
+	Updated  time.Time       `json:"updated,omitzero"`
+}
+
+// Decode unmarshals the item into v.
+func (it *Item) Decode(v any) error { return json.Unmarshal(it.Data, v) }
+
+// WriteOption makes a write conditional.
+type WriteOption func(*writeOptions)
+
+type writeOptions struct {
+	IfAbsent   bool   `json:"if_absent,omitempty"`
+	IfRevision uint64 `json:"if_revision,omitempty"`
+}
+
+// IfAbsent makes a Put write only when no item has the key; otherwise it
+// fails with ErrConditionFailed.
+func IfAbsent() WriteOption { return func(o *writeOptions) { o.IfAbsent = true } }
+
+// IfRevision makes a Put, Update or Delete apply only when the stored item
+// has revision rev; otherwise it fails with ErrConditionFailed.
+func IfRevision(rev uint64) WriteOption { return func(o *writeOptions) { o.IfRevision = rev } }
+
+func writeOpts(opts []WriteOption) writeOptions {
+	var o writeOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+func (t *TableRef) path(op string) string {
+	return "/api/v1/tables/" + url.PathEscape(t.name) + "/" + op
+}
+
+// Put stores item (replacing the item with its key) and returns its new
+// revision.
+func (t *TableRef) Put(ctx context.Context, item any, opts ...WriteOption) (uint64, error) {
+	o := writeOpts(opts)
+	raw, err := json.Marshal(item)
+	if err != nil {
+		return 0, fmt.Errorf("table %s: put: %w", t.name, err)
+	}
+	var out struct {
+		Revision uint64 `json:"revision"`
+	}
+	err = doJSON(ctx, "PUT", t.path("items"), struct {
+		Item json.RawMessage `json:"item"`
+		writeOptions
+	}{raw, o}, &out)
+	if err != nil {
+		return 0, fmt.Errorf("table %s: put: %w", t.name, err)
+	}
+	return out.Revision, nil
+}
+
+// Get returns the item with key, or an error wrapping ErrNotFound.
+func (t *TableRef) Get(ctx context.Context, key any) (*Item, error) {
+	var it Item
+	if err := doJSON(ctx, "POST", t.path("get"), map[string]any{"key": key}, &it); err != nil {
+		return nil, fmt.Errorf("table %s: get: %w", t.name, err)
+	}
+	return &it, nil
+}
+
+// Delete removes the item with key; deleting a missing item is not an
+// error unless IfRevision is given.
+func (t *TableRef) Delete(ctx context.Context, key any, opts ...WriteOption) error {
+	o := writeOpts(opts)
+	if o.IfAbsent {
+		return fmt.Errorf("table %s: delete: IfAbsent applies to Put only", t.name)
+	}
+	body := map[string]any{"key": key}
+	if o.IfRevision != 0 {
+		body["if_revision"] = o.IfRevision
+	}
+	if err := doJSON(ctx, "POST", t.path("delete"), body, nil); err != nil {
+		return fmt.Errorf("table %s: delete: %w", t.name, err)
+	}
+	return nil
+}
+
+// Update applies patch, a JSON merge patch (RFC 7396: null removes an
+// attribute), to the item with key and returns the result.
+func (t *TableRef) Update(ctx context.Context, key, patch any, opts ...WriteOption) (*Item, error) {
+	o := writeOpts(opts)
+	if o.IfAbsent {
+		return nil, fmt.Errorf("table %s: update: IfAbsent applies to Put only", t.name)
+	}
+	body := map[string]any{"key": key, "patch": patch}
+	if o.IfRevision != 0 {
+		body["if_revision"] = o.IfRevision
+	}
+	var it Item
+	if err := doJSON(ctx, "POST", t.path("update"), body, &it); err != nil {
+		return nil, fmt.Errorf("table %s: update: %w", t.name, err)
+	}
+	return &it, nil
+}
+
+// Query selects the items of one partition, in sort key order.
+type Query struct {
+	// Partition is the partition key's value.
+	Partition any
+	// Where is a sort key condition in text form: `>= "2024"`,
+	// `between 1 and 5`, `begins_with "img/"`. Condition is the same,
+	// structured; give at most one.
+	Where     string
+	Condition *Condition
+	// Reverse returns the items in descending sort key order.
+	Reverse bool
+	// Limit bounds the page (default 100, at most 1000).
+	Limit int
+	// Cursor continues from a previous page's Cursor.
+	Cursor string
+}
+
+// Condition is a sort key condition: Op is one of = < <= > >= between
+// begins_with; Value2 is the upper bound of between.
+type Condition struct {
+	Op     string `json:"op"`
+	Value  any    `json:"value"`
+	Value2 any    `json:"value2,omitempty"`
+}
+
+// Page is a page of a query or scan; Cursor is empty on the last page.
+type Page struct {
+	Items  []Item `json:"items"`
+	Cursor string `json:"cursor,omitempty"`
+}
+
+// Query runs q.
+func (t *TableRef) Query(ctx context.Context, q Query) (*Page, error) {
+	body := struct {
+		Partition any        `json:"partition"`
+		Where     string     `json:"where,omitempty"`
+		Condition *Condition `json:"condition,omitempty"`
+		Reverse   bool       `json:"reverse,omitempty"`
+		Limit     int        `json:"limit,omitempty"`
+		Cursor    string     `json:"cursor,omitempty"`
+	}{q.Partition, q.Where, q.Condition, q.Reverse, q.Limit, q.Cursor}
+	var p Page
+	if err := doJSON(ctx, "POST", t.path("query"), body, &p); err != nil {
+		return nil, fmt.Errorf("table %s: query: %w", t.name, err)
+	}
+	return &p, nil
+}
+
+// Scan returns a page of the whole table (limit 0 for the default), from
+// cursor ("" for the start).
+func (t *TableRef) Scan(ctx context.Context, limit int, cursor string) (*Page, error) {
+	body := struct {
+		Limit  int    `json:"limit,omitempty"`
+		Cursor string `json:"cursor,omitempty"`
+	}{limit, cursor}
+	var p Page
+	if err := doJSON(ctx, "POST", t.path("scan"), body, &p); err != nil {
+		return nil, fmt.Errorf("table %s: scan: %w", t.name, err)
+	}
+	return &p, nil
+}
+
+// BatchGet returns the items with keys (at most 100), in order, with nil
+// where no item has the key.
+func (t *TableRef) BatchGet(ctx context.Context, keys []any) ([]*Item, error) {
+	var out struct {
+		Items []*Item `json:"items"`
+	}
+	if err := doJSON(ctx, "POST", t.path("batch-get"), map[string]any{"keys": keys}, &out); err != nil {
+		return nil, fmt.Errorf("table %s: batch get: %w", t.name, err)
+	}
+	return out.Items, nil
+}
+
+// BatchResult is one item's outcome in BatchPut: its revision, or why it
+// was not written.
+type BatchResult struct {
+	Revision uint64 `json:"revision,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// BatchPut writes items (at most 100) one by one; the results say which
+// were written. The error is for the batch as a whole.
+func (t *TableRef) BatchPut(ctx context.Context, items []any) ([]BatchResult, error) {
+	var out struct {
+		Results []BatchResult `json:"results"`
+	}
+	if err := doJSON(ctx, "POST", t.path("batch-put"), map[string]any{"items": items}, &out); err != nil {
+		return nil, fmt.Errorf("table %s: batch put: %w", t.name, err)
+	}
+	return out.Results, nil
+}
+
+// BucketRef is a bucket the function uses (listed under uses.buckets in
+// its spec). Objects travel whole, as []byte: from a wasm function an
+// object read is at most 8 MiB (use Presign for bigger ones).
+type BucketRef struct{ name string }
+
+// Bucket returns the bucket name. It does no I/O.
+func Bucket(name string) *BucketRef { return &BucketRef{name: name} }
+
+// Name is the bucket's name.
+func (b *BucketRef) Name() string { return b.name }
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Key         string            `json:"key"`
+	Size        int64             `json:"size"`
+	ETag        string            `json:"etag"`
+	ContentType string            `json:"content_type,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	Modified    time.Time         `json:"modified"`
+}
+
+// Object is an object read whole.
+type Object struct {
+	ObjectInfo
+	Body []byte
+}
+
+// ObjectOption sets what Put stores beside the bytes.
+type ObjectOption func(*objectOptions)
+
+type objectOptions struct {
+	contentType string
+	meta        map[string]string
+}
+
+// ContentType sets the object's content type.
+func ContentType(ct string) ObjectOption { return func(o *objectOptions) { o.contentType = ct } }
+
+// Metadata adds a user metadata entry (names are case-insensitive).
+func Metadata(name, value string) ObjectOption {
+	return func(o *objectOptions) {
+		if o.meta == nil {
+			o.meta = map[string]string{}
+		}
+		o.meta[name] = value
+	}
+}
+
+const metaPrefix = "X-Nimbus-Meta-"
+
+// timeFormat is HTTP's date format (net/http's TimeFormat).
+const timeFormat = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+func (b *BucketRef) objectPath(key string) string {
+	return "/api/v1/buckets/" + url.PathEscape(b.name) + "/objects/" + escapePath(key)
+}
+
+// Put stores body under key, replacing any object there.
+func (b *BucketRef) Put(ctx context.Context, key string, body []byte, opts ...ObjectOption) (*ObjectInfo, error) {
+	var o objectOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	req := &apiRequest{Method: "PUT", Path: b.objectPath(key), Body: body, Header: map[string]string{}}
+	if body == nil {
+		req.Body = []byte{}
+	}
+	if o.contentType != "" {
+		req.Header["Content-Type"] = o.contentType
+	}
+	for k, v := range o.meta {
+		req.Header[metaPrefix+k] = v
+	}
+	resp, err := do(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: put %s: %w", b.name, key, err)
+	}
+	var info ObjectInfo
+	if err := json.Unmarshal(resp.Body, &info); err != nil {
+		return nil, fmt.Errorf("bucket %s: put %s: decode answer: %w", b.name, key, err)
+	}
+	return &info, nil
+}
+
+// Get reads the object under key whole, or fails wrapping ErrNotFound.
+func (b *BucketRef) Get(ctx context.Context, key string) (*Object, error) {
+	resp, err := do(ctx, &apiRequest{Method: "GET", Path: b.objectPath(key)})
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: get %s: %w", b.name, key, err)
+	}
+	return &Object{ObjectInfo: infoOf(key, resp), Body: resp.Body}, nil
+}
+
+// Head describes the object under key without reading it.
+func (b *BucketRef) Head(ctx context.Context, key string) (*ObjectInfo, error) {
+	resp, err := do(ctx, &apiRequest{Method: "HEAD", Path: b.objectPath(key)})
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: head %s: %w", b.name, key, err)
+	}
+	info := infoOf(key, resp)
+	return &info, nil
+}
+
+// infoOf reads an object's description from the headers of a GET or HEAD.
+func infoOf(key string, resp *apiResponse) ObjectInfo {
+	info := ObjectInfo{
+		Key:         key,
+		ETag:        strings.Trim(resp.header("ETag"), `"`),
+		ContentType: resp.header("Content-Type"),
+	}
+	info.Size, _ = strconv.ParseInt(resp.header("Content-Length"), 10, 64)
+	info.Modified, _ = time.Parse(timeFormat, resp.header("Last-Modified"))
+	for k, v := range resp.Header {
+		if name, ok := strings.CutPrefix(canonicalHeader(k), metaPrefix); ok {
+			if info.Metadata == nil {
+				info.Metadata = map[string]string{}
+			}
+			info.Metadata[strings.ToLower(name)] = v
+		}
+	}
+	return info
+}
+
+// Delete removes the object under key.
+func (b *BucketRef) Delete(ctx context.Context, key string) error {
+	if _, err := do(ctx, &apiRequest{Method: "DELETE", Path: b.objectPath(key)}); err != nil {
+		return fmt.Errorf("bucket %s: delete %s: %w", b.name, key, err)
+	}
+	return nil
+}
+
+// Copy copies srcKey of srcBucket ("" for this bucket) to key in this
+// bucket. The function needs both buckets in its uses.
+func (b *BucketRef) Copy(ctx context.Context, srcBucket, srcKey, key string) (*ObjectInfo, error) {
+	body := map[string]string{"source_bucket": srcBucket, "source_key": srcKey, "key": key}
+	var info ObjectInfo
+	if err := doJSON(ctx, "POST", "/api/v1/buckets/"+url.PathEscape(b.name)+"/copy", body, &info); err != nil {
+		return nil, fmt.Errorf("bucket %s: copy to %s: %w", b.name, key, err)
+	}
+	return &info, nil
+}
+
+// ListOptions select the objects List returns.
+type ListOptions struct {
+	Prefix string
+	// Delimiter groups keys sharing a prefix up to it into CommonPrefixes.
+	Delimiter string
+	// Limit bounds the page (default 1000).
+	Limit int
+	// Cursor continues from a previous page's Cursor.
+	Cursor string
+}
+
+// ObjectList is a page of objects; Cursor is empty on the last page.
+type ObjectList struct {
+	Objects        []ObjectInfo `json:"objects"`
+	CommonPrefixes []string     `json:"common_prefixes,omitempty"`
+	Cursor         string       `json:"cursor,omitempty"`
+}
+
+// List returns a page of the bucket's objects, in key order.
+func (b *BucketRef) List(ctx context.Context, opt ListOptions) (*ObjectList, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"prefix": opt.Prefix, "delimiter": opt.Delimiter, "cursor": opt.Cursor} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if opt.Limit > 0 {
+		q.Set("limit", strconv.Itoa(opt.Limit))
+	}
+	resp, err := do(ctx, &apiRequest{Method: "GET", Path: "/api/v1/buckets/" + url.PathEscape(b.name) + "/objects", Query: q.Encode()})
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: list: %w", b.name, err)
+	}
+	var l ObjectList
+	if err := json.Unmarshal(resp.Body, &l); err != nil {
+		return nil, fmt.Errorf("bucket %s: list: decode answer: %w", b.name, err)
+	}
+	return &l, nil
+}
+
+// Presign returns a URL that lets anyone holding it GET or PUT (method)
+// the object under key until it expires (at most 7 days; 0 for 1 hour).
+func (b *BucketRef) Presign(ctx context.Context, method, key string, expires time.Duration) (string, time.Time, error) {
+	body := map[string]string{"key": key, "method": method}
+	if expires > 0 {
+		body["expires"] = expires.String()
+	}
+	var out struct {
+		URL     string    `json:"url"`
+		Expires time.Time `json:"expires"`
+	}
+	if err := doJSON(ctx, "POST", "/api/v1/buckets/"+url.PathEscape(b.name)+"/presign", body, &out); err != nil {
+		return "", time.Time{}, fmt.Errorf("bucket %s: presign %s: %w", b.name, key, err)
+	}
+	return out.URL, out.Expires, nil
+}
