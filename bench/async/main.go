@@ -113,7 +113,7 @@ func run() error {
 			return err
 		}
 		waitIdle(n)
-		cpuPer := float64((cpuTime()-cpu0).Microseconds()) / float64(max(count, 1))
+		cpuPer := float64((cpuTime() - cpu0).Microseconds()) / float64(max(count, 1))
 		p50, p99, lost, err := latency(hc, url, rate/2, *dur, done)
 		if err != nil {
 			return err

@@ -91,6 +91,41 @@ func TestQueryIndexConsistent(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("scan", func(t *testing.T) {
+		// Every page continues where the last stopped: keys strictly
+		// increase, and partition p is complete.
+		var last string
+		inP := 0
+		cur := ""
+		for range 1000 {
+			p, err := svc.Scan(ctx, "ix", 50, cur)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range p.Items {
+				var it struct {
+					PK string
+					SK int
+				}
+				json.Unmarshal(e.Item, &it)
+				k := fmt.Sprintf("%s/%08d", it.PK, it.SK)
+				if k <= last {
+					t.Fatalf("scan: %s after %s", k, last)
+				}
+				last = k
+				if it.PK == "p" {
+					inP++
+				}
+			}
+			if cur = p.Cursor; cur == "" {
+				break
+			}
+		}
+		if inP != 299 {
+			t.Fatalf("scan saw %d items of partition p, want 299", inP)
+		}
+	})
 }
 
 // seq is lo..hi-1 without skip.

@@ -250,7 +250,8 @@ func testSDKEventAndDryRun(t *testing.T, f *fixture) {
 			return false
 		}
 		for _, r := range recs {
-			if r.Source == "lambda-api-event" && r.Status == "ok" && strings.Contains(r.Logs, "async-event") {
+			// Event calls run from the durable async queue: "async:lambda-api-event".
+			if strings.HasSuffix(r.Source, "lambda-api-event") && r.Status == "ok" && strings.Contains(r.Logs, "async-event") {
 				return true
 			}
 		}
