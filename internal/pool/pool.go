@@ -111,7 +111,8 @@ func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
 	queued := time.Since(t0)
 	if inst := p.takeIdle(); inst != nil {
 		p.mu.Unlock()
-		p.refill()
+		// No refill here: starting a replacement now would compete for
+		// the CPU with this very call; Release refills.
 		return &Lease{Instance: inst.Instance, Queued: queued, p: p, inst: inst}, nil
 	}
 	p.starting++
