@@ -13,6 +13,7 @@ import (
 
 	"github.com/nimbus-run/nimbus/api"
 	"github.com/nimbus-run/nimbus/internal/node"
+	"github.com/nimbus-run/nimbus/internal/testutil"
 )
 
 // Start starts a node for the test and stops it at cleanup. cfg.DataDir
@@ -78,11 +79,5 @@ func Deploy(tb testing.TB, n *node.Node, fn api.Function, code []byte) *api.PutF
 // Eventually polls cond until it holds or the timeout passes.
 func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.EventuallyWithin(tb, timeout, what, cond)
 }
