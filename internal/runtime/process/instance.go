@@ -362,6 +362,9 @@ func (in *instance) Invoke(ctx context.Context, req *runtime.Request) (*runtime.
 			break
 		}
 		<-in.exited
+		// The process is gone, so all it wrote is in the pipe: read to the
+		// end before taking this invocation's logs.
+		in.logs.drain(logWait)
 		if errors.Is(err, lambdaapi.ErrNotDelivered) {
 			retErr = fmt.Errorf("invoke %s: %w: process exited (%s) before taking the invocation", in.name, function.ErrUnavailable, exitStatus(in.exitErr))
 			break
