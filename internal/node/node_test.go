@@ -434,7 +434,8 @@ func TestExternalNATS(t *testing.T) {
 	a := nodetest.Start(t, node.Config{Dev: true, NATSURL: ext.ClientURL()})
 	b := nodetest.Start(t, node.Config{Dev: true, NATSURL: ext.ClientURL()})
 	nodetest.Deploy(t, a, api.Function{Name: "hello", Memory: 64}, testutil.BuildWasm(t, "./examples/hello"))
-	nodetest.Eventually(t, 10*time.Second, "node b sees hello", func() bool {
+	// Node b compiles hello when it sees it: slow under the race detector.
+	nodetest.Eventually(t, 90*time.Second, "node b sees hello", func() bool {
 		resp, body := post(t, b.URL()+"/function/hello", `{"name":"B"}`)
 		return resp.StatusCode == 200 && strings.Contains(string(body), "B")
 	})

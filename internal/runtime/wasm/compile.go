@@ -123,6 +123,16 @@ func (r *Runtime) compile(ctx context.Context, digest string, code []byte) (*mod
 	code, image := extractData(code)
 
 	r.compileMu.Lock()
+	// Close takes compileMu before it closes wazero, so a compile either
+	// finishes first or sees the runtime closed here; compiling into a
+	// closed wazero runtime panics.
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		r.compileMu.Unlock()
+		return nil, fmt.Errorf("compile %s: %w", digest, errRuntimeClosed)
+	}
 	before := r.cacheFiles()
 	start := time.Now()
 	compiled, err := r.wr.CompileModule(ctx, code)

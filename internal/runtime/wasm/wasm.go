@@ -322,6 +322,8 @@ func (r *Runtime) Close(ctx context.Context) error {
 	// stragglers are left to the process exit instead.
 	if err == nil {
 		cctx := context.WithoutCancel(ctx)
+		r.compileMu.Lock() // wait for a compile under way; later ones see closed
+		defer r.compileMu.Unlock()
 		if cerr := r.wr.Close(cctx); cerr != nil {
 			err = fmt.Errorf("wasm: close runtime: %w", cerr)
 		}
