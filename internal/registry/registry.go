@@ -21,10 +21,12 @@ import (
 	"github.com/nimbus-run/nimbus/internal/store"
 )
 
-// Preparer does deploy-time work on code (compile, unpack); it is the
-// runtime's Prepare, keyed by runtime name.
+// Preparer does deploy-time work on code (compile, unpack) and drops it
+// again when no function uses the code any more: the runtime, keyed by
+// runtime name.
 type Preparer interface {
 	Prepare(ctx context.Context, spec *function.Spec, code []byte) error
+	Forget(digest string)
 }
 
 // Change says what Put did.
@@ -310,6 +312,11 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 		inUse[d] = true // once
 		if err := r.st.DeleteCode(ctx, d); err != nil {
 			r.log.Warn("registry: code not removed", "digest", d, "err", err)
+		}
+		// What the runtimes prepared for it (compiled modules, unpacked
+		// files) goes too, rather than waiting for an LRU eviction.
+		for _, p := range r.preparers {
+			p.Forget(d)
 		}
 	}
 	return nil

@@ -164,15 +164,6 @@ func (s *Store) GetCode(ctx context.Context, digest string) ([]byte, error) {
 	return code, nil
 }
 
-// HasCode reports whether an artifact exists.
-func (s *Store) HasCode(ctx context.Context, digest string) (bool, error) {
-	_, err := s.Code.GetInfo(ctx, objectName(digest))
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
 // DeleteCode removes an artifact.
 func (s *Store) DeleteCode(ctx context.Context, digest string) error {
 	err := s.Code.Delete(ctx, objectName(digest))
