@@ -34,6 +34,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,6 +83,8 @@ func run() error {
 		auth     = flag.String("auth", "none", "none (node in dev mode) or sigv4 (every request signed with an access key)")
 		payload  = flag.String("payload", `{"hello":"world","n":42}`, "request body")
 		asJSON   = flag.Bool("json", false, "print JSON")
+		mc       = flag.Int("mc", 16, "per-process concurrency of the multi-concurrency variant")
+		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the node's process (warm runs) to this file")
 	)
 	flag.Parse()
 	if *auth != "none" && *auth != "sigv4" {
@@ -121,6 +124,11 @@ func run() error {
 	if err := deploy(ctx, c, api.Function{Name: "echo", Runtime: "process", Memory: 128, Timeout: "10s", Max: 256}, code); err != nil {
 		return err
 	}
+	// The same code in Lambda's multi-concurrency mode: one process serves
+	// up to *mc invocations at once (AWS_LAMBDA_MAX_CONCURRENCY).
+	if err := deploy(ctx, c, api.Function{Name: "echo-mc", Runtime: "process", Memory: 128, Timeout: "10s", Max: 256, Concurrency: *mc}, code); err != nil {
+		return err
+	}
 	if err := deploy(ctx, c, api.Function{Name: "echo-cold", Runtime: "process", Memory: 128, Timeout: "10s", Max: 1, IdleTimeout: "1ms"}, code); err != nil {
 		return err
 	}
@@ -152,9 +160,19 @@ func run() error {
 	}{
 		{"bare net/http", loadgen.Target{URL: "http://" + ln.Addr().String() + "/", Body: []byte(*payload)}},
 		{"Invoke API, aws-lambda-go echo", loadgen.Target{URL: n.URL() + "/2015-03-31/functions/echo/invocations", Body: []byte(*payload), Prepare: prepare}},
+		{fmt.Sprintf("Invoke API, same, concurrency %d", *mc), loadgen.Target{URL: n.URL() + "/2015-03-31/functions/echo-mc/invocations", Body: []byte(*payload), Prepare: prepare}},
 		// The same function through Nimbus's own route: the difference is
 		// the Invoke API's cost (authentication, parsing, AWS shapes).
 		{"/function/echo (same function)", loadgen.Target{URL: n.URL() + "/function/echo", Body: []byte(*payload)}},
+	}
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
 	}
 	var warm []warmResult
 	for _, conc := range cs {
@@ -177,6 +195,9 @@ func run() error {
 		}
 	}
 
+	if *cpuprof != "" {
+		pprof.StopCPUProfile()
+	}
 	var cold *coldResult
 	if *colds > 0 {
 		fmt.Fprintf(os.Stderr, "measuring %d cold starts...\n", *colds)

@@ -48,7 +48,7 @@ func (m *Manager) Pool(spec *function.Spec) (*Pool, error) {
 	m.mu.RLock()
 	p := m.pools[k]
 	m.mu.RUnlock()
-	if p != nil && (p.spec == spec || sameConfig(p.spec, spec)) {
+	if p != nil && p.runs(spec) {
 		return p, nil
 	}
 	rt, ok := m.runtimes[spec.Runtime]
@@ -57,7 +57,7 @@ func (m *Manager) Pool(spec *function.Spec) (*Pool, error) {
 	}
 	m.mu.Lock()
 	p = m.pools[k]
-	if p != nil && (p.spec == spec || sameConfig(p.spec, spec)) {
+	if p != nil && p.runs(spec) {
 		m.mu.Unlock()
 		return p, nil
 	}
@@ -70,6 +70,21 @@ func (m *Manager) Pool(spec *function.Spec) (*Pool, error) {
 	}
 	p.refill()
 	return p, nil
+}
+
+// runs reports whether p runs spec: the same spec, or an equal one (a
+// re-saved spec, timestamps aside). The last equal pointer is remembered,
+// as comparing field by field on every invocation costs more than the
+// rest of the lookup.
+func (p *Pool) runs(spec *function.Spec) bool {
+	if p.spec == spec || p.equal.Load() == spec {
+		return true
+	}
+	if sameConfig(p.spec, spec) {
+		p.equal.Store(spec)
+		return true
+	}
+	return false
 }
 
 // sameConfig reports whether two specs run the same way (timestamps aside).

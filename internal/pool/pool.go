@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nimbus-run/nimbus/internal/function"
@@ -62,9 +63,10 @@ type instance struct {
 
 // Pool holds the instances of one function version.
 type Pool struct {
-	spec *function.Spec
-	rt   runtime.Runtime
-	cfg  *Config
+	spec  *function.Spec
+	equal atomic.Pointer[function.Spec] // see runs
+	rt    runtime.Runtime
+	cfg   *Config
 
 	mu       sync.Mutex
 	idle     []*instance // free capacity; most recently used last
@@ -72,6 +74,13 @@ type Pool struct {
 	starting int
 	inflight int
 	waiters  []chan struct{}
+	// For instances serving several invocations at once: promised is the
+	// spare capacity of instances being started for callers, not yet
+	// claimed; riders are the callers that claimed it and wait for the
+	// instance instead of starting one each (so a burst of N calls starts
+	// N/capacity instances, not N).
+	promised int
+	riders   []chan *instance
 	prestart int // run-once instances wanted ahead of demand
 	lastCall time.Time
 	closed   bool
@@ -109,13 +118,27 @@ func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
 		p.inflight++
 	}
 	queued := time.Since(t0)
-	if inst := p.takeIdle(); inst != nil {
-		p.mu.Unlock()
-		// No refill here: starting a replacement now would compete for
-		// the CPU with this very call; Release refills.
-		return &Lease{Instance: inst.Instance, Queued: queued, p: p, inst: inst}, nil
+	for {
+		if inst := p.takeIdle(); inst != nil {
+			p.mu.Unlock()
+			// No refill here: starting a replacement now would compete for
+			// the CPU with this very call; Release refills.
+			return &Lease{Instance: inst.Instance, Queued: queued, p: p, inst: inst}, nil
+		}
+		if p.promised == 0 {
+			break
+		}
+		if inst := p.ride(ctx); inst != nil { // unlocks
+			return &Lease{Instance: inst.Instance, Queued: time.Since(t0), p: p, inst: inst}, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("timed out while waiting for a starting instance: %w", function.ErrTimeout)
+		}
+		p.mu.Lock() // the start failed: look again
 	}
 	p.starting++
+	spare := p.spec.Concurrency - 1
+	p.promised += spare
 	p.mu.Unlock()
 
 	t1 := time.Now()
@@ -127,6 +150,7 @@ func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
 	p.mu.Lock()
 	p.starting--
 	if err != nil {
+		p.breakPromise(spare)
 		p.releaseSlot()
 		p.mu.Unlock()
 		if ctx.Err() != nil {
@@ -136,14 +160,70 @@ func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
 	}
 	inst := &instance{Instance: ri, active: 1, used: true}
 	p.all[inst] = struct{}{}
-	if inst.Capacity() > 1 {
-		p.idle = append(p.idle, inst) // spare capacity is usable by others now
+	// Riders first, up to what this start promised; then spare capacity is
+	// usable by others.
+	p.promised -= spare
+	for len(p.riders) > 0 && inst.active < min(inst.Capacity(), spare+1) {
+		ch := p.riders[0]
+		p.riders = p.riders[1:]
+		p.promised++
+		inst.active++
+		ch <- inst
+	}
+	p.breakPromise(0) // an instance with less capacity than the spec said
+	if inst.active < inst.Capacity() {
+		p.idle = append(p.idle, inst)
 	}
 	n := len(p.all)
 	p.mu.Unlock()
 	p.observe(n)
 	p.refill()
 	return &Lease{Instance: ri, Cold: true, Init: init, Queued: queued, p: p, inst: inst}, nil
+}
+
+// ride claims a slot promised by an instance being started and waits for
+// it. Called with p.mu held; returns with it released. A nil result means
+// the start failed or ctx ended (the caller's slot of max concurrency is
+// still held when the start failed, and released when ctx ended).
+func (p *Pool) ride(ctx context.Context) *instance {
+	ch := make(chan *instance, 1)
+	p.riders = append(p.riders, ch)
+	p.promised--
+	p.mu.Unlock()
+	select {
+	case inst := <-ch:
+		return inst
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, r := range p.riders {
+		if r == ch {
+			p.riders = append(p.riders[:i], p.riders[i+1:]...)
+			p.promised++
+			p.releaseSlot()
+			return nil
+		}
+	}
+	// Handed an instance (or nil, for a failed start) as ctx ended.
+	if inst := <-ch; inst != nil {
+		return inst
+	}
+	p.releaseSlot()
+	return nil
+}
+
+// breakPromise withdraws the spare capacity a failed start promised: riders
+// beyond what other starts still promise go and start their own. Called
+// with p.mu held.
+func (p *Pool) breakPromise(spare int) {
+	p.promised -= spare
+	for p.promised < 0 && len(p.riders) > 0 {
+		ch := p.riders[len(p.riders)-1]
+		p.riders = p.riders[:len(p.riders)-1]
+		p.promised++
+		ch <- nil
+	}
 }
 
 // wait queues for a slot. Called and returns with p.mu held.

@@ -23,6 +23,8 @@ type countingRuntime struct {
 	hold     time.Duration
 	runOnce  bool
 	capacity int
+	startDur time.Duration
+	failNext atomic.Int64 // starts to fail
 }
 
 type countingInstance struct {
@@ -34,6 +36,10 @@ func (r *countingRuntime) Prepare(context.Context, *function.Spec, []byte) error
 func (r *countingRuntime) Forget(string)                                         {}
 func (r *countingRuntime) Start(ctx context.Context, _ *function.Spec) (runtime.Instance, error) {
 	r.starts.Add(1)
+	time.Sleep(r.startDur)
+	if r.failNext.Add(-1) >= 0 {
+		return nil, errors.New("start failed")
+	}
 	return &countingInstance{rt: r}, nil
 }
 
@@ -286,4 +292,39 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			l.Release()
 		}
 	})
+}
+
+// A burst against instances that serve several invocations at once starts
+// only as many instances as the burst needs, and a failed start sends the
+// calls that waited for it to start their own.
+func TestBurstCoalescesMultiConcurrencyStarts(t *testing.T) {
+	for _, fail := range []int64{0, 1} {
+		rt := &countingRuntime{hold: 20 * time.Millisecond, capacity: 4, startDur: 30 * time.Millisecond}
+		rt.failNext.Store(fail)
+		s := spec(100, 0)
+		s.Concurrency = 4
+		p := newPool(s, rt, &Config{QueueTimeout: time.Second})
+		var wg sync.WaitGroup
+		var errs atomic.Int64
+		for range 16 {
+			wg.Go(func() {
+				if err := run(t, p); err != nil {
+					errs.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		// A failed start fails its own caller (as any cold start error does)
+		// and nobody else's.
+		if errs.Load() != fail {
+			t.Errorf("fail=%d: %d calls failed", fail, errs.Load())
+		}
+		if got, want := rt.starts.Load(), 4+fail; got != want {
+			t.Errorf("fail=%d: %d starts for a burst of 16 on capacity 4, want %d", fail, got, want)
+		}
+		if got := p.Stats().Instances; got != 4 {
+			t.Errorf("fail=%d: %d instances, want 4", fail, got)
+		}
+		p.close(context.Background())
+	}
 }

@@ -55,12 +55,17 @@ func setRlimits(pid int, dataBytes, openFiles uint64) error {
 // peakRSS is the process's peak resident set (VmHWM), 0 if unknown. It
 // covers the runtime process, not children it forked: reading every
 // member's status per invocation would cost more than the number is worth.
-func peakRSS(pid int) uint64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
+// status is the process's open /proc/<pid>/status (nil: unknown).
+func peakRSS(status *os.File) uint64 {
+	if status == nil {
 		return 0
 	}
-	for line := range bytes.Lines(b) {
+	var buf [4096]byte
+	n, err := status.ReadAt(buf[:], 0)
+	if n == 0 && err != nil {
+		return 0
+	}
+	for line := range bytes.Lines(buf[:n]) {
 		if v, ok := bytes.CutPrefix(line, []byte("VmHWM:")); ok {
 			kb, err := strconv.ParseUint(string(bytes.TrimSuffix(bytes.TrimSpace(v), []byte(" kB"))), 10, 64)
 			if err != nil {
