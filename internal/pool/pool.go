@@ -82,9 +82,11 @@ type Pool struct {
 	promised int
 	riders   []chan *instance
 	prestart int // run-once instances wanted ahead of demand
-	lastCall time.Time
-	closed   bool
-	wg       sync.WaitGroup
+	// refillPending: a refill is scheduled (see refillSoon).
+	refillPending bool
+	lastCall      time.Time
+	closed        bool
+	wg            sync.WaitGroup
 }
 
 func newPool(spec *function.Spec, rt runtime.Runtime, cfg *Config) *Pool {
@@ -304,12 +306,32 @@ func (l *Lease) Release() {
 		p.prestart = p.cfg.Prestart
 	}
 	n := len(p.all)
+	p.refillSoon()
 	p.mu.Unlock()
 	if drop && inst.active == 0 {
 		p.closeAsync(inst)
 		p.observe(n)
 	}
-	p.refill()
+}
+
+// refillDelay is how long after a release its refill starts: starting a
+// run-once instance is milliseconds of CPU that, begun at once, would
+// compete with the response its caller is about to write.
+const refillDelay = time.Millisecond
+
+// refillSoon schedules a refill after refillDelay when the pool keeps
+// instances warm, one at a time. Called with p.mu held.
+func (p *Pool) refillSoon() {
+	if p.refillPending || p.closed || (p.prestart == 0 && len(p.all) >= p.spec.Min) {
+		return
+	}
+	p.refillPending = true
+	time.AfterFunc(refillDelay, func() {
+		p.mu.Lock()
+		p.refillPending = false
+		p.mu.Unlock()
+		p.refill()
+	})
 }
 
 func (p *Pool) removeIdle(inst *instance) {

@@ -29,11 +29,12 @@ func benchWarm(b *testing.B, name string, code []byte) {
 	benchInvoke(b, inst) // the first invocation settles the guest's heap
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := processCPU()
+	cpu, faults := processCPU(), minorFaults()
 	for i := 0; i < b.N; i++ {
 		benchInvoke(b, inst)
 	}
 	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64(minorFaults()-faults)/float64(b.N), "faults/op")
 }
 
 // BenchmarkSDKInvokeWarm is one invocation on a live Go SDK instance: the
@@ -81,7 +82,7 @@ func benchColdStart(b *testing.B, name string, code []byte) {
 	took := make([]time.Duration, 0, b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := processCPU()
+	cpu, faults := processCPU(), minorFaults()
 	for i := 0; i < b.N; i++ {
 		began := time.Now()
 		inst, err := r.Start(ctx, spec)
@@ -97,6 +98,7 @@ func benchColdStart(b *testing.B, name string, code []byte) {
 	b.StopTimer()
 	// Includes Close (its CPU time is not excluded by StopTimer) and GC.
 	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64(minorFaults()-faults)/float64(b.N), "faults/op")
 	reportPercentiles(b, took)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	goruntime "runtime"
 	"strings"
 	"time"
 
@@ -100,6 +101,10 @@ func (in *instance) run(ctx context.Context, mod api.Module) {
 	// The invocation's outcome is complete: let Invoke have it before the
 	// module is torn down (unmapping a used memory takes a while).
 	close(in.done)
+	// Let the invocation waiting for done run on this thread now, before
+	// the teardown: handing it to another (sleeping) thread costs a wake-up,
+	// and waiting for the teardown costs the unmapping.
+	goruntime.Gosched()
 	// Closing only now that _start has returned: wazero frees the memory on
 	// close, which must not happen under a running guest.
 	_ = mod.Close(context.Background())
