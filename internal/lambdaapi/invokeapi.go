@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -379,7 +380,7 @@ func (a *InvokeAPI) sync(w http.ResponseWriter, r *http.Request, req *invoke.Req
 		h.Set(HeaderExecutedVersion, v)
 	}
 	if tail {
-		h.Set(HeaderLogResult, logTail(resp.Record.Logs))
+		h.Set(HeaderLogResult, logTail(lambdaLog(resp.Record)))
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(payload)))
@@ -597,6 +598,30 @@ func decodeClientContext(h string) (string, *apiError) {
 		return "", bad
 	}
 	return b.String(), nil
+}
+
+// lambdaLog is an invocation's log as Lambda writes it: the function's
+// output between START and END lines, then the REPORT line with the
+// figures of the record (tab-separated, as tools that parse it expect).
+func lambdaLog(rec *function.Record) string {
+	var b strings.Builder
+	version := rec.Version
+	if version == "" {
+		version = function.LatestVersion
+	}
+	fmt.Fprintf(&b, "START RequestId: %s Version: %s\n", rec.ID, version)
+	b.WriteString(rec.Logs)
+	if rec.Logs != "" && !strings.HasSuffix(rec.Logs, "\n") {
+		b.WriteByte('\n')
+	}
+	fmt.Fprintf(&b, "END RequestId: %s\n", rec.ID)
+	fmt.Fprintf(&b, "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\tMax Memory Used: %d MB\t",
+		rec.ID, rec.DurationMS, rec.BilledMS, rec.MemoryMB, int(math.Ceil(rec.MaxMemoryMB)))
+	if rec.ColdStart {
+		fmt.Fprintf(&b, "Init Duration: %.2f ms\t", rec.InitMS)
+	}
+	b.WriteByte('\n')
+	return b.String()
 }
 
 // logTail is the base64 of the last LogTailBytes of logs, cut at a

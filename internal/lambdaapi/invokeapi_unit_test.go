@@ -37,7 +37,8 @@ func (f *fakeInvoker) Invoke(ctx context.Context, req *invoke.Request) (*invoke.
 	if _, err := (fakeCatalog{}).Resolve(req.Function, req.Qualifier); err != nil {
 		return nil, err
 	}
-	rec := &function.Record{ID: req.ID, Function: req.Function, Version: "$LATEST", Logs: "log line\n"}
+	rec := &function.Record{ID: req.ID, Function: req.Function, Version: "$LATEST", Logs: "log line\n",
+		DurationMS: 1.5, BilledMS: 2, MemoryMB: 128, MaxMemoryMB: 20.3, ColdStart: true, InitMS: 4.25}
 	resp := &invoke.Response{Record: rec}
 	p := string(req.Payload)
 	switch {
@@ -155,8 +156,6 @@ func TestInvokeAPIRequests(t *testing.T) {
 			bodyHas: `"Reason":"ReservedFunctionConcurrentInvocationLimitExceeded"`, headerWant: map[string]string{"Retry-After": "1"}},
 		{name: "dry run", call: call{fn: "echo", header: map[string]string{"X-Amz-Invocation-Type": "DryRun"}}, status: 204},
 		{name: "dry run unknown", call: call{fn: "nope", header: map[string]string{"X-Amz-Invocation-Type": "DryRun"}}, status: 404, errType: "ResourceNotFoundException"},
-		{name: "tail", call: call{fn: "echo", body: `{}`, header: map[string]string{"X-Amz-Log-Type": "Tail"}}, status: 200,
-			headerWant: map[string]string{"X-Amz-Log-Result": base64.StdEncoding.EncodeToString([]byte("log line\n"))}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,6 +222,28 @@ func TestInvokeAPIPassesContext(t *testing.T) {
 	}
 	if last.Source != "lambda-api" {
 		t.Errorf("Source = %q", last.Source)
+	}
+}
+
+// The tail is framed as Lambda frames an invocation's log, so tools that
+// read START/END/REPORT (sam logs, log parsers) work unchanged.
+func TestInvokeAPILogTailIsLambdaShaped(t *testing.T) {
+	h, _, _ := newTestAPI(t, lambdaapi.InvokeAPIConfig{Dev: true})
+	w := do(h, call{fn: "echo", body: `{}`, header: map[string]string{"X-Amz-Log-Type": "Tail"}})
+	if w.Code != 200 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	logs, err := base64.StdEncoding.DecodeString(w.Header().Get("X-Amz-Log-Result"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := w.Header().Get("X-Amzn-RequestId")
+	want := "START RequestId: " + id + " Version: $LATEST\n" +
+		"log line\n" +
+		"END RequestId: " + id + "\n" +
+		"REPORT RequestId: " + id + "\tDuration: 1.50 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used: 21 MB\tInit Duration: 4.25 ms\t\n"
+	if string(logs) != want {
+		t.Errorf("tail =\n%q\nwant\n%q", logs, want)
 	}
 }
 
