@@ -86,6 +86,7 @@ type Pool struct {
 	refillPending bool
 	lastCall      time.Time
 	closed        bool
+	drained       chan struct{} // closed when the last lease of a closed pool is released
 	wg            sync.WaitGroup
 }
 
@@ -115,6 +116,11 @@ func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
 		if err := p.wait(ctx); err != nil { // unlocks and relocks
 			p.mu.Unlock()
 			return nil, err
+		}
+		if p.closed { // closed while we queued
+			p.releaseSlot()
+			p.mu.Unlock()
+			return nil, fmt.Errorf("%s: pool closed: %w", p.spec.Name, function.ErrUnavailable)
 		}
 	} else {
 		p.inflight++
@@ -267,6 +273,10 @@ func (p *Pool) releaseSlot() {
 		return
 	}
 	p.inflight--
+	if p.inflight == 0 && p.drained != nil {
+		close(p.drained)
+		p.drained = nil
+	}
 }
 
 // takeIdle picks the most recently used instance with free capacity. Called
@@ -290,7 +300,6 @@ func (l *Lease) Release() {
 	p, inst := l.p, l.inst
 	reusable := inst.Reusable()
 	p.mu.Lock()
-	p.releaseSlot()
 	inst.active--
 	inst.lastUsed = time.Now()
 	drop := !reusable || p.closed
@@ -307,9 +316,13 @@ func (l *Lease) Release() {
 	}
 	n := len(p.all)
 	p.refillSoon()
-	p.mu.Unlock()
-	if drop && inst.active == 0 {
+	closing := drop && inst.active == 0
+	if closing {
 		p.closeAsync(inst)
+	}
+	p.releaseSlot() // last: it may let close go on to wait for wg
+	p.mu.Unlock()
+	if closing {
 		p.observe(n)
 	}
 }
@@ -405,6 +418,8 @@ func (p *Pool) startBackground() {
 	p.observe(n)
 }
 
+// closeAsync closes inst in the background. Called with p.mu held, so that
+// close, once it saw no lease out, never sees wg grow.
 func (p *Pool) closeAsync(inst *instance) {
 	p.wg.Add(1)
 	go func() {
@@ -440,12 +455,10 @@ func (p *Pool) reap(now time.Time) {
 	p.idle = keep
 	for _, inst := range victims {
 		delete(p.all, inst)
+		p.closeAsync(inst)
 	}
 	n := len(p.all)
 	p.mu.Unlock()
-	for _, inst := range victims {
-		p.closeAsync(inst)
-	}
 	if len(victims) > 0 {
 		p.observe(n)
 	}
@@ -483,19 +496,30 @@ func (p *Pool) close(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
-	var victims []*instance
 	for _, inst := range p.idle {
 		if inst.active == 0 {
-			victims = append(victims, inst)
 			delete(p.all, inst)
+			p.closeAsync(inst)
 		}
 	}
 	p.idle = nil
-	p.mu.Unlock()
-	for _, inst := range victims {
-		p.closeAsync(inst)
+	var drained chan struct{}
+	if p.inflight > 0 {
+		drained = make(chan struct{})
+		p.drained = drained
 	}
+	p.mu.Unlock()
 	p.observe(0)
+	// Leases still out close their instances as they are released (adding
+	// to wg), so wait for them before waiting on wg: nothing adds to it once
+	// the pool is closed and has no lease out.
+	if drained != nil {
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			return errors.New("pool: close: waiting for invocations: " + ctx.Err().Error())
+		}
+	}
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
 	select {

@@ -328,3 +328,31 @@ func TestBurstCoalescesMultiConcurrencyStarts(t *testing.T) {
 		p.close(context.Background())
 	}
 }
+
+// close waits for the leases still out, and closes their instances as they
+// come back.
+func TestCloseWaitsForLeases(t *testing.T) {
+	rt := &countingRuntime{}
+	p := newPool(spec(4, 0), rt, &Config{QueueTimeout: time.Second})
+	l, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- p.close(context.Background()) }()
+	select {
+	case <-closed:
+		t.Fatal("close returned with a lease out")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if _, err := p.Acquire(context.Background()); !errors.Is(err, function.ErrUnavailable) {
+		t.Errorf("Acquire on a closing pool: %v, want ErrUnavailable", err)
+	}
+	l.Release()
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if rt.closes.Load() != rt.starts.Load() {
+		t.Errorf("%d instances closed of %d started", rt.closes.Load(), rt.starts.Load())
+	}
+}
