@@ -728,6 +728,16 @@ func (c *Client) PublishEvent(ctx context.Context, subject string, event []byte)
 	return &out, nil
 }
 
+// FunctionFromSpec returns a function's spec in its wire form.
+func FunctionFromSpec(s *function.Spec) Function {
+	return Function{
+		Name: s.Name, Runtime: s.Runtime, Code: s.Code, Handler: s.Handler, Memory: s.MemoryMB,
+		Timeout: s.Timeout.String(), Min: s.Min, Max: s.Max, IdleTimeout: s.IdleTimeout.String(),
+		Concurrency: s.Concurrency, Env: s.Env, Version: s.Version, Created: s.Created, Updated: s.Updated,
+		Async: AsyncFromSpec(s.Async), Uses: (*Uses)(s.Uses),
+	}
+}
+
 // AsyncFromSpec returns a function's async configuration in its wire form.
 func AsyncFromSpec(a *function.AsyncConfig) *AsyncConfig {
 	if a == nil {

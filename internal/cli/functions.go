@@ -156,7 +156,7 @@ func deployAll(cmd *cobra.Command, e *env, m *manifest.Manifest) error {
 			return fmt.Errorf("%s: upload code: %w", name, err)
 		}
 		spec := m.Functions[name].Spec(name, up.Digest)
-		res, err := c.PutFunction(ctx, specToAPI(&spec))
+		res, err := c.PutFunction(ctx, new(api.FunctionFromSpec(&spec)))
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -173,15 +173,6 @@ func deployAll(cmd *cobra.Command, e *env, m *manifest.Manifest) error {
 		return e.printJSON(results)
 	}
 	return nil
-}
-
-func specToAPI(s *function.Spec) *api.Function {
-	return &api.Function{
-		Name: s.Name, Runtime: s.Runtime, Code: s.Code, Handler: s.Handler, Memory: s.MemoryMB,
-		Timeout: s.Timeout.String(), Min: s.Min, Max: s.Max, IdleTimeout: s.IdleTimeout.String(),
-		Concurrency: s.Concurrency, Env: s.Env, Async: api.AsyncFromSpec(s.Async),
-		Uses: (*api.Uses)(s.Uses),
-	}
 }
 
 // readCode reads a code file, or zips a directory (process functions).

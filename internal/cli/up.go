@@ -132,7 +132,7 @@ func deployDemo(ctx context.Context, e *env, n *node.Node, dataDir string) error
 		}
 		spec := function.Spec{Name: name, Runtime: function.RuntimeWasm, Code: up.Digest, MemoryMB: 64, Timeout: function.Duration(5 * time.Second)}
 		spec.Normalize()
-		_, err = c.PutFunction(ctx, specToAPI(&spec))
+		_, err = c.PutFunction(ctx, new(api.FunctionFromSpec(&spec)))
 		return err
 	}
 	for _, f := range demoFunctions {

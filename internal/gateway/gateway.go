@@ -295,7 +295,7 @@ func (g *Gateway) putCode(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) listFunctions(w http.ResponseWriter, r *http.Request) {
 	out := api.FunctionList{Functions: []api.Function{}}
 	for _, s := range g.reg.List() {
-		out.Functions = append(out.Functions, toAPI(s))
+		out.Functions = append(out.Functions, api.FunctionFromSpec(s))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -306,7 +306,7 @@ func (g *Gateway) getFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	f := toAPI(s)
+	f := api.FunctionFromSpec(s)
 	st := api.PoolStats{}
 	if p := g.pools.Lookup(s.Name, s.Version); p != nil {
 		ps := p.Stats()
@@ -348,7 +348,7 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 	if change == registry.Created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, api.PutFunctionResult{Function: toAPI(got), Change: string(change)})
+	writeJSON(w, status, api.PutFunctionResult{Function: api.FunctionFromSpec(got), Change: string(change)})
 }
 
 // decodeSpec decodes a spec strictly: unknown fields are errors that name
@@ -378,15 +378,6 @@ func decodeSpec(body []byte) (*function.Spec, error) {
 // specWire is function.Spec as the API accepts it: the read-only fields are
 // ignored rather than refused, so a GET result can be PUT back.
 type specWire function.Spec
-
-func toAPI(s *function.Spec) api.Function {
-	return api.Function{
-		Name: s.Name, Runtime: s.Runtime, Code: s.Code, Handler: s.Handler, Memory: s.MemoryMB,
-		Timeout: s.Timeout.String(), Min: s.Min, Max: s.Max, IdleTimeout: s.IdleTimeout.String(),
-		Concurrency: s.Concurrency, Env: s.Env, Version: s.Version, Created: s.Created, Updated: s.Updated,
-		Async: api.AsyncFromSpec(s.Async), Uses: (*api.Uses)(s.Uses),
-	}
-}
 
 func (g *Gateway) deleteFunction(w http.ResponseWriter, r *http.Request) {
 	if err := g.reg.Delete(r.Context(), r.PathValue("name")); err != nil {

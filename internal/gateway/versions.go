@@ -19,7 +19,7 @@ func (g *Gateway) publish(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, api.PublishResult{Function: toAPI(s), Created: created})
+	writeJSON(w, status, api.PublishResult{Function: api.FunctionFromSpec(s), Created: created})
 }
 
 func (g *Gateway) listVersions(w http.ResponseWriter, r *http.Request) {
@@ -30,7 +30,7 @@ func (g *Gateway) listVersions(w http.ResponseWriter, r *http.Request) {
 	}
 	out := api.VersionList{Versions: []api.Function{}}
 	for _, s := range vs {
-		out.Versions = append(out.Versions, toAPI(s))
+		out.Versions = append(out.Versions, api.FunctionFromSpec(s))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
