@@ -48,12 +48,9 @@ type target struct {
 }
 
 type result struct {
-	Target     string  `json:"target"`
-	Conc       int     `json:"concurrency"`
-	RPS        float64 `json:"rps"`
-	P50us      float64 `json:"p50_us"`
-	P99us      float64 `json:"p99_us"`
-	Errors     int64   `json:"errors"`
+	Target string `json:"target"`
+	Conc   int    `json:"concurrency"`
+	loadgen.Result
 	VsBare     float64 `json:"throughput_vs_bare"`
 	AddedP50us float64 `json:"added_p50_us"`
 	Paced      float64 `json:"paced_rps,omitempty"`
@@ -159,21 +156,20 @@ func run() error {
 	var results []result
 	for _, conc := range cs {
 		// Runs interleave targets so drift on a noisy machine hits all alike.
-		samples := map[string][]result{}
+		samples := map[string][]loadgen.Result{}
 		for r := 0; r < *runs; r++ {
 			for _, t := range targets {
-				res := measure(all[t].url, []byte(*payload), conc, *warmup, *duration)
+				res := loadgen.Measure(loadgen.Target{URL: all[t].url, Body: []byte(*payload)}, conc, *warmup, *duration)
 				fmt.Fprintf(os.Stderr, "  run %d %-28s c=%-3d %8.0f req/s  p50 %7.0f µs  p99 %7.0f µs  errors %d\n", r+1, all[t].name, conc, res.RPS, res.P50us, res.P99us, res.Errors)
 				samples[t] = append(samples[t], res)
 			}
 		}
-		med := map[string]result{}
+		med := map[string]loadgen.Result{}
 		for _, t := range targets {
-			med[t] = median(samples[t])
+			med[t] = loadgen.Median(samples[t])
 		}
 		for _, t := range targets {
-			m := med[t]
-			m.Target, m.Conc = all[t].name, conc
+			m := result{Target: all[t].name, Conc: conc, Result: med[t]}
 			if b, ok := med["bare"]; ok && b.RPS > 0 {
 				m.VsBare = m.RPS / b.RPS
 				m.AddedP50us = m.P50us - b.P50us
@@ -186,15 +182,13 @@ func run() error {
 	// saturated, which is what pre-started WASI instances are for.
 	if *paced > 0 {
 		for _, t := range targets {
-			var rs []result
+			var rs []loadgen.Result
 			for r := 0; r < *runs; r++ {
 				lr := loadgen.MeasurePaced(loadgen.Target{URL: all[t].url, Body: []byte(*payload)}, *paced, *warmup, *duration)
 				fmt.Fprintf(os.Stderr, "  run %d %-28s paced %.0f/s  p50 %7.0f µs  p99 %7.0f µs  errors %d\n", r+1, all[t].name, *paced, lr.P50us, lr.P99us, lr.Errors)
-				rs = append(rs, result{RPS: lr.RPS, P50us: lr.P50us, P99us: lr.P99us, Errors: lr.Errors})
+				rs = append(rs, lr)
 			}
-			m := median(rs)
-			m.Target, m.Conc, m.Paced = all[t].name, 1, *paced
-			results = append(results, m)
+			results = append(results, result{Target: all[t].name, Conc: 1, Result: loadgen.Median(rs), Paced: *paced})
 		}
 	}
 	if *asJSON {
@@ -222,22 +216,6 @@ func deploy(ctx context.Context, c *api.Client, name string, code []byte) error 
 	}
 	_, err = c.PutFunction(ctx, &api.Function{Name: name, Runtime: "wasm", Code: up.Digest, Memory: 64, Timeout: "10s", Max: 256})
 	return err
-}
-
-// measure drives url with conc keep-alive connections, each sending its next
-// request when the previous answer arrives.
-func measure(url string, body []byte, conc int, warmup, d time.Duration) result {
-	r := loadgen.Measure(loadgen.Target{URL: url, Body: body}, conc, warmup, d)
-	return result{RPS: r.RPS, P50us: r.P50us, P99us: r.P99us, Errors: r.Errors}
-}
-
-func median(rs []result) result {
-	ls := make([]loadgen.Result, len(rs))
-	for i, r := range rs {
-		ls[i] = loadgen.Result{RPS: r.RPS, P50us: r.P50us, P99us: r.P99us, Errors: r.Errors}
-	}
-	m := loadgen.Median(ls)
-	return result{RPS: m.RPS, P50us: m.P50us, P99us: m.P99us, Errors: m.Errors}
 }
 
 // idleCost deploys n functions that share one code artifact (as a fleet of
