@@ -124,8 +124,12 @@ const (
 )
 
 // apiClient has no timeout of its own: the invocation's context bounds
-// every call.
-var apiClient = &http.Client{}
+// every call. It follows no redirects: the API never means one, and
+// following a redirect would re-send a write to another path (an object
+// under another key).
+var apiClient = &http.Client{
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
 
 // roundTrip sends req to the node's API with the instance's credential.
 func roundTrip(ctx context.Context, req *apiRequest) (*apiResponse, error) {

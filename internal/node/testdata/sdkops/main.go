@@ -1,0 +1,189 @@
+// Command sdkops is a test function that makes one SDK data call per
+// invocation, named by the event, and answers what the call returned: the
+// test drives every table and bucket operation through it and checks the
+// answers. The same source is built for wasm and as a native process.
+//
+// An event with Records (a bucket trigger's batch) is written to the table
+// "seen" instead, one item per record in the partition of its bucket, so a
+// test can see the deliveries.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/nimbus-run/nimbus/sdk"
+)
+
+type call struct {
+	Op     string `json:"op"`
+	Table  string `json:"table"`
+	Bucket string `json:"bucket"`
+
+	Item       json.RawMessage   `json:"item"`
+	Key        json.RawMessage   `json:"key"`
+	Patch      json.RawMessage   `json:"patch"`
+	Items      []json.RawMessage `json:"items"`
+	Keys       []json.RawMessage `json:"keys"`
+	IfAbsent   bool              `json:"if_absent"`
+	IfRevision uint64            `json:"if_revision"`
+
+	Partition json.RawMessage `json:"partition"`
+	Where     string          `json:"where"`
+	Condition *sdk.Condition  `json:"condition"`
+	Reverse   bool            `json:"reverse"`
+	Limit     int             `json:"limit"`
+	Cursor    string          `json:"cursor"`
+
+	Object      string            `json:"object"`
+	Body        []byte            `json:"body"`
+	ContentType string            `json:"content_type"`
+	Meta        map[string]string `json:"meta"`
+	Prefix      string            `json:"prefix"`
+	Delimiter   string            `json:"delimiter"`
+	SrcBucket   string            `json:"src_bucket"`
+	SrcObject   string            `json:"src_object"`
+	Method      string            `json:"method"`
+	Expires     string            `json:"expires"`
+
+	Records []json.RawMessage `json:"Records"`
+}
+
+// answer is what a call returned: OK, or Err with what errors.Is and
+// errors.As tell about it.
+type answer struct {
+	OK  any      `json:"ok,omitempty"`
+	Err *errInfo `json:"err,omitempty"`
+}
+
+type errInfo struct {
+	Message   string `json:"message"`
+	Code      string `json:"code"`
+	Status    int    `json:"status"`
+	NotFound  bool   `json:"not_found"`
+	Condition bool   `json:"condition_failed"`
+	Denied    bool   `json:"denied"`
+}
+
+func main() {
+	sdk.Start(handle)
+}
+
+func handle(ctx context.Context, raw json.RawMessage) (any, error) {
+	var c call
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, err
+	}
+	if c.Records != nil {
+		return nil, record(ctx, c.Records)
+	}
+	v, err := run(ctx, &c)
+	if err != nil {
+		e := &errInfo{
+			Message:   err.Error(),
+			NotFound:  errors.Is(err, sdk.ErrNotFound),
+			Condition: errors.Is(err, sdk.ErrConditionFailed),
+			Denied:    errors.Is(err, sdk.ErrAccessDenied),
+		}
+		var ae *sdk.APIError
+		if errors.As(err, &ae) {
+			e.Code, e.Status = ae.Code, ae.Status
+		}
+		return answer{Err: e}, nil
+	}
+	return answer{OK: v}, nil
+}
+
+func record(ctx context.Context, recs []json.RawMessage) error {
+	for _, r := range recs {
+		var ev struct {
+			ID     string `json:"eventID"`
+			Name   string `json:"eventName"`
+			Bucket string `json:"bucket"`
+			Key    string `json:"key"`
+			Size   int64  `json:"size"`
+			ETag   string `json:"etag"`
+		}
+		if err := json.Unmarshal(r, &ev); err != nil {
+			return err
+		}
+		item := map[string]any{"pk": ev.Bucket, "sk": ev.ID, "name": ev.Name, "key": ev.Key, "size": ev.Size, "etag": ev.ETag}
+		if _, err := sdk.Table("seen").Put(ctx, item); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func run(ctx context.Context, c *call) (any, error) {
+	t, b := sdk.Table(c.Table), sdk.Bucket(c.Bucket)
+	var wo []sdk.WriteOption
+	if c.IfAbsent {
+		wo = append(wo, sdk.IfAbsent())
+	}
+	if c.IfRevision != 0 {
+		wo = append(wo, sdk.IfRevision(c.IfRevision))
+	}
+	switch c.Op {
+	case "put":
+		return t.Put(ctx, c.Item, wo...)
+	case "get":
+		return t.Get(ctx, c.Key)
+	case "delete":
+		return nil, t.Delete(ctx, c.Key, wo...)
+	case "update":
+		return t.Update(ctx, c.Key, c.Patch, wo...)
+	case "query":
+		return t.Query(ctx, sdk.Query{Partition: c.Partition, Where: c.Where, Condition: c.Condition, Reverse: c.Reverse, Limit: c.Limit, Cursor: c.Cursor})
+	case "scan":
+		return t.Scan(ctx, c.Limit, c.Cursor)
+	case "batch_get":
+		keys := make([]any, len(c.Keys))
+		for i, k := range c.Keys {
+			keys[i] = k
+		}
+		return t.BatchGet(ctx, keys)
+	case "batch_put":
+		items := make([]any, len(c.Items))
+		for i, it := range c.Items {
+			items[i] = it
+		}
+		return t.BatchPut(ctx, items)
+
+	case "obj_put":
+		var opts []sdk.ObjectOption
+		if c.ContentType != "" {
+			opts = append(opts, sdk.ContentType(c.ContentType))
+		}
+		for k, v := range c.Meta {
+			opts = append(opts, sdk.Metadata(k, v))
+		}
+		return b.Put(ctx, c.Object, c.Body, opts...)
+	case "obj_get":
+		return b.Get(ctx, c.Object)
+	case "obj_head":
+		return b.Head(ctx, c.Object)
+	case "obj_list":
+		return b.List(ctx, sdk.ListOptions{Prefix: c.Prefix, Delimiter: c.Delimiter, Limit: c.Limit, Cursor: c.Cursor})
+	case "obj_delete":
+		return nil, b.Delete(ctx, c.Object)
+	case "obj_copy":
+		return b.Copy(ctx, c.SrcBucket, c.SrcObject, c.Object)
+	case "presign":
+		var d time.Duration
+		if c.Expires != "" {
+			var err error
+			if d, err = time.ParseDuration(c.Expires); err != nil {
+				return nil, err
+			}
+		}
+		u, exp, err := b.Presign(ctx, c.Method, c.Object, d)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"url": u, "expires": exp}, nil
+	}
+	return nil, &sdk.Error{Type: "BadOp", Message: "unknown op " + c.Op}
+}
