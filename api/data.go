@@ -8,8 +8,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/nimbus-run/nimbus/internal/urlpath"
 )
 
 // Error codes of the data services.
@@ -214,11 +215,7 @@ func tablePath(table, rest string) string {
 }
 
 func objectPath(bucket, key string) string {
-	parts := strings.Split(key, "/")
-	for i, p := range parts {
-		parts[i] = url.PathEscape(p)
-	}
-	return "/api/v1/buckets/" + url.PathEscape(bucket) + "/objects/" + strings.Join(parts, "/")
+	return "/api/v1/buckets/" + url.PathEscape(bucket) + "/objects/" + urlpath.Key(key)
 }
 
 // ListTables returns every table.

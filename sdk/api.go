@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 )
 
 // The data and event calls speak the node's HTTP API (docs/data.md,
@@ -173,23 +171,3 @@ func doJSON(ctx context.Context, method, path string, in, out any) error {
 	return nil
 }
 
-// escapePath escapes a key for an object route's path. Slashes stay
-// readable, unless the key has segments that a router cleans away (empty
-// ones, "." and ".."): the node's ServeMux answers such a path with a
-// redirect to the cleaned path, which names another key ("a//b" is not
-// "a/b"). Those keys are escaped whole, slashes included; the route's
-// {key...} wildcard unescapes them back.
-func escapePath(key string) string {
-	parts := strings.Split(key, "/")
-	for i, p := range parts {
-		if p == "." || p == ".." || (p == "" && i < len(parts)-1) {
-			s := url.PathEscape(key)
-			if s == "." || s == ".." {
-				s = strings.ReplaceAll(s, ".", "%2E")
-			}
-			return s
-		}
-		parts[i] = url.PathEscape(p)
-	}
-	return strings.Join(parts, "/")
-}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nimbus-run/nimbus/internal/urlpath"
 )
 
 // TableRef is a table the function uses (listed under uses.tables in its
@@ -273,7 +275,7 @@ const metaPrefix = "X-Nimbus-Meta-"
 const timeFormat = "Mon, 02 Jan 2006 15:04:05 GMT"
 
 func (b *BucketRef) objectPath(key string) string {
-	return "/api/v1/buckets/" + url.PathEscape(b.name) + "/objects/" + escapePath(key)
+	return "/api/v1/buckets/" + url.PathEscape(b.name) + "/objects/" + urlpath.Key(key)
 }
 
 // Put stores body under key, replacing any object there.
