@@ -55,7 +55,7 @@ type instance struct {
 	dir      string // private copy of the code; LAMBDA_TASK_ROOT and cwd
 	api      *lambdaapi.RuntimeServer
 	logs     *logCollector
-	cg       *cgroup // nil under rlimits
+	cg       instanceCgroup // nil under rlimits
 	cmd      *exec.Cmd
 	pid      int // also the process group id (Setpgid)
 	initDur  time.Duration
@@ -156,8 +156,10 @@ func (r *Runtime) start(ctx context.Context, spec *function.Spec) (_ *instance, 
 			r.log.Warn("process runtime: no cgroup for instance, using rlimits", "function", spec.Name, "err", err)
 		} else {
 			in.cg = cg
-			dataLimit = 0 // memory.max is the limit
-			attr.UseCgroupFD, attr.CgroupFD = true, cg.fd
+			dataLimit = 0 // the cgroup's memory limit is the limit
+			if fd := cg.cloneFD(); fd >= 0 {
+				attr.UseCgroupFD, attr.CgroupFD = true, fd
+			}
 		}
 	}
 
@@ -168,10 +170,20 @@ func (r *Runtime) start(ctx context.Context, spec *function.Spec) (_ *instance, 
 		return nil, fmt.Errorf("exec %s: %w", argv[0], err)
 	}
 	in.cmd, in.pid = cmd, cmd.Process.Pid
+	var enterErr error
+	if in.cg != nil {
+		// First thing: under cgroup v1 the child runs outside its cgroups
+		// until this (RATIONALE.md, Limits). Before the waiter starts, so
+		// the pid cannot have been reaped and reused.
+		enterErr = in.cg.enter(in.pid)
+	}
 	// Opened while the child cannot have been reaped, so the file can never
 	// describe a later process that reuses the pid.
 	in.status, _ = os.Open("/proc/" + strconv.Itoa(in.pid) + "/status")
 	go in.wait()
+	if enterErr != nil && !errors.Is(enterErr, unix.ESRCH) {
+		return nil, enterErr // ESRCH: it already exited, which the select below reports
+	}
 	if err := setRlimits(in.pid, dataLimit, uint64(r.cfg.MaxOpenFiles)); err != nil && !errors.Is(err, unix.ESRCH) {
 		return nil, err // ESRCH: it already exited, which the select below reports
 	}

@@ -1,15 +1,14 @@
 package process
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -24,8 +23,9 @@ import (
 // needs a hook in main; prlimit leaves a window of microseconds between the
 // child's execve and the call in which the child runs without caps. That
 // window is too short to matter for memory (nothing the function wrote has
-// run yet beyond its loader) and cgroups, where available, close it: there
-// the child is born inside its cgroup (clone3 CLONE_INTO_CGROUP).
+// run yet beyond its loader) and cgroup v2, where available, closes it: there
+// the child is born inside its cgroup (clone3 CLONE_INTO_CGROUP). Under
+// cgroup v1 the child is moved into its cgroups in the same window.
 //
 // Memory is RLIMIT_DATA, not RLIMIT_AS: a Go binary reserves hundreds of MB
 // of address space at start (it fails under RLIMIT_AS below ~700 MB, and not
@@ -77,96 +77,189 @@ func peakRSS(status *os.File) uint64 {
 	return 0
 }
 
-const cgroupMount = "/sys/fs/cgroup"
-
-// cgroupManager owns one cgroup v2 directory with the memory controller
-// enabled for its children; each instance gets a child.
-type cgroupManager struct {
-	dir  string
-	pids bool // the pids controller is enabled too
+// cgroupManager makes the cgroups of one Runtime's instances: cgroup v2
+// (cgroupV2Manager) or, on hosts that still mount the v1 hierarchies,
+// cgroup v1 (cgroupV1Manager). Instances see only instanceCgroup.
+type cgroupManager interface {
+	// mode is what Runtime.LimitMode reports: "cgroup" or "cgroup-v1".
+	mode() string
+	// logAttrs say where the runtime's cgroups are, for the start-up log.
+	logAttrs() []any
+	// create makes the cgroup of one instance with its limits set.
+	create(id string, memBytes uint64, maxProcs int) (instanceCgroup, error)
+	// close removes the runtime's own directories, killing whatever is
+	// still inside them.
+	close() error
 }
 
-// detectCgroups finds a place where the node may create cgroups that limit
-// memory, or says why there is none. It tries, in order, a sibling of the
-// node's own cgroup (the parent already delegates memory to the node's
-// cgroup, so a sibling gets it too) and a child of it (possible only when
-// the node's cgroup may enable controllers for children, as the root may).
-// It never moves the node's own process.
-func detectCgroups() (*cgroupManager, string) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(cgroupMount, &st); err != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
-		return nil, cgroupMount + " is not a cgroup v2 (unified) mount"
+// instanceCgroup is the cgroup (v2) or set of cgroups (v1, one per
+// hierarchy) of one instance.
+type instanceCgroup interface {
+	// cloneFD is an open directory for SysProcAttr.CgroupFD, so the child
+	// is born inside (clone3 CLONE_INTO_CGROUP); -1 when the child has to
+	// be moved in by enter after it started.
+	cloneFD() int
+	// enter moves a started process in. A no-op where cloneFD is used.
+	enter(pid int) error
+	// kill kills every process in the cgroup, including any that left the
+	// process group (setsid), and returns once they are gone (or a bound
+	// passed).
+	kill()
+	// peak is the cgroup's peak memory use in bytes, 0 if unknown.
+	peak() uint64
+	// oomKilled reports whether the kernel killed a member for exceeding
+	// the memory limit.
+	oomKilled() bool
+	// remove removes the cgroup; its processes must be gone.
+	remove() error
+}
+
+const (
+	cgroupMount = "/sys/fs/cgroup"
+	// cgroupPrefix starts the directory of every Runtime, followed by the
+	// node's pid and a sequence number ("nimbus-4242-1"): unique per
+	// runtime, and telling which directories a dead node left behind.
+	cgroupPrefix = "nimbus-"
+	// killWait bounds how long a kill waits for a cgroup to empty.
+	killWait = time.Second
+)
+
+var runtimeSeq atomic.Uint64
+
+// cgroupName is the directory name of a new Runtime's cgroup.
+func cgroupName() string {
+	return fmt.Sprintf("%s%d-%d", cgroupPrefix, os.Getpid(), runtimeSeq.Add(1))
+}
+
+// detectCgroups picks how instances are limited: cgroup v2 if the node can
+// create cgroups with the memory controller there, else cgroup v1 if the
+// memory hierarchy is mounted and writable, else nothing (rlimits), with
+// the reasons.
+func detectCgroups() (cgroupManager, string) {
+	m2, why2 := detectCgroupV2()
+	if m2 != nil {
+		return m2, ""
 	}
-	own, err := ownCgroup()
+	m1, why1 := detectCgroupV1()
+	if m1 != nil {
+		return m1, ""
+	}
+	return nil, "cgroup v2: " + why2 + "; cgroup v1: " + why1
+}
+
+// sweepCgroups removes the runtime directories that nodes no longer
+// running left in parent (a crash, a kill -9), killing any process still
+// inside: Pdeathsig took the runtime processes, but not what they started
+// in a new session. Directories of live processes, this one included, are
+// left alone: several nodes or runtimes may share a parent.
+func sweepCgroups(parent string) error {
+	ents, err := os.ReadDir(parent)
 	if err != nil {
-		return nil, err.Error()
+		return err
 	}
-	base := filepath.Join(cgroupMount, own)
-	if !hasWord(readString(filepath.Join(base, "cgroup.controllers")), "memory") {
-		return nil, "the memory controller is not available in " + base
-	}
-	name := fmt.Sprintf("nimbus-%d", os.Getpid())
-	var candidates []string
-	if own != "/" {
-		candidates = append(candidates, filepath.Join(filepath.Dir(base), name))
-	}
-	candidates = append(candidates, filepath.Join(base, name))
-	var reasons []string
-	for _, dir := range candidates {
-		m, err := tryCgroupDir(dir, base)
-		if err == nil {
-			return m, ""
+	var errs []error
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), cgroupPrefix)
+		if !ok || !e.IsDir() {
+			continue
 		}
-		reasons = append(reasons, err.Error())
+		pidStr, _, _ := strings.Cut(rest, "-") // "nimbus-<pid>" (older) or "nimbus-<pid>-<n>"
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid <= 0 || pid == os.Getpid() || unix.Kill(pid, 0) != unix.ESRCH {
+			continue
+		}
+		errs = append(errs, removeCgroupTree(filepath.Join(parent, e.Name())))
 	}
-	return nil, strings.Join(reasons, "; ")
+	return errors.Join(errs...)
 }
 
-func tryCgroupDir(dir, base string) (*cgroupManager, error) {
-	parent := filepath.Dir(dir)
-	if parent == base && !hasWord(readString(filepath.Join(base, "cgroup.subtree_control")), "memory") {
-		// Refused (EBUSY) unless base holds no process or is the root.
-		if err := os.WriteFile(filepath.Join(base, "cgroup.subtree_control"), []byte("+memory"), 0); err != nil {
-			return nil, fmt.Errorf("enable memory for children of %s: %w", base, err)
+// removeCgroupTree kills the processes of dir and of every cgroup below it
+// and removes them all, deepest first.
+func removeCgroupTree(dir string) error {
+	ents, _ := os.ReadDir(dir)
+	var errs []error
+	for _, e := range ents {
+		if e.IsDir() {
+			errs = append(errs, removeCgroupTree(filepath.Join(dir, e.Name())))
 		}
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
-	}
-	ctrl := readString(filepath.Join(dir, "cgroup.controllers"))
-	if !hasWord(ctrl, "memory") {
-		_ = os.Remove(dir)
-		return nil, fmt.Errorf("%s has no memory controller", dir)
-	}
-	m := &cgroupManager{dir: dir, pids: hasWord(ctrl, "pids")}
-	enable := "+memory"
-	if m.pids {
-		enable += " +pids"
-	}
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte(enable), 0); err != nil {
-		_ = os.Remove(dir)
-		return nil, fmt.Errorf("enable controllers in %s: %w", dir, err)
-	}
-	return m, nil
+	// A v1 freezer cgroup a node crashed in the middle of a kill may be
+	// frozen; frozen tasks die only once thawed. (Absent elsewhere.)
+	_ = writeFile(filepath.Join(dir, "freezer.state"), "THAWED")
+	killProcs(killWait, dir)
+	errs = append(errs, removeCgroup(dir))
+	return errors.Join(errs...)
 }
 
-func ownCgroup() (string, error) {
-	b, err := os.ReadFile("/proc/self/cgroup")
+// killProcs SIGKILLs the processes listed in the cgroup.procs of dirs
+// until none is left or d passes, and reports whether none is left.
+// Processes killed still show until they have exited (zombies do not), and
+// one that forks while being read shows in the next round.
+func killProcs(d time.Duration, dirs ...string) bool {
+	deadline := time.Now().Add(d)
+	for {
+		n := 0
+		for _, dir := range dirs {
+			for _, pid := range cgroupPIDs(dir) {
+				_ = unix.Kill(pid, unix.SIGKILL)
+				n++
+			}
+		}
+		if n == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func cgroupPIDs(dir string) []int {
+	var pids []int
+	for _, f := range strings.Fields(readString(filepath.Join(dir, "cgroup.procs"))) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// writeFile writes v to an existing file. Unlike os.WriteFile it does not
+// ask to create the file, so a control file the kernel lacks is
+// fs.ErrNotExist (cgroupfs answers O_CREAT with EACCES).
+func writeFile(path, v string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
-		return "", fmt.Errorf("read /proc/self/cgroup: %w", err)
+		return err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if p, ok := strings.CutPrefix(sc.Text(), "0::"); ok {
-			return p, nil
-		}
+	_, err = f.WriteString(v)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return "", errors.New("the node is in no cgroup v2 hierarchy")
+	return err
 }
 
 func readString(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
+}
+
+func readUint(path string) uint64 {
+	v, _ := strconv.ParseUint(strings.TrimSpace(readString(path)), 10, 64)
+	return v
+}
+
+// keyedValue is the value of "key N" in a flat-keyed control file
+// (memory.events, memory.oom_control), and whether the key is there.
+func keyedValue(path, key string) (uint64, bool) {
+	for line := range strings.Lines(readString(path)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+" "); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
 
 func hasWord(s, w string) bool {
@@ -176,90 +269,6 @@ func hasWord(s, w string) bool {
 		}
 	}
 	return false
-}
-
-// close removes the manager's directory (its children must be gone).
-func (m *cgroupManager) close() error {
-	if err := removeCgroup(m.dir); err != nil {
-		return fmt.Errorf("process: remove cgroup: %w", err)
-	}
-	return nil
-}
-
-// cgroup is one instance's cgroup.
-type cgroup struct {
-	dir string
-	fd  int // open directory, for SysProcAttr.CgroupFD; -1 once closed
-}
-
-func (m *cgroupManager) create(id string, memBytes uint64, maxProcs int) (*cgroup, error) {
-	dir := filepath.Join(m.dir, id)
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("cgroup: %w", err)
-	}
-	cg := &cgroup{dir: dir, fd: -1}
-	write := func(file, v string) error {
-		return os.WriteFile(filepath.Join(dir, file), []byte(v), 0)
-	}
-	err := write("memory.max", strconv.FormatUint(memBytes, 10))
-	if err == nil {
-		// Without swap the limit is the limit. The file is absent when the
-		// kernel has no swap accounting; that is fine.
-		if e := write("memory.swap.max", "0"); e != nil && !errors.Is(e, fs.ErrNotExist) {
-			err = e
-		}
-	}
-	if err == nil && m.pids {
-		err = write("pids.max", strconv.Itoa(maxProcs))
-	}
-	if err == nil {
-		cg.fd, err = unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	}
-	if err != nil {
-		_ = cg.remove()
-		return nil, fmt.Errorf("cgroup: %w", err)
-	}
-	return cg, nil
-}
-
-// kill kills every process in the cgroup, including any that left the
-// process group.
-func (c *cgroup) kill() {
-	if err := os.WriteFile(filepath.Join(c.dir, "cgroup.kill"), []byte("1"), 0); err == nil {
-		return
-	}
-	// Kernels before 5.14 have no cgroup.kill.
-	for _, f := range strings.Fields(readString(filepath.Join(c.dir, "cgroup.procs"))) {
-		if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
-			_ = unix.Kill(pid, unix.SIGKILL)
-		}
-	}
-}
-
-// peak is memory.peak (kernel 5.19+), 0 if unknown.
-func (c *cgroup) peak() uint64 {
-	v, _ := strconv.ParseUint(strings.TrimSpace(readString(filepath.Join(c.dir, "memory.peak"))), 10, 64)
-	return v
-}
-
-// oomKilled reports whether the kernel killed a process of the cgroup for
-// exceeding memory.max.
-func (c *cgroup) oomKilled() bool {
-	for line := range strings.Lines(readString(filepath.Join(c.dir, "memory.events"))) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "oom_kill "); ok {
-			n, _ := strconv.Atoi(v)
-			return n > 0
-		}
-	}
-	return false
-}
-
-func (c *cgroup) remove() error {
-	if c.fd >= 0 {
-		_ = unix.Close(c.fd)
-		c.fd = -1
-	}
-	return removeCgroup(c.dir)
 }
 
 // removeCgroup removes an empty cgroup directory. Killed processes leave

@@ -61,8 +61,9 @@ type Config struct {
 	MemoryHeadroomMB int
 	// MaxOpenFiles is RLIMIT_NOFILE per instance. Default 1024.
 	MaxOpenFiles int
-	// MaxProcs is pids.max of an instance's cgroup. Default 512. Without
-	// cgroups, processes are not capped (see RATIONALE.md).
+	// MaxProcs is pids.max of an instance's cgroup (v2, or the v1 pids
+	// hierarchy): tasks, so threads count. Default 512. Without cgroups,
+	// processes are not capped (see RATIONALE.md).
 	MaxProcs int
 	// MaxCodeBytes and MaxCodeFiles bound what a zip may unpack to.
 	// Defaults 512 MiB and 20000.
@@ -73,8 +74,9 @@ type Config struct {
 	// cache was cleared); without it, such a Start fails.
 	Code func(ctx context.Context, digest string) ([]byte, error)
 	// Cgroups selects memory limiting: "auto" (default) uses cgroup v2 when
-	// the node can create cgroups with the memory controller and rlimits
-	// otherwise; "off" always uses rlimits.
+	// the node can create cgroups with the memory controller there, else
+	// cgroup v1 when the v1 memory hierarchy is mounted and writable, else
+	// rlimits; "off" always uses rlimits.
 	Cgroups string
 	// ExtraEnv, when set, is called at each instance start for variables
 	// the node adds (the data API's address and a per-instance data
@@ -130,9 +132,10 @@ func (c *Config) setDefaults() error {
 type Runtime struct {
 	cfg     Config
 	log     *slog.Logger
-	codeDir string // WorkDir/code: one directory per digest
-	instDir string // WorkDir/instances: one directory per live instance
-	cgroups *cgroupManager
+	codeDir string             // WorkDir/code: one directory per digest
+	instDir string             // WorkDir/instances: one directory per live instance
+	cgroups cgroupManager      // nil: rlimits only
+	noCgWhy string             // why cgroups is nil
 	fetch   singleflight.Group // unpacks on Start, one per digest at a time
 
 	mu        sync.Mutex
@@ -141,8 +144,10 @@ type Runtime struct {
 }
 
 // New checks cfg, creates the work directories, removes instance
-// directories a previous run left behind, and detects whether cgroup v2 can
-// limit memory. It starts no process.
+// directories a previous run left behind, and detects whether cgroups (v2,
+// else v1) can limit memory, creating the runtime's own cgroup directories
+// and removing those a node no longer running left behind. It starts no
+// process.
 func New(cfg Config) (*Runtime, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -164,24 +169,25 @@ func New(cfg Config) (*Runtime, error) {
 			return nil, fmt.Errorf("process: %w", err)
 		}
 	}
+	r.noCgWhy = "cgroups off by config"
 	if cfg.Cgroups == "auto" {
-		cg, why := detectCgroups()
-		if cg != nil {
-			r.cgroups = cg
-			r.log.Info("process runtime: limits by cgroup v2", "cgroup", cg.dir, "max_procs", cfg.MaxProcs)
-		} else {
-			r.log.Info("process runtime: limits by rlimit (RLIMIT_DATA, RLIMIT_NOFILE); no cgroup v2", "reason", why)
-		}
+		r.cgroups, r.noCgWhy = detectCgroups()
+	}
+	if r.cgroups != nil {
+		attrs := append([]any{"mode", r.cgroups.mode(), "max_procs", cfg.MaxProcs, "max_open_files", cfg.MaxOpenFiles}, r.cgroups.logAttrs()...)
+		label := map[string]string{"cgroup": "cgroup v2", "cgroup-v1": "cgroup v1"}[r.cgroups.mode()]
+		r.log.Info("process runtime: limits by "+label+" (memory, processes) and RLIMIT_NOFILE", attrs...)
 	} else {
-		r.log.Info("process runtime: limits by rlimit (RLIMIT_DATA, RLIMIT_NOFILE); cgroups off by config")
+		r.log.Info("process runtime: limits by rlimit (RLIMIT_DATA, RLIMIT_NOFILE); processes not capped", "mode", "rlimit", "reason", r.noCgWhy)
 	}
 	return r, nil
 }
 
-// LimitMode says how memory is limited: "cgroup" or "rlimit".
+// LimitMode says how memory (and the number of processes) is limited:
+// "cgroup" (v2), "cgroup-v1" or "rlimit".
 func (r *Runtime) LimitMode() string {
 	if r.cgroups != nil {
-		return "cgroup"
+		return r.cgroups.mode()
 	}
 	return "rlimit"
 }
