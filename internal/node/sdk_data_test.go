@@ -954,8 +954,9 @@ func testSDKBucketTrigger(t *testing.T, n *node.Node, runtime string, code []byt
 		}
 		return o
 	}
-	// In stream order: once img/b.png is seen, everything before it has
-	// been handled, so what is missing then was filtered out.
+	// Deliveries may run concurrently, so the wait is for both images;
+	// had the filters let the others through, their invocations would
+	// have started before img/b.png's and show in the checks below.
 	a := putObj("img/a.png", "aaaa")
 	putObj("doc/skip.txt", "not an image")
 	putObj("imgx/c.png", "outside the prefix too")
@@ -971,7 +972,7 @@ func testSDKBucketTrigger(t *testing.T, n *node.Node, runtime string, code []byt
 		ETag string `json:"etag"`
 	}
 	var got []seen
-	nodetest.Eventually(t, 10*time.Second, "the function to see img/b.png", func() bool {
+	nodetest.Eventually(t, 10*time.Second, "the function to see img/a.png and img/b.png", func() bool {
 		p, err := c.Query(ctx, "seen", &api.QueryRequest{Partition: json.RawMessage(strconv.Quote(bucket))})
 		if err != nil {
 			return false
@@ -984,7 +985,8 @@ func testSDKBucketTrigger(t *testing.T, n *node.Node, runtime string, code []byt
 			}
 			got = append(got, s)
 		}
-		return slices.ContainsFunc(got, func(s seen) bool { return s.Key == "img/b.png" })
+		return slices.ContainsFunc(got, func(s seen) bool { return s.Key == "img/a.png" }) &&
+			slices.ContainsFunc(got, func(s seen) bool { return s.Key == "img/b.png" })
 	})
 	slices.SortFunc(got, func(x, y seen) int { return strings.Compare(x.Key, y.Key) })
 	want := []seen{
