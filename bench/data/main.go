@@ -5,7 +5,9 @@
 // 100-item query of a 10,000-item partition; and object put/get throughput
 // of a 100 MB object against a plain file copy on the same disk.
 //
-//	go run ./bench/data [-n 20000] [-mb 100] [-only table,query,object] [-cpuprofile FILE]
+//	go run ./bench/data [-n 20000] [-mb 100] [-c 16] [-only table,query,object] [-cpuprofile FILE]
+//
+// -only also takes put, get and http: parts of the table benchmark.
 package main
 
 import (
@@ -19,11 +21,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nimbus-run/nimbus/api"
@@ -90,28 +94,49 @@ func run(ops, mb, clients int) error {
 	key := func(i int) json.RawMessage { return json.RawMessage(fmt.Sprintf(`{"pk":"p%d","sk":%d}`, i%1000, i)) }
 
 	report := func(name string, f func(i int) error) error {
+		cpu0 := cpuTime()
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
 		lat, elapsed, err := load(ops, clients, f)
+		runtime.ReadMemStats(&ms1)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		fmt.Printf("%-28s p50 %7.3f ms  p99 %7.3f ms  %8.0f ops/s\n", name, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), float64(ops)/elapsed.Seconds())
+		// CPU per operation (client and server, as they share the process)
+		// is steadier than throughput on a shared machine.
+		cpu := cpuTime() - cpu0
+		fmt.Printf("%-28s p50 %7.3f ms  p99 %7.3f ms  %8.0f ops/s  %5.0f µs CPU/op  %4d allocs/op\n", name, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]),
+			float64(ops)/elapsed.Seconds(), float64(cpu.Microseconds())/float64(ops), (ms1.Mallocs-ms0.Mallocs)/uint64(ops))
 		return nil
 	}
-	if parts["table"] {
+	if parts["table"] || parts["put"] || parts["get"] || parts["http"] {
 		fmt.Printf("table, %d ops, %d clients\n", ops, clients)
+	}
+	if parts["table"] || parts["put"] || parts["get"] {
 		if err := report("put (in process)", func(i int) error { _, err := svc.Put(ctx, "bench", item(i), data.PutOptions{}); return err }); err != nil {
 			return err
 		}
+	}
+	if parts["table"] || parts["put"] {
+		// Replacing an item reads it first (its old image goes with the
+		// change), so it costs more than an insert.
+		if err := report("put, replace (in process)", func(i int) error { _, err := svc.Put(ctx, "bench", item(i), data.PutOptions{}); return err }); err != nil {
+			return err
+		}
+	}
+	if parts["table"] || parts["get"] {
 		if err := report("get (in process)", func(i int) error { _, err := svc.Get(ctx, "bench", key(i)); return err }); err != nil {
 			return err
 		}
+	}
+	if parts["table"] || parts["http"] {
 		if err := report("put (HTTP API)", func(i int) error {
 			_, err := c.PutItem(ctx, "bench", &api.PutItemRequest{Item: item(i + ops)})
 			return err
 		}); err != nil {
 			return err
 		}
-		if err := report("get (HTTP API)", func(i int) error { _, err := c.GetItem(ctx, "bench", key(i)); return err }); err != nil {
+		if err := report("get (HTTP API)", func(i int) error { _, err := c.GetItem(ctx, "bench", key(i+ops)); return err }); err != nil {
 			return err
 		}
 	}
@@ -210,6 +235,15 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// cpuTime is the CPU time (user and system) the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -329,7 +329,8 @@ functions:
 }
 
 // TestObjectMemory uploads and downloads a 200 MB object through a child
-// `nimbus up` and checks that its resident memory grows by less than 64 MB.
+// `nimbus up` and checks that its resident memory grows by less than 64 MB
+// for the upload, and by less than 80 MB for both (see below).
 func TestObjectMemory(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads /proc")
@@ -367,13 +368,16 @@ func TestObjectMemory(t *testing.T) {
 	if growth := afterPut - base; growth >= 64<<20 {
 		t.Errorf("resident memory grew by %d MB uploading a 200 MB object, want under 64 MB", growth>>20)
 	}
-	// Known gap: a download grows the server by some 50-80 MB, held by
-	// JetStream's file store, which caches each 8 MB block it reads for
-	// 10 s (our reader itself holds fetchBatch chunks). The issue's 64 MB
-	// target is not met for downloads; this bound only catches a reader
-	// that buffers the object (200 MB).
-	if growth := peak - base; growth >= 128<<20 {
-		t.Errorf("resident memory grew by %d MB moving a 200 MB object, want under 128 MB (target 64 MB, see above)", growth>>20)
+	// The issue's target is 64 MB for the upload and download together;
+	// the median is about 55 MB (53-56 MB in most runs, 68 MB at worst in
+	// ten), so this bound leaves room for a loaded machine. What remains
+	// is not Nimbus's buffers (a put has 4 chunks in flight and 2 read
+	// ahead, a download 2 chunks pulled ahead: about 2 MB together) but
+	// JetStream's file store, which holds the 8 MB block being written for
+	// 10 s after the last write and loads each 8 MB block it reads, times
+	// two for the garbage collector's headroom (GOGC=100).
+	if growth := peak - base; growth >= 80<<20 {
+		t.Errorf("resident memory grew by %d MB moving a 200 MB object, want under 80 MB (target 64 MB, see above)", growth>>20)
 	}
 }
 

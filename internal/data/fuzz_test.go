@@ -158,3 +158,48 @@ func TestParseRange(t *testing.T) {
 }
 
 var errInvalid = errors.New("any field error") // a marker for the table above
+
+// FuzzTopLevel checks the attribute scanner of puts against decoding the
+// object into a map, and the fast key parser against ParseKeyValue.
+func FuzzTopLevel(f *testing.F) {
+	for _, s := range []string{
+		`{"pk":"a","sk":1,"x":{"pk":2},"y":[1,"]",{"z":"}"}]}`,
+		`{ "pk" : "a\"b" , "s\u006b" : -1.5e3 , "pk":"last" }`,
+		`{"pk":null,"sk":true,"ttl":12.5}`, `{}`, `[1]`, `"s"`, `{"pk":"é","sk":"\ud83d\ude00"}`,
+		`{"pk":"a\\","sk":1e400}`, `{"pk":-0,"sk":0.0000}`,
+	} {
+		f.Add(s, "pk", "sk")
+	}
+	f.Fuzz(func(t *testing.T, doc, n1, n2 string) {
+		if !json.Valid([]byte(doc)) {
+			return
+		}
+		var m map[string]json.RawMessage
+		mapErr := json.Unmarshal([]byte(doc), &m)
+		vals := make([]json.RawMessage, 2)
+		ok := topLevel([]byte(doc), []string{n1, n2}, vals)
+		if isObj := mapErr == nil && m != nil; ok != isObj {
+			t.Fatalf("%s: topLevel says object %v, json.Unmarshal %v (%v)", doc, ok, isObj, mapErr)
+		}
+		if !ok {
+			return
+		}
+		for i, n := range []string{n1, n2} {
+			want, has := m[n]
+			if n == "" {
+				want, has = nil, false
+			}
+			if (vals[i] != nil) != has || string(vals[i]) != string(want) {
+				t.Fatalf("%s: %q is %q, want %q (present %v)", doc, n, vals[i], want, has)
+			}
+			if !has {
+				continue
+			}
+			got, gerr := parseKeyValueFast(vals[i])
+			wantKV, werr := ParseKeyValue(want)
+			if (gerr == nil) != (werr == nil) || got != wantKV {
+				t.Fatalf("%s: key value %q: fast %#v, %v; want %#v, %v", doc, want, got, gerr, wantKV, werr)
+			}
+		}
+	})
+}

@@ -46,10 +46,10 @@ type keyIndex struct {
 	mu         sync.RWMutex
 	partitions map[string][]string
 	parts      []string
-	applied    uint64 // stream sequence of the last message applied
-	initial    uint64 // the stream's last sequence when the index started
-	err        error  // the consumer failed or stopped: fall back to listing
-	changed    chan struct{}
+	applied    uint64        // stream sequence of the last message applied
+	initial    uint64        // the stream's last sequence when the index started
+	err        error         // the consumer failed or stopped: fall back to listing
+	changed    chan struct{} // closed on the next change; nil: nobody waits
 
 	cc     jetstream.ConsumeContext
 	cancel context.CancelFunc
@@ -57,7 +57,7 @@ type keyIndex struct {
 
 // startKeyIndex builds the index of h and keeps it current until stop.
 func startKeyIndex(h *tableHandle) (*keyIndex, error) {
-	x := &keyIndex{name: h.def.Name, partitions: map[string][]string{}, changed: make(chan struct{})}
+	x := &keyIndex{name: h.def.Name, partitions: map[string][]string{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	x.cancel = cancel
 	info, err := h.stream.Info(ctx)
@@ -114,10 +114,13 @@ func (x *keyIndex) fail(err error) {
 	x.mu.Unlock()
 }
 
-// signal wakes waiters of sync; x.mu is held.
+// signal wakes waiters of sync; x.mu is held. Only a sync makes the
+// channel, so the writes nobody waits for cost no allocation.
 func (x *keyIndex) signal() {
-	close(x.changed)
-	x.changed = make(chan struct{})
+	if x.changed != nil {
+		close(x.changed)
+		x.changed = nil
+	}
 }
 
 func (x *keyIndex) apply(key string, del bool, seq uint64) {
@@ -174,13 +177,23 @@ func (x *keyIndex) has(key string) (present, ok bool) {
 func (x *keyIndex) sync(ctx context.Context, last uint64) error {
 	for {
 		x.mu.RLock()
-		done, err, ch := x.applied >= last, x.err, x.changed
+		done, err := x.applied >= last, x.err
 		x.mu.RUnlock()
 		if err != nil {
 			return err
 		}
 		if done {
 			return nil
+		}
+		x.mu.Lock()
+		done, err = x.applied >= last, x.err
+		if x.changed == nil && !done && err == nil {
+			x.changed = make(chan struct{})
+		}
+		ch := x.changed
+		x.mu.Unlock()
+		if done || err != nil {
+			continue
 		}
 		select {
 		case <-ch:

@@ -126,7 +126,7 @@ func (s *Service) UploadPart(ctx context.Context, bucket, key, id string, number
 	if number < 1 || number > MaxParts {
 		return nil, invalid("partNumber", "%d is out of range: use 1 to %d", number, MaxParts)
 	}
-	h := &bucketHandle{obs: s.uploads, name: UploadsBucket, store: UploadsBucket}
+	h := &bucketHandle{js: s.js, obs: s.uploads, stream: s.uploadsStr, name: UploadsBucket, store: UploadsBucket}
 	info, err := h.put(ctx, partName(id, number), r, size, map[string]string{}, "", s.cfg.MaxObjectBytes)
 	if err != nil {
 		return nil, err
@@ -211,7 +211,7 @@ func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, wa
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ph := &bucketHandle{obs: s.uploads, name: UploadsBucket, store: UploadsBucket}
+		ph := &bucketHandle{js: s.js, obs: s.uploads, stream: s.uploadsStr, name: UploadsBucket, store: UploadsBucket}
 		for _, w := range want {
 			info, err := ph.info(ctx, partName(id, w.Number))
 			if err == nil {

@@ -2,13 +2,11 @@ package data
 
 import (
 	"context"
-	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"sort"
 	"strings"
@@ -37,6 +35,7 @@ const (
 
 type bucketHandle struct {
 	def    *BucketDef
+	js     jetstream.JetStream
 	obs    jetstream.ObjectStore
 	stream jetstream.Stream
 	name   string // the bucket's name
@@ -169,7 +168,7 @@ func (s *Service) bucket(ctx context.Context, name string) (*bucketHandle, error
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", name, err)
 	}
-	h = &bucketHandle{def: def, obs: obs, stream: stream, name: name, store: BucketPrefix + name}
+	h = &bucketHandle{def: def, js: s.js, obs: obs, stream: stream, name: name, store: BucketPrefix + name}
 	s.mu.Lock()
 	if s.buckets[name] == def {
 		s.stores[name] = h
@@ -217,48 +216,6 @@ func infoOf(bucket string, oi *jetstream.ObjectInfo) *ObjectInfo {
 	return o
 }
 
-// chunkReader feeds the object store full chunks (it reads until a chunk
-// is full or the input ends), counts and hashes what passes, and refuses
-// input beyond the limit. At the end it stores the ETag in the metadata
-// map that the object store marshals into the object's info after the last
-// chunk: the ETag is only known then, and writing it there saves a second
-// metadata write (and a second "created" event).
-type chunkReader struct {
-	r     io.Reader
-	limit int64
-	n     int64
-	md5   hash.Hash
-	meta  map[string]string
-	etag  string
-	err   error
-}
-
-func (c *chunkReader) Read(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	n, err := io.ReadFull(c.r, p)
-	c.n += int64(n)
-	if c.n > c.limit {
-		c.err = wrapf(ErrTooLarge, "object is over the limit of %d bytes", c.limit)
-		return 0, c.err
-	}
-	c.md5.Write(p[:n])
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		if c.etag != "" {
-			c.meta[metaETag] = c.etag
-		} else {
-			c.meta[metaETag] = hex.EncodeToString(c.md5.Sum(nil))
-		}
-		c.err = io.EOF
-		return n, io.EOF
-	}
-	if err != nil {
-		c.err = err
-	}
-	return n, err
-}
-
 // PutObject stores an object, streaming r: nothing is held in memory but a
 // chunk. size is the expected size, or -1 when unknown; either way at most
 // the node's object limit is accepted. A failed put leaves any previous
@@ -299,27 +256,6 @@ func objectMeta(opt PutObjectOptions) (map[string]string, error) {
 		return nil, invalid("metadata", "user metadata is %d bytes, the limit is %d", n, MaxUserMetadataBytes)
 	}
 	return meta, nil
-}
-
-func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size int64, meta map[string]string, etag string, limit int64) (*ObjectInfo, error) {
-	if size >= 0 {
-		limit = min(limit, size)
-	}
-	cr := &chunkReader{r: r, limit: limit, md5: md5.New(), meta: meta, etag: etag}
-	oi, err := h.obs.Put(ctx, jetstream.ObjectMeta{Name: key, Metadata: meta, Opts: &jetstream.ObjectMetaOptions{ChunkSize: ChunkSize}}, cr)
-	if err != nil {
-		if errors.Is(err, ErrTooLarge) {
-			return nil, err
-		}
-		if cr.err != nil && !errors.Is(cr.err, io.EOF) {
-			return nil, fmt.Errorf("put %s/%s: reading the body: %w", h.name, key, cr.err)
-		}
-		return nil, fmt.Errorf("put %s/%s: %w", h.name, key, err)
-	}
-	if size >= 0 && cr.n != size {
-		return nil, invalid("body", "the body is %d bytes, %d were announced", cr.n, size)
-	}
-	return infoOf(h.name, oi), nil
 }
 
 // HeadObject returns an object's info.

@@ -6,10 +6,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -73,17 +73,25 @@ func ParseRange(h string, size int64) (*Range, error) {
 	return &Range{Start: start, Length: end - start + 1}, nil
 }
 
-// fetchBatch is how many chunks a reader asks for at once: what a download
-// holds in memory is about fetchBatch*ChunkSize, however slow its client.
-const fetchBatch = 16
+// readAhead is how many chunks a reader pulls ahead of its caller: what a
+// download holds in memory is about readAhead*ChunkSize, however slow its
+// client.
+const readAhead = 2
+
+// stallCheck is how long a reader waits for a chunk before it checks that
+// the object is still there: chunks are stored before the object is
+// visible, so a chunk that does not come means the object was replaced or
+// deleted while being read.
+const stallCheck = time.Second
 
 // open returns a reader of length bytes of an object from offset start.
 //
 // The object store's own reader pushes chunks as fast as JetStream sends
-// them and has no offset; this one pulls a few chunks at a time through an
-// ordered consumer on the object's chunk subject, and, for a range not at
-// the start, first finds the chunk holding the offset from the chunks'
-// sizes alone (a headers-only pass), so skipping never moves the bytes.
+// them and has no offset; this one pulls readAhead chunks at a time
+// through one ordered consumer on the object's chunk subject, and, for a
+// range not at the start, first finds the chunk holding the offset from
+// the chunks' sizes alone (a headers-only pass), so skipping never moves
+// the bytes.
 func (h *bucketHandle) open(ctx context.Context, info *ObjectInfo, start, length int64) (io.ReadCloser, error) {
 	if length == 0 {
 		return io.NopCloser(bytes.NewReader(nil)), nil
@@ -105,10 +113,14 @@ func (h *bucketHandle) open(ctx context.Context, info *ObjectInfo, start, length
 	if err != nil {
 		return nil, fmt.Errorf("read %s/%s: %w", h.name, info.Key, err)
 	}
-	r := &chunkStream{ctx: ctx, cons: cons, skip: skip, left: length, name: h.name + "/" + info.Key}
+	it, err := cons.Messages(jetstream.PullMaxMessages(readAhead))
+	if err != nil {
+		return nil, fmt.Errorf("read %s/%s: %w", h.name, info.Key, err)
+	}
+	r := &chunkStream{ctx: ctx, h: h, key: info.Key, nuid: info.nuid, it: it, skip: skip, left: length, name: h.name + "/" + info.Key}
 	if start == 0 && length == info.Size {
 		// A whole object is checked against its digest at the end.
-		r.sum, r.digest = sha256.New(), info.Digest
+		r.sum, r.digest = startHashing(), info.Digest
 	}
 	return r, nil
 }
@@ -154,70 +166,84 @@ func (h *bucketHandle) seek(ctx context.Context, subj string, off int64) (uint64
 // chunkStream reads chunks in order through an ordered consumer.
 type chunkStream struct {
 	ctx    context.Context
-	cons   jetstream.Consumer
+	h      *bucketHandle
+	key    string
+	nuid   string
+	it     jetstream.MessagesContext
 	name   string
 	skip   int64 // bytes of the first chunk to drop
 	left   int64 // bytes still to return
 	buf    []byte
-	batch  jetstream.MessageBatch
-	got    int // messages of batch so far
-	sum    hash.Hash
+	sum    *hasher
 	digest string
 	err    error
 }
 
 func (r *chunkStream) Read(p []byte) (int, error) {
-	for len(r.buf) == 0 {
-		if r.err != nil {
-			return 0, r.err
-		}
-		if r.left == 0 {
-			r.err = io.EOF
-			if r.sum != nil {
-				want, err := jetstream.DecodeObjectDigest(r.digest)
-				if err != nil || !bytes.Equal(want, r.sum.Sum(nil)) {
-					r.err = fmt.Errorf("read %s: the bytes do not match the object's digest", r.name)
-				}
-			}
-			return 0, r.err
-		}
-		r.err = r.next()
+	if err := r.fill(); err != nil {
+		return 0, err
 	}
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]
 	return n, nil
 }
 
-// next loads the next chunk into buf. Chunks are stored before the object
-// is visible, so a fetch that finds none means the object went away.
+// WriteTo hands w the chunks as they come, saving io.Copy's copy into a
+// buffer of its own.
+func (r *chunkStream) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	for {
+		if err := r.fill(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return n, nil
+			}
+			return n, err
+		}
+		k, err := w.Write(r.buf)
+		n += int64(k)
+		r.buf = r.buf[k:]
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// fill makes buf hold the next bytes, or returns io.EOF after the last.
+func (r *chunkStream) fill() error {
+	for len(r.buf) == 0 {
+		if r.err != nil {
+			return r.err
+		}
+		if r.left == 0 {
+			r.err = io.EOF
+			if r.sum != nil {
+				want, err := jetstream.DecodeObjectDigest(r.digest)
+				if got := r.sum.end(); err != nil || !bytes.Equal(want, got) {
+					r.err = fmt.Errorf("read %s: the bytes do not match the object's digest", r.name)
+				}
+				r.sum = nil
+			}
+			r.stop()
+			return r.err
+		}
+		r.err = r.next()
+	}
+	return nil
+}
+
+// next loads the next chunk into buf.
 func (r *chunkStream) next() error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
 	for {
-		if r.batch == nil {
-			b, err := r.cons.FetchNoWait(fetchBatch)
-			if err != nil {
-				return fmt.Errorf("read %s: %w", r.name, err)
-			}
-			r.batch, r.got = b, 0
+		m, err := r.nextMsg()
+		if err != nil {
+			return err
 		}
-		m, ok := <-r.batch.Messages()
-		if !ok {
-			err := r.batch.Error()
-			r.batch = nil
-			if err != nil && !errors.Is(err, nats.ErrTimeout) {
-				return fmt.Errorf("read %s: %w", r.name, err)
-			}
-			if r.got == 0 {
-				return fmt.Errorf("read %s: %d bytes missing (the object was replaced or deleted while being read): %w", r.name, r.left, io.ErrUnexpectedEOF)
-			}
-			continue
-		}
-		r.got++
 		data := m.Data()
 		if r.sum != nil {
-			r.sum.Write(data)
+			r.sum.write(data) // the message's bytes are its own: no copy
 		}
 		if r.skip > 0 {
 			if r.skip >= int64(len(data)) {
@@ -236,9 +262,75 @@ func (r *chunkStream) next() error {
 	}
 }
 
+func (r *chunkStream) nextMsg() (jetstream.Msg, error) {
+	for {
+		ctx, cancel := context.WithTimeout(r.ctx, stallCheck)
+		m, err := r.it.Next(jetstream.NextContext(ctx))
+		cancel()
+		if err == nil {
+			return m, nil
+		}
+		if cerr := r.ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("read %s: %w", r.name, err)
+		}
+		// No chunk for a while: is the object still there?
+		info, err := r.h.obs.GetInfo(r.ctx, r.key)
+		if errors.Is(err, jetstream.ErrObjectNotFound) || (err == nil && info.NUID != r.nuid) {
+			return nil, fmt.Errorf("read %s: %d bytes missing (the object was replaced or deleted while being read): %w", r.name, r.left, io.ErrUnexpectedEOF)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", r.name, err)
+		}
+	}
+}
+
+// stop ends the consumer and the hashing.
+func (r *chunkStream) stop() {
+	if r.it != nil {
+		r.it.Stop()
+		r.it = nil
+	}
+	if r.sum != nil {
+		r.sum.end()
+		r.sum = nil
+	}
+}
+
 func (r *chunkStream) Close() error {
 	if r.err == nil {
 		r.err = errors.New("read after close")
 	}
+	r.stop()
 	return nil
+}
+
+// hasher computes a SHA-256 on a goroutine of its own, so checking a
+// download's digest costs the reader no time (with a core to spare).
+type hasher struct {
+	in  chan []byte
+	out chan []byte
+}
+
+func startHashing() *hasher {
+	h := &hasher{in: make(chan []byte, 1), out: make(chan []byte, 1)}
+	go func() {
+		sum := sha256.New()
+		for b := range h.in {
+			sum.Write(b)
+		}
+		h.out <- sum.Sum(nil)
+	}()
+	return h
+}
+
+// write hashes b, which must not change afterwards.
+func (h *hasher) write(b []byte) { h.in <- b }
+
+// end waits for the hashing and returns the sum.
+func (h *hasher) end() []byte {
+	close(h.in)
+	return <-h.out
 }

@@ -114,16 +114,23 @@ func (s *Service) table(ctx context.Context, name string) (*tableHandle, error) 
 	if other := s.open[name]; other != nil {
 		return other, nil // bound concurrently: share one handle (and one index)
 	}
-	if s.tables[name] == def {
+	// The catalogue watch replaces a definition with an equal copy when it
+	// delivers the write PutTable already applied: that is the same table.
+	if cur := s.tables[name]; cur != nil && cur.Created.Equal(def.Created) {
+		h.def = cur
 		s.open[name] = h
+		return h, nil
 	}
+	// The table went away or was recreated while being bound: this call
+	// may finish on the handle, but nothing will close it, so it must not
+	// start a key index (a consumer that would live on, fed every write).
+	h.closeIndex()
 	return h, nil
 }
 
 // parsedItem is an item checked against its table.
 type parsedItem struct {
 	raw     []byte // compact JSON
-	attrs   map[string]json.RawMessage
 	pk      KeyValue
 	sk      *KeyValue
 	key     string
@@ -133,32 +140,30 @@ type parsedItem struct {
 // parseItem validates an item: a JSON object of at most MaxItemBytes
 // (compacted) holding the table's key attributes.
 func (h *tableHandle) parseItem(raw []byte) (*parsedItem, error) {
-	var buf bytes.Buffer
-	buf.Grow(len(raw))
-	if err := json.Compact(&buf, raw); err != nil {
+	b := make([]byte, 0, len(raw))
+	buf := bytes.NewBuffer(b)
+	if err := json.Compact(buf, raw); err != nil {
 		return nil, invalid("item", "not valid JSON: %v", err)
 	}
 	if buf.Len() > MaxItemBytes {
 		return nil, wrapf(ErrTooLarge, "item is %d bytes, the limit is %d", buf.Len(), MaxItemBytes)
 	}
-	b := buf.Bytes()
-	if len(b) == 0 || b[0] != '{' {
+	b = buf.Bytes()
+	// The key and TTL attributes, read without decoding the whole item.
+	var vals [3]json.RawMessage
+	if len(b) == 0 || b[0] != '{' || !topLevel(b, []string{h.def.Key, h.def.Sort, h.def.TTL}, vals[:]) {
 		return nil, invalid("item", "must be a JSON object")
 	}
-	var attrs map[string]json.RawMessage
-	if err := json.Unmarshal(b, &attrs); err != nil {
-		return nil, invalid("item", "must be a JSON object: %v", err)
-	}
-	it := &parsedItem{raw: b, attrs: attrs}
+	it := &parsedItem{raw: b}
 	var err error
-	if it.pk, it.sk, err = h.keyOf(attrs); err != nil {
+	if it.pk, it.sk, err = h.keyOf(vals[0], vals[0] != nil, vals[1], vals[1] != nil); err != nil {
 		return nil, err
 	}
 	it.key = kvKey(it.pk, it.sk)
 	if h.def.TTL != "" {
-		if v, ok := attrs[h.def.TTL]; ok && string(v) != "null" {
-			var f float64
-			if err := json.Unmarshal(v, &f); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		if v := vals[2]; v != nil && string(v) != "null" {
+			f, err := strconv.ParseFloat(string(v), 64)
+			if len(v) == 0 || !(v[0] == '-' || ('0' <= v[0] && v[0] <= '9')) || err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 				return nil, invalid(h.def.TTL, "the TTL attribute must be a number of epoch seconds")
 			}
 			it.expires = int64(math.Ceil(f))
@@ -170,13 +175,14 @@ func (h *tableHandle) parseItem(raw []byte) (*parsedItem, error) {
 	return it, nil
 }
 
-// keyOf extracts and checks the key attributes of an item or a key object.
-func (h *tableHandle) keyOf(attrs map[string]json.RawMessage) (KeyValue, *KeyValue, error) {
-	raw, ok := attrs[h.def.Key]
-	if !ok {
+// keyOf checks the key attributes of an item or a key object: the raw
+// values of the partition and sort key attributes, and whether each is
+// present.
+func (h *tableHandle) keyOf(pkRaw json.RawMessage, hasPK bool, skRaw json.RawMessage, hasSK bool) (KeyValue, *KeyValue, error) {
+	if !hasPK {
 		return KeyValue{}, nil, invalid(h.def.Key, "the partition key attribute %q is missing", h.def.Key)
 	}
-	pk, err := ParseKeyValue(raw)
+	pk, err := parseKeyValueFast(pkRaw)
 	if err == nil {
 		err = checkKeyValue(pk, MaxPartitionKeyBytes)
 	}
@@ -186,11 +192,10 @@ func (h *tableHandle) keyOf(attrs map[string]json.RawMessage) (KeyValue, *KeyVal
 	if h.def.Sort == "" {
 		return pk, nil, nil
 	}
-	raw, ok = attrs[h.def.Sort]
-	if !ok {
+	if !hasSK {
 		return KeyValue{}, nil, invalid(h.def.Sort, "the sort key attribute %q is missing", h.def.Sort)
 	}
-	sk, err := ParseKeyValue(raw)
+	sk, err := parseKeyValueFast(skRaw)
 	if err == nil {
 		err = checkKeyValue(sk, MaxSortKeyBytes)
 	}
@@ -202,11 +207,11 @@ func (h *tableHandle) keyOf(attrs map[string]json.RawMessage) (KeyValue, *KeyVal
 
 // parseKey reads a key object: {"<key>": ..., "<sort>": ...}.
 func (h *tableHandle) parseKey(raw json.RawMessage) (string, error) {
-	var attrs map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &attrs); err != nil || attrs == nil {
+	var vals [2]json.RawMessage
+	if !json.Valid(raw) || !topLevel(raw, []string{h.def.Key, h.def.Sort}, vals[:]) {
 		return "", invalid("key", "must be a JSON object holding the key attributes")
 	}
-	pk, sk, err := h.keyOf(attrs)
+	pk, sk, err := h.keyOf(vals[0], vals[0] != nil, vals[1], vals[1] != nil)
 	if err != nil {
 		return "", err
 	}
@@ -254,9 +259,8 @@ var errWrongSeq = errors.New("revision changed")
 // write publishes one message for key, expecting the subject's last
 // sequence to be expect (0: no message).
 func (h *tableHandle) write(ctx context.Context, key string, body []byte, expect uint64, del bool, expires int64, reason string) (uint64, error) {
-	m := nats.NewMsg(h.pre + key)
-	m.Data = body
-	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
+	m := &nats.Msg{Subject: h.pre + key, Data: body,
+		Header: nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{strconv.FormatUint(expect, 10)}}}
 	if del {
 		m.Header.Set(hKVOperation, opDel)
 	}

@@ -332,3 +332,39 @@ func isCode(err error, code string) bool {
 }
 
 var _ = http.StatusOK
+
+// TestOneKeyIndex: puts racing a table's first binding (and the catalogue
+// watch delivering the table's creation) share one key index, so every
+// write feeds one index consumer, not one per lost race.
+func TestOneKeyIndex(t *testing.T) {
+	n, _ := startNode(t)
+	ctx := context.Background()
+	for round := range 5 {
+		name := fmt.Sprintf("race%d", round)
+		if _, _, err := n.Data.PutTable(ctx, data.TableDef{Name: name, Key: "pk"}); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := n.Data.Put(ctx, name, raw(fmt.Sprintf(`{"pk":%d}`, i)), data.PutOptions{}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		stream, err := n.Store.JS.Stream(ctx, "KV_"+data.TablePrefix+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := stream.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := info.State.Consumers; got > 1 {
+			t.Fatalf("table %s: %d consumers after its first puts, want 1 (the key index)", name, got)
+		}
+	}
+}

@@ -1,0 +1,263 @@
+package data
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Writing objects. put stores an object exactly as the object store's own
+// Put does (chunks on $O.<store>.C.<nuid>, then the info on
+// $O.<store>.M.<name> with a subject rollup, then the replaced object's
+// chunks purged), so every NATS client reads what Nimbus writes; but:
+//
+//   - at most putWindow chunks are unacknowledged at a time: nats.go's Put
+//     lets 4,000 run ahead (1 GB of 256 KB chunks), which a fast client and
+//     a slow disk turn into memory on the node;
+//   - the body is read and MD5-hashed (the ETag) on a goroutine of its own
+//     while the caller's SHA-256-hashes (the digest) and publishes: the two
+//     hashes are most of a put's CPU, and they need not share one core.
+const (
+	// putWindow is how many chunks a put has in flight.
+	putWindow = 4
+	// putBuffers is how many chunks the body reader fills ahead.
+	putBuffers = 2
+	// ackWait bounds the wait for one chunk's acknowledgement.
+	ackWait = 30 * time.Second
+)
+
+func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size int64, meta map[string]string, etag string, limit int64) (*ObjectInfo, error) {
+	if size >= 0 {
+		limit = min(limit, size)
+	}
+	old, err := h.obs.GetInfo(ctx, key, jetstream.GetObjectInfoShowDeleted())
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, fmt.Errorf("put %s/%s: %w", h.name, key, err)
+	}
+	id := newNUID()
+	subj := "$O." + h.store + ".C." + id
+	body := readBody(r, limit, etag == "")
+	defer body.stop()
+
+	var (
+		sum     = sha256.New()
+		pending []jetstream.PubAckFuture
+		chunks  uint32
+		total   uint64
+	)
+	fail := func(err error) (*ObjectInfo, error) {
+		// Remove what was stored, once the chunks in flight have landed.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackWait)
+		defer cancel()
+		for _, f := range pending {
+			waitAck(cctx, f) //nolint:errcheck // purging anyway
+		}
+		h.purge(cctx, subj)
+		return nil, err
+	}
+	for {
+		buf, err := body.next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if errors.Is(err, ErrTooLarge) {
+			return fail(err)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("put %s/%s: reading the body: %w", h.name, key, err))
+		}
+		sum.Write(buf)
+		f, err := h.js.PublishMsgAsync(&nats.Msg{Subject: subj, Data: buf})
+		body.release(buf) // published: the connection has its own copy
+		if err != nil {
+			return fail(fmt.Errorf("put %s/%s: %w", h.name, key, err))
+		}
+		pending = append(pending, f)
+		chunks++
+		total += uint64(len(buf))
+		if len(pending) == putWindow {
+			if err := waitAck(ctx, pending[0]); err != nil {
+				return fail(fmt.Errorf("put %s/%s: %w", h.name, key, err))
+			}
+			pending = append(pending[:0], pending[1:]...)
+		}
+	}
+	for len(pending) > 0 {
+		if err := waitAck(ctx, pending[0]); err != nil {
+			return fail(fmt.Errorf("put %s/%s: %w", h.name, key, err))
+		}
+		pending = pending[1:]
+	}
+	if size >= 0 && int64(total) != size {
+		return fail(invalid("body", "the body is %d bytes, %d were announced", total, size))
+	}
+	if etag == "" {
+		etag = hex.EncodeToString(body.md5.Sum(nil))
+	}
+	meta[metaETag] = etag
+	info := &jetstream.ObjectInfo{
+		ObjectMeta: jetstream.ObjectMeta{Name: key, Metadata: meta, Opts: &jetstream.ObjectMetaOptions{ChunkSize: ChunkSize}},
+		Bucket:     h.store, NUID: id, Size: total, Chunks: chunks,
+		Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sum.Sum(nil)),
+	}
+	b, err := json.Marshal(info)
+	if err != nil {
+		return fail(fmt.Errorf("put %s/%s: %w", h.name, key, err))
+	}
+	m := nats.NewMsg("$O." + h.store + ".M." + base64.URLEncoding.EncodeToString([]byte(key)))
+	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	m.Data = b
+	if _, err := h.js.PublishMsg(ctx, m); err != nil {
+		return fail(fmt.Errorf("put %s/%s: %w", h.name, key, err))
+	}
+	info.ModTime = time.Now().UTC()
+	if old != nil && !old.Deleted {
+		h.purge(context.WithoutCancel(ctx), "$O."+h.store+".C."+old.NUID)
+	}
+	return infoOf(h.name, info), nil
+}
+
+// purge removes the messages of subject from the object store's stream;
+// a failure leaves unreachable chunks, which cost space, not correctness.
+func (h *bucketHandle) purge(ctx context.Context, subject string) {
+	if h.stream == nil {
+		return
+	}
+	h.stream.Purge(ctx, jetstream.WithPurgeSubject(subject)) //nolint:errcheck // see above
+}
+
+func waitAck(ctx context.Context, f jetstream.PubAckFuture) error {
+	t := time.NewTimer(ackWait)
+	defer t.Stop()
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return errors.New("no acknowledgement from JetStream")
+	}
+}
+
+// newNUID returns a random identifier for an object's chunks, like the
+// object store's (22 characters of [0-9A-Za-z]).
+func newNUID() string {
+	const digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	var b [22]byte
+	rand.Read(b[:])
+	for i := range b {
+		b[i] = digits[int(b[i])%len(digits)]
+	}
+	return string(b[:])
+}
+
+// bodyReader reads an object's body into full chunks (every chunk but the
+// last is full, which keeps range reads cheap to position) on a goroutine
+// of its own, counting what passes against the limit and hashing it with
+// MD5, putBuffers chunks ahead of the publisher.
+type bodyReader struct {
+	md5  hash.Hash // nil when the ETag is given
+	free chan []byte
+	full chan filled
+	quit chan struct{}
+	done chan struct{}
+}
+
+type filled struct {
+	buf []byte
+	err error
+}
+
+func readBody(r io.Reader, limit int64, withMD5 bool) *bodyReader {
+	b := &bodyReader{
+		free: make(chan []byte, putBuffers), full: make(chan filled, putBuffers),
+		quit: make(chan struct{}), done: make(chan struct{}),
+	}
+	if withMD5 {
+		b.md5 = md5.New()
+	}
+	for range putBuffers {
+		b.free <- make([]byte, ChunkSize)
+	}
+	go b.run(r, limit)
+	return b
+}
+
+func (b *bodyReader) run(r io.Reader, limit int64) {
+	defer close(b.done)
+	send := func(f filled) bool {
+		select {
+		case b.full <- f:
+			return true
+		case <-b.quit:
+			return false
+		}
+	}
+	var n int64
+	for {
+		var buf []byte
+		select {
+		case buf = <-b.free:
+		case <-b.quit:
+			return
+		}
+		k, err := io.ReadFull(r, buf[:ChunkSize])
+		n += int64(k)
+		if n > limit {
+			send(filled{err: wrapf(ErrTooLarge, "object is over the limit of %d bytes", limit)})
+			return
+		}
+		if b.md5 != nil {
+			b.md5.Write(buf[:k])
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			if k > 0 && !send(filled{buf: buf[:k]}) {
+				return
+			}
+			send(filled{err: io.EOF})
+			return
+		}
+		if err != nil {
+			send(filled{err: err})
+			return
+		}
+		if !send(filled{buf: buf[:k]}) {
+			return
+		}
+	}
+}
+
+// next returns the next chunk, or io.EOF after the last one.
+func (b *bodyReader) next(ctx context.Context) ([]byte, error) {
+	select {
+	case f := <-b.full:
+		return f.buf, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// release hands a chunk's buffer back to the reader.
+func (b *bodyReader) release(buf []byte) { b.free <- buf[:cap(buf)] }
+
+// stop ends the reading goroutine and waits for it, so the body is never
+// read after put returns (net/http forbids reading a request body after
+// its handler has returned).
+func (b *bodyReader) stop() {
+	close(b.quit)
+	<-b.done
+}
