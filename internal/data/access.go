@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nimbus-run/nimbus/internal/function"
+	"github.com/nimbus-run/nimbus/internal/urlpath"
 )
 
 // Principal is who calls the data services: a function (through the SDK,
@@ -130,7 +131,7 @@ func (s *Service) Presign(method, bucket, key string, expires time.Duration) (st
 	exp := s.cfg.Now().Add(expires).Truncate(time.Second)
 	es := strconv.FormatInt(exp.Unix(), 10)
 	q := url.Values{"method": {method}, "expires": {es}, "signature": {s.presignMAC(method, bucket, key, es)}}
-	return PresignPath + url.PathEscape(bucket) + "/" + escapeKey(key) + "?" + q.Encode(), exp, nil
+	return PresignPath + url.PathEscape(bucket) + "/" + urlpath.Key(key) + "?" + q.Encode(), exp, nil
 }
 
 // VerifyPresigned checks a presigned request for method of bucket/key.
@@ -155,15 +156,6 @@ func (s *Service) VerifyPresigned(method, bucket, key string, q url.Values) erro
 
 func (s *Service) presignMAC(method, bucket, key, expires string) string {
 	return s.mac("presign", method+"\n"+bucket+"\n"+key+"\n"+expires)
-}
-
-// escapeKey escapes a key for a URL path, keeping its slashes.
-func escapeKey(key string) string {
-	parts := strings.Split(key, "/")
-	for i, p := range parts {
-		parts[i] = url.PathEscape(p)
-	}
-	return strings.Join(parts, "/")
 }
 
 // Describe says what a principal is, for logs and errors.

@@ -760,6 +760,20 @@ func testSDKBucket(t *testing.T, fn opsFn, c *api.Client, files, other string) {
 			if h.Size != int64(len("v:"+key)) {
 				t.Errorf("head %q: size %d, want %d", key, h.Size, len("v:"+key))
 			}
+			// A presigned URL names the same object.
+			var p struct {
+				URL string `json:"url"`
+			}
+			fn.ok(t, op{"op": "presign", "bucket": other, "object": key, "method": "GET"}, &p)
+			resp, err := http.Get(p.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(got) != "v:"+key {
+				t.Errorf("presigned GET of %q: status %d, %q", key, resp.StatusCode, got)
+			}
 		}
 		var l sdk.ObjectList
 		fn.ok(t, op{"op": "obj_list", "bucket": other, "prefix": "odd/"}, &l)
