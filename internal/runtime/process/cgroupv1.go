@@ -203,6 +203,7 @@ type cgroupV1 struct {
 	memory  string
 	pids    string // "" if not used
 	freezer string // "" if not used
+	maxUse  counterFile
 }
 
 func (m *cgroupV1Manager) create(id string, memBytes uint64, maxProcs int) (instanceCgroup, error) {
@@ -219,6 +220,7 @@ func (m *cgroupV1Manager) create(id string, memBytes uint64, maxProcs int) (inst
 		if c.memory, err = mk(m.memory); err != nil {
 			return err
 		}
+		c.maxUse.path = filepath.Join(c.memory, "memory.max_usage_in_bytes")
 		mem := strconv.FormatUint(memBytes, 10)
 		// The memory limit first: memsw may never be below it.
 		if err := writeFile(filepath.Join(c.memory, "memory.limit_in_bytes"), mem); err != nil {
@@ -307,9 +309,7 @@ func (c *cgroupV1) kill() {
 
 // peak is memory.max_usage_in_bytes: like v2's memory.peak, it counts the
 // page cache the instance's members caused as well as their own memory.
-func (c *cgroupV1) peak() uint64 {
-	return readUint(filepath.Join(c.memory, "memory.max_usage_in_bytes"))
-}
+func (c *cgroupV1) peak() uint64 { return c.maxUse.read() }
 
 // oomKilled reads the oom_kill counter of memory.oom_control (kernel
 // 4.13+). Older kernels lack it; then any hit of the limit (failcnt) is
@@ -322,6 +322,7 @@ func (c *cgroupV1) oomKilled() bool {
 }
 
 func (c *cgroupV1) remove() error {
+	c.maxUse.close()
 	var errs []error
 	for _, d := range c.dirs() {
 		errs = append(errs, removeCgroup(d))
