@@ -170,4 +170,3 @@ func doJSON(ctx context.Context, method, path string, in, out any) error {
 	}
 	return nil
 }
-
