@@ -22,6 +22,16 @@ const modulePath = "github.com/nimbus-run/nimbus"
 // repository root or absolute, such as "./examples/hello") with
 // GOOS=wasip1 GOARCH=wasm into the file out. It needs the go command.
 func BuildWasm(ctx context.Context, pkgDir, out string) error {
+	return build(ctx, pkgDir, out, "GOOS=wasip1", "GOARCH=wasm")
+}
+
+// BuildNative builds the main package pkgDir for this machine (a process
+// function's executable, e.g. its bootstrap) into the file out.
+func BuildNative(ctx context.Context, pkgDir, out string) error {
+	return build(ctx, pkgDir, out)
+}
+
+func build(ctx context.Context, pkgDir, out string, env ...string) error {
 	root, err := Root()
 	if err != nil {
 		return err
@@ -35,7 +45,7 @@ func BuildWasm(ctx context.Context, pkgDir, out string) error {
 	}
 	cmd := exec.CommandContext(ctx, goCommand(), "build", "-trimpath", "-o", out, pkgDir)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

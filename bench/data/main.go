@@ -1,16 +1,19 @@
 // Command data benchmarks the data services on a real node (embedded
 // JetStream on a temp directory): table get and put latency and throughput
 // at 16 concurrent clients, in process (what the wasm host functions call)
-// and through the HTTP API (what process functions and the CLI use); a
-// 100-item query of a 10,000-item partition; and object put/get throughput
-// of a 100 MB object against a plain file copy on the same disk.
+// and through the HTTP API (what process functions and the CLI use); the
+// same through the Go SDK from inside real functions, wasm and process (each
+// of the concurrent invocations times its own calls); a 100-item query of a
+// 10,000-item partition; and object put/get throughput of a 100 MB object
+// against a plain file copy on the same disk.
 //
-//	go run ./bench/data [-n 20000] [-mb 100] [-c 16] [-only table,query,object] [-cpuprofile FILE]
+//	go run ./bench/data [-n 20000] [-mb 100] [-c 16] [-only table,sdk,query,object] [-cpuprofile FILE]
 //
 // -only also takes put, get and http: parts of the table benchmark.
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -31,6 +34,7 @@ import (
 	"time"
 
 	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/examples"
 	"github.com/nimbus-run/nimbus/internal/data"
 	"github.com/nimbus-run/nimbus/internal/node"
 )
@@ -39,7 +43,7 @@ func main() {
 	n := flag.Int("n", 20000, "operations per table benchmark")
 	mb := flag.Int("mb", 100, "object size in MB")
 	clients := flag.Int("c", 16, "concurrent clients")
-	only := flag.String("only", "table,query,object", "which benchmarks to run")
+	only := flag.String("only", "table,sdk,query,object", "which benchmarks to run")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
 	parts = map[string]bool{}
@@ -137,6 +141,11 @@ func run(ops, mb, clients int) error {
 			return err
 		}
 		if err := report("get (HTTP API)", func(i int) error { _, err := c.GetItem(ctx, "bench", key(i+ops)); return err }); err != nil {
+			return err
+		}
+	}
+	if parts["sdk"] {
+		if err := sdkBench(ctx, c, dir, ops, clients); err != nil {
 			return err
 		}
 	}
@@ -280,4 +289,82 @@ func load(ops, clients int, f func(i int) error) ([]time.Duration, time.Duration
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	return lat, elapsed, nil
+}
+
+// sdkBench deploys bench/data/sdkfn as a wasm and as a process function
+// that may use the table, and has clients concurrent invocations each do
+// ops/clients puts, then gets, timing every call inside the function.
+func sdkBench(ctx context.Context, c *api.Client, dir string, ops, clients int) error {
+	per := max(ops/clients, 1)
+	for i, rt := range []string{"wasm", "process"} {
+		out := filepath.Join(dir, "sdkfn-"+rt)
+		build := examples.BuildWasm
+		if rt == "process" {
+			build = examples.BuildNative
+		}
+		if err := build(ctx, "./bench/data/sdkfn", out); err != nil {
+			return err
+		}
+		code, err := os.ReadFile(out)
+		if err != nil {
+			return err
+		}
+		up, err := c.PutCode(ctx, bytes.NewReader(code))
+		if err != nil {
+			return err
+		}
+		name := "sdk-" + rt
+		if _, err := c.PutFunction(ctx, &api.Function{Name: name, Runtime: rt, Code: up.Digest, Memory: 128, Timeout: "120s",
+			Max: clients, Uses: &api.Uses{Tables: []string{"bench"}}}); err != nil {
+			return err
+		}
+		base := (i + 2) * 10 * ops // a key range of its own
+		invoke := func(op string, n int) ([]time.Duration, time.Duration, error) {
+			var (
+				mu   sync.Mutex
+				lat  []time.Duration
+				errs []error
+				wg   sync.WaitGroup
+			)
+			start := time.Now()
+			for k := range clients {
+				wg.Go(func() {
+					ev, _ := json.Marshal(map[string]any{"op": op, "table": "bench", "from": base + k*n, "n": n})
+					res, err := c.Invoke(ctx, name, ev)
+					var out struct {
+						Lat []int64 `json:"lat_us"`
+					}
+					if err == nil {
+						err = json.Unmarshal(res.Payload, &out)
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						errs = append(errs, err)
+					}
+					for _, us := range out.Lat {
+						lat = append(lat, time.Duration(us)*time.Microsecond)
+					}
+				})
+			}
+			wg.Wait()
+			if len(errs) > 0 {
+				return nil, 0, fmt.Errorf("%s %s: %w", name, op, errs[0])
+			}
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			return lat, time.Since(start), nil
+		}
+		if _, _, err := invoke("put", 1); err != nil { // start the instances
+			return err
+		}
+		for _, op := range []string{"put", "get"} {
+			lat, elapsed, err := invoke(op, per)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%-28s p50 %7.3f ms  p99 %7.3f ms  %8.0f ops/s\n", fmt.Sprintf("%s (SDK, %s function)", op, rt),
+				ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), float64(len(lat))/elapsed.Seconds())
+		}
+	}
+	return nil
 }

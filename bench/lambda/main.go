@@ -31,7 +31,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -117,7 +116,11 @@ func run() error {
 	c := api.NewClient(n.URL(), n.Token())
 
 	fmt.Fprintln(os.Stderr, "building and deploying examples/lambda-go-echo...")
-	code, err := buildNative(ctx, dir, "./examples/lambda-go-echo")
+	bin := filepath.Join(dir, "bootstrap")
+	if err := examples.BuildNative(ctx, "./examples/lambda-go-echo", bin); err != nil {
+		return err
+	}
+	code, err := os.ReadFile(bin)
 	if err != nil {
 		return err
 	}
@@ -325,21 +328,4 @@ func deploy(ctx context.Context, c *api.Client, fn api.Function, code []byte) er
 	fn.Code = up.Digest
 	_, err = c.PutFunction(ctx, &fn)
 	return err
-}
-
-// buildNative builds a main package of this repository for the process
-// runtime.
-func buildNative(ctx context.Context, dir, pkg string) ([]byte, error) {
-	root, err := examples.Root()
-	if err != nil {
-		return nil, err
-	}
-	out := filepath.Join(dir, "bootstrap")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, pkg)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build %s: %w\n%s", pkg, err, msg)
-	}
-	return os.ReadFile(out)
 }
