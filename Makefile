@@ -23,6 +23,7 @@ load:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./internal/manifest
 	$(GO) test -run '^$$' -fuzz FuzzSpec -fuzztime 30s ./internal/function
+	$(GO) test -run '^$$' -fuzz FuzzInstrumentLoops -fuzztime 30s ./internal/runtime/wasm
 
 lint:
 	$(GO) vet ./...

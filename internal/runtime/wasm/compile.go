@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -121,6 +122,13 @@ func (r *Runtime) compile(ctx context.Context, digest string, code []byte) (*mod
 	}
 
 	code, image := extractData(code)
+	code, err := instrumentLoops(code)
+	if errors.Is(err, errMalformed) {
+		return nil, function.Invalid("code", "invalid WebAssembly: %v", err)
+	}
+	if err != nil {
+		return nil, function.Invalid("code", "%v", err)
+	}
 
 	r.compileMu.Lock()
 	// Close takes compileMu before it closes wazero, so a compile either

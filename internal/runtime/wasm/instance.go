@@ -32,12 +32,15 @@ type instance struct {
 	rt    *Runtime
 	memMB int
 	mem   *linearMemory
-	// ctx is the guest's context: cancelling it (stop) makes wazero close
-	// the module at the next check in compiled code, and wakes every
-	// blocking host call (next, stdin, sleep).
+	// ctx is the guest's context: cancelling it (stop) raises the module's
+	// interrupt flag, so running code traps at its next loop head
+	// (interrupt.go), and wakes every blocking host call (next, stdin,
+	// sleep).
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	done   chan struct{} // closed once _start has returned and the module is closed
+	// unwatch stops raising the flag on cancel (set before run starts).
+	unwatch func() bool
+	done    chan struct{} // closed once _start has returned and the module is closed
 	// exitErr is what _start returned; read only after done.
 	exitErr error
 	initDur time.Duration
@@ -88,6 +91,9 @@ func (in *instance) launch(ctx, callCtx context.Context, spec *function.Spec, m 
 		return fmt.Errorf("instantiate: %w", err)
 	}
 	in.initDur = time.Since(started)
+	if g, ok := mod.ExportedGlobal(interruptExport).(api.MutableGlobal); ok {
+		in.unwatch = context.AfterFunc(in.ctx, func() { g.Set(1) })
+	}
 	go in.run(callCtx, mod)
 	return nil
 }
@@ -96,6 +102,9 @@ func (in *instance) launch(ctx, callCtx context.Context, spec *function.Spec, m 
 func (in *instance) run(ctx context.Context, mod api.Module) {
 	defer in.forget()
 	_, err := mod.ExportedFunction("_start").Call(ctx)
+	if in.unwatch != nil {
+		in.unwatch()
+	}
 	in.exitErr = err
 	in.cancel(errExited) // release the context's resources; a cause set earlier stays
 	// The invocation's outcome is complete: let Invoke have it before the

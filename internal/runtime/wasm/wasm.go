@@ -167,9 +167,10 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	rc := wazero.NewRuntimeConfig().
 		WithCompilationCache(cache).
-		// A cancelled context stops a running guest: the deadline of an
-		// invocation is enforced by cancelling the instance's context.
-		WithCloseOnContextDone(true).
+		// Running guests are stopped by the interrupt flag compiled into
+		// every loop head (interrupt.go), not by wazero's own checks, which
+		// cost a call per loop iteration.
+		WithCloseOnContextDone(false).
 		// Functions' limits are enforced per instance (linearMemory), so the
 		// runtime allows what wasm32 can address.
 		WithMemoryLimitPages(65536)
