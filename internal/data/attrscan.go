@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/nimbus-run/nimbus/internal/jsonscan"
 )
 
 // topLevel finds the values of the members named in names in a JSON
@@ -16,34 +18,14 @@ import (
 // decoding the item into a map, the largest cost of a put after the write
 // itself. ok is false when obj is not an object.
 func topLevel(obj []byte, names []string, vals []json.RawMessage) (ok bool) {
-	i := skipWS(obj, 0)
-	if i >= len(obj) || obj[i] != '{' {
-		return false
-	}
-	i = skipWS(obj, i+1)
-	if i < len(obj) && obj[i] == '}' {
-		return true
-	}
-	for i < len(obj) {
-		// A member: "name" : value
-		kend := skipString(obj, i)
-		name := obj[i:kend]
-		i = skipWS(obj, kend)
-		i = skipWS(obj, i+1) // ':'
-		vend := skipValue(obj, i)
-		val := obj[i:vend]
+	return jsonscan.Members(obj, func(name, val []byte) bool {
 		for j, n := range names {
 			if n != "" && nameIs(name, n) {
 				vals[j] = val
 			}
 		}
-		i = skipWS(obj, vend)
-		if i >= len(obj) || obj[i] == '}' {
-			break
-		}
-		i = skipWS(obj, i+1) // ','
-	}
-	return true
+		return true
+	})
 }
 
 // nameIs reports whether the quoted JSON string q decodes to s.
@@ -56,60 +38,6 @@ func nameIs(q []byte, s string) bool {
 		}
 	}
 	return string(raw) == s
-}
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the string starting at b[i] ('"').
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return len(b)
-}
-
-// skipValue returns the index after the value starting at b[i].
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return i
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return len(b)
-	}
-	for ; i < len(b); i++ {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-	}
-	return i
 }
 
 // parseKeyValueFast is ParseKeyValue for the common cases (a string

@@ -10,6 +10,7 @@ import (
 	"github.com/nimbus-run/nimbus/api"
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/gateway"
+	"github.com/nimbus-run/nimbus/internal/jsonscan"
 )
 
 // fastBodyMax bounds the bodies readPutItem reads whole: an item of
@@ -76,84 +77,8 @@ func decodePutItem(body []byte, req *api.PutItemRequest) bool {
 // document, until f returns false. It reports false when obj is not an
 // object, a name has an escape, or f returned false.
 func eachMember(obj []byte, f func(name, val []byte) bool) bool {
-	i := skipWS(obj, 0)
-	if i >= len(obj) || obj[i] != '{' {
-		return false
-	}
-	i = skipWS(obj, i+1)
-	if i < len(obj) && obj[i] == '}' {
-		return true
-	}
-	for i < len(obj) {
-		kend := skipString(obj, i)
-		name := obj[i+1 : kend-1]
-		if bytes.IndexByte(name, '\\') >= 0 {
-			return false
-		}
-		i = skipWS(obj, skipWS(obj, kend)+1) // past ':'
-		vend := skipValue(obj, i)
-		if !f(name, obj[i:vend]) {
-			return false
-		}
-		i = skipWS(obj, vend)
-		if i >= len(obj) || obj[i] == '}' {
-			return true
-		}
-		i = skipWS(obj, i+1) // past ','
-	}
-	return true
-}
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the string starting at b[i] ('"').
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return len(b)
-}
-
-// skipValue returns the index after the value starting at b[i].
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return i
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return len(b)
-	}
-	for ; i < len(b); i++ {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-	}
-	return i
+	return jsonscan.Members(obj, func(name, val []byte) bool {
+		name = name[1 : len(name)-1]
+		return bytes.IndexByte(name, '\\') < 0 && f(name, val)
+	})
 }
