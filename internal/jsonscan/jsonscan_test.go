@@ -1,0 +1,67 @@
+package jsonscan
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+func members(t *testing.T, doc string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	if !Members([]byte(doc), func(name, val []byte) bool {
+		var n string
+		if err := json.Unmarshal(name, &n); err != nil {
+			t.Fatalf("name %s: %v", name, err)
+		}
+		out[n] = string(val)
+		return true
+	}) {
+		return nil
+	}
+	return out
+}
+
+func TestMembers(t *testing.T) {
+	doc := ` { "a" : 1 , "b\"}" : "x\\\"}]" , "c":[1,{"d":"]"}], "e":{"f":null}, "g":true } `
+	want := map[string]string{"a": "1", "b\"}": `"x\\\"}]"`, "c": `[1,{"d":"]"}]`, "e": `{"f":null}`, "g": "true"}
+	if got := members(t, doc); !reflect.DeepEqual(got, want) {
+		t.Errorf("members = %q, want %q", got, want)
+	}
+	if got := members(t, `{}`); len(got) != 0 || got == nil {
+		t.Errorf("empty object: %v", got)
+	}
+	for _, notObject := range []string{`[]`, `"s"`, `1`, ``} {
+		if members(t, notObject) != nil {
+			t.Errorf("%q accepted as an object", notObject)
+		}
+	}
+	n := 0
+	if Members([]byte(`{"a":1,"b":2}`), func(_, _ []byte) bool { n++; return false }) || n != 1 {
+		t.Errorf("Members went on after f returned false (%d calls)", n)
+	}
+}
+
+// FuzzMembers: on any valid object, the members found are the ones
+// encoding/json decodes (last duplicate wins in both).
+func FuzzMembers(f *testing.F) {
+	f.Add(`{"a":1,"b":[1,2,{"c":"}"}],"d":"\"","a":2}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		var want map[string]json.RawMessage
+		if !json.Valid([]byte(doc)) || json.Unmarshal([]byte(doc), &want) != nil || want == nil {
+			return
+		}
+		got := members(t, doc)
+		if len(got) != len(want) {
+			t.Fatalf("%d members, want %d", len(got), len(want))
+		}
+		for k, v := range want {
+			var a, b any
+			json.Unmarshal(v, &a)
+			json.Unmarshal([]byte(got[k]), &b)
+			if !reflect.DeepEqual(a, b) {
+				t.Fatalf("member %q = %s, want %s", k, got[k], v)
+			}
+		}
+	})
+}
