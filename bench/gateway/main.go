@@ -61,12 +61,9 @@ var targets = []target{
 }
 
 type result struct {
-	Target string  `json:"target"`
-	Conc   int     `json:"concurrency"`
-	RPS    float64 `json:"rps"`
-	P50us  float64 `json:"p50_us"`
-	P99us  float64 `json:"p99_us"`
-	Errors int64   `json:"errors"`
+	Target string `json:"target"`
+	Conc   int    `json:"concurrency"`
+	loadgen.Result
 	// CPUus is the process's CPU time per request (server and load
 	// generator): steadier than throughput on a shared machine.
 	CPUus float64 `json:"cpu_us_per_request"`
@@ -246,7 +243,7 @@ func measure(url string, hdr http.Header, body []byte, conc int, warmup, d time.
 	cpu0 := cpuTime()
 	r := loadgen.Measure(loadgen.Target{URL: url, Body: body, Header: hdr}, conc, warmup, d)
 	cpu := cpuTime() - cpu0
-	res := result{RPS: r.RPS, P50us: r.P50us, P99us: r.P99us, Errors: r.Errors}
+	res := result{Result: r}
 	if n := r.RPS * (warmup + d).Seconds(); n > 0 {
 		res.CPUus = float64(cpu.Microseconds()) / n
 	}
@@ -270,24 +267,12 @@ func med(v []float64) float64 {
 	return v[len(v)/2]
 }
 
+// median is loadgen.Median of the runs, with the median CPU per request.
 func median(rs []result) result {
-	pick := func(f func(result) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		slices.Sort(v)
-		return v[len(v)/2]
+	ls := make([]loadgen.Result, len(rs))
+	cpu := make([]float64, len(rs))
+	for i, r := range rs {
+		ls[i], cpu[i] = r.Result, r.CPUus
 	}
-	var errs int64
-	for _, r := range rs {
-		errs += r.Errors
-	}
-	return result{
-		RPS:    pick(func(r result) float64 { return r.RPS }),
-		P50us:  pick(func(r result) float64 { return r.P50us }),
-		P99us:  pick(func(r result) float64 { return r.P99us }),
-		CPUus:  pick(func(r result) float64 { return r.CPUus }),
-		Errors: errs,
-	}
+	return result{Result: loadgen.Median(ls), CPUus: med(cpu)}
 }
