@@ -60,6 +60,14 @@ func TestLimitModeOff(t *testing.T) {
 	if got := r.LimitMode(); got != "rlimit" {
 		t.Errorf("LimitMode = %q, want rlimit", got)
 	}
+	// Without cgroups the record's peak is the process's peak RSS.
+	code := echoBinary(t)
+	spec := newSpec("echo", code)
+	prepare(t, r, spec, code)
+	in := start(t, r, spec)
+	if res := mustInvoke(t, in, `{}`); res.MaxMemoryBytes < 1<<20 {
+		t.Errorf("MaxMemoryBytes = %d under rlimits, want the peak RSS", res.MaxMemoryBytes)
+	}
 }
 
 // TestCgroupPlacement checks that a started process is in its cgroups,

@@ -177,9 +177,12 @@ func (r *Runtime) start(ctx context.Context, spec *function.Spec) (_ *instance, 
 		// the pid cannot have been reaped and reused.
 		enterErr = in.cg.enter(in.pid)
 	}
-	// Opened while the child cannot have been reaped, so the file can never
-	// describe a later process that reuses the pid.
-	in.status, _ = os.Open("/proc/" + strconv.Itoa(in.pid) + "/status")
+	if in.cg == nil {
+		// The peak without cgroups. Opened while the child cannot have
+		// been reaped, so the file never describes a later process that
+		// reuses the pid.
+		in.status, _ = os.Open("/proc/" + strconv.Itoa(in.pid) + "/status")
+	}
 	go in.wait()
 	if enterErr != nil && !errors.Is(enterErr, unix.ESRCH) {
 		return nil, enterErr // ESRCH: it already exited, which the select below reports
