@@ -1,10 +1,13 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 )
 
 // The data and event calls speak the node's HTTP API (docs/data.md,
@@ -59,20 +62,73 @@ func (e *APIError) Is(target error) bool {
 // *APIError as is (the SDK's calls return it wrapped: errors.As finds it).
 func (e *APIError) ErrorType() string { return e.Code }
 
-// apiRequest and apiResponse are the envelope of nimbus.api, and what the
-// native build turns into HTTP.
+// apiRequest and apiResponse are a data call: what the wasm build frames
+// for nimbus.api_v2 and the native build turns into HTTP.
 type apiRequest struct {
-	Method string            `json:"method"`
-	Path   string            `json:"path"`
-	Query  string            `json:"query,omitempty"`
-	Header map[string]string `json:"header,omitempty"`
-	Body   []byte            `json:"body,omitempty"`
+	Method string
+	Path   string
+	Query  string
+	Header map[string]string
+	Body   []byte
 }
 
 type apiResponse struct {
-	Status int               `json:"status"`
-	Header map[string]string `json:"header,omitempty"`
-	Body   []byte            `json:"body,omitempty"`
+	Status int
+	Header map[string]string
+	Body   []byte
+}
+
+// appendText appends the nimbus.api_v2 request envelope (docs/wasm-abi.md):
+// "METHOD target\n", "Name: value\n" per header, an empty line, the body.
+func (r *apiRequest) appendText(b []byte) ([]byte, error) {
+	b = append(append(append(b, r.Method...), ' '), r.Path...)
+	if r.Query != "" {
+		b = append(append(b, '?'), r.Query...)
+	}
+	b = append(b, '\n')
+	for k, v := range r.Header {
+		if strings.ContainsAny(k, "\r\n:") || strings.ContainsAny(v, "\r\n") {
+			return nil, fmt.Errorf("header %q: names and values may not hold line breaks", k)
+		}
+		b = append(append(append(append(b, k...), ": "...), v...), '\n')
+	}
+	return append(append(b, '\n'), r.Body...), nil
+}
+
+// parseTextResponse reads the nimbus.api_v2 answer envelope: "status\n",
+// "Name: value\n" per header, an empty line, the body. The body is copied
+// when the caller reuses b.
+func parseTextResponse(b []byte, copyBody bool) (*apiResponse, error) {
+	bad := errors.New("nimbus.api_v2: the answer is not a valid envelope")
+	line, rest, ok := bytes.Cut(b, []byte{'\n'})
+	status, err := strconv.Atoi(string(line))
+	if !ok || err != nil {
+		return nil, bad
+	}
+	out := &apiResponse{Status: status}
+	for {
+		if line, rest, ok = bytes.Cut(rest, []byte{'\n'}); !ok {
+			return nil, bad
+		}
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(": "))
+		if !ok {
+			return nil, bad
+		}
+		if out.Header == nil {
+			out.Header = make(map[string]string, 2)
+		}
+		out.Header[string(name)] = string(value)
+	}
+	if len(rest) > 0 {
+		if copyBody {
+			rest = bytes.Clone(rest)
+		}
+		out.Body = rest
+	}
+	return out, nil
 }
 
 func (r *apiResponse) header(name string) string {
@@ -147,6 +203,14 @@ func codeOfStatus(status int) string {
 	return "InternalError"
 }
 
+// jsonHeader is the header of a JSON request; not to be changed.
+var jsonHeader = map[string]string{"Content-Type": "application/json"}
+
+// doBody sends body, JSON, with method to path.
+func doBody(ctx context.Context, method, path string, body []byte) (*apiResponse, error) {
+	return do(ctx, &apiRequest{Method: method, Path: path, Body: body, Header: jsonHeader})
+}
+
 // doJSON sends in as JSON (when not nil) and decodes the answer into out
 // (when not nil).
 func doJSON(ctx context.Context, method, path string, in, out any) error {
@@ -157,7 +221,7 @@ func doJSON(ctx context.Context, method, path string, in, out any) error {
 			return fmt.Errorf("encode request: %w", err)
 		}
 		req.Body = b
-		req.Header = map[string]string{"Content-Type": "application/json"}
+		req.Header = jsonHeader
 	}
 	resp, err := do(ctx, req)
 	if err != nil {

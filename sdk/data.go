@@ -1,14 +1,17 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/nimbus-run/nimbus/internal/jsonscan"
 	"github.com/nimbus-run/nimbus/internal/urlpath"
 )
 
@@ -71,26 +74,80 @@ func (t *TableRef) Put(ctx context.Context, item any, opts ...WriteOption) (uint
 	if err != nil {
 		return 0, fmt.Errorf("table %s: put: %w", t.name, err)
 	}
-	var out struct {
-		Revision uint64 `json:"revision"`
+	// The body is built by hand around the marshalled item: marshalling a
+	// wrapper would validate and copy the item a second time, which in a
+	// wasm guest costs as much as the first.
+	body := make([]byte, 0, len(raw)+48)
+	body = append(append(append(body, `{"item":`...), raw...), ',')
+	if o.IfAbsent {
+		body = append(body, `"if_absent":true,`...)
 	}
-	err = doJSON(ctx, "PUT", t.path("items"), struct {
-		Item json.RawMessage `json:"item"`
-		writeOptions
-	}{raw, o}, &out)
+	if o.IfRevision != 0 {
+		body = strconv.AppendUint(append(body, `"if_revision":`...), o.IfRevision, 10)
+		body = append(body, ',')
+	}
+	body[len(body)-1] = '}'
+	resp, err := doBody(ctx, "PUT", t.path("items"), body)
 	if err != nil {
 		return 0, fmt.Errorf("table %s: put: %w", t.name, err)
 	}
-	return out.Revision, nil
+	var it Item
+	if err := decodeItem(resp.Body, &it); err != nil {
+		return 0, fmt.Errorf("table %s: put: %w", t.name, err)
+	}
+	return it.Revision, nil
 }
 
 // Get returns the item with key, or an error wrapping ErrNotFound.
 func (t *TableRef) Get(ctx context.Context, key any) (*Item, error) {
+	raw, err := json.Marshal(key)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: get: %w", t.name, err)
+	}
+	body := make([]byte, 0, len(raw)+8)
+	body = append(append(append(body, `{"key":`...), raw...), '}')
+	resp, err := doBody(ctx, "POST", t.path("get"), body)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: get: %w", t.name, err)
+	}
 	var it Item
-	if err := doJSON(ctx, "POST", t.path("get"), map[string]any{"key": key}, &it); err != nil {
+	if err := decodeItem(resp.Body, &it); err != nil {
 		return nil, fmt.Errorf("table %s: get: %w", t.name, err)
 	}
 	return &it, nil
+}
+
+// decodeItem decodes the node's answer with an item, a revision, or both,
+// picking out the members instead of decoding the whole answer: the item
+// stays raw (Item.Decode decodes it), and encoding/json's validation of it
+// was most of a wasm guest's cost of a Get. Anything unexpected, such as
+// an escaped member name, goes to encoding/json.
+func decodeItem(body []byte, it *Item) error {
+	if !json.Valid(body) {
+		return errors.New("the answer is not JSON")
+	}
+	ok := jsonscan.Members(body, func(name, val []byte) bool {
+		var err error
+		switch string(name) {
+		case `"item"`:
+			it.Data = val
+		case `"revision"`:
+			it.Revision, err = strconv.ParseUint(string(val), 10, 64)
+		case `"updated"`:
+			if len(val) < 2 || val[0] != '"' {
+				return false
+			}
+			it.Updated, err = time.Parse(time.RFC3339Nano, string(val[1:len(val)-1]))
+		default:
+			return !bytes.Contains(name, []byte{'\\'}) // maybe one of the above, escaped
+		}
+		return err == nil
+	})
+	if ok {
+		return nil
+	}
+	*it = Item{}
+	return json.Unmarshal(body, it)
 }
 
 // Delete removes the item with key; deleting a missing item is not an

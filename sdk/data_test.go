@@ -3,6 +3,7 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -97,4 +98,84 @@ func TestRoundTripNative(t *testing.T) {
 	if _, err := Table("orders").Get(ctx, map[string]string{"id": "1"}); err == nil {
 		t.Errorf("Get without NIMBUS_API: no error")
 	}
+}
+
+// TestTextEnvelope checks the nimbus.api_v2 framing the wasm build speaks
+// (docs/wasm-abi.md): a request is refused when a header would break the
+// framing, and an answer's body may hold anything, blank lines included.
+func TestTextEnvelope(t *testing.T) {
+	req := &apiRequest{Method: "PUT", Path: "/api/v1/buckets/b/objects/k", Query: "x=1",
+		Header: map[string]string{"Content-Type": "text/plain"}, Body: []byte("a\n\nb")}
+	got, err := req.appendText(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "PUT /api/v1/buckets/b/objects/k?x=1\nContent-Type: text/plain\n\na\n\nb"; string(got) != want {
+		t.Fatalf("request %q, want %q", got, want)
+	}
+	for _, h := range []map[string]string{{"X-Meta": "a\nb"}, {"X-Meta": "a\rb"}, {"X\nY": "v"}, {"X:Y": "v"}} {
+		if _, err := (&apiRequest{Method: "GET", Path: "/", Header: h}).appendText(nil); err == nil {
+			t.Errorf("header %q: framed, want an error", h)
+		}
+	}
+
+	wire := []byte("404\nContent-Type: application/json\nX-Empty: \n\n{\"a\":\n\n1}")
+	resp, err := parseTextResponse(wire, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != 404 || resp.header("content-type") != "application/json" || resp.Header["X-Empty"] != "" || string(resp.Body) != "{\"a\":\n\n1}" {
+		t.Fatalf("answer %+v", resp)
+	}
+	wire[len(wire)-1] = 'x'
+	if resp.Body[len(resp.Body)-1] != '}' {
+		t.Fatal("the body aliases the buffer it was parsed from")
+	}
+	for _, bad := range []string{"", "200", "abc\n\n", "200\nno-colon\n\n", "200\nA: b\n"} {
+		if _, err := parseTextResponse([]byte(bad), false); err == nil {
+			t.Errorf("answer %q: parsed, want an error", bad)
+		}
+	}
+}
+
+// TestDecodeItem checks the member-picking decoder of put and get answers
+// against encoding/json, escaped names (which it hands to encoding/json)
+// included.
+func TestDecodeItem(t *testing.T) {
+	for _, body := range []string{
+		`{"item":{"id":"a","n":[1,2,{"x":"}"}]},"revision":42,"updated":"2026-11-27T21:00:00.123456789Z"}`,
+		`{"revision":7}`,
+		`{ "item" : {"id":"\"quoted\""} , "revision" : 3 }`,
+		`{"\u0069tem":{"id":"a"},"revision":5}`,
+		`{"item":{"id":"a"},"revision":1,"extra":[true,null]}`,
+	} {
+		var got, want Item
+		if err := decodeItem([]byte(body), &got); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		if err := json.Unmarshal([]byte(body), &want); err != nil {
+			t.Fatal(err)
+		}
+		if string(compact(t, got.Data)) != string(compact(t, want.Data)) || got.Revision != want.Revision || !got.Updated.Equal(want.Updated) {
+			t.Errorf("%s: got %+v, want %+v", body, got, want)
+		}
+	}
+	for _, bad := range []string{`{"revision":-1}`, `{"item":`, `[1]`, `{"updated":5}`} {
+		var it Item
+		if err := decodeItem([]byte(bad), &it); err == nil {
+			t.Errorf("%s: decoded %+v, want an error", bad, it)
+		}
+	}
+}
+
+func compact(t *testing.T, b []byte) []byte {
+	t.Helper()
+	if len(b) == 0 {
+		return nil
+	}
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }

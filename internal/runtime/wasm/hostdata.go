@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,20 +57,100 @@ type apiResponse struct {
 // else kept for api_result (the request is not run twice: it may write).
 func hostAPI(ctx context.Context, mod api.Module, stack []uint64) {
 	s := sdkOf(ctx)
-	b := read(mod, "api", stack)
-	resp := s.serveAPI(b)
+	var resp *apiResponse
+	var in apiRequest
+	if err := json.Unmarshal(read(mod, "api", stack), &in); err != nil {
+		resp = apiError(http.StatusBadRequest, wire.CodeInvalid, "nimbus.api: the request is not a valid envelope: "+err.Error())
+	} else {
+		resp = s.serveAPI(&in)
+	}
 	out, err := json.Marshal(resp)
 	if err != nil { // only invalid UTF-8 in a header, which Marshal replaces
 		out = []byte(`{"status":500}`)
 	}
+	s.keepAnswer(mod, "api", stack, out)
+}
+
+// api_v2(req_ptr, req_len, buf, buf_len) -> size: api with the envelope in
+// HTTP/1-like text instead of JSON (docs/wasm-abi.md): a guest encodes and
+// decodes it with a few appends and cuts, where JSON with base64 bodies
+// cost a Go guest more than the data call itself.
+func hostAPIv2(ctx context.Context, mod api.Module, stack []uint64) {
+	s := sdkOf(ctx)
+	var resp *apiResponse
+	in, err := parseTextRequest(read(mod, "api_v2", stack))
+	if err != nil {
+		resp = apiError(http.StatusBadRequest, wire.CodeInvalid, "nimbus.api_v2: "+err.Error())
+	} else {
+		resp = s.serveAPI(in)
+	}
+	s.keepAnswer(mod, "api_v2", stack, resp.appendText(nil))
+}
+
+// keepAnswer writes out to the guest's buffer (stack[2], stack[3]) when it
+// fits, else keeps it for api_result, and returns its size.
+func (s *sdkInstance) keepAnswer(mod api.Module, name string, stack []uint64, out []byte) {
 	s.result = nil
 	buf, bufLen := api.DecodeU32(stack[2]), api.DecodeU32(stack[3])
 	if uint32(len(out)) <= bufLen {
-		write(mod, "api", buf, out)
+		write(mod, name, buf, out)
 	} else {
 		s.result = out
 	}
 	stack[0] = api.EncodeI32(int32(len(out)))
+}
+
+// parseTextRequest reads api_v2's request: "METHOD target\n", then
+// "Name: value\n" per header, then an empty line, then the body (the rest).
+// The body is copied out of guest memory: a handler may keep it.
+func parseTextRequest(b []byte) (*apiRequest, error) {
+	line, rest, ok := bytes.Cut(b, []byte{'\n'})
+	if !ok {
+		return nil, errors.New(`the request has no "METHOD target" line`)
+	}
+	method, target, ok := strings.Cut(string(line), " ")
+	if !ok || method == "" {
+		return nil, errors.New(`the first line is not "METHOD target"`)
+	}
+	in := &apiRequest{Method: method}
+	in.Path, in.Query, _ = strings.Cut(target, "?")
+	for {
+		line, rest, ok = bytes.Cut(rest, []byte{'\n'})
+		if !ok {
+			return nil, errors.New("the headers do not end with an empty line")
+		}
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(": "))
+		if !ok || len(name) == 0 {
+			return nil, fmt.Errorf("header line %q is not \"Name: value\"", line)
+		}
+		if in.Header == nil {
+			in.Header = map[string]string{}
+		}
+		in.Header[string(name)] = string(value)
+	}
+	if len(rest) > 0 {
+		in.Body = bytes.Clone(rest)
+	}
+	return in, nil
+}
+
+// appendText appends api_v2's answer: "status\n", "Name: value\n" per
+// header, an empty line, then the body.
+func (r *apiResponse) appendText(b []byte) []byte {
+	n := 16 + len(r.Body)
+	for k, v := range r.Header {
+		n += len(k) + len(v) + 3
+	}
+	b = slices.Grow(b, n)
+	b = strconv.AppendInt(b, int64(r.Status), 10)
+	b = append(b, '\n')
+	for k, v := range r.Header {
+		b = append(append(append(append(b, k...), ": "...), v...), '\n')
+	}
+	return append(append(b, '\n'), r.Body...)
 }
 
 // api_result(buf, buf_len) -> size: the kept answer of the last api call;
@@ -110,11 +192,7 @@ func hostHTTPRequest(ctx context.Context, mod api.Module, stack []uint64) {
 // serveAPI runs one envelope through the node's handler. Every failure is
 // an answer in the API's own error shape, never a trap: the guest's
 // request is input like any client's.
-func (s *sdkInstance) serveAPI(b []byte) *apiResponse {
-	var in apiRequest
-	if err := json.Unmarshal(b, &in); err != nil {
-		return apiError(http.StatusBadRequest, wire.CodeInvalid, "nimbus.api: the request is not a valid envelope: "+err.Error())
-	}
+func (s *sdkInstance) serveAPI(in *apiRequest) *apiResponse {
 	if !strings.HasPrefix(in.Path, "/") || in.Method == "" {
 		return apiError(http.StatusBadRequest, wire.CodeInvalid, "nimbus.api: the request needs a method and an absolute path")
 	}
@@ -134,6 +212,9 @@ func (s *sdkInstance) serveAPI(b []byte) *apiResponse {
 	req.ContentLength = int64(len(in.Body))
 	req.RemoteAddr = "wasm"
 	for k, v := range in.Header {
+		if strings.ContainsAny(v, "\r\n") {
+			return apiError(http.StatusBadRequest, wire.CodeInvalid, "nimbus.api: header "+k+" holds a line break")
+		}
 		req.Header.Set(k, v)
 	}
 	// The handler adds the function's own credential; a guest cannot
@@ -150,7 +231,7 @@ func (s *sdkInstance) serveAPI(b []byte) *apiResponse {
 		out.Status = http.StatusOK
 	}
 	for k, v := range rec.header {
-		if len(v) > 0 {
+		if len(v) > 0 && !strings.ContainsAny(v[0], "\r\n") {
 			out.Header[k] = v[0]
 		}
 	}
