@@ -74,8 +74,13 @@ type apiRequest struct {
 
 type apiResponse struct {
 	Status int
-	Header map[string]string
+	Header map[string]string // canonical names; see headers
 	Body   []byte
+
+	// head is an api_v2 answer's header lines, left unparsed until asked
+	// for: most answers are read for their body only, and a map costs a
+	// wasm guest microseconds.
+	head []byte
 }
 
 // appendText appends the nimbus.api_v2 request envelope (docs/wasm-abi.md):
@@ -96,43 +101,52 @@ func (r *apiRequest) appendText(b []byte) ([]byte, error) {
 }
 
 // parseTextResponse reads the nimbus.api_v2 answer envelope: "status\n",
-// "Name: value\n" per header, an empty line, the body. The body is copied
-// when the caller reuses b.
-func parseTextResponse(b []byte, copyBody bool) (*apiResponse, error) {
+// "Name: value\n" per header, an empty line, the body. The answer keeps
+// none of b: the caller reuses it.
+func parseTextResponse(b []byte) (*apiResponse, error) {
 	bad := errors.New("nimbus.api_v2: the answer is not a valid envelope")
 	line, rest, ok := bytes.Cut(b, []byte{'\n'})
 	status, err := strconv.Atoi(string(line))
 	if !ok || err != nil {
 		return nil, bad
 	}
-	out := &apiResponse{Status: status}
+	i := 0
 	for {
-		if line, rest, ok = bytes.Cut(rest, []byte{'\n'}); !ok {
+		end := bytes.IndexByte(rest[i:], '\n')
+		if end < 0 {
 			return nil, bad
 		}
-		if len(line) == 0 {
+		if end == 0 {
 			break
 		}
-		name, value, ok := bytes.Cut(line, []byte(": "))
-		if !ok {
+		if bytes.Index(rest[i:i+end], []byte(": ")) < 0 {
 			return nil, bad
 		}
-		if out.Header == nil {
-			out.Header = make(map[string]string, 2)
-		}
-		out.Header[string(name)] = string(value)
+		i += end + 1
 	}
-	if len(rest) > 0 {
-		if copyBody {
-			rest = bytes.Clone(rest)
-		}
-		out.Body = rest
+	// One copy holds the header lines and the body.
+	kept := bytes.Clone(rest)
+	out := &apiResponse{Status: status, head: kept[:i]}
+	if len(kept) > i+1 {
+		out.Body = kept[i+1:]
 	}
 	return out, nil
 }
 
+// headers returns the answer's headers, parsing them on first use.
+func (r *apiResponse) headers() map[string]string {
+	if r.Header == nil && len(r.head) > 0 {
+		r.Header = make(map[string]string, 4)
+		for line := range bytes.SplitSeq(r.head[:len(r.head)-1], []byte{'\n'}) {
+			name, value, _ := bytes.Cut(line, []byte(": "))
+			r.Header[string(name)] = string(value)
+		}
+	}
+	return r.Header
+}
+
 func (r *apiResponse) header(name string) string {
-	return r.Header[canonicalHeader(name)]
+	return r.headers()[canonicalHeader(name)]
 }
 
 // canonicalHeader is net/http's CanonicalHeaderKey for valid names: the

@@ -120,11 +120,11 @@ func TestTextEnvelope(t *testing.T) {
 	}
 
 	wire := []byte("404\nContent-Type: application/json\nX-Empty: \n\n{\"a\":\n\n1}")
-	resp, err := parseTextResponse(wire, true)
+	resp, err := parseTextResponse(wire)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Status != 404 || resp.header("content-type") != "application/json" || resp.Header["X-Empty"] != "" || string(resp.Body) != "{\"a\":\n\n1}" {
+	if resp.Status != 404 || resp.header("content-type") != "application/json" || resp.headers()["X-Empty"] != "" || len(resp.headers()) != 2 || string(resp.Body) != "{\"a\":\n\n1}" {
 		t.Fatalf("answer %+v", resp)
 	}
 	wire[len(wire)-1] = 'x'
@@ -132,7 +132,7 @@ func TestTextEnvelope(t *testing.T) {
 		t.Fatal("the body aliases the buffer it was parsed from")
 	}
 	for _, bad := range []string{"", "200", "abc\n\n", "200\nno-colon\n\n", "200\nA: b\n"} {
-		if _, err := parseTextResponse([]byte(bad), false); err == nil {
+		if _, err := parseTextResponse([]byte(bad)); err == nil {
 			t.Errorf("answer %q: parsed, want an error", bad)
 		}
 	}
@@ -160,7 +160,7 @@ func TestDecodeItem(t *testing.T) {
 			t.Errorf("%s: got %+v, want %+v", body, got, want)
 		}
 	}
-	for _, bad := range []string{`{"revision":-1}`, `{"item":`, `[1]`, `{"updated":5}`} {
+	for _, bad := range []string{`{"revision":-1}`, `{"item":`, `[1]`, `{"updated":5}`, `{"revision":1,"item"}`, `{"revision" 1}`} {
 		var it Item
 		if err := decodeItem([]byte(bad), &it); err == nil {
 			t.Errorf("%s: decoded %+v, want an error", bad, it)

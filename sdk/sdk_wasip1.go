@@ -155,5 +155,5 @@ func roundTrip(_ context.Context, req *apiRequest) (*apiResponse, error) {
 		}
 	}
 	// The answer is parsed out of buf, which the next call reuses.
-	return parseTextResponse(buf[:n], true)
+	return parseTextResponse(buf[:n])
 }

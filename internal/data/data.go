@@ -137,6 +137,9 @@ type Service struct {
 	watcher jetstream.KeyWatcher
 	secret  []byte
 
+	credMu sync.RWMutex
+	creds  map[string]*Principal // verified credentials (VerifyCredential)
+
 	mu      sync.RWMutex
 	tables  map[string]*TableDef
 	buckets map[string]*BucketDef
@@ -157,7 +160,7 @@ func New(cfg Config, st *store.Store) *Service {
 	cfg.defaults()
 	return &Service{
 		cfg: cfg, st: st, js: st.JS, log: cfg.Logger,
-		tables: map[string]*TableDef{}, buckets: map[string]*BucketDef{},
+		tables: map[string]*TableDef{}, buckets: map[string]*BucketDef{}, creds: map[string]*Principal{},
 		open: map[string]*tableHandle{}, stores: map[string]*bucketHandle{},
 	}
 }

@@ -7,7 +7,8 @@ package jsonscan
 // Members calls f with the name (still quoted and escaped) and the raw
 // value of each member of obj, a valid JSON document, in order, until f
 // returns false. It reports false when obj is not an object or f returned
-// false.
+// false. Given anything else it may call f with nonsense, or report false
+// at what is not a member, but it does not fail otherwise.
 func Members(obj []byte, f func(name, val []byte) bool) bool {
 	i := skipWS(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
@@ -19,9 +20,17 @@ func Members(obj []byte, f func(name, val []byte) bool) bool {
 	}
 	for i < len(obj) {
 		// A member: "name" : value
+		if obj[i] != '"' {
+			return false
+		}
 		kend := skipString(obj, i)
 		name := obj[i:kend]
-		i = skipWS(obj, skipWS(obj, kend)+1) // past ':'
+		if i = skipWS(obj, kend); i >= len(obj) || obj[i] != ':' {
+			return false
+		}
+		if i = skipWS(obj, i+1); i >= len(obj) {
+			return false
+		}
 		vend := skipValue(obj, i)
 		if !f(name, obj[i:vend]) {
 			return false

@@ -65,3 +65,20 @@ func FuzzMembers(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMembersAnyInput feeds Members what is not valid JSON too: it must
+// not panic, and the values it hands out lie within the input.
+func FuzzMembersAnyInput(f *testing.F) {
+	for _, s := range []string{`{"a":1`, `{"a"`, `{"a":`, `{"a" 1}`, `{1:2}`, `{"a\\`, `{"a":{"b":[}`, `{"a":"\\`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		b := []byte(doc)
+		Members(b, func(name, val []byte) bool {
+			if len(name) > len(b) || len(val) > len(b) {
+				t.Fatalf("member %q = %q is longer than the input", name, val)
+			}
+			return true
+		})
+	})
+}
