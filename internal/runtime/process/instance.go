@@ -165,7 +165,15 @@ func (r *Runtime) start(ctx context.Context, spec *function.Spec) (_ *instance, 
 
 	env := r.environ(spec, in)
 	started := time.Now()
-	cmd, err := startCmd(path, argv, in.dir, env, pw, attr)
+	var cmd *exec.Cmd
+	if set, pin := r.cpus.place(spec.MemoryMB, in.capacity); pin {
+		err = withAffinity(set, func() (err error) {
+			cmd, err = startCmd(path, argv, in.dir, env, pw, attr)
+			return err
+		})
+	} else {
+		cmd, err = startCmd(path, argv, in.dir, env, pw, attr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("exec %s: %w", argv[0], err)
 	}

@@ -135,6 +135,7 @@ type Runtime struct {
 	codeDir string             // WorkDir/code: one directory per digest
 	instDir string             // WorkDir/instances: one directory per live instance
 	cgroups cgroupManager      // nil: rlimits only
+	cpus    *cpuPlacer
 	noCgWhy string             // why cgroups is nil
 	fetch   singleflight.Group // unpacks on Start, one per digest at a time
 
@@ -158,6 +159,7 @@ func New(cfg Config) (*Runtime, error) {
 		codeDir:   filepath.Join(cfg.WorkDir, "code"),
 		instDir:   filepath.Join(cfg.WorkDir, "instances"),
 		instances: make(map[*instance]struct{}),
+		cpus:      newCPUPlacer(),
 	}
 	// Instance directories are private to one run: any left are from a
 	// crash, and nothing can use them.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -648,5 +649,55 @@ func TestStartLoadsCode(t *testing.T) {
 	r2 := newRuntime(t)
 	if _, err := r2.Start(context.Background(), spec); err == nil || !strings.Contains(err.Error(), "not prepared") {
 		t.Errorf("Start without Prepare or loader = %v, want a not-prepared error", err)
+	}
+}
+
+// TestCPUPlacement checks CPU in proportion to memory: a small function's
+// instances are each pinned to one CPU, round robin, and Go inside sizes
+// GOMAXPROCS to it; a multi-concurrency instance, or one with memory for
+// every CPU, runs on all of them.
+func TestCPUPlacement(t *testing.T) {
+	code := fixtureBinary(t)
+	r := newRuntime(t)
+	all := goruntime.NumCPU()
+	cpus := func(t *testing.T, memMB, concurrency int) (string, int) {
+		t.Helper()
+		spec := newSpec(fmt.Sprintf("cpu-%d-%d", memMB, concurrency), code)
+		spec.MemoryMB, spec.Concurrency = memMB, concurrency
+		prepare(t, r, spec, code)
+		in := start(t, r, spec)
+		allowed := ""
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", in.pid)); err == nil {
+			for line := range strings.Lines(string(b)) {
+				if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+					allowed = strings.TrimSpace(v)
+				}
+			}
+		}
+		var n, procs int
+		if _, err := fmt.Sscan(decode(t, mustInvoke(t, in, `{"op":"cpus"}`)).Data, &n, &procs); err != nil {
+			t.Fatal(err)
+		}
+		if procs != n {
+			t.Errorf("GOMAXPROCS %d with %d CPUs", procs, n)
+		}
+		return allowed, n
+	}
+	if all < 2 {
+		if _, n := cpus(t, 128, 1); n != all {
+			t.Fatalf("instance sees %d CPUs on a %d-CPU node", n, all)
+		}
+		return
+	}
+	first, n1 := cpus(t, 128, 1)
+	second, n2 := cpus(t, 128, 1)
+	if n1 != 1 || n2 != 1 || first == second {
+		t.Errorf("128 MB instances on CPUs %q and %q (%d, %d CPUs), want one each, different", first, second, n1, n2)
+	}
+	if _, n := cpus(t, 128, 4); n != all {
+		t.Errorf("a concurrency-4 instance sees %d CPUs, want all %d", n, all)
+	}
+	if _, n := cpus(t, mbPerCPU*all, 1); n != all {
+		t.Errorf("an instance with %d MB sees %d CPUs, want all %d", mbPerCPU*all, n, all)
 	}
 }
