@@ -30,18 +30,27 @@ func (n *Node) functionAPI(spec *function.Spec) http.Handler {
 	if n.Data == nil {
 		return nil
 	}
-	cred := n.Data.Credential(spec)
+	bearer := "Bearer " + n.Data.Credential(spec)
+	// URLs the API builds (presign) point where a process function's
+	// calls go: the node's listener.
+	hostOf := func() string {
+		if n.ln == nil {
+			return ""
+		}
+		return loopbackURL("", n.ln.Addr())
+	}
+	host := hostOf()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		if !strings.HasPrefix(p, "/api/v1/tables/") && !strings.HasPrefix(p, "/api/v1/buckets/") && p != "/api/v1/events" {
 			gateway.WriteError(w, errors.Join(data.ErrForbidden, errors.New("function "+spec.Name+" may not call "+r.Method+" "+p+": functions reach /api/v1/tables, /api/v1/buckets and /api/v1/events")))
 			return
 		}
-		r.Header.Set("Authorization", "Bearer "+cred)
-		if n.ln != nil {
-			// URLs the API builds (presign) point where a process
-			// function's calls go: the node's listener.
-			r.Host = loopbackURL("", n.ln.Addr())
+		r.Header.Set("Authorization", bearer)
+		if h := host; h != "" {
+			r.Host = h
+		} else if h = hostOf(); h != "" {
+			r.Host = h // an instance started before the node listened
 		}
 		n.Gateway.ServeHTTP(w, r)
 	})

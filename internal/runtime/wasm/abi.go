@@ -182,6 +182,9 @@ func (s *sdkInstance) finish(mod api.Module, name string, stack []uint64, isErr 
 func (s *sdkInstance) answer(o outcome) {
 	o.logs = s.logs
 	o.mem = s.mem.size.Load()
+	if s.cur.apiStop != nil {
+		s.cur.apiStop()
+	}
 	s.cur.out <- o
 	s.cur = nil
 	s.logs = newLogBuffer(runtime.MaxLogBytes)

@@ -239,10 +239,14 @@ func (s *sdkInstance) serveAPI(in *apiRequest) *apiResponse {
 }
 
 // apiContext bounds a data call by the invocation's deadline (the guest is
-// stopped then anyway) and by the instance's life.
+// stopped then anyway) and by the instance's life. An invocation's calls
+// share one context, made on the first.
 func (s *sdkInstance) apiContext() (context.Context, context.CancelFunc) {
 	if c := s.current(); c != nil && !c.deadline.IsZero() {
-		return context.WithDeadline(s.ctx, c.deadline)
+		if c.apiCtx == nil {
+			c.apiCtx, c.apiStop = context.WithDeadline(s.ctx, c.deadline)
+		}
+		return c.apiCtx, func() {}
 	}
 	return context.WithTimeout(s.ctx, apiCallTimeout)
 }

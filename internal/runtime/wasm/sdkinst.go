@@ -41,6 +41,11 @@ type call struct {
 	req      *runtime.Request
 	deadline time.Time
 	out      chan outcome // buffered: the guest never blocks on answering
+
+	// apiCtx bounds the invocation's data calls (apiContext): made on the
+	// first, shared by the rest, stopped by answer.
+	apiCtx  context.Context
+	apiStop context.CancelFunc
 }
 
 // outcome is the guest's answer to a call.
