@@ -135,8 +135,8 @@ type Runtime struct {
 	codeDir string             // WorkDir/code: one directory per digest
 	instDir string             // WorkDir/instances: one directory per live instance
 	cgroups cgroupManager      // nil: rlimits only
-	cpus    *cpuPlacer
 	noCgWhy string             // why cgroups is nil
+	cpus    *cpuPlacer         // which CPUs an instance runs on (cpus.go)
 	fetch   singleflight.Group // unpacks on Start, one per digest at a time
 
 	mu        sync.Mutex
