@@ -182,6 +182,9 @@ func New(cfg Config) (*Runtime, error) {
 	} else {
 		r.log.Info("process runtime: limits by rlimit (RLIMIT_DATA, RLIMIT_NOFILE); processes not capped", "mode", "rlimit", "reason", r.noCgWhy)
 	}
+	if len(r.cpus.all) > 1 {
+		r.log.Info("process runtime: instances pinned to one CPU per 1769 MB of memory, at least one", "node_cpus", len(r.cpus.all))
+	}
 	return r, nil
 }
 
