@@ -211,6 +211,8 @@ func codeOfStatus(status int) string {
 		return "ConditionFailed"
 	case 413:
 		return "PayloadTooLarge"
+	case 416:
+		return "InvalidRange"
 	case 503:
 		return "Unavailable"
 	}

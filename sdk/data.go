@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -277,7 +278,7 @@ func (t *TableRef) BatchPut(ctx context.Context, items []any) ([]BatchResult, er
 
 // BucketRef is a bucket the function uses (listed under uses.buckets in
 // its spec). Objects travel whole, as []byte: from a wasm function an
-// object read is at most 8 MiB (use Presign for bigger ones).
+// object read is at most 8 MiB (use GetRange or Presign for bigger ones).
 type BucketRef struct{ name string }
 
 // Bucket returns the bucket name. It does no I/O.
@@ -366,6 +367,47 @@ func (b *BucketRef) Get(ctx context.Context, key string) (*Object, error) {
 		return nil, fmt.Errorf("bucket %s: get %s: %w", b.name, key, err)
 	}
 	return &Object{ObjectInfo: infoOf(key, resp), Body: resp.Body}, nil
+}
+
+// GetRange reads length bytes of the object under key from offset, or all
+// bytes from offset to the end when length <= 0. A range running past the
+// end is cut short there. The answer's Size is the whole object's; Body
+// holds the part read.
+//
+// # Errors
+//
+// A range starting at or past the end of the object fails with an
+// *APIError of code "InvalidRange" (status 416); a missing object wraps
+// ErrNotFound.
+func (b *BucketRef) GetRange(ctx context.Context, key string, offset, length int64) (*Object, error) {
+	if offset < 0 {
+		return nil, fmt.Errorf("bucket %s: get %s: range offset %d is negative", b.name, key, offset)
+	}
+	rng := "bytes=" + strconv.FormatInt(offset, 10) + "-"
+	if length > 0 && length <= math.MaxInt64-offset {
+		rng += strconv.FormatInt(offset+length-1, 10)
+	}
+	resp, err := do(ctx, &apiRequest{Method: "GET", Path: b.objectPath(key), Header: map[string]string{"Range": rng}})
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: get %s (%s): %w", b.name, key, rng, err)
+	}
+	obj := &Object{ObjectInfo: infoOf(key, resp), Body: resp.Body}
+	obj.Size = int64(len(resp.Body))
+	if total, ok := rangeTotal(resp.header("Content-Range")); ok {
+		obj.Size = total
+	}
+	return obj, nil
+}
+
+// rangeTotal reads the object's size from a Content-Range of a 206
+// ("bytes 0-99/1234"); ok is false when it is absent or unknown ("/*").
+func rangeTotal(cr string) (int64, bool) {
+	_, total, ok := strings.Cut(cr, "/")
+	if !ok || !strings.HasPrefix(cr, "bytes ") {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(total, 10, 64)
+	return n, err == nil && n >= 0
 }
 
 // Head describes the object under key without reading it.

@@ -499,9 +499,25 @@ func (s *Service) Update(ctx context.Context, table string, key, patch json.RawM
 		if err != nil {
 			return nil, err
 		}
-		return &Entry{Item: it.raw, Revision: rev, Updated: h.now().UTC()}, nil
+		return &Entry{Item: it.raw, Revision: rev, Updated: h.writtenAt(ctx, rev)}, nil
 	}
 	return nil, wrapf(ErrConditionFailed, "the item changed %d times while being updated; try again", maxWriteRetries)
+}
+
+// writtenAt is the time JetStream stamped on the message at seq, the time
+// a get of the item reads. The publish ack carries only the sequence, and
+// the server, not the client, stamps the time, so learning it costs a read
+// of that one message (by sequence: a later write to the key must not
+// lend its time). The write has committed by then: if the message cannot
+// be read (dropped by a concurrent write under history 1, a replica
+// behind, ctx done), the node's clock stands in rather than reporting a
+// committed update as failed, whose conditional retry would then fail.
+func (h *tableHandle) writtenAt(ctx context.Context, seq uint64) time.Time {
+	m, err := h.stream.GetMsg(ctx, seq)
+	if err != nil {
+		return h.now().UTC()
+	}
+	return m.Time
 }
 
 // mergePatch applies an RFC 7396 merge patch to target.

@@ -92,6 +92,51 @@ func TestTableCRUD(t *testing.T) {
 	}
 }
 
+// TestUpdateTime: an update answers the time the store recorded for its
+// write, the same time a following get reads back.
+func TestUpdateTime(t *testing.T) {
+	_, c := startNode(t)
+	ctx := context.Background()
+	if _, err := c.PutTable(ctx, &api.Table{Name: "stamps", Key: "id"}); err != nil {
+		t.Fatal(err)
+	}
+	key := raw(`{"id":"a"}`)
+	for _, tc := range []struct {
+		name  string
+		patch string
+		cond  bool // condition the update on the revision a get reads first
+	}{
+		{"creates", `{"n":1}`, false},
+		{"merges", `{"n":2}`, false},
+		{"conditional", `{"n":3}`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &api.UpdateItemRequest{Key: key, Patch: raw(tc.patch)}
+			if tc.cond {
+				e, err := c.GetItem(ctx, "stamps", key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.IfRevision = e.Revision
+			}
+			up, err := c.UpdateItem(ctx, "stamps", req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.GetItem(ctx, "stamps", key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Revision != up.Revision {
+				t.Fatalf("get revision = %d, want the update's %d", got.Revision, up.Revision)
+			}
+			if up.Updated.IsZero() || !got.Updated.Equal(up.Updated) {
+				t.Fatalf("get updated = %s, want the update's %s", got.Updated.Format(time.RFC3339Nano), up.Updated.Format(time.RFC3339Nano))
+			}
+		})
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	_, c := startNode(t)
 	ctx := context.Background()

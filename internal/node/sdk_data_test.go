@@ -644,6 +644,44 @@ func testSDKBucket(t *testing.T, fn opsFn, c *api.Client, files, other string) {
 			t.Fatalf("empty object read back as %d bytes (size %d)", len(empty.Body), empty.Size)
 		}
 	})
+	t.Run("GetRange", func(t *testing.T) {
+		size := int64(len(body))
+		for _, tc := range []struct {
+			name           string
+			offset, length int64
+			want           []byte
+		}{
+			{"middle", 1000, 30_000, body[1000:31_000]},
+			{"open-ended", 39_990, 0, body[39_990:]},
+			{"past the end", 39_990, 100, body[39_990:]},
+			{"first byte", 0, 1, body[:1]},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				var o sdk.Object
+				fn.ok(t, op{"op": "obj_get_range", "bucket": files, "object": "docs/a.bin", "offset": tc.offset, "length": tc.length}, &o)
+				if !bytes.Equal(o.Body, tc.want) {
+					t.Fatalf("range %d+%d: %d bytes, want the %d from offset %d", tc.offset, tc.length, len(o.Body), len(tc.want), tc.offset)
+				}
+				if o.Size != size || o.ETag != etag || o.ContentType != "application/x-test" || o.Metadata["owner"] != "ada" {
+					t.Fatalf("range %d+%d: info = %+v, want size %d, etag %s", tc.offset, tc.length, o.ObjectInfo, size, etag)
+				}
+			})
+		}
+		t.Run("unsatisfiable", func(t *testing.T) {
+			for _, o := range []op{
+				{"op": "obj_get_range", "bucket": files, "object": "docs/a.bin", "offset": size, "length": 10},
+				{"op": "obj_get_range", "bucket": other, "object": "empty", "offset": 0, "length": 0},
+			} {
+				e := fn.fail(t, o)
+				if e.Code != "InvalidRange" || e.Status != http.StatusRequestedRangeNotSatisfiable || e.NotFound {
+					t.Fatalf("range of %v from %v: error %+v, want InvalidRange, status 416", o["object"], o["offset"], e)
+				}
+			}
+		})
+		if e := fn.fail(t, op{"op": "obj_get_range", "bucket": files, "object": "docs/none", "offset": 0, "length": 10}); !e.NotFound {
+			t.Fatalf("range of a missing object: error %+v, want NotFound", e)
+		}
+	})
 	t.Run("Head", func(t *testing.T) {
 		var h sdk.ObjectInfo
 		fn.ok(t, op{"op": "obj_head", "bucket": files, "object": "docs/a.bin"}, &h)

@@ -47,6 +47,8 @@ type call struct {
 	SrcObject   string            `json:"src_object"`
 	Method      string            `json:"method"`
 	Expires     string            `json:"expires"`
+	Offset      int64             `json:"offset"`
+	Length      int64             `json:"length"`
 
 	Records []json.RawMessage `json:"Records"`
 }
@@ -163,6 +165,8 @@ func run(ctx context.Context, c *call) (any, error) {
 		return b.Put(ctx, c.Object, c.Body, opts...)
 	case "obj_get":
 		return b.Get(ctx, c.Object)
+	case "obj_get_range":
+		return b.GetRange(ctx, c.Object, c.Offset, c.Length)
 	case "obj_head":
 		return b.Head(ctx, c.Object)
 	case "obj_list":
