@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -103,6 +104,14 @@ type Config struct {
 	DLQMaxAge time.Duration
 	// Replicas of the streams and bucket (default: the store's).
 	Replicas int
+	// CallbackAllow limits the addresses X-Callback-Url callbacks may
+	// connect to, checked on each address dialled (after DNS, and for
+	// every redirect). Empty: any address except link-local ones
+	// (169.254.0.0/16, fe80::/10, where cloud metadata services answer).
+	// Not empty: only addresses inside one of the prefixes, and a
+	// link-local address only by a prefix within the link-local range.
+	// Unspecified and multicast addresses are always refused.
+	CallbackAllow []netip.Prefix
 	// Metrics, when set, receives the package's counters.
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
@@ -159,7 +168,7 @@ type Service struct {
 func New(cfg Config, st *store.Store, cat Catalog, inv Invoker) *Service {
 	cfg.defaults()
 	s := &Service{cfg: cfg, st: st, js: st.JS, cat: cat, inv: inv, log: cfg.Logger, m: newMetrics(cfg.Metrics)}
-	s.callbacks = newCallbackClient()
+	s.callbacks = newCallbackClient(cfg.CallbackAllow)
 	return s
 }
 
@@ -394,7 +403,9 @@ func validID(id string) bool {
 	return id[0] != '.' && id[len(id)-1] != '.'
 }
 
-// ValidateCallbackURL accepts absolute http and https URLs.
+// ValidateCallbackURL accepts absolute http and https URLs. Which
+// addresses a callback may reach is decided when it connects
+// (Config.CallbackAllow), not here: a name may resolve differently then.
 func ValidateCallbackURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -266,15 +266,11 @@ func (s *Service) deadLetter(ctx context.Context, ev *event, st *status, o outco
 	return nil
 }
 
-type callbackClient struct{ http *http.Client }
-
-func newCallbackClient() callbackClient {
-	return callbackClient{http: &http.Client{Timeout: 10 * time.Second}}
-}
-
 // callback POSTs the result to the caller's X-Callback-Url, with OpenFaaS's
 // headers, trying three times. It is best effort: a callback that cannot be
-// delivered is logged and the outcome stays readable through the API.
+// delivered is logged and the outcome stays readable through the API. An
+// address the callback policy refuses (Config.CallbackAllow) is not tried
+// again.
 func (s *Service) callback(ctx context.Context, ev *event, st *status, o outcome) {
 	var body []byte
 	code := http.StatusOK
@@ -316,7 +312,11 @@ func (s *Service) callback(ctx context.Context, ev *event, st *status, o outcome
 			}
 			err = fmt.Errorf("status %d", resp.StatusCode)
 		}
-		s.log.Debug("async: callback failed", "id", ev.id, "url", ev.callback, "try", try+1, "err", err)
+		if refused, ok := errors.AsType[*refusedError](err); ok {
+			s.log.Warn("async: callback refused", "id", ev.id, "url", callbackLogURL(ev.callback), "reason", refused.Error())
+			return
+		}
+		s.log.Debug("async: callback failed", "id", ev.id, "url", callbackLogURL(ev.callback), "try", try+1, "err", callbackErr(err))
 	}
-	s.log.Warn("async: callback not delivered after 3 tries", "id", ev.id, "url", ev.callback)
+	s.log.Warn("async: callback not delivered after 3 tries", "id", ev.id, "url", callbackLogURL(ev.callback))
 }

@@ -165,6 +165,7 @@ func TestCLIErrors(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, cli.ExitUsage, "unknown command"},
 		{"unknown flag", []string{"ls", "--nope"}, cli.ExitUsage, "unknown flag"},
 		{"bad output", []string{"ls", "-o", "yaml"}, cli.ExitUsage, "--output"},
+		{"bad callback-allow", []string{"up", "--callback-allow", "bogus"}, cli.ExitUsage, "--callback-allow"},
 		{"deploy without code", []string{"deploy", "f"}, cli.ExitUsage, "--code is required"},
 		{"deploy bad name", []string{"deploy", "bad.name", "--code", bad}, cli.ExitUsage, "name"},
 		{"deploy bad memory", []string{"deploy", "f", "--code", bad, "--memory", "-1"}, cli.ExitUsage, "memory"},

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,6 +24,7 @@ func newUp(e *env) *cobra.Command {
 		demo     bool
 		logLevel string
 		proxies  []string // --trusted-proxy
+		cbAllow  []string // --callback-allow
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -34,7 +36,8 @@ node stops taking requests, lets in-flight invocations finish (bounded by
 --drain-timeout) and exits.`,
 		Example: `  nimbus up --demo                 # try it: deploys example functions, no auth
   nimbus up --data /var/lib/nimbus --listen 0.0.0.0:8080
-  nimbus up --nats nats://10.0.0.5:4222   # join an external NATS (JetStream) cluster`,
+  nimbus up --nats nats://10.0.0.5:4222   # join an external NATS (JetStream) cluster
+  nimbus up --callback-allow 203.0.113.0/24,2001:db8::/32   # X-Callback-Url may reach only these`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var level slog.Level
@@ -48,6 +51,13 @@ node stops taking requests, lets in-flight invocations finish (bounded by
 					return usagef("--trusted-proxy %q: want an address or CIDR like 10.0.0.0/8", p)
 				}
 				cfg.TrustedProxies = append(cfg.TrustedProxies, pfx)
+			}
+			for _, p := range cbAllow {
+				pfx, err := parsePrefix(strings.TrimSpace(p))
+				if err != nil {
+					return usagef("--callback-allow %q: want comma-separated addresses or CIDRs like 10.0.0.0/8,192.0.2.7", p)
+				}
+				cfg.Async.CallbackAllow = append(cfg.Async.CallbackAllow, pfx)
 			}
 			if demo && !cmd.Flags().Changed("dev") {
 				cfg.Dev = true
@@ -88,6 +98,7 @@ node stops taking requests, lets in-flight invocations finish (bounded by
 	fl.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM) for HTTPS and HTTP/2 on both listeners")
 	fl.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM) for --tls-cert")
 	fl.StringArrayVar(&proxies, "trusted-proxy", nil, "believe X-Forwarded-For from this address or CIDR (repeatable)")
+	fl.StringSliceVar(&cbAllow, "callback-allow", nil, "X-Callback-Url callbacks may connect only to these addresses or CIDRs (comma-separated, repeatable); default: any but link-local (cloud metadata)")
 	fl.IntVar(&cfg.MaxHeaderBytes, "max-header-bytes", 64<<10, "request header size limit (431 beyond)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
