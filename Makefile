@@ -24,6 +24,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./internal/manifest
 	$(GO) test -run '^$$' -fuzz FuzzSpec -fuzztime 30s ./internal/function
 	$(GO) test -run '^$$' -fuzz FuzzInstrumentLoops -fuzztime 30s ./internal/runtime/wasm
+	$(GO) test -run '^$$' -fuzz FuzzDecodeKeyRequest -fuzztime 30s ./internal/data/dataapi
+	$(GO) test -run '^$$' -fuzz FuzzMembersAnyInput -fuzztime 30s ./internal/jsonscan
 
 lint:
 	$(GO) vet ./...

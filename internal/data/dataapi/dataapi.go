@@ -243,7 +243,7 @@ func (a *API) getItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req api.KeyRequest
-	if !readJSON(w, r, &req) {
+	if !readKeyRequest(w, r, &req) {
 		return
 	}
 	e, err := a.svc.Get(r.Context(), r.PathValue("table"), req.Key)
@@ -251,7 +251,7 @@ func (a *API) getItem(w http.ResponseWriter, r *http.Request) {
 		gateway.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.Entry(*e))
+	writeEntry(w, e)
 }
 
 func (a *API) deleteItem(w http.ResponseWriter, r *http.Request) {
@@ -259,7 +259,7 @@ func (a *API) deleteItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req api.KeyRequest
-	if !readJSON(w, r, &req) {
+	if !readKeyRequest(w, r, &req) {
 		return
 	}
 	if err := a.svc.Delete(r.Context(), r.PathValue("table"), req.Key, data.DeleteOptions{IfRevision: req.IfRevision}); err != nil {
@@ -282,7 +282,7 @@ func (a *API) updateItem(w http.ResponseWriter, r *http.Request) {
 		gateway.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.Entry(*e))
+	writeEntry(w, e)
 }
 
 func pageAPI(p *data.Page) api.Page {

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
+	"time"
 
 	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/internal/data"
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/gateway"
 	"github.com/nimbus-run/nimbus/internal/jsonscan"
@@ -17,26 +20,78 @@ import (
 // data.MaxItemBytes, escaped, and the envelope.
 const fastBodyMax = 1 << 20
 
-// readPutItem decodes the body of a put. The common body, {"item": ...}
-// with at most if_absent and if_revision, spelled exactly, is read without
-// reflection: with the write itself made cheap, encoding/json was a
-// put's largest cost in this package. Any other body goes through the
-// same strict decoder as readJSON, so what it accepts and how it fails do
-// not change.
-func readPutItem(w http.ResponseWriter, r *http.Request, req *api.PutItemRequest) bool {
+// readFast decodes a request body into v: the common bodies of the item
+// calls, read by fast without reflection (with the write itself made
+// cheap, encoding/json was a put's largest cost in this package), and any
+// other through the same strict decoder as readJSON, so what is accepted
+// and how it fails do not change. fast reports whether it decoded the body.
+func readFast(w http.ResponseWriter, r *http.Request, v any, fast func(body []byte) bool) bool {
 	if r.ContentLength <= 0 || r.ContentLength > fastBodyMax {
-		return readJSON(w, r, req)
+		return readJSON(w, r, v)
 	}
 	body := make([]byte, r.ContentLength)
 	if _, err := io.ReadFull(r.Body, body); err != nil {
 		gateway.WriteError(w, function.Invalid("body", "not a valid request: %v", err))
 		return false
 	}
-	if decodePutItem(body, req) {
+	if fast(body) {
 		return true
 	}
-	*req = api.PutItemRequest{}
-	return decodeJSON(w, bytes.NewReader(body), req)
+	reflect.ValueOf(v).Elem().SetZero()
+	return decodeJSON(w, bytes.NewReader(body), v)
+}
+
+// readPutItem decodes the body of a put; the common one, {"item": ...}
+// with at most if_absent and if_revision, spelled exactly, without
+// reflection.
+func readPutItem(w http.ResponseWriter, r *http.Request, req *api.PutItemRequest) bool {
+	return readFast(w, r, req, func(body []byte) bool { return decodePutItem(body, req) })
+}
+
+// readKeyRequest decodes the body of a get or delete; the common one,
+// {"key": ...} with at most if_revision, without reflection.
+func readKeyRequest(w http.ResponseWriter, r *http.Request, req *api.KeyRequest) bool {
+	return readFast(w, r, req, func(body []byte) bool { return decodeKeyRequest(body, req) })
+}
+
+// decodeKeyRequest decodes body into req when it is a valid JSON object of
+// the members key and if_revision (a plain integer), and reports whether it
+// did.
+func decodeKeyRequest(body []byte, req *api.KeyRequest) bool {
+	if !json.Valid(body) {
+		return false
+	}
+	return eachMember(body, func(name, val []byte) bool {
+		switch string(name) {
+		case "key":
+			req.Key = val
+		case "if_revision":
+			n, err := strconv.ParseUint(string(val), 10, 64)
+			if err != nil {
+				return false
+			}
+			req.IfRevision = n
+		default:
+			return false
+		}
+		return true
+	}) && req.Key != nil
+}
+
+// writeEntry writes what writeJSON writes for api.Entry, without
+// reflection: the item is stored as compact JSON, so it goes out as it is
+// instead of being validated and compacted again. (encoding/json would
+// also escape <, > and & in it, which JSON does not need.)
+func writeEntry(w http.ResponseWriter, e *data.Entry) {
+	b := make([]byte, 0, len(e.Item)+80)
+	b = append(append(b, `{"item":`...), e.Item...)
+	b = strconv.AppendUint(append(b, `,"revision":`...), e.Revision, 10)
+	if !e.Updated.IsZero() {
+		b = append(e.Updated.AppendFormat(append(b, `,"updated":"`...), time.RFC3339Nano), '"')
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(append(b, "}\n"...)) //nolint:errcheck // the client went away
 }
 
 // decodePutItem decodes body into req when it is a valid JSON object of
