@@ -58,24 +58,23 @@ func readKeyRequest(w http.ResponseWriter, r *http.Request, req *api.KeyRequest)
 // the members key and if_revision (a plain integer), and reports whether it
 // did.
 func decodeKeyRequest(body []byte, req *api.KeyRequest) bool {
-	if !json.Valid(body) {
-		return false
-	}
-	return eachMember(body, func(name, val []byte) bool {
+	return json.Valid(body) && eachMember(body, func(name, val []byte) bool {
 		switch string(name) {
 		case "key":
 			req.Key = val
+			return true
 		case "if_revision":
-			n, err := strconv.ParseUint(string(val), 10, 64)
-			if err != nil {
-				return false
-			}
-			req.IfRevision = n
-		default:
-			return false
+			return decodeRevision(val, &req.IfRevision)
 		}
-		return true
+		return false
 	}) && req.Key != nil
+}
+
+// decodeRevision decodes an if_revision member: a plain integer.
+func decodeRevision(val []byte, rev *uint64) bool {
+	n, err := strconv.ParseUint(string(val), 10, 64)
+	*rev = n
+	return err == nil
 }
 
 // writeEntry writes what writeJSON writes for api.Entry, without
@@ -98,32 +97,18 @@ func writeEntry(w http.ResponseWriter, e *data.Entry) {
 // the members item, if_absent (true or false) and if_revision (a plain
 // integer), and reports whether it did.
 func decodePutItem(body []byte, req *api.PutItemRequest) bool {
-	if !json.Valid(body) {
-		return false
-	}
-	return eachMember(body, func(name, val []byte) bool {
+	return json.Valid(body) && eachMember(body, func(name, val []byte) bool {
 		switch string(name) {
 		case "item":
 			req.Item = val
+			return true
 		case "if_absent":
-			switch string(val) {
-			case "true":
-				req.IfAbsent = true
-			case "false":
-				req.IfAbsent = false
-			default:
-				return false
-			}
+			req.IfAbsent = string(val) == "true"
+			return req.IfAbsent || string(val) == "false"
 		case "if_revision":
-			n, err := strconv.ParseUint(string(val), 10, 64)
-			if err != nil {
-				return false
-			}
-			req.IfRevision = n
-		default:
-			return false
+			return decodeRevision(val, &req.IfRevision)
 		}
-		return true
+		return false
 	}) && req.Item != nil
 }
 
