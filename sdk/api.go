@@ -93,7 +93,7 @@ func (r *apiRequest) appendText(b []byte) ([]byte, error) {
 	b = append(b, '\n')
 	for k, v := range r.Header {
 		if strings.ContainsAny(k, "\r\n:") || strings.ContainsAny(v, "\r\n") {
-			return nil, fmt.Errorf("header %q: names and values may not hold line breaks", k)
+			return nil, fmt.Errorf("header %q: names may not hold line breaks or colons, values no line breaks", k)
 		}
 		b = append(append(append(append(b, k...), ": "...), v...), '\n')
 	}
