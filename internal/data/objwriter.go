@@ -30,10 +30,13 @@ import (
 //     while the caller's SHA-256-hashes (the digest) and publishes: the two
 //     hashes are most of a put's CPU, and they need not share one core.
 const (
-	// putWindow is how many chunks a put has in flight.
-	putWindow = 4
+	// putWindow is how many chunks a put has in flight: 4 MB. Four (1 MB)
+	// kept a 100 MB put waiting on acknowledgements at 44-59% of a file
+	// copy's speed, with a core idle; sixteen reach 64-68%, for some 3 MB
+	// more resident memory during the upload.
+	putWindow = 16
 	// putBuffers is how many chunks the body reader fills ahead.
-	putBuffers = 2
+	putBuffers = 4
 	// ackWait bounds the wait for one chunk's acknowledgement.
 	ackWait = 30 * time.Second
 )
