@@ -19,11 +19,20 @@ import (
 // spec). Items are JSON objects holding the table's key attributes; keys
 // are JSON objects of just those ({"id": "u1"}, or with the sort key).
 // Any value encoding/json can marshal to such an object will do.
-type TableRef struct{ name string }
+type TableRef struct {
+	name string
+	// base is the table's API path, and items and get the paths of the
+	// two most frequent calls: built once, as every allocation counts in
+	// a wasm guest.
+	base, items, get string
+}
 
 // Table returns the table name. It does no I/O: a missing table or
 // permission shows on the first call (ErrNotFound, ErrAccessDenied).
-func Table(name string) *TableRef { return &TableRef{name: name} }
+func Table(name string) *TableRef {
+	base := "/api/v1/tables/" + url.PathEscape(name) + "/"
+	return &TableRef{name: name, base: base, items: base + "items", get: base + "get"}
+}
 
 // Name is the table's name.
 func (t *TableRef) Name() string { return t.name }
@@ -62,9 +71,7 @@ func writeOpts(opts []WriteOption) writeOptions {
 	return o
 }
 
-func (t *TableRef) path(op string) string {
-	return "/api/v1/tables/" + url.PathEscape(t.name) + "/" + op
-}
+func (t *TableRef) path(op string) string { return t.base + op }
 
 // Put stores item (replacing the item with its key) and returns its new
 // revision.
@@ -87,7 +94,7 @@ func (t *TableRef) Put(ctx context.Context, item any, opts ...WriteOption) (uint
 		body = append(body, ',')
 	}
 	body[len(body)-1] = '}'
-	resp, err := doBody(ctx, "PUT", t.path("items"), body)
+	resp, err := doBody(ctx, "PUT", t.items, body)
 	if err != nil {
 		return 0, fmt.Errorf("table %s: put: %w", t.name, err)
 	}
@@ -106,7 +113,7 @@ func (t *TableRef) Get(ctx context.Context, key any) (*Item, error) {
 	}
 	body := make([]byte, 0, len(raw)+8)
 	body = append(append(append(body, `{"key":`...), raw...), '}')
-	resp, err := doBody(ctx, "POST", t.path("get"), body)
+	resp, err := doBody(ctx, "POST", t.get, body)
 	if err != nil {
 		return nil, fmt.Errorf("table %s: get: %w", t.name, err)
 	}
