@@ -106,10 +106,11 @@ type Config struct {
 	Replicas int
 	// CallbackAllow limits the addresses X-Callback-Url callbacks may
 	// connect to, checked on each address dialled (after DNS, and for
-	// every redirect). Empty: any address except link-local ones
-	// (169.254.0.0/16, fe80::/10, where cloud metadata services answer).
-	// Not empty: only addresses inside one of the prefixes, and a
-	// link-local address only by a prefix within the link-local range.
+	// every redirect). Empty: any address except where cloud metadata
+	// services answer (link-local 169.254.0.0/16 and fe80::/10, AWS's
+	// fd00:ec2::254, Alibaba's 100.100.100.200). Not empty: only addresses
+	// inside one of the prefixes, and a metadata address only by a prefix
+	// within its metadata range.
 	// Unspecified and multicast addresses are always refused.
 	CallbackAllow []netip.Prefix
 	// Metrics, when set, receives the package's counters.

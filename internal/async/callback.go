@@ -60,12 +60,11 @@ func (e *refusedError) Error() string {
 //
 // Unspecified (0.0.0.0, ::) and multicast addresses are always refused:
 // no callback lives there, and connecting to 0.0.0.0 reaches the node
-// itself. With no allow list everything else is allowed except link-local
-// addresses (169.254.0.0/16, fe80::/10), where cloud metadata services
-// answer. With an allow list only addresses inside one of its prefixes are
-// allowed, and a link-local address only by a prefix that lies within the
-// link-local range itself (169.254.169.254/32 opens the metadata service,
-// 0.0.0.0/0 does not).
+// itself. With no allow list everything else is allowed except where cloud
+// metadata services answer (metadataPrefixes). With an allow list only
+// addresses inside one of its prefixes are allowed, and a metadata address
+// only by a prefix that lies within its metadata range
+// (169.254.169.254/32 opens the metadata service, 0.0.0.0/0 does not).
 func (p callbackPolicy) check(a netip.Addr) error {
 	// Prefix.Contains never matches an address with a zone or an
 	// IPv4-mapped address against an IPv4 prefix.
@@ -78,31 +77,42 @@ func (p callbackPolicy) check(a netip.Addr) error {
 	case a.IsMulticast():
 		return &refusedError{a, "multicast address"}
 	}
-	linkLocal := a.IsLinkLocalUnicast()
+	meta, isMeta := metadataPrefix(a)
 	if len(p.allow) == 0 {
-		if linkLocal {
-			return &refusedError{a, "link-local address, where cloud metadata services answer (allow it explicitly with a link-local prefix in the callback allow list)"}
+		if isMeta {
+			return &refusedError{a, "an address where cloud metadata services answer (" + meta.String() + "); allow it explicitly with a prefix inside that range in the callback allow list"}
 		}
 		return nil
 	}
 	for _, pfx := range p.allow {
-		if pfx.Contains(a) && (!linkLocal || isLinkLocalPrefix(pfx)) {
+		if pfx.Contains(a) && (!isMeta || (meta.Contains(pfx.Addr()) && pfx.Bits() >= meta.Bits())) {
 			return nil
 		}
 	}
-	if linkLocal {
-		return &refusedError{a, "link-local address, where cloud metadata services answer, and no link-local prefix of the callback allow list covers it"}
+	if isMeta {
+		return &refusedError{a, "an address where cloud metadata services answer (" + meta.String() + "), and no prefix of the callback allow list inside that range covers it"}
 	}
 	return &refusedError{a, "not in the callback allow list"}
 }
 
-// isLinkLocalPrefix reports whether p lies within 169.254.0.0/16 or fe80::/10.
-func isLinkLocalPrefix(p netip.Prefix) bool {
-	bits := 16
-	if p.Addr().Is6() {
-		bits = 10
+// metadataPrefixes are where cloud metadata services answer, which hold
+// credentials: link-local addresses (169.254.169.254 on AWS, Google
+// Cloud, Azure and most others), AWS's IPv6 endpoint, and Alibaba Cloud's.
+var metadataPrefixes = []netip.Prefix{
+	netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("fe80::/10"),
+	netip.MustParsePrefix("fd00:ec2::254/128"),
+	netip.MustParsePrefix("100.100.100.200/32"),
+}
+
+// metadataPrefix returns the metadata range holding a, if any.
+func metadataPrefix(a netip.Addr) (netip.Prefix, bool) {
+	for _, p := range metadataPrefixes {
+		if p.Contains(a) {
+			return p, true
+		}
 	}
-	return p.Addr().IsLinkLocalUnicast() && p.Bits() >= bits
+	return netip.Prefix{}, false
 }
 
 // control is the callback dialer's Control hook: address is the IP and

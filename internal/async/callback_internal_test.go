@@ -32,6 +32,9 @@ func TestCallbackPolicyCheck(t *testing.T) {
 		{"default link-local v6", nil, "fe80::1", false},
 		{"default link-local v6 with zone", nil, "fe80::1%eth0", false},
 		{"default metadata v4-mapped", nil, "::ffff:169.254.169.254", false},
+		{"default AWS metadata v6", nil, "fd00:ec2::254", false},
+		{"default Alibaba metadata", nil, "100.100.100.200", false},
+		{"default next to AWS metadata v6", nil, "fd00:ec2::253", true},
 		{"default unspecified v4", nil, "0.0.0.0", false},
 		{"default unspecified v6", nil, "::", false},
 		{"default multicast v4", nil, "224.0.0.1", false},
@@ -62,6 +65,9 @@ func TestCallbackPolicyCheck(t *testing.T) {
 		{"link-local listed explicitly", prefixes("169.254.169.254/32"), "169.254.169.254", true},
 		{"link-local range listed", prefixes("169.254.0.0/16"), "169.254.1.1", true},
 		{"link-local v6 listed", prefixes("fe80::/10"), "fe80::1%eth0", true},
+		{"private v6 listed, AWS metadata still not", prefixes("fd00::/8"), "fd00:ec2::254", false},
+		{"AWS metadata v6 listed", prefixes("fd00:ec2::254/128"), "fd00:ec2::254", true},
+		{"CGNAT listed, Alibaba metadata still not", prefixes("100.64.0.0/10"), "100.100.100.200", false},
 		{"invalid prefix only refuses all", []netip.Prefix{{}}, "203.0.113.7", false},
 	}
 	for _, tc := range tests {

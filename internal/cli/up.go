@@ -98,7 +98,7 @@ node stops taking requests, lets in-flight invocations finish (bounded by
 	fl.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM) for HTTPS and HTTP/2 on both listeners")
 	fl.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM) for --tls-cert")
 	fl.StringArrayVar(&proxies, "trusted-proxy", nil, "believe X-Forwarded-For from this address or CIDR (repeatable)")
-	fl.StringSliceVar(&cbAllow, "callback-allow", nil, "X-Callback-Url callbacks may connect only to these addresses or CIDRs (comma-separated, repeatable); default: any but link-local (cloud metadata)")
+	fl.StringSliceVar(&cbAllow, "callback-allow", nil, "X-Callback-Url callbacks may connect only to these addresses or CIDRs (comma-separated, repeatable); default: any but cloud metadata addresses (link-local, fd00:ec2::254, 100.100.100.200)")
 	fl.IntVar(&cfg.MaxHeaderBytes, "max-header-bytes", 64<<10, "request header size limit (431 beyond)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
