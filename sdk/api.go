@@ -26,6 +26,9 @@ var (
 	// ErrAccessDenied: the function's spec does not list the table or
 	// bucket under uses (the message names what is missing).
 	ErrAccessDenied = errors.New("access denied")
+	// ErrInvalidRange: a ranged read (Bucket.GetRange) starts at or past
+	// the end of the object.
+	ErrInvalidRange = errors.New("invalid range")
 )
 
 // APIError is an error answer of the node: its stable code (as in
@@ -54,6 +57,8 @@ func (e *APIError) Is(target error) bool {
 		return e.Code == "ConditionFailed"
 	case ErrAccessDenied:
 		return e.Code == "AccessDenied"
+	case ErrInvalidRange:
+		return e.Code == "InvalidRange"
 	}
 	return false
 }

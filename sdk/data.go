@@ -383,9 +383,9 @@ func (b *BucketRef) Get(ctx context.Context, key string) (*Object, error) {
 //
 // # Errors
 //
-// A range starting at or past the end of the object fails with an
-// *APIError of code "InvalidRange" (status 416); a missing object wraps
-// ErrNotFound.
+// A range starting at or past the end of the object fails with an error
+// wrapping ErrInvalidRange (an *APIError of code "InvalidRange", status
+// 416); a missing object wraps ErrNotFound.
 func (b *BucketRef) GetRange(ctx context.Context, key string, offset, length int64) (*Object, error) {
 	if offset < 0 {
 		return nil, fmt.Errorf("bucket %s: get %s: range offset %d is negative", b.name, key, offset)

@@ -67,6 +67,7 @@ type errInfo struct {
 	NotFound  bool   `json:"not_found"`
 	Condition bool   `json:"condition_failed"`
 	Denied    bool   `json:"denied"`
+	Range     bool   `json:"invalid_range"`
 }
 
 func main() {
@@ -88,6 +89,7 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 			NotFound:  errors.Is(err, sdk.ErrNotFound),
 			Condition: errors.Is(err, sdk.ErrConditionFailed),
 			Denied:    errors.Is(err, sdk.ErrAccessDenied),
+			Range:     errors.Is(err, sdk.ErrInvalidRange),
 		}
 		var ae *sdk.APIError
 		if errors.As(err, &ae) {
