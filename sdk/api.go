@@ -12,7 +12,7 @@ import (
 
 // The data and event calls speak the node's HTTP API (docs/data.md,
 // docs/http-api.md) with the function's own credential: over HTTP from a
-// process (NIMBUS_API, NIMBUS_DATA_TOKEN), through the nimbus.api host call
+// process (NIMBUS_API, NIMBUS_DATA_TOKEN), through the nimbus.api_v2 host call
 // from WebAssembly (docs/wasm-abi.md). One client serves both builds; only
 // roundTrip differs.
 

@@ -15,17 +15,17 @@ import (
 // sdk.Publish): the data API and event publishing, with the credential of
 // their instance. Process functions call the node over HTTP with
 // NIMBUS_DATA_TOKEN (data.go); wasm functions make the same requests
-// through the nimbus.api host call, which lands in functionAPI. Either way
-// the request goes through the gateway's routes, so permissions, limits
-// and error codes are the same for both runtimes.
+// through the nimbus.api or api_v2 host call, which lands in functionAPI.
+// Either way the request goes through the gateway's routes, so
+// permissions, limits and error codes are the same for both runtimes.
 
 // publishPattern is the events service's publish route, which functions
 // may also use (functionPublishMux).
 const publishPattern = "POST /api/v1/events"
 
-// functionAPI is wasm.Config.API: the handler for the nimbus.api calls of
-// an instance of spec. It lets through only the routes functions have a
-// use for, and acts with a credential of spec's function.
+// functionAPI is wasm.Config.API: the handler for the nimbus.api and
+// api_v2 calls of an instance of spec. It lets through only the routes
+// functions have a use for, and acts with a credential of spec's function.
 func (n *Node) functionAPI(spec *function.Spec) http.Handler {
 	if n.Data == nil {
 		return nil
