@@ -1,7 +1,6 @@
 package sdk
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -131,20 +130,18 @@ func (t *TableRef) Get(ctx context.Context, key any) (*Item, error) {
 // encoded, so they are not validated again; anything unexpected, such as
 // an escaped member name or a document cut short, goes to encoding/json.
 func decodeItem(body []byte, it *Item) error {
-	ok := jsonscan.Members(body, func(name, val []byte) bool {
+	ok := jsonscan.PlainMembers(body, func(name, val []byte) bool {
 		var err error
 		switch string(name) {
-		case `"item"`:
+		case "item":
 			it.Data = val
-		case `"revision"`:
+		case "revision":
 			it.Revision, err = strconv.ParseUint(string(val), 10, 64)
-		case `"updated"`:
+		case "updated":
 			if len(val) < 2 || val[0] != '"' {
 				return false
 			}
 			it.Updated, err = time.Parse(time.RFC3339Nano, string(val[1:len(val)-1]))
-		default:
-			return !bytes.Contains(name, []byte{'\\'}) // maybe one of the above, escaped
 		}
 		return err == nil
 	})

@@ -4,6 +4,8 @@
 // decoding it whole was their largest cost.
 package jsonscan
 
+import "bytes"
+
 // Members calls f with the name (still quoted and escaped) and the raw
 // value of each member of obj, a valid JSON document, in order, until f
 // returns false. It reports false when obj is not an object or f returned
@@ -42,6 +44,17 @@ func Members(obj []byte, f func(name, val []byte) bool) bool {
 		i = skipWS(obj, i+1) // past ','
 	}
 	return true
+}
+
+// PlainMembers is Members with each name unquoted, for callers that match
+// names exactly: it reports false at a name holding an escape, which such
+// a caller cannot match without decoding it (and then decodes the
+// document some other way).
+func PlainMembers(obj []byte, f func(name, val []byte) bool) bool {
+	return Members(obj, func(name, val []byte) bool {
+		name = name[1 : len(name)-1]
+		return bytes.IndexByte(name, '\\') < 0 && f(name, val)
+	})
 }
 
 func skipWS(b []byte, i int) int {

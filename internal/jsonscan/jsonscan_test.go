@@ -3,6 +3,7 @@ package jsonscan
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -81,4 +82,17 @@ func FuzzMembersAnyInput(f *testing.F) {
 			return true
 		})
 	})
+}
+
+func TestPlainMembers(t *testing.T) {
+	var names []string
+	if !PlainMembers([]byte(`{"a":1,"b c":{"d":2}}`), func(name, _ []byte) bool { names = append(names, string(name)); return true }) {
+		t.Fatal("refused an object without escaped names")
+	}
+	if strings.Join(names, ",") != "a,b c" {
+		t.Fatalf("names %q, want unquoted a and b c", names)
+	}
+	if PlainMembers([]byte(`{"a":1,"\u0062":2}`), func(_, _ []byte) bool { return true }) {
+		t.Fatal("accepted an escaped name")
+	}
 }

@@ -224,7 +224,7 @@ func (a *API) putItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req api.PutItemRequest
-	if !readPutItem(w, r, &req) {
+	if !readFast(w, r, &req, decodePutItem) {
 		return
 	}
 	rev, err := a.svc.Put(r.Context(), r.PathValue("table"), req.Item, data.PutOptions{IfAbsent: req.IfAbsent, IfRevision: req.IfRevision})
@@ -243,7 +243,7 @@ func (a *API) getItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req api.KeyRequest
-	if !readKeyRequest(w, r, &req) {
+	if !readFast(w, r, &req, decodeKeyRequest) {
 		return
 	}
 	e, err := a.svc.Get(r.Context(), r.PathValue("table"), req.Key)
@@ -259,7 +259,7 @@ func (a *API) deleteItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req api.KeyRequest
-	if !readKeyRequest(w, r, &req) {
+	if !readFast(w, r, &req, decodeKeyRequest) {
 		return
 	}
 	if err := a.svc.Delete(r.Context(), r.PathValue("table"), req.Key, data.DeleteOptions{IfRevision: req.IfRevision}); err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"reflect"
 	"strconv"
 	"time"
 
@@ -16,49 +15,37 @@ import (
 	"github.com/nimbus-run/nimbus/internal/jsonscan"
 )
 
-// fastBodyMax bounds the bodies readPutItem reads whole: an item of
+// fastBodyMax bounds the bodies readFast reads whole: an item of
 // data.MaxItemBytes, escaped, and the envelope.
 const fastBodyMax = 1 << 20
 
-// readFast decodes a request body into v: the common bodies of the item
-// calls, read by fast without reflection (with the write itself made
-// cheap, encoding/json was a put's largest cost in this package), and any
-// other through the same strict decoder as readJSON, so what is accepted
-// and how it fails do not change. fast reports whether it decoded the body.
-func readFast(w http.ResponseWriter, r *http.Request, v any, fast func(body []byte) bool) bool {
+// readFast decodes a request body into req: the common bodies of the item
+// calls by fast, without reflection (with the write itself made cheap,
+// encoding/json was a put's largest cost in this package), and any other
+// through the same strict decoder as readJSON, so what is accepted and how
+// it fails do not change. fast reports whether it decoded the body.
+func readFast[T any](w http.ResponseWriter, r *http.Request, req *T, fast func(body []byte, req *T) bool) bool {
 	if r.ContentLength <= 0 || r.ContentLength > fastBodyMax {
-		return readJSON(w, r, v)
+		return readJSON(w, r, req)
 	}
 	body := make([]byte, r.ContentLength)
 	if _, err := io.ReadFull(r.Body, body); err != nil {
 		gateway.WriteError(w, function.Invalid("body", "not a valid request: %v", err))
 		return false
 	}
-	if fast(body) {
+	var got T // a body fast gives up on may have set some fields
+	if fast(body, &got) {
+		*req = got
 		return true
 	}
-	reflect.ValueOf(v).Elem().SetZero()
-	return decodeJSON(w, bytes.NewReader(body), v)
-}
-
-// readPutItem decodes the body of a put; the common one, {"item": ...}
-// with at most if_absent and if_revision, spelled exactly, without
-// reflection.
-func readPutItem(w http.ResponseWriter, r *http.Request, req *api.PutItemRequest) bool {
-	return readFast(w, r, req, func(body []byte) bool { return decodePutItem(body, req) })
-}
-
-// readKeyRequest decodes the body of a get or delete; the common one,
-// {"key": ...} with at most if_revision, without reflection.
-func readKeyRequest(w http.ResponseWriter, r *http.Request, req *api.KeyRequest) bool {
-	return readFast(w, r, req, func(body []byte) bool { return decodeKeyRequest(body, req) })
+	return decodeJSON(w, bytes.NewReader(body), req)
 }
 
 // decodeKeyRequest decodes body into req when it is a valid JSON object of
 // the members key and if_revision (a plain integer), and reports whether it
 // did.
 func decodeKeyRequest(body []byte, req *api.KeyRequest) bool {
-	return json.Valid(body) && eachMember(body, func(name, val []byte) bool {
+	return json.Valid(body) && jsonscan.PlainMembers(body, func(name, val []byte) bool {
 		switch string(name) {
 		case "key":
 			req.Key = val
@@ -97,7 +84,7 @@ func writeEntry(w http.ResponseWriter, e *data.Entry) {
 // the members item, if_absent (true or false) and if_revision (a plain
 // integer), and reports whether it did.
 func decodePutItem(body []byte, req *api.PutItemRequest) bool {
-	return json.Valid(body) && eachMember(body, func(name, val []byte) bool {
+	return json.Valid(body) && jsonscan.PlainMembers(body, func(name, val []byte) bool {
 		switch string(name) {
 		case "item":
 			req.Item = val
@@ -110,15 +97,4 @@ func decodePutItem(body []byte, req *api.PutItemRequest) bool {
 		}
 		return false
 	}) && req.Item != nil
-}
-
-// eachMember calls f with the name (unquoted, and only names without
-// escapes are accepted) and raw value of each member of obj, a valid JSON
-// document, until f returns false. It reports false when obj is not an
-// object, a name has an escape, or f returned false.
-func eachMember(obj []byte, f func(name, val []byte) bool) bool {
-	return jsonscan.Members(obj, func(name, val []byte) bool {
-		name = name[1 : len(name)-1]
-		return bytes.IndexByte(name, '\\') < 0 && f(name, val)
-	})
 }
