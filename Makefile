@@ -26,6 +26,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzInstrumentLoops -fuzztime 30s ./internal/runtime/wasm
 	$(GO) test -run '^$$' -fuzz FuzzDecodeKeyRequest -fuzztime 30s ./internal/data/dataapi
 	$(GO) test -run '^$$' -fuzz FuzzMembersAnyInput -fuzztime 30s ./internal/jsonscan
+	$(GO) test -run '^$$' -fuzz FuzzParseRequest -fuzztime 30s ./internal/apitext
 
 lint:
 	$(GO) vet ./...

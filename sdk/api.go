@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
+
+	"github.com/nimbus-run/nimbus/internal/apitext"
 )
 
 // The data and event calls speak the node's HTTP API (docs/data.md,
@@ -68,14 +68,9 @@ func (e *APIError) Is(target error) bool {
 func (e *APIError) ErrorType() string { return e.Code }
 
 // apiRequest and apiResponse are a data call: what the wasm build frames
-// for nimbus.api_v2 and the native build turns into HTTP.
-type apiRequest struct {
-	Method string
-	Path   string
-	Query  string
-	Header map[string]string
-	Body   []byte
-}
+// for nimbus.api_v2 (internal/apitext) and the native build turns into
+// HTTP.
+type apiRequest = apitext.Request
 
 type apiResponse struct {
 	Status int
@@ -88,52 +83,16 @@ type apiResponse struct {
 	head []byte
 }
 
-// appendText appends the nimbus.api_v2 request envelope (docs/wasm-abi.md):
-// "METHOD target\n", "Name: value\n" per header, an empty line, the body.
-func (r *apiRequest) appendText(b []byte) ([]byte, error) {
-	b = append(append(append(b, r.Method...), ' '), r.Path...)
-	if r.Query != "" {
-		b = append(append(b, '?'), r.Query...)
-	}
-	b = append(b, '\n')
-	for k, v := range r.Header {
-		if strings.ContainsAny(k, "\r\n:") || strings.ContainsAny(v, "\r\n") {
-			return nil, fmt.Errorf("header %q: names may not hold line breaks or colons, values no line breaks", k)
-		}
-		b = append(append(append(append(b, k...), ": "...), v...), '\n')
-	}
-	return append(append(b, '\n'), r.Body...), nil
-}
-
-// parseTextResponse reads the nimbus.api_v2 answer envelope: "status\n",
-// "Name: value\n" per header, an empty line, the body. The answer keeps
-// none of b: the caller reuses it.
+// parseTextResponse reads a nimbus.api_v2 answer. The answer keeps none of
+// b: the caller reuses it.
 func parseTextResponse(b []byte) (*apiResponse, error) {
-	bad := errors.New("nimbus.api_v2: the answer is not a valid envelope")
-	line, rest, ok := bytes.Cut(b, []byte{'\n'})
-	status, err := strconv.Atoi(string(line))
-	if !ok || err != nil {
-		return nil, bad
+	status, head, body, err := apitext.ParseResponse(bytes.Clone(b))
+	if err != nil {
+		return nil, fmt.Errorf("nimbus.api_v2: %w", err)
 	}
-	i := 0
-	for {
-		end := bytes.IndexByte(rest[i:], '\n')
-		if end < 0 {
-			return nil, bad
-		}
-		if end == 0 {
-			break
-		}
-		if bytes.Index(rest[i:i+end], []byte(": ")) < 0 {
-			return nil, bad
-		}
-		i += end + 1
-	}
-	// One copy holds the header lines and the body.
-	kept := bytes.Clone(rest)
-	out := &apiResponse{Status: status, head: kept[:i]}
-	if len(kept) > i+1 {
-		out.Body = kept[i+1:]
+	out := &apiResponse{Status: status, head: head}
+	if len(body) > 0 {
+		out.Body = body
 	}
 	return out, nil
 }
@@ -141,11 +100,7 @@ func parseTextResponse(b []byte) (*apiResponse, error) {
 // headers returns the answer's headers, parsing them on first use.
 func (r *apiResponse) headers() map[string]string {
 	if r.Header == nil && len(r.head) > 0 {
-		r.Header = make(map[string]string, 4)
-		for line := range bytes.SplitSeq(r.head[:len(r.head)-1], []byte{'\n'}) {
-			name, value, _ := bytes.Cut(line, []byte(": "))
-			r.Header[string(name)] = string(value)
-		}
+		r.Header = apitext.Headers(r.head)
 	}
 	return r.Header
 }

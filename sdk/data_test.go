@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -100,23 +101,19 @@ func TestRoundTripNative(t *testing.T) {
 	}
 }
 
-// TestTextEnvelope checks the nimbus.api_v2 framing the wasm build speaks
-// (docs/wasm-abi.md): a request is refused when a header would break the
-// framing, and an answer's body may hold anything, blank lines included.
+// TestTextEnvelope checks the nimbus.api_v2 envelope as the wasm build
+// uses it (internal/apitext has the framing's own tests): the request
+// bytes, and answers that keep none of the buffer they were read from,
+// with headers parsed on demand and looked up by any case.
 func TestTextEnvelope(t *testing.T) {
 	req := &apiRequest{Method: "PUT", Path: "/api/v1/buckets/b/objects/k", Query: "x=1",
 		Header: map[string]string{"Content-Type": "text/plain"}, Body: []byte("a\n\nb")}
-	got, err := req.appendText(nil)
+	got, err := req.Append(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := "PUT /api/v1/buckets/b/objects/k?x=1\nContent-Type: text/plain\n\na\n\nb"; string(got) != want {
 		t.Fatalf("request %q, want %q", got, want)
-	}
-	for _, h := range []map[string]string{{"X-Meta": "a\nb"}, {"X-Meta": "a\rb"}, {"X\nY": "v"}, {"X:Y": "v"}} {
-		if _, err := (&apiRequest{Method: "GET", Path: "/", Header: h}).appendText(nil); err == nil {
-			t.Errorf("header %q: framed, want an error", h)
-		}
 	}
 
 	wire := []byte("404\nContent-Type: application/json\nX-Empty: \n\n{\"a\":\n\n1}")
@@ -131,10 +128,8 @@ func TestTextEnvelope(t *testing.T) {
 	if resp.Body[len(resp.Body)-1] != '}' {
 		t.Fatal("the body aliases the buffer it was parsed from")
 	}
-	for _, bad := range []string{"", "200", "abc\n\n", "200\nno-colon\n\n", "200\nA: b\n"} {
-		if _, err := parseTextResponse([]byte(bad)); err == nil {
-			t.Errorf("answer %q: parsed, want an error", bad)
-		}
+	if _, err := parseTextResponse([]byte("200\nA: b\n")); err == nil || !strings.Contains(err.Error(), "nimbus.api_v2") {
+		t.Errorf("a cut-short answer: %v, want an error naming nimbus.api_v2", err)
 	}
 }
 

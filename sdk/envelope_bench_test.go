@@ -37,7 +37,7 @@ func BenchmarkEnvelopeRequest(b *testing.B) {
 	var buf []byte
 	for b.Loop() {
 		var err error
-		if buf, err = req.appendText(buf[:0]); err != nil {
+		if buf, err = req.Append(buf[:0]); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -135,7 +135,7 @@ var apiReq []byte
 func roundTrip(_ context.Context, req *apiRequest) (*apiResponse, error) {
 	apiMu.Lock()
 	defer apiMu.Unlock()
-	in, err := req.appendText(apiReq[:0])
+	in, err := req.Append(apiReq[:0])
 	if err != nil {
 		return nil, err
 	}

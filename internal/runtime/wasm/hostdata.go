@@ -7,14 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
 
 	wire "github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/internal/apitext"
 )
 
 // Data calls (docs/wasm-abi.md, "Data calls"): nimbus.api carries one
@@ -78,13 +77,15 @@ func hostAPI(ctx context.Context, mod api.Module, stack []uint64) {
 func hostAPIv2(ctx context.Context, mod api.Module, stack []uint64) {
 	s := sdkOf(ctx)
 	var resp *apiResponse
-	in, err := parseTextRequest(read(mod, "api_v2", stack))
-	if err != nil {
+	if in, err := apitext.ParseRequest(read(mod, "api_v2", stack)); err != nil {
 		resp = apiError(http.StatusBadRequest, wire.CodeInvalid, "nimbus.api_v2: "+err.Error())
 	} else {
-		resp = s.serveAPI(in)
+		// The body is guest memory, which the guest reuses; a handler may
+		// keep it.
+		in.Body = bytes.Clone(in.Body)
+		resp = s.serveAPI((*apiRequest)(in))
 	}
-	s.keepAnswer(mod, "api_v2", stack, resp.appendText(nil))
+	s.keepAnswer(mod, "api_v2", stack, apitext.AppendResponse(nil, resp.Status, resp.Header, resp.Body))
 }
 
 // keepAnswer writes out to the guest's buffer (stack[2], stack[3]) when it
@@ -98,59 +99,6 @@ func (s *sdkInstance) keepAnswer(mod api.Module, name string, stack []uint64, ou
 		s.result = out
 	}
 	stack[0] = api.EncodeI32(int32(len(out)))
-}
-
-// parseTextRequest reads api_v2's request: "METHOD target\n", then
-// "Name: value\n" per header, then an empty line, then the body (the rest).
-// The body is copied out of guest memory: a handler may keep it.
-func parseTextRequest(b []byte) (*apiRequest, error) {
-	line, rest, ok := bytes.Cut(b, []byte{'\n'})
-	if !ok {
-		return nil, errors.New(`the request has no "METHOD target" line`)
-	}
-	method, target, ok := strings.Cut(string(line), " ")
-	if !ok || method == "" {
-		return nil, errors.New(`the first line is not "METHOD target"`)
-	}
-	in := &apiRequest{Method: method}
-	in.Path, in.Query, _ = strings.Cut(target, "?")
-	for {
-		line, rest, ok = bytes.Cut(rest, []byte{'\n'})
-		if !ok {
-			return nil, errors.New("the headers do not end with an empty line")
-		}
-		if len(line) == 0 {
-			break
-		}
-		name, value, ok := bytes.Cut(line, []byte(": "))
-		if !ok || len(name) == 0 {
-			return nil, fmt.Errorf("header line %q is not \"Name: value\"", line)
-		}
-		if in.Header == nil {
-			in.Header = map[string]string{}
-		}
-		in.Header[string(name)] = string(value)
-	}
-	if len(rest) > 0 {
-		in.Body = bytes.Clone(rest)
-	}
-	return in, nil
-}
-
-// appendText appends api_v2's answer: "status\n", "Name: value\n" per
-// header, an empty line, then the body.
-func (r *apiResponse) appendText(b []byte) []byte {
-	n := 16 + len(r.Body)
-	for k, v := range r.Header {
-		n += len(k) + len(v) + 3
-	}
-	b = slices.Grow(b, n)
-	b = strconv.AppendInt(b, int64(r.Status), 10)
-	b = append(b, '\n')
-	for k, v := range r.Header {
-		b = append(append(append(append(b, k...), ": "...), v...), '\n')
-	}
-	return append(append(b, '\n'), r.Body...)
 }
 
 // api_result(buf, buf_len) -> size: the kept answer of the last api call;
@@ -231,7 +179,7 @@ func (s *sdkInstance) serveAPI(in *apiRequest) *apiResponse {
 		out.Status = http.StatusOK
 	}
 	for k, v := range rec.header {
-		if len(v) > 0 && !strings.ContainsAny(v[0], "\r\n") {
+		if len(v) > 0 {
 			out.Header[k] = v[0]
 		}
 	}
