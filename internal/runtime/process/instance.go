@@ -166,13 +166,14 @@ func (r *Runtime) start(ctx context.Context, spec *function.Spec) (_ *instance, 
 	env := r.environ(spec, in)
 	started := time.Now()
 	var cmd *exec.Cmd
-	if set, pin := r.cpus.place(spec.MemoryMB, in.capacity); pin {
-		err = withAffinity(set, func() (err error) {
-			cmd, err = startCmd(path, argv, in.dir, env, pw, attr)
-			return err
-		})
-	} else {
+	start := func() (err error) {
 		cmd, err = startCmd(path, argv, in.dir, env, pw, attr)
+		return err
+	}
+	if set, pin := r.cpus.place(spec.MemoryMB, in.capacity); pin {
+		err = withAffinity(set, start)
+	} else {
+		err = start()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("exec %s: %w", argv[0], err)
