@@ -10,7 +10,8 @@ import (
 // cpuPlacer gives each instance its CPUs, as Lambda gives a function CPU in
 // proportion to its memory: one CPU for every 1,769 MB, at least one. An
 // instance with fewer CPUs than the node is pinned to them, round robin
-// over the node's CPUs, so its runtime sizes itself to what it gets (Go's
+// over the node's CPUs, whatever its concurrency (Lambda's multi-concurrency
+// mode also sizes CPU by memory), so its runtime sizes itself to what it gets (Go's
 // GOMAXPROCS, Node's thread pool, ...). Many single-CPU runtimes on a small
 // machine otherwise each spin up as many threads as the node has CPUs and
 // spend their time handing work between them.
@@ -38,10 +39,10 @@ func newCPUPlacer() *cpuPlacer {
 
 // place returns the CPU set of an instance of a function with memMB, and
 // false when it gets every CPU (nothing to pin).
-func (p *cpuPlacer) place(memMB int, concurrency int) (unix.CPUSet, bool) {
+func (p *cpuPlacer) place(memMB int) (unix.CPUSet, bool) {
 	var set unix.CPUSet
 	n := max(memMB/mbPerCPU, 1)
-	if concurrency > 1 || n >= len(p.all) || len(p.all) < 2 {
+	if n >= len(p.all) || len(p.all) < 2 {
 		return set, false
 	}
 	first := int(p.next.Add(uint32(n))) - n

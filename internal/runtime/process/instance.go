@@ -170,7 +170,7 @@ func (r *Runtime) start(ctx context.Context, spec *function.Spec) (_ *instance, 
 		cmd, err = startCmd(path, argv, in.dir, env, pw, attr)
 		return err
 	}
-	if set, pin := r.cpus.place(spec.MemoryMB, in.capacity); pin {
+	if set, pin := r.cpus.place(spec.MemoryMB); pin {
 		err = withAffinity(set, start)
 	} else {
 		err = start()
