@@ -6,7 +6,8 @@
 // run, and reports medians of several runs: throughput as a share of bare,
 // and p50/p99 latency. The same function is also driven through Nimbus's own
 // route (/function/echo), so the Invoke API's own cost shows apart from the
-// runtime's.
+// runtime's, and behind a relay that does nothing but pass events and
+// responses (relay.go): the most this protocol allows on this machine.
 //
 // Cold: it deploys the same code as a function whose instances are reclaimed
 // after 1 ms idle, waits until none is left, invokes, and repeats; it reports
@@ -157,6 +158,16 @@ func run() error {
 	go bare.Serve(ln)
 	defer bare.Close()
 
+	// The ceiling: the same binary behind a relay that does nothing but
+	// pass events and responses (relay.go), as many processes as the
+	// multi-concurrency variant runs at the highest concurrency.
+	maxConc := slices.Max(cs)
+	rl, err := startRelay(bin, (maxConc+*mc-1) / *mc, *mc)
+	if err != nil {
+		return err
+	}
+	defer rl.close()
+
 	targets := []struct {
 		name string
 		t    loadgen.Target
@@ -167,6 +178,7 @@ func run() error {
 		// The same function through Nimbus's own route: the difference is
 		// the Invoke API's cost (authentication, parsing, AWS shapes).
 		{"/function/echo (same function)", loadgen.Target{URL: n.URL() + "/function/echo", Body: []byte(*payload)}},
+		{fmt.Sprintf("bare relay, same code, concurrency %d", *mc), loadgen.Target{URL: rl.invoke, Body: []byte(*payload)}},
 	}
 	if *cpuprof != "" {
 		f, err := os.Create(*cpuprof)
