@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"strconv"
@@ -114,6 +113,7 @@ type Response struct {
 // call is an invocation on its way through the server.
 type call struct {
 	inv  *Invocation
+	ctx  context.Context // Invoke's
 	done chan struct{} // closed once resp is set
 	resp *Response
 }
@@ -132,7 +132,6 @@ type call struct {
 type RuntimeServer struct {
 	cfg     RuntimeServerConfig
 	ln      net.Listener
-	srv     *http.Server
 	handoff chan *call // unbuffered: a send completes only when a poller takes it
 
 	closed    chan struct{}
@@ -143,6 +142,7 @@ type RuntimeServer struct {
 	handlers   int           // requests being served; Close waits for 0
 	handlersCh chan struct{} // closed when handlers drops to 0 after close
 	isClosed   bool
+	conns      map[net.Conn]struct{} // open connections, closed by Close
 	inflight   map[string]*call
 	recent     map[string]struct{}
 	recentRing []string
@@ -180,21 +180,9 @@ func NewRuntimeServer(cfg RuntimeServerConfig) (*RuntimeServer, error) {
 		pollersCh:  make(chan struct{}),
 		ready:      make(chan struct{}),
 		initFailed: make(chan struct{}),
+		conns:      make(map[net.Conn]struct{}),
 	}
-	s.srv = &http.Server{
-		Handler: s,
-		// No read or write timeout: /next is a long poll by design. Headers
-		// come from a local process and arrive at once.
-		ReadHeaderTimeout:            10 * time.Second,
-		MaxHeaderBytes:               64 << 10,
-		DisableGeneralOptionsHandler: true,
-		// Bad requests come from function code; they are answered, not logged.
-		ErrorLog: log.New(io.Discard, "", 0),
-	}
-	go func() {
-		defer close(s.serveDone)
-		_ = s.srv.Serve(ln)
-	}()
+	go s.serve() // rtconn.go
 	return s, nil
 }
 
@@ -243,7 +231,7 @@ func (s *RuntimeServer) Invoke(ctx context.Context, inv *Invocation) (*Response,
 		}
 		inv = &cp
 	}
-	c := &call{inv: inv, done: make(chan struct{})}
+	c := &call{inv: inv, ctx: ctx, done: make(chan struct{})}
 	select {
 	case s.handoff <- c:
 	case <-ctx.Done():
@@ -305,17 +293,16 @@ func (s *RuntimeServer) Close() error {
 			s.handlersCh = make(chan struct{})
 		}
 		wait := s.handlersCh
+		// The process behind this server is already dead or being killed:
+		// its connections are dropped, not drained.
+		err = s.ln.Close()
+		for conn := range s.conns {
+			conn.Close()
+		}
 		s.mu.Unlock()
-		// Close, not Shutdown: the process behind this server is already
-		// dead or being killed, and Shutdown polls for idleness in steps up
-		// to 500ms.
-		err = s.srv.Close()
 		<-s.serveDone
 		if wait != nil {
 			<-wait
-		}
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
 		}
 	})
 	return err
@@ -415,6 +402,19 @@ func (s *RuntimeServer) next(w http.ResponseWriter, r *http.Request) {
 	case c = <-s.handoff:
 	case <-r.Context().Done():
 	case <-s.closed:
+	}
+	if g, ok := w.(interface{ peerGone() bool }); ok && c != nil && g.peerGone() {
+		// The runtime gave this poll up (a client timeout) while it waited:
+		// the invocation goes to the next poll instead.
+		s.mu.Lock()
+		s.addPollerLocked(-1)
+		s.mu.Unlock()
+		select {
+		case s.handoff <- c:
+		case <-c.ctx.Done():
+		case <-s.closed:
+		}
+		return
 	}
 	s.mu.Lock()
 	s.addPollerLocked(-1)
