@@ -7,7 +7,8 @@
 // and p50/p99 latency. The same function is also driven through Nimbus's own
 // route (/function/echo), so the Invoke API's own cost shows apart from the
 // runtime's, and behind a relay that does nothing but pass events and
-// responses (relay.go): the most this protocol allows on this machine.
+// responses (relay.go), on net/http and on hand-written HTTP/1.1: the most
+// this protocol allows on this machine.
 //
 // Cold: it deploys the same code as a function whose instances are reclaimed
 // after 1 ms idle, waits until none is left, invokes, and repeats; it reports
@@ -85,6 +86,7 @@ func run() error {
 		asJSON   = flag.Bool("json", false, "print JSON")
 		mc       = flag.Int("mc", 16, "per-process concurrency of the multi-concurrency variant")
 		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the node's process (warm runs) to this file")
+		only     = flag.String("only", "", "measure only the targets whose name holds this (bare net/http always runs)")
 	)
 	flag.Parse()
 	if *auth != "none" && *auth != "sigv4" {
@@ -162,11 +164,17 @@ func run() error {
 	// pass events and responses (relay.go), as many processes as the
 	// multi-concurrency variant runs at the highest concurrency.
 	maxConc := slices.Max(cs)
-	rl, err := startRelay(bin, (maxConc+*mc-1) / *mc, *mc)
+	procs := (maxConc + *mc - 1) / *mc
+	rl, err := startRelay(bin, procs, *mc, false)
 	if err != nil {
 		return err
 	}
 	defer rl.close()
+	raw, err := startRelay(bin, procs, *mc, true)
+	if err != nil {
+		return err
+	}
+	defer raw.close()
 
 	targets := []struct {
 		name string
@@ -179,7 +187,14 @@ func run() error {
 		// the Invoke API's cost (authentication, parsing, AWS shapes).
 		{"/function/echo (same function)", loadgen.Target{URL: n.URL() + "/function/echo", Body: []byte(*payload)}},
 		{fmt.Sprintf("bare relay, same code, concurrency %d", *mc), loadgen.Target{URL: rl.invoke, Body: []byte(*payload)}},
+		{"bare relay, hand-written HTTP", loadgen.Target{URL: raw.invoke, Body: []byte(*payload)}},
 	}
+	targets = slices.DeleteFunc(targets, func(t struct {
+		name string
+		t    loadgen.Target
+	}) bool {
+		return t.name != "bare net/http" && !strings.Contains(t.name, *only)
+	})
 	if *cpuprof != "" {
 		f, err := os.Create(*cpuprof)
 		if err != nil {
@@ -196,7 +211,7 @@ func run() error {
 			// Runs interleave targets so drift on a noisy machine hits both.
 			for i, t := range targets {
 				res := loadgen.Measure(t.t, conc, *warmup, *duration)
-				fmt.Fprintf(os.Stderr, "  run %d %-32s c=%-3d %8.0f req/s  p50 %7.0f µs  p99 %7.0f µs  errors %d\n", r+1, t.name, conc, res.RPS, res.P50us, res.P99us, res.Errors)
+				fmt.Fprintf(os.Stderr, "  run %d %-32s c=%-3d %8.0f req/s  p50 %7.0f µs  p99 %7.0f µs  cpu %4.0f µs  errors %d\n", r+1, t.name, conc, res.RPS, res.P50us, res.P99us, res.MachineCPUus, res.Errors)
 				samples[i] = append(samples[i], res)
 			}
 		}
@@ -227,11 +242,11 @@ func run() error {
 		return enc.Encode(map[string]any{"warm": warm, "cold": cold, "auth": *auth, "gomaxprocs": runtime.GOMAXPROCS(0)})
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "target\tconc\treq/s\tvs bare\tp50 µs\tp99 µs\terrors\t\n")
+	fmt.Fprintf(tw, "target\tconc\treq/s\tvs bare\tp50 µs\tp99 µs\tCPU µs/req\terrors\t\n")
 	for _, r := range warm {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f%%\t%.0f\t%.0f\t%d\t\n", r.Target, r.Conc, r.RPS, r.VsBare*100, r.P50us, r.P99us, r.Errors)
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f%%\t%.0f\t%.0f\t%.0f\t%d\t\n", r.Target, r.Conc, r.RPS, r.VsBare*100, r.P50us, r.P99us, r.MachineCPUus, r.Errors)
 	}
-	fmt.Fprintf(tw, "\n(auth %s; medians of %d runs of %s; GOMAXPROCS=%d; load generator in the same process)\t\t\t\t\t\t\t\n", *auth, *runs, *duration, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(tw, "\n(auth %s; medians of %d runs of %s; GOMAXPROCS=%d; load generator in the same process;\t\t\t\t\t\t\t\t\n CPU µs/req: the whole machine's, function processes included)\t\t\t\t\t\t\t\t\n", *auth, *runs, *duration, runtime.GOMAXPROCS(0))
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -13,15 +16,22 @@ import (
 	"time"
 )
 
-// relay is the least a Lambda Runtime API platform can do: an HTTP server
-// that hands each request body to a process polling /next and answers with
-// what the process posts back. No routing, pools, limits, records, logs or
-// metrics. It runs the same unmodified binary, so its throughput is the
-// ceiling this protocol allows on this machine, and the platform's figure
-// against it is the platform's own overhead.
+// relay is the least a Lambda Runtime API platform can do: it hands each
+// request body to a process polling /next and answers with what the process
+// posts back. No routing, pools, limits, records, logs or metrics. It runs
+// the same unmodified binary, so its throughput is the ceiling the protocol
+// allows on this machine, and the platform's figure against it is the
+// platform's own overhead.
+//
+// With raw set, both of its servers are minimal hand-written HTTP/1.1 loops
+// instead of net/http: the ceiling with the server's own cost cut to
+// almost nothing.
 type relay struct {
 	invoke  string // URL that takes an event and answers the function's response
-	servers []*http.Server
+	queue   chan *relayCall
+	pending sync.Map // request id → *relayCall
+	seq     atomic.Int64
+	closers []io.Closer
 	procs   []*exec.Cmd
 }
 
@@ -30,59 +40,22 @@ type relayCall struct {
 	done chan []byte
 }
 
+const relayARN = "arn:aws:lambda:us-east-1:000000000000:function:relay"
+
 // startRelay starts procs processes of bin, each serving mc invocations at
 // once (AWS_LAMBDA_MAX_CONCURRENCY) on one CPU (GOMAXPROCS=1, as the process
 // runtime pins a 128 MB function).
-func startRelay(bin string, procs, mc int) (*relay, error) {
-	var (
-		queue   = make(chan *relayCall)
-		pending sync.Map // request id → *relayCall
-		seq     atomic.Int64
-		r       = &relay{}
-	)
-	rt := http.NewServeMux()
-	rt.HandleFunc("GET /2018-06-01/runtime/invocation/next", func(w http.ResponseWriter, req *http.Request) {
-		var c *relayCall
-		select {
-		case c = <-queue:
-		case <-req.Context().Done():
-			return
-		}
-		id := strconv.FormatInt(seq.Add(1), 10)
-		pending.Store(id, c)
-		h := w.Header()
-		h.Set("Lambda-Runtime-Aws-Request-Id", id)
-		h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10))
-		h.Set("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:000000000000:function:relay")
-		h.Set("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
-		w.Write(c.body)
-	})
-	rt.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", func(w http.ResponseWriter, req *http.Request) {
-		b, err := io.ReadAll(req.Body)
-		c, ok := pending.LoadAndDelete(req.PathValue("id"))
-		if err != nil || !ok {
-			http.Error(w, "unknown request id", http.StatusBadRequest)
-			return
-		}
-		c.(*relayCall).done <- b
-		w.WriteHeader(http.StatusAccepted)
-	})
-	inv := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, err := io.ReadAll(req.Body)
-		if err != nil {
-			return
-		}
-		c := &relayCall{body: b, done: make(chan []byte, 1)}
-		queue <- c
-		out := <-c.done
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(out)
-	})
-	rtAddr, err := r.serve(rt)
+func startRelay(bin string, procs, mc int, raw bool) (*relay, error) {
+	r := &relay{queue: make(chan *relayCall)}
+	serve := r.serveHTTP
+	if raw {
+		serve = r.serveRaw
+	}
+	rtAddr, err := serve(false)
 	if err != nil {
 		return nil, err
 	}
-	invAddr, err := r.serve(inv)
+	invAddr, err := serve(true)
 	if err != nil {
 		r.close()
 		return nil, err
@@ -104,15 +77,175 @@ func startRelay(bin string, procs, mc int) (*relay, error) {
 	return r, nil
 }
 
-func (r *relay) serve(h http.Handler) (string, error) {
+// call passes an event to the next /next and waits for its response.
+func (r *relay) call(body []byte) []byte {
+	c := &relayCall{body: body, done: make(chan []byte, 1)}
+	r.queue <- c
+	return <-c.done
+}
+
+// next waits for an event and names it.
+func (r *relay) next(ctx context.Context) (string, *relayCall) {
+	select {
+	case c := <-r.queue:
+		id := strconv.FormatInt(r.seq.Add(1), 10)
+		r.pending.Store(id, c)
+		return id, c
+	case <-ctx.Done():
+		return "", nil
+	}
+}
+
+func (r *relay) respond(id string, body []byte) bool {
+	c, ok := r.pending.LoadAndDelete(id)
+	if ok {
+		c.(*relayCall).done <- body
+	}
+	return ok
+}
+
+func (r *relay) listen() (net.Listener, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err == nil {
+		r.closers = append(r.closers, ln)
+	}
+	return ln, err
+}
+
+// serveHTTP serves the Invoke side or the Runtime API with net/http.
+func (r *relay) serveHTTP(invoke bool) (string, error) {
+	ln, err := r.listen()
 	if err != nil {
 		return "", err
 	}
-	s := &http.Server{Handler: h}
-	r.servers = append(r.servers, s)
+	mux := http.NewServeMux()
+	if invoke {
+		mux.HandleFunc("POST /", func(w http.ResponseWriter, req *http.Request) {
+			if b, err := io.ReadAll(req.Body); err == nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.Write(r.call(b))
+			}
+		})
+	}
+	mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", func(w http.ResponseWriter, req *http.Request) {
+		if id, c := r.next(req.Context()); c != nil {
+			h := w.Header()
+			h.Set("Lambda-Runtime-Aws-Request-Id", id)
+			h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10))
+			h.Set("Lambda-Runtime-Invoked-Function-Arn", relayARN)
+			w.Write(c.body)
+		}
+	})
+	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", func(w http.ResponseWriter, req *http.Request) {
+		b, err := io.ReadAll(req.Body)
+		if err != nil || !r.respond(req.PathValue("id"), b) {
+			http.Error(w, "unknown request id", http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	s := &http.Server{Handler: mux}
+	r.closers = append(r.closers, s)
 	go s.Serve(ln)
 	return ln.Addr().String(), nil
+}
+
+// serveRaw serves the same with a hand-written HTTP/1.1 loop per
+// connection that understands only what the load generator and
+// aws-lambda-go send. A measuring tool, not a server to copy.
+func (r *relay) serveRaw(invoke bool) (string, error) {
+	ln, err := r.listen()
+	if err != nil {
+		return "", err
+	}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				br, bw := bufio.NewReader(conn), bufio.NewWriter(conn)
+				for {
+					method, path, body, err := readRawRequest(br)
+					if err != nil {
+						return
+					}
+					switch {
+					case invoke:
+						out := r.call(body)
+						fmt.Fprintf(bw, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(out))
+						bw.Write(out)
+					case method == "GET":
+						id, c := r.next(context.Background())
+						fmt.Fprintf(bw, "HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: %s\r\nLambda-Runtime-Deadline-Ms: %d\r\nLambda-Runtime-Invoked-Function-Arn: %s\r\nContent-Length: %d\r\n\r\n",
+							id, time.Now().Add(time.Minute).UnixMilli(), relayARN, len(c.body))
+						bw.Write(c.body)
+					default: // POST /2018-06-01/runtime/invocation/{id}/response
+						id, _, _ := bytes.Cut(bytes.TrimPrefix(path, []byte("/2018-06-01/runtime/invocation/")), []byte("/"))
+						r.respond(string(id), body)
+						bw.WriteString("HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+					}
+					if bw.Flush() != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), nil
+}
+
+// readRawRequest reads one request with a Content-Length or chunked body.
+func readRawRequest(br *bufio.Reader) (method string, path, body []byte, err error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return "", nil, nil, err
+	}
+	m, rest, _ := bytes.Cut(line, []byte(" "))
+	p, _, _ := bytes.Cut(rest, []byte(" "))
+	method, path = string(m), bytes.Clone(p)
+	length := 0
+	for {
+		h, err := br.ReadSlice('\n')
+		if err != nil {
+			return "", nil, nil, err
+		}
+		if len(bytes.TrimSpace(h)) == 0 {
+			break
+		}
+		k, v, _ := bytes.Cut(h, []byte(":"))
+		switch {
+		case bytes.EqualFold(k, []byte("Content-Length")):
+			length, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+		case bytes.EqualFold(k, []byte("Transfer-Encoding")):
+			length = -1
+		}
+	}
+	if length >= 0 {
+		body = make([]byte, length)
+		_, err = io.ReadFull(br, body)
+		return method, path, body, err
+	}
+	for {
+		l, err := br.ReadSlice('\n')
+		if err != nil {
+			return "", nil, nil, err
+		}
+		n, err := strconv.ParseInt(string(bytes.TrimSpace(l)), 16, 32)
+		if err != nil || n < 0 {
+			return "", nil, nil, fmt.Errorf("bad chunk size %q", l)
+		}
+		chunk := make([]byte, n+2) // and its CRLF
+		if _, err := io.ReadFull(br, chunk); err != nil {
+			return "", nil, nil, err
+		}
+		if n == 0 {
+			return method, path, body, nil
+		}
+		body = append(body, chunk[:n]...)
+	}
 }
 
 func (r *relay) close() {
@@ -120,7 +253,7 @@ func (r *relay) close() {
 		p.Process.Kill()
 		p.Wait()
 	}
-	for _, s := range r.servers {
-		s.Close()
+	for _, c := range r.closers {
+		c.Close()
 	}
 }

@@ -10,7 +10,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +39,11 @@ type Result struct {
 	P50us  float64 `json:"p50_us"`
 	P99us  float64 `json:"p99_us"`
 	Errors int64   `json:"errors"`
+	// MachineCPUus is the CPU time the whole machine spent per request
+	// while measuring (user and system, from /proc/stat; 0 elsewhere): the
+	// load generator, the server and any process it runs. On a shared,
+	// noisy machine it varies less than throughput does.
+	MachineCPUus float64 `json:"machine_cpu_us,omitempty"`
 }
 
 // Measure drives t with conc connections for warmup (not measured), then d.
@@ -77,14 +85,41 @@ func Measure(t Target, conc int, warmup, d time.Duration) Result {
 	}
 	time.Sleep(warmup)
 	measuring.Store(true)
-	start := time.Now()
+	start, cpu0 := time.Now(), machineCPU()
 	time.Sleep(d)
 	measuring.Store(false)
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), machineCPU()-cpu0
 	stop.Store(true)
 	wg.Wait()
 	slices.Sort(lat)
-	return Result{RPS: float64(len(lat)) / elapsed.Seconds(), P50us: Percentile(lat, 0.50), P99us: Percentile(lat, 0.99), Errors: errs.Load()}
+	r := Result{RPS: float64(len(lat)) / elapsed.Seconds(), P50us: Percentile(lat, 0.50), P99us: Percentile(lat, 0.99), Errors: errs.Load()}
+	if len(lat) > 0 && cpu > 0 {
+		r.MachineCPUus = float64(cpu.Microseconds()) / float64(len(lat))
+	}
+	return r
+}
+
+// machineCPU is the busy CPU time of all CPUs since boot (user, nice,
+// system, irq and softirq in /proc/stat's first line), 0 where unknown.
+func machineCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system (idle iowait) irq softirq
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
 func send(client *http.Client, t *Target, ok func(int) bool) error {
@@ -141,10 +176,11 @@ func Median(rs []Result) Result {
 		errs += r.Errors
 	}
 	return Result{
-		RPS:    pick(func(r Result) float64 { return r.RPS }),
-		P50us:  pick(func(r Result) float64 { return r.P50us }),
-		P99us:  pick(func(r Result) float64 { return r.P99us }),
-		Errors: errs,
+		RPS:          pick(func(r Result) float64 { return r.RPS }),
+		P50us:        pick(func(r Result) float64 { return r.P50us }),
+		P99us:        pick(func(r Result) float64 { return r.P99us }),
+		MachineCPUus: pick(func(r Result) float64 { return r.MachineCPUus }),
+		Errors:       errs,
 	}
 }
 
