@@ -114,7 +114,7 @@ type Response struct {
 type call struct {
 	inv  *Invocation
 	ctx  context.Context // Invoke's
-	done chan struct{} // closed once resp is set
+	done chan struct{}   // closed once resp is set
 	resp *Response
 }
 
