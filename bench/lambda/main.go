@@ -86,6 +86,7 @@ func run() error {
 		asJSON   = flag.Bool("json", false, "print JSON")
 		mc       = flag.Int("mc", 16, "per-process concurrency of the multi-concurrency variant")
 		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the node's process (warm runs) to this file")
+		memprof  = flag.String("memprofile", "", "write an allocation profile of the node's process (after the warm runs) to this file")
 		only     = flag.String("only", "", "measure only the targets whose name holds this (bare net/http always runs)")
 	)
 	flag.Parse()
@@ -227,6 +228,17 @@ func run() error {
 
 	if *cpuprof != "" {
 		pprof.StopCPUProfile()
+	}
+	if *memprof != "" {
+		f, err := os.Create(*memprof)
+		if err != nil {
+			return err
+		}
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		f.Close()
+		if err != nil {
+			return err
+		}
 	}
 	var cold *coldResult
 	if *colds > 0 {
