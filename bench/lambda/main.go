@@ -85,7 +85,7 @@ func run() error {
 		payload  = flag.String("payload", `{"hello":"world","n":42}`, "request body")
 		asJSON   = flag.Bool("json", false, "print JSON")
 		mc       = flag.Int("mc", 16, "per-process concurrency of the multi-concurrency variant")
-		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the node's process (warm runs) to this file")
+		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the process (node and load generator) during the first measurement of a target other than bare (pick it with -only) to this file")
 		memprof  = flag.String("memprofile", "", "write an allocation profile of the node's process (after the warm runs) to this file")
 		only     = flag.String("only", "", "measure only the targets whose name holds this (bare net/http always runs)")
 	)
@@ -196,14 +196,12 @@ func run() error {
 	}) bool {
 		return t.name != "bare net/http" && !strings.Contains(t.name, *only)
 	})
+	var prof *os.File
 	if *cpuprof != "" {
-		f, err := os.Create(*cpuprof)
-		if err != nil {
+		if prof, err = os.Create(*cpuprof); err != nil {
 			return err
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+		defer prof.Close()
 	}
 	var warm []warmResult
 	for _, conc := range cs {
@@ -211,7 +209,17 @@ func run() error {
 		for r := range *runs {
 			// Runs interleave targets so drift on a noisy machine hits both.
 			for i, t := range targets {
+				profile := prof != nil && i > 0
+				if profile {
+					if err := pprof.StartCPUProfile(prof); err != nil {
+						return err
+					}
+				}
 				res := loadgen.Measure(t.t, conc, *warmup, *duration)
+				if profile {
+					pprof.StopCPUProfile()
+					prof = nil
+				}
 				fmt.Fprintf(os.Stderr, "  run %d %-32s c=%-3d %8.0f req/s  p50 %7.0f µs  p99 %7.0f µs  cpu %4.0f µs  errors %d\n", r+1, t.name, conc, res.RPS, res.P50us, res.P99us, res.MachineCPUus, res.Errors)
 				samples[i] = append(samples[i], res)
 			}
@@ -226,9 +234,6 @@ func run() error {
 		}
 	}
 
-	if *cpuprof != "" {
-		pprof.StopCPUProfile()
-	}
 	if *memprof != "" {
 		f, err := os.Create(*memprof)
 		if err != nil {
