@@ -27,6 +27,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeKeyRequest -fuzztime 30s ./internal/data/dataapi
 	$(GO) test -run '^$$' -fuzz FuzzMembersAnyInput -fuzztime 30s ./internal/jsonscan
 	$(GO) test -run '^$$' -fuzz FuzzParseRequest -fuzztime 30s ./internal/apitext
+	$(GO) test -run '^$$' -fuzz FuzzRuntimeAPI -fuzztime 30s ./internal/lambdaapi
+	$(GO) test -run '^$$' -fuzz FuzzRuntimeConn -fuzztime 30s ./internal/lambdaapi
 
 lint:
 	$(GO) vet ./...

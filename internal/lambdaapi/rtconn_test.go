@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -124,4 +126,75 @@ func TestConnection(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzRuntimeConn writes arbitrary bytes to a connection of a live server
+// with an invocation in flight: whatever comes, the server must not panic
+// or stop serving, and everything it answers must be a well-formed HTTP
+// response with a 2xx or 4xx status (or, for a long poll, none at all).
+func FuzzRuntimeConn(f *testing.F) {
+	for _, seed := range []string{
+		"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /2018-06-01/runtime/invocation/fuzz-1/response HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+		"POST /2018-06-01/runtime/invocation/fuzz-1/error HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: Lambda-Runtime-Function-Error-Type\r\n\r\n2\r\n{}\r\n0\r\nLambda-Runtime-Function-Error-Type: X\r\n\r\n",
+		"POST /2018-06-01/runtime/init/error HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n[1]",
+		"POST /2018-06-01/runtime/invocation/a/response HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n",
+		"HEAD /2018-06-01/runtime/invocation/next HTTP/1.1\r\n\r\n",
+		"\r\n\r\n\x00\xff",
+	} {
+		f.Add([]byte(seed))
+	}
+	s, err := NewRuntimeServer(RuntimeServerConfig{MaxResponseBytes: 64 << 10})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			_, _ = s.Invoke(ctx, &Invocation{ID: "fuzz-1", Payload: []byte(`{}`)})
+		}
+	}()
+	defer func() { cancel(); <-done }()
+
+	f.Fuzz(func(t *testing.T, in []byte) {
+		conn, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(200 * time.Millisecond))
+		go func() {
+			conn.Write(in)
+			conn.(*net.TCPConn).CloseWrite() // nothing more comes: the server may close
+		}()
+		br := bufio.NewReader(conn)
+		for {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				var ne net.Error
+				if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.ECONNRESET) {
+					break // closed, or waiting for more (a long poll, a body)
+				}
+				t.Fatalf("%q: unreadable answer: %v", in, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if c := resp.StatusCode; c >= 500 || c < 100 || c/100 == 3 {
+				t.Fatalf("%q: status %d", in, c)
+			}
+		}
+		// The server still serves.
+		check, _ := net.Dial("tcp", s.Addr())
+		defer check.Close()
+		check.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(check, "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, err := http.ReadResponse(bufio.NewReader(check), nil); err != nil || resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("after %q: the server no longer answers: %v", in, err)
+		}
+	})
 }

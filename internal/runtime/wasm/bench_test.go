@@ -2,11 +2,15 @@ package wasm
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/nimbus-run/nimbus/examples"
+	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/runtime"
 	"github.com/nimbus-run/nimbus/internal/testutil"
 )
@@ -127,4 +131,33 @@ func BenchmarkColdStartWAT(b *testing.B) {
 // was pre-started: Start, its init, and the invocation.
 func BenchmarkColdStartCommand(b *testing.B) {
 	benchColdStart(b, "echo", testutil.BuildWasm(b, pkgEchoWASI))
+}
+
+// BenchmarkSDKDataCall is one table get from a Go SDK guest
+// (bench/data/sdkfn) against a handler that answers at once: the guest's
+// share of a data call (the SDK, the Go runtime in wasm), the host call
+// and the envelope, without the data service.
+func BenchmarkSDKDataCall(b *testing.B) {
+	answer := []byte(`{"item":{"pk":"f1","sk":1001,"name":"item 1001","tags":["a","b"],"n":1001},"revision":1234,"updated":"2026-11-27T21:00:00.123456789Z"}`)
+	r := newRuntime(b, Config{API: func(*function.Spec) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(answer)
+		})
+	}})
+	inst := start(b, r, prepared(b, r, "sdkfn", testutil.BuildWasm(b, "./bench/data/sdkfn")))
+	call := func(n int) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		res, err := inst.Invoke(ctx, &runtime.Request{ID: "bench", Payload: fmt.Appendf(nil, `{"op":"get","table":"bench","from":0,"n":%d}`, n)})
+		if err != nil || res.Err != nil {
+			b.Fatalf("Invoke: %v %v", err, res.Err)
+		}
+	}
+	call(100)
+	b.ResetTimer()
+	cpu := processCPU()
+	call(b.N)
+	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 }
