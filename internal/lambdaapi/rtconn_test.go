@@ -145,21 +145,7 @@ func FuzzRuntimeConn(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	s, err := NewRuntimeServer(RuntimeServerConfig{MaxResponseBytes: 64 << 10})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer s.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			_, _ = s.Invoke(ctx, &Invocation{ID: "fuzz-1", Payload: []byte(`{}`)})
-		}
-	}()
-	defer func() { cancel(); <-done }()
+	s := fuzzServer(f)
 
 	f.Fuzz(func(t *testing.T, in []byte) {
 		conn, err := net.Dial("tcp", s.Addr())

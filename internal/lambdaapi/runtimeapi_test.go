@@ -341,22 +341,7 @@ func FuzzRuntimeAPI(f *testing.F) {
 	} {
 		f.Add(seed.method, seed.path, []byte(seed.body))
 	}
-	s, err := NewRuntimeServer(RuntimeServerConfig{MaxResponseBytes: 64 << 10})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer s.Close()
-	// Keep one invocation in flight so response and error paths are live.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ctx.Err() == nil; i++ {
-			_, _ = s.Invoke(ctx, &Invocation{ID: "fuzz-1"})
-		}
-	}()
-	defer func() { cancel(); <-done }()
+	s := fuzzServer(f)
 	hc := &http.Client{Timeout: 2 * time.Second}
 
 	f.Fuzz(func(t *testing.T, method, path string, body []byte) {
@@ -390,4 +375,27 @@ func FuzzRuntimeAPI(f *testing.F) {
 			t.Fatalf("%s %q: status %d, want 2xx or 4xx", method, path, resp.StatusCode)
 		}
 	})
+}
+
+// fuzzServer is a live server for a fuzz target that always has the
+// invocation "fuzz-1" in flight, so the response and error paths are live.
+func fuzzServer(f *testing.F) *RuntimeServer {
+	s, err := NewRuntimeServer(RuntimeServerConfig{MaxResponseBytes: 64 << 10})
+	if err != nil {
+		f.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			_, _ = s.Invoke(ctx, &Invocation{ID: "fuzz-1", Payload: []byte(`{}`)})
+		}
+	}()
+	f.Cleanup(func() {
+		cancel()
+		<-done
+		s.Close()
+	})
+	return s
 }
