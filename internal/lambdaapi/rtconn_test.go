@@ -41,7 +41,7 @@ func readResponse(t *testing.T, br *bufio.Reader) (*http.Response, string) {
 
 // TestAbandonedPoll: a runtime that gives up a /next (a client timeout) and
 // polls again must get the next invocation; the abandoned poll must not
-// swallow it.
+// swallow it, nor make an invocation nobody received look delivered.
 func TestAbandonedPoll(t *testing.T) {
 	s, c := newServer(t, RuntimeServerConfig{})
 	c.hc.Timeout = 5 * time.Second
@@ -57,6 +57,14 @@ func TestAbandonedPoll(t *testing.T) {
 	}
 	gaveUp.Close()
 	time.Sleep(20 * time.Millisecond) // the FIN reaches the server
+
+	// With no other poll, the invocation was never delivered, and Invoke
+	// says so when its time is up.
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancelShort()
+	if _, err := s.Invoke(short, &Invocation{ID: "lost"}); !errors.Is(err, ErrNotDelivered) {
+		t.Fatalf("Invoke with only an abandoned poll = %v, want ErrNotDelivered", err)
+	}
 
 	ch := invokeAsync(s, ctx, &Invocation{ID: "after", Payload: []byte(`1`)})
 	resp, body := c.do("GET", "invocation/next", nil, nil)

@@ -113,8 +113,10 @@ type Response struct {
 // call is an invocation on its way through the server.
 type call struct {
 	inv  *Invocation
-	ctx  context.Context // Invoke's
-	done chan struct{}   // closed once resp is set
+	done chan struct{} // closed once resp is set
+	// back gets a value when a poll took the call but found its runtime
+	// gone: Invoke hands it over again.
+	back chan struct{}
 	resp *Response
 }
 
@@ -231,7 +233,8 @@ func (s *RuntimeServer) Invoke(ctx context.Context, inv *Invocation) (*Response,
 		}
 		inv = &cp
 	}
-	c := &call{inv: inv, ctx: ctx, done: make(chan struct{})}
+	c := &call{inv: inv, done: make(chan struct{}), back: make(chan struct{}, 1)}
+deliver:
 	select {
 	case s.handoff <- c:
 	case <-ctx.Done():
@@ -242,6 +245,8 @@ func (s *RuntimeServer) Invoke(ctx context.Context, inv *Invocation) (*Response,
 	select {
 	case <-c.done:
 		return c.resp, nil
+	case <-c.back:
+		goto deliver
 	case <-ctx.Done():
 		s.abandon(inv.ID)
 	case <-s.closed:
@@ -405,15 +410,11 @@ func (s *RuntimeServer) next(w http.ResponseWriter, r *http.Request) {
 	}
 	if g, ok := w.(interface{ peerGone() bool }); ok && c != nil && g.peerGone() {
 		// The runtime gave this poll up (a client timeout) while it waited:
-		// the invocation goes to the next poll instead.
+		// the invocation goes back to Invoke, for the next poll.
 		s.mu.Lock()
 		s.addPollerLocked(-1)
 		s.mu.Unlock()
-		select {
-		case s.handoff <- c:
-		case <-c.ctx.Done():
-		case <-s.closed:
-		}
+		c.back <- struct{}{}
 		return
 	}
 	s.mu.Lock()
