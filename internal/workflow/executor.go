@@ -146,6 +146,7 @@ func (r *run) process(batch []*signal) {
 	}
 	fresh, stale := r.plan(now)
 	if changed {
+		r.indexTokens(fresh)
 		if err := r.persistRetry(); err != nil {
 			r.s.drop(r, err)
 			answer(batch, errGone)
@@ -393,9 +394,26 @@ func (r *run) launch(fresh []asl.Action, staleTokens []string) {
 	}
 }
 
-// startTokenTask indexes the task token, then starts the work that will
-// answer it (the function, for lambda:invoke.waitForTaskToken). The answer
-// comes through SendTaskSuccess/Failure.
+// indexTokens indexes the task tokens of a step about to be persisted. A
+// token is in the history from the moment its step is stored, and a worker
+// may read it there and answer at once, so its index must exist first.
+// Best effort: startTokenTask indexes it again after the step is stored,
+// and fails the task if it cannot.
+func (r *run) indexTokens(fresh []asl.Action) {
+	for _, a := range fresh {
+		if a.Kind != asl.ActionTask || a.TaskToken == "" {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(r.s.ctx, 10*time.Second)
+		r.s.putToken(ctx, a.TaskToken, r.key, a.ID) //nolint:errcheck // see above
+		cancel()
+	}
+}
+
+// startTokenTask indexes the task token (again, see indexTokens), then
+// starts the work that will answer it (the function, for
+// lambda:invoke.waitForTaskToken). The answer comes through
+// SendTaskSuccess/Failure.
 func (r *run) startTokenTask(a asl.Action, invoked bool) {
 	s := r.s
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
@@ -521,6 +539,7 @@ func (s *Service) StartExecution(ctx context.Context, arn, name, input string) (
 	s.mu.Unlock()
 
 	fresh, stale := r.plan(now)
+	r.indexTokens(fresh)
 	if err := r.persistRetry(); err != nil {
 		s.drop(r, err)
 		if errors.Is(err, errExists) {
