@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,14 +39,27 @@ const (
 	maxDrainBytes  = 256 << 10 // unread body skipped to keep a connection
 )
 
-// serve accepts connections until the listener is closed.
+// serve accepts connections until the listener is closed. Other accept
+// errors (the node out of file descriptors) are waited out, as net/http
+// does, with a backoff of up to a second.
 func (s *RuntimeServer) serve() {
 	defer close(s.serveDone)
+	var backoff time.Duration
 	for {
 		conn, err := s.ln.Accept()
 		if err != nil {
-			return
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			select {
+			case <-time.After(backoff):
+			case <-s.closed:
+				return
+			}
+			continue
 		}
+		backoff = 0
 		s.mu.Lock()
 		if s.isClosed {
 			s.mu.Unlock()
