@@ -357,8 +357,9 @@ func conditionError(want uint64, cur stored) error {
 }
 
 // Get reads an item by key (a JSON object of its key attributes). Reads go
-// to the stream's last message for the key, so they see every write that
-// has been acknowledged.
+// to the stream's last message for the key (a direct get), so on a single
+// node they see every write that has been acknowledged. With replicas in a
+// cluster, a direct get may be answered by a replica that is behind.
 func (s *Service) Get(ctx context.Context, table string, key json.RawMessage) (*Entry, error) {
 	h, err := s.table(ctx, table)
 	if err != nil {
