@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,9 +23,9 @@ import (
 // allows on this machine, and the platform's figure against it is the
 // platform's own overhead.
 //
-// With raw set, both of its servers are minimal hand-written HTTP/1.1 loops
-// instead of net/http: the ceiling with the server's own cost cut to
-// almost nothing.
+// With raw set, both of its servers are minimal HTTP/1.1 loops
+// (http.ReadRequest, responses written by hand) instead of net/http's
+// server: the ceiling with the server's own cost cut to almost nothing.
 type relay struct {
 	invoke  string // URL that takes an event and answers the function's response
 	queue   chan *relayCall
@@ -150,9 +150,9 @@ func (r *relay) serveHTTP(invoke bool) (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// serveRaw serves the same with a hand-written HTTP/1.1 loop per
-// connection that understands only what the load generator and
-// aws-lambda-go send. A measuring tool, not a server to copy.
+// serveRaw serves the same with a plain HTTP/1.1 loop per connection, as
+// internal/lambdaapi's Runtime API server does. A measuring tool: it
+// checks nothing.
 func (r *relay) serveRaw(invoke bool) (string, error) {
 	ln, err := r.listen()
 	if err != nil {
@@ -168,7 +168,11 @@ func (r *relay) serveRaw(invoke bool) (string, error) {
 				defer conn.Close()
 				br, bw := bufio.NewReader(conn), bufio.NewWriter(conn)
 				for {
-					method, path, body, err := readRawRequest(br)
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					body, err := io.ReadAll(req.Body)
 					if err != nil {
 						return
 					}
@@ -177,14 +181,14 @@ func (r *relay) serveRaw(invoke bool) (string, error) {
 						out := r.call(body)
 						fmt.Fprintf(bw, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(out))
 						bw.Write(out)
-					case method == "GET":
+					case req.Method == http.MethodGet:
 						id, c := r.next(context.Background())
 						fmt.Fprintf(bw, "HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: %s\r\nLambda-Runtime-Deadline-Ms: %d\r\nLambda-Runtime-Invoked-Function-Arn: %s\r\nContent-Length: %d\r\n\r\n",
 							id, time.Now().Add(time.Minute).UnixMilli(), relayARN, len(c.body))
 						bw.Write(c.body)
 					default: // POST /2018-06-01/runtime/invocation/{id}/response
-						id, _, _ := bytes.Cut(bytes.TrimPrefix(path, []byte("/2018-06-01/runtime/invocation/")), []byte("/"))
-						r.respond(string(id), body)
+						id, _, _ := strings.Cut(strings.TrimPrefix(req.URL.Path, "/2018-06-01/runtime/invocation/"), "/")
+						r.respond(id, body)
 						bw.WriteString("HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
 					}
 					if bw.Flush() != nil {
@@ -195,57 +199,6 @@ func (r *relay) serveRaw(invoke bool) (string, error) {
 		}
 	}()
 	return ln.Addr().String(), nil
-}
-
-// readRawRequest reads one request with a Content-Length or chunked body.
-func readRawRequest(br *bufio.Reader) (method string, path, body []byte, err error) {
-	line, err := br.ReadSlice('\n')
-	if err != nil {
-		return "", nil, nil, err
-	}
-	m, rest, _ := bytes.Cut(line, []byte(" "))
-	p, _, _ := bytes.Cut(rest, []byte(" "))
-	method, path = string(m), bytes.Clone(p)
-	length := 0
-	for {
-		h, err := br.ReadSlice('\n')
-		if err != nil {
-			return "", nil, nil, err
-		}
-		if len(bytes.TrimSpace(h)) == 0 {
-			break
-		}
-		k, v, _ := bytes.Cut(h, []byte(":"))
-		switch {
-		case bytes.EqualFold(k, []byte("Content-Length")):
-			length, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
-		case bytes.EqualFold(k, []byte("Transfer-Encoding")):
-			length = -1
-		}
-	}
-	if length >= 0 {
-		body = make([]byte, length)
-		_, err = io.ReadFull(br, body)
-		return method, path, body, err
-	}
-	for {
-		l, err := br.ReadSlice('\n')
-		if err != nil {
-			return "", nil, nil, err
-		}
-		n, err := strconv.ParseInt(string(bytes.TrimSpace(l)), 16, 32)
-		if err != nil || n < 0 {
-			return "", nil, nil, fmt.Errorf("bad chunk size %q", l)
-		}
-		chunk := make([]byte, n+2) // and its CRLF
-		if _, err := io.ReadFull(br, chunk); err != nil {
-			return "", nil, nil, err
-		}
-		if n == 0 {
-			return method, path, body, nil
-		}
-		body = append(body, chunk[:n]...)
-	}
 }
 
 func (r *relay) close() {
