@@ -145,8 +145,9 @@ func (r *run) process(batch []*signal) {
 		return
 	}
 	fresh, stale := r.plan(now)
+	var indexed map[string]bool
 	if changed {
-		r.indexTokens(fresh)
+		indexed = r.indexTokens(fresh)
 		if err := r.persistRetry(); err != nil {
 			r.s.drop(r, err)
 			answer(batch, errGone)
@@ -154,7 +155,7 @@ func (r *run) process(batch []*signal) {
 		}
 	}
 	answer(batch, nil)
-	r.launch(fresh, stale)
+	r.launch(fresh, stale, indexed)
 	if r.ex.Done() {
 		r.s.finished(r)
 	}
@@ -354,8 +355,9 @@ func (r *run) persist(ctx context.Context) error {
 }
 
 // launch acts on a persisted step: timers go to the heap, tasks to
-// goroutines bounded by the task semaphore.
-func (r *run) launch(fresh []asl.Action, staleTokens []string) {
+// goroutines bounded by the task semaphore. indexed holds the actions whose
+// task token indexTokens stored.
+func (r *run) launch(fresh []asl.Action, staleTokens []string, indexed map[string]bool) {
 	s := r.s
 	if len(staleTokens) > 0 {
 		s.goFunc(func() {
@@ -380,8 +382,8 @@ func (r *run) launch(fresh []asl.Action, staleTokens []string) {
 				if !d.Heartbeat.IsZero() {
 					s.timers.add(timerEntry{at: d.Heartbeat, key: r.key, action: a.ID, kind: sigDeadline})
 				}
-				invoked := d.Invoked
-				s.goFunc(func() { r.startTokenTask(a, invoked) })
+				invoked, idx := d.Invoked, indexed[a.ID]
+				s.goFunc(func() { r.startTokenTask(a, invoked, idx) })
 				continue
 			}
 			s.goFunc(func() {
@@ -394,31 +396,41 @@ func (r *run) launch(fresh []asl.Action, staleTokens []string) {
 	}
 }
 
-// indexTokens indexes the task tokens of a step about to be persisted. A
-// token is in the history from the moment its step is stored, and a worker
-// may read it there and answer at once, so its index must exist first.
-// Best effort: startTokenTask indexes it again after the step is stored,
-// and fails the task if it cannot.
-func (r *run) indexTokens(fresh []asl.Action) {
+// indexTokens indexes the task tokens of a step about to be persisted, and
+// returns the ids of the actions it indexed. A token is in the history from
+// the moment its step is stored, and a worker may read it there and answer
+// at once, so its index must exist first. A token it could not index (or
+// one of a step resumed rather than stored) is indexed by startTokenTask.
+func (r *run) indexTokens(fresh []asl.Action) map[string]bool {
+	var indexed map[string]bool
 	for _, a := range fresh {
 		if a.Kind != asl.ActionTask || a.TaskToken == "" {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(r.s.ctx, 10*time.Second)
-		r.s.putToken(ctx, a.TaskToken, r.key, a.ID) //nolint:errcheck // see above
+		if r.s.putToken(ctx, a.TaskToken, r.key, a.ID) == nil {
+			if indexed == nil {
+				indexed = map[string]bool{}
+			}
+			indexed[a.ID] = true
+		}
 		cancel()
 	}
+	return indexed
 }
 
-// startTokenTask indexes the task token (again, see indexTokens), then
+// startTokenTask indexes the task token unless indexTokens did, then
 // starts the work that will answer it (the function, for
 // lambda:invoke.waitForTaskToken). The answer comes through
 // SendTaskSuccess/Failure.
-func (r *run) startTokenTask(a asl.Action, invoked bool) {
+func (r *run) startTokenTask(a asl.Action, invoked, indexed bool) {
 	s := r.s
-	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-	err := s.putToken(ctx, a.TaskToken, r.key, a.ID)
-	cancel()
+	var err error
+	if !indexed {
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		err = s.putToken(ctx, a.TaskToken, r.key, a.ID)
+		cancel()
+	}
 	if err != nil {
 		if s.ctx.Err() == nil {
 			r.deliver(&signal{kind: sigComplete, action: a.ID, result: asl.Result{Error: &asl.Error{Error: asl.ErrTaskFailed, Cause: err.Error()}}})
@@ -539,7 +551,7 @@ func (s *Service) StartExecution(ctx context.Context, arn, name, input string) (
 	s.mu.Unlock()
 
 	fresh, stale := r.plan(now)
-	r.indexTokens(fresh)
+	indexed := r.indexTokens(fresh)
 	if err := r.persistRetry(); err != nil {
 		s.drop(r, err)
 		if errors.Is(err, errExists) {
@@ -547,7 +559,7 @@ func (s *Service) StartExecution(ctx context.Context, arn, name, input string) (
 		}
 		return nil, fmt.Errorf("workflow: start %s: %w", execARN, err)
 	}
-	r.launch(fresh, stale)
+	r.launch(fresh, stale, indexed)
 	if r.ex.Done() {
 		s.finished(r)
 	}
