@@ -177,10 +177,11 @@ func run() error {
 	}
 	defer raw.close()
 
-	targets := []struct {
+	type target struct {
 		name string
 		t    loadgen.Target
-	}{
+	}
+	targets := []target{
 		{"bare net/http", loadgen.Target{URL: "http://" + ln.Addr().String() + "/", Body: []byte(*payload)}},
 		{"Invoke API, aws-lambda-go echo", loadgen.Target{URL: n.URL() + "/2015-03-31/functions/echo/invocations", Body: []byte(*payload), Prepare: prepare}},
 		{fmt.Sprintf("Invoke API, same, concurrency %d", *mc), loadgen.Target{URL: n.URL() + "/2015-03-31/functions/echo-mc/invocations", Body: []byte(*payload), Prepare: prepare}},
@@ -190,10 +191,7 @@ func run() error {
 		{fmt.Sprintf("bare relay, same code, concurrency %d", *mc), loadgen.Target{URL: rl.invoke, Body: []byte(*payload)}},
 		{"bare relay, hand-written HTTP", loadgen.Target{URL: raw.invoke, Body: []byte(*payload)}},
 	}
-	targets = slices.DeleteFunc(targets, func(t struct {
-		name string
-		t    loadgen.Target
-	}) bool {
+	targets = slices.DeleteFunc(targets, func(t target) bool {
 		return t.name != "bare net/http" && !strings.Contains(t.name, *only)
 	})
 	var prof *os.File
