@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nimbus-run/nimbus/internal/httploop"
 	"github.com/nimbus-run/nimbus/internal/runtime"
 )
 
@@ -133,18 +134,16 @@ type call struct {
 // goroutine.
 type RuntimeServer struct {
 	cfg     RuntimeServerConfig
-	ln      net.Listener
+	srv     *httploop.Server
 	handoff chan *call // unbuffered: a send completes only when a poller takes it
 
 	closed    chan struct{}
 	closeOnce sync.Once
-	serveDone chan struct{}
 
 	mu         sync.Mutex
 	handlers   int           // requests being served; Close waits for 0
 	handlersCh chan struct{} // closed when handlers drops to 0 after close
 	isClosed   bool
-	conns      map[net.Conn]struct{} // open connections, closed by Close
 	inflight   map[string]*call
 	recent     map[string]struct{}
 	recentRing []string
@@ -172,24 +171,23 @@ func NewRuntimeServer(cfg RuntimeServerConfig) (*RuntimeServer, error) {
 	}
 	s := &RuntimeServer{
 		cfg:        cfg,
-		ln:         ln,
 		handoff:    make(chan *call),
 		closed:     make(chan struct{}),
-		serveDone:  make(chan struct{}),
 		inflight:   make(map[string]*call),
 		recent:     make(map[string]struct{}),
 		recentRing: make([]string, recentIDs),
 		pollersCh:  make(chan struct{}),
 		ready:      make(chan struct{}),
 		initFailed: make(chan struct{}),
-		conns:      make(map[net.Conn]struct{}),
 	}
-	go s.serve() // rtconn.go
+	s.srv = httploop.Start(ln, s, func(w http.ResponseWriter, status int, msg string) {
+		writeError(w, status, "InvalidRequest", msg)
+	})
 	return s, nil
 }
 
 // Addr is the value for AWS_LAMBDA_RUNTIME_API ("127.0.0.1:port").
-func (s *RuntimeServer) Addr() string { return s.ln.Addr().String() }
+func (s *RuntimeServer) Addr() string { return s.srv.Addr().String() }
 
 // Ready is closed when the runtime first calls /next: it has initialized.
 func (s *RuntimeServer) Ready() <-chan struct{} { return s.ready }
@@ -298,14 +296,10 @@ func (s *RuntimeServer) Close() error {
 			s.handlersCh = make(chan struct{})
 		}
 		wait := s.handlersCh
+		s.mu.Unlock()
 		// The process behind this server is already dead or being killed:
 		// its connections are dropped, not drained.
-		err = s.ln.Close()
-		for conn := range s.conns {
-			conn.Close()
-		}
-		s.mu.Unlock()
-		<-s.serveDone
+		err = s.srv.Close()
 		if wait != nil {
 			<-wait
 		}
@@ -408,7 +402,7 @@ func (s *RuntimeServer) next(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 	case <-s.closed:
 	}
-	if g, ok := w.(interface{ peerGone() bool }); ok && c != nil && g.peerGone() {
+	if c != nil && httploop.PeerGone(w) {
 		// The runtime gave this poll up (a client timeout) while it waited:
 		// the invocation goes back to Invoke, for the next poll.
 		s.mu.Lock()

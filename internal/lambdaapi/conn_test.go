@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nimbus-run/nimbus/internal/httploop"
 )
 
 // rawConn is one connection to the server that writes bytes as given.
@@ -121,7 +123,7 @@ func TestConnection(t *testing.T) {
 	}{
 		{"malformed", "NOT HTTP AT ALL\r\n\r\n", http.StatusBadRequest},
 		{"bad content length", "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: x\r\nContent-Length: -4\r\n\r\n", http.StatusBadRequest},
-		{"head too large", "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", maxHeaderBytes) + "\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge},
+		{"head too large", "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", httploop.MaxHeaderBytes) + "\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge},
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {
