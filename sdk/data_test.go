@@ -8,10 +8,15 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestDecodeHTTP(t *testing.T) {
@@ -173,4 +178,92 @@ func compact(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return out.Bytes()
+}
+
+// TestAPIConn checks the process build's HTTP/1.1 client against net/http's
+// server: answers with a length, chunked, to HEAD, with Connection: close,
+// cut short; a canceled call; the Unix socket; and that connections are
+// kept between calls.
+func TestAPIConn(t *testing.T) {
+	var dials atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/chunked":
+			w.Write([]byte("part one, "))
+			w.(http.Flusher).Flush() // no length known: chunked
+			w.Write([]byte("part two"))
+		case "/head":
+			w.Header().Set("Content-Length", "12345")
+		case "/close":
+			w.Header().Set("Connection", "close")
+			io.WriteString(w, "bye")
+		case "/short":
+			w.Header().Set("Content-Length", "100")
+			io.WriteString(w, "not a hundred bytes")
+		case "/slow":
+			<-r.Context().Done()
+		default:
+			b, _ := io.ReadAll(r.Body)
+			w.Header().Set("X-Got", r.Method+" "+r.URL.RequestURI()+" "+r.Header.Get("Authorization")+" "+r.Header.Get("X-Test")+" "+string(b))
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dials.Add(1)
+		}
+	}
+	sock := "@nimbus-sdk-test-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	uln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uln.Close()
+	go srv.Config.Serve(uln)
+	srv.Start()
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	ctx := context.Background()
+	call := func(network, method, path string, body string) (*apiResponse, error) {
+		return roundTripConn(ctx, network, map[string]string{"tcp": addr, "unix": sock}[network], "tok",
+			&apiRequest{Method: method, Path: path, Query: "q=1", Header: map[string]string{"X-Test": "yes"}, Body: []byte(body)})
+	}
+
+	for _, network := range []string{"tcp", "unix"} {
+		for i := range 3 {
+			resp, err := call(network, "PUT", "/echo", "body"+strconv.Itoa(i))
+			if want := "PUT /echo?q=1 Bearer tok yes body" + strconv.Itoa(i); err != nil || resp.Status != 200 || resp.Header["X-Got"] != want {
+				t.Fatalf("%s call %d: %+v, %v; want X-Got %q", network, i, resp, err, want)
+			}
+		}
+	}
+	if n := dials.Load(); n != 2 {
+		t.Errorf("%d connections for 6 calls, want one per network", n)
+	}
+	if resp, err := call("tcp", "GET", "/chunked", ""); err != nil || string(resp.Body) != "part one, part two" {
+		t.Errorf("chunked: %+v, %v", resp, err)
+	}
+	if resp, err := call("tcp", "HEAD", "/head", ""); err != nil || resp.Header["Content-Length"] != "12345" || len(resp.Body) != 0 {
+		t.Errorf("HEAD: %+v, %v; want the length in the header and no body", resp, err)
+	}
+	if resp, err := call("tcp", "GET", "/close", ""); err != nil || string(resp.Body) != "bye" {
+		t.Errorf("close: %+v, %v", resp, err)
+	}
+	if _, err := call("tcp", "GET", "/short", ""); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("an answer cut short: err = %v, want ErrUnexpectedEOF", err)
+	}
+	if resp, err := call("tcp", "GET", "/echo", ""); err != nil || resp.Status != 200 {
+		t.Errorf("after failures: %+v, %v", resp, err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := roundTripConn(cctx, "tcp", addr, "tok", &apiRequest{Method: "GET", Path: "/slow"}); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled call: err = %v, want context.Canceled", err)
+	}
+	if _, err := call("tcp", "GET", "/echo", ""); err != nil {
+		t.Errorf("after a canceled call: %v", err)
+	}
+	bad := &apiRequest{Method: "GET", Path: "/echo", Header: map[string]string{"X-Bad": "a\r\nInjected: 1"}}
+	if _, err := roundTripConn(ctx, "tcp", addr, "tok", bad); err == nil {
+		t.Errorf("a header value with a line break was sent")
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -21,10 +22,32 @@ func start(h Handler) {
 		fmt.Fprintln(os.Stderr, "sdk: AWS_LAMBDA_RUNTIME_API is not set: run this binary under the Nimbus process runtime or AWS Lambda")
 		os.Exit(1)
 	}
-	err := runLambda(context.Background(), http.DefaultClient, "http://"+api, h)
-	fmt.Fprintf(os.Stderr, "sdk: %v\n", err)
+	// An instance that takes several invocations at once (a function's
+	// concurrency, AWS_LAMBDA_MAX_CONCURRENCY as on Lambda Managed
+	// Instances) is served by as many loops, each with its own poll: one
+	// process and one Go runtime for them all, which costs the machine
+	// less than as many processes.
+	n := 1
+	if v, err := strconv.Atoi(os.Getenv("AWS_LAMBDA_MAX_CONCURRENCY")); err == nil && v > 1 {
+		n = min(v, maxLoops)
+	}
+	fmt.Fprintf(os.Stderr, "sdk: %v\n", serveLambda(context.Background(), "http://"+api, h, n))
 	os.Exit(1)
 }
+
+// serveLambda runs n invocation loops on the Runtime API at base and
+// returns the first one's error.
+func serveLambda(ctx context.Context, base string, h Handler, n int) error {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true}}
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- runLambda(ctx, client, base, h) }()
+	}
+	return <-errs
+}
+
+// maxLoops bounds the invocation loops of one process.
+const maxLoops = 1024
 
 const runtimePath = "/2018-06-01/runtime/invocation/"
 
@@ -119,8 +142,11 @@ func loadHTTP(inv *invocation) string { return inv.httpRaw }
 // Where a process function finds the node's API (set by the process
 // runtime; absent on AWS Lambda).
 const (
-	envAPI   = "NIMBUS_API"
-	envToken = "NIMBUS_DATA_TOKEN"
+	envAPI = "NIMBUS_API"
+	// envAPISocket is the same API on a Unix socket (cheaper than TCP),
+	// preferred when set.
+	envAPISocket = "NIMBUS_API_SOCKET"
+	envToken     = "NIMBUS_DATA_TOKEN"
 )
 
 // apiClient has no timeout of its own: the invocation's context bounds
@@ -136,6 +162,12 @@ func roundTrip(ctx context.Context, req *apiRequest) (*apiResponse, error) {
 	base, tok := os.Getenv(envAPI), os.Getenv(envToken)
 	if base == "" || tok == "" {
 		return nil, fmt.Errorf("%s and %s are not set: data and event calls need the Nimbus process runtime", envAPI, envToken)
+	}
+	if sock := os.Getenv(envAPISocket); sock != "" {
+		return roundTripConn(ctx, "unix", sock, tok, req) // apiconn.go
+	}
+	if addr, ok := strings.CutPrefix(base, "http://"); ok && !strings.Contains(addr, "/") {
+		return roundTripConn(ctx, "tcp", addr, tok, req)
 	}
 	target := base + req.Path
 	if req.Query != "" {

@@ -103,19 +103,24 @@ func (d dataTriggers) StartDataTrigger(ctx context.Context, fn string, t api.Tri
 // data API (docs/data.md).
 const (
 	EnvAPI       = "NIMBUS_API"
+	EnvAPISocket = "NIMBUS_API_SOCKET" // the same API on a Unix socket; not always set
 	EnvDataToken = "NIMBUS_DATA_TOKEN"
 )
 
-// dataEnv gives a process instance the node's URL and a credential of its
-// own, which lets it reach exactly the tables and buckets its spec lists.
-// It runs at instance start, after the listener and the data services
-// exist; before that (it cannot happen: instances start on invocations)
-// it adds nothing.
+// dataEnv gives a process instance the function listener's URL and a
+// credential of its own, which lets it reach exactly the tables and
+// buckets its spec lists. It runs at instance start, after the data
+// services and the listener exist; before that (it cannot happen:
+// instances start on invocations) it adds nothing.
 func (n *Node) dataEnv(spec *function.Spec) map[string]string {
-	if n.Data == nil || n.ln == nil {
+	if n.Data == nil || n.fnURL == "" {
 		return nil
 	}
-	return map[string]string{EnvAPI: loopbackURL(n.scheme(), n.ln.Addr()), EnvDataToken: n.Data.Credential(spec)}
+	env := map[string]string{EnvAPI: n.fnURL, EnvDataToken: n.Data.Credential(spec)}
+	if n.fnSocket != "" {
+		env[EnvAPISocket] = n.fnSocket
+	}
+	return env
 }
 
 // loopbackURL is the URL of a listener for a process on this machine: a

@@ -117,8 +117,12 @@ type Node struct {
 	S3    http.Handler
 	ln    net.Listener
 	apiLn net.Listener
-	token string
-	ready atomic.Bool
+	// fnURL and fnSocket are the function listener's (NIMBUS_API,
+	// NIMBUS_API_SOCKET), mainHost the main listener's host:port as seen
+	// from this machine (sdkapi.go).
+	fnURL, fnSocket, mainHost string
+	token                     string
+	ready                     atomic.Bool
 
 	stops []func(context.Context) error // in start order
 
@@ -299,7 +303,11 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	// The recorder stops after the HTTP servers have drained, so the
 	// records of drained invocations are flushed.
 	n.onStop(n.rec.Stop)
-	if err := n.startData(ctx); err != nil {
+	err = n.startData(ctx)
+	if err == nil {
+		err = n.startFunctionListener() // sdkapi.go
+	}
+	if err != nil {
 		n.ln.Close()
 		if n.apiLn != nil {
 			n.apiLn.Close()

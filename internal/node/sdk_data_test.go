@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/md5"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"slices"
@@ -122,10 +124,17 @@ func TestSDKData(t *testing.T) {
 	nativeCode := buildNative(t, sdkOps)
 
 	for _, rt := range []struct {
-		name string // the runtime
-		code []byte
-	}{{"wasm", wasmCode}, {"process", nativeCode}} {
-		// Each runtime has its own tables and buckets, so the two can run
+		name, runtime string
+		code          []byte
+		concurrency   int
+	}{
+		{"wasm", "wasm", wasmCode, 0},
+		{"process", "process", nativeCode, 0},
+		// One process takes four invocations at once: the SDK's loops
+		// share its connections to the node.
+		{"process-c4", "process", nativeCode, 4},
+	} {
+		// Each runtime has its own tables and buckets, so they can run
 		// side by side.
 		kv, nums, ttl := "kv-"+rt.name, "nums-"+rt.name, "ttl-"+rt.name
 		files, other := "files-"+rt.name, "other-"+rt.name
@@ -141,16 +150,16 @@ func TestSDKData(t *testing.T) {
 		}
 		fn := opsFn{c, "ops-" + rt.name}
 		nodetest.Deploy(t, n, api.Function{
-			Name: fn.name, Runtime: rt.name, Memory: 64, Timeout: "10s",
+			Name: fn.name, Runtime: rt.runtime, Memory: 64, Timeout: "10s", Concurrency: rt.concurrency,
 			Uses: &api.Uses{Tables: []string{kv, nums, ttl}, Buckets: []string{files, other}},
 		}, rt.code)
 		narrow := opsFn{c, "narrow-" + rt.name}
 		nodetest.Deploy(t, n, api.Function{
-			Name: narrow.name, Runtime: rt.name, Memory: 64, Timeout: "10s",
+			Name: narrow.name, Runtime: rt.runtime, Memory: 64, Timeout: "10s", Concurrency: rt.concurrency,
 			Uses: &api.Uses{Tables: []string{kv}, Buckets: []string{files}},
 		}, rt.code)
 		none := opsFn{c, "nouses-" + rt.name}
-		nodetest.Deploy(t, n, api.Function{Name: none.name, Runtime: rt.name, Memory: 64, Timeout: "10s"}, rt.code)
+		nodetest.Deploy(t, n, api.Function{Name: none.name, Runtime: rt.runtime, Memory: 64, Timeout: "10s", Concurrency: rt.concurrency}, rt.code)
 
 		t.Run(rt.name, func(t *testing.T) {
 			t.Parallel()
@@ -161,6 +170,7 @@ func TestSDKData(t *testing.T) {
 			t.Run("Denied", func(t *testing.T) { testSDKDenied(t, narrow, none, c, kv, nums, files, other) })
 		})
 	}
+	t.Run("FunctionListener", func(t *testing.T) { testFunctionListener(t, n, "ops-process", "kv-process", "files-process") })
 	// On the same node: a node compiles a module once per digest.
 	if _, err := c.PutTable(ctx, &api.Table{Name: "seen", Key: "pk", Sort: "sk"}); err != nil {
 		t.Fatal(err)
@@ -1070,4 +1080,110 @@ func testSDKBucketTrigger(t *testing.T, n *node.Node, runtime string, code []byt
 func isAPICode(err error, code string) bool {
 	var e *api.Error
 	return errors.As(err, &e) && e.Code == code
+}
+
+// testFunctionListener calls the listener process functions reach the
+// node on (NIMBUS_API, NIMBUS_API_SOCKET) as a function in another
+// language would, with fn's credential: its table and bucket, a 20 MB
+// object streamed both ways; and its refusals: no credential, the admin's,
+// a route functions may not call, a malformed request.
+func testFunctionListener(t *testing.T, n *node.Node, fn, table, bucket string) {
+	url, sock := n.FunctionAPI()
+	if !strings.HasPrefix(url, "http://127.0.0.1:") || sock == "" {
+		t.Fatalf("FunctionAPI() = %q, %q; want a loopback URL and a socket", url, sock)
+	}
+	spec, err := n.Reg.Get(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := n.Data.Credential(spec)
+	unixClient := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	do := func(hc *http.Client, method, path, tok string, body io.Reader) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(method, url+path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+	for name, hc := range map[string]*http.Client{"tcp": http.DefaultClient, "unix": unixClient} {
+		item := `{"pk":"listener-` + name + `","sk":"1","v":1}`
+		if resp, b := do(hc, "PUT", "/api/v1/tables/"+table+"/items", cred, strings.NewReader(`{"item":`+item+`}`)); resp.StatusCode != 200 {
+			t.Fatalf("%s: put: %d %s", name, resp.StatusCode, b)
+		}
+		resp, b := do(hc, "POST", "/api/v1/tables/"+table+"/get", cred, strings.NewReader(`{"key":{"pk":"listener-`+name+`","sk":"1"}}`))
+		if resp.StatusCode != 200 || !strings.Contains(string(b), `"v":1`) {
+			t.Fatalf("%s: get: %d %s", name, resp.StatusCode, b)
+		}
+	}
+
+	// A large object streams through (the loop buffers only answers
+	// without a length).
+	obj := make([]byte, 20<<20)
+	for i := range obj {
+		obj[i] = byte(i * 7)
+	}
+	if resp, b := do(http.DefaultClient, "PUT", "/api/v1/buckets/"+bucket+"/objects/big", cred, bytes.NewReader(obj)); resp.StatusCode != 200 {
+		t.Fatalf("object put: %d %s", resp.StatusCode, b)
+	}
+	resp, b := do(unixClient, "GET", "/api/v1/buckets/"+bucket+"/objects/big", cred, nil)
+	if resp.StatusCode != 200 || !bytes.Equal(b, obj) {
+		t.Fatalf("object get: %d, %d bytes, same %v", resp.StatusCode, len(b), bytes.Equal(b, obj))
+	}
+	resp, b = do(unixClient, "GET", "/api/v1/buckets/"+bucket+"/objects/big", cred, nil)
+	if resp.StatusCode != 200 || len(b) != len(obj) {
+		t.Fatalf("object get on a kept connection: %d, %d bytes", resp.StatusCode, len(b))
+	}
+	// The SDK's own tests of this table and bucket follow: leave them as
+	// they were.
+	if resp, b := do(unixClient, "DELETE", "/api/v1/buckets/"+bucket+"/objects/big", cred, nil); resp.StatusCode/100 != 2 {
+		t.Fatalf("object delete: %d %s", resp.StatusCode, b)
+	}
+	for _, name := range []string{"tcp", "unix"} {
+		if resp, b := do(http.DefaultClient, "POST", "/api/v1/tables/"+table+"/delete", cred, strings.NewReader(`{"key":{"pk":"listener-`+name+`","sk":"1"}}`)); resp.StatusCode/100 != 2 {
+			t.Fatalf("delete: %d %s", resp.StatusCode, b)
+		}
+	}
+
+	refusals := []struct {
+		name, method, path, tok string
+		status                  int
+		says                    string
+	}{
+		{"no credential", "GET", "/api/v1/tables", "", 403, "NIMBUS_DATA_TOKEN"},
+		{"admin token", "GET", "/api/v1/tables", n.Token(), 403, "NIMBUS_DATA_TOKEN"},
+		{"a route functions may not call", "GET", "/api/v1/functions", cred, 403, "functions reach /api/v1/tables"},
+		{"a table the function does not use", "POST", "/api/v1/tables/kv-wasm/get", cred, 403, "kv-wasm"},
+	}
+	for _, tt := range refusals {
+		resp, b := do(http.DefaultClient, tt.method, tt.path, tt.tok, strings.NewReader(`{"key":{"pk":"a","n":1}}`))
+		var e api.ErrorBody
+		if resp.StatusCode != tt.status || json.Unmarshal(b, &e) != nil || e.Error == nil || !strings.Contains(e.Error.Message, tt.says) {
+			t.Errorf("%s: %d %s; want %d, a JSON error that says %q", tt.name, resp.StatusCode, b, tt.status, tt.says)
+		}
+	}
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "NOT HTTP\r\n\r\n")
+	resp, err = http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != 400 {
+		t.Fatalf("malformed request: %+v, %v; want 400", resp, err)
+	}
 }

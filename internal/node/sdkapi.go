@@ -1,20 +1,30 @@
 package node
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
+	goruntime "runtime"
 	"strings"
+
+	"github.com/nimbus-run/nimbus/api"
 
 	"github.com/nimbus-run/nimbus/internal/data"
 	"github.com/nimbus-run/nimbus/internal/events"
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/gateway"
+	"github.com/nimbus-run/nimbus/internal/httploop"
 )
 
 // What functions reach through the Go SDK (sdk.Table, sdk.Bucket,
 // sdk.Publish): the data API and event publishing, with the credential of
 // their instance. Process functions call the node over HTTP with
-// NIMBUS_DATA_TOKEN (data.go); wasm functions make the same requests
+// NIMBUS_DATA_TOKEN (data.go) on a listener of their own; wasm functions make the same requests
 // through the nimbus.api or api_v2 host call, which lands in functionAPI.
 // Either way the request goes through the gateway's routes, so
 // permissions, limits and error codes are the same for both runtimes.
@@ -24,36 +34,87 @@ import (
 const publishPattern = "POST /api/v1/events"
 
 // functionAPI is wasm.Config.API: the handler for the nimbus.api and
-// api_v2 calls of an instance of spec. It lets through only the routes
-// functions have a use for, and acts with a credential of spec's function.
+// api_v2 calls of an instance of spec. It acts with a credential of
+// spec's function: a guest cannot choose whose authority it acts with.
 func (n *Node) functionAPI(spec *function.Spec) http.Handler {
 	if n.Data == nil {
 		return nil
 	}
 	bearer := "Bearer " + n.Data.Credential(spec)
-	// URLs the API builds (presign) point where a process function's
-	// calls go: the node's listener.
-	hostOf := func() string {
-		if n.ln == nil {
-			return ""
-		}
-		return loopbackURL("", n.ln.Addr())
-	}
-	host := hostOf()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.Path
-		if !strings.HasPrefix(p, "/api/v1/tables/") && !strings.HasPrefix(p, "/api/v1/buckets/") && p != "/api/v1/events" {
-			gateway.WriteError(w, errors.Join(data.ErrForbidden, errors.New("function "+spec.Name+" may not call "+r.Method+" "+p+": functions reach /api/v1/tables, /api/v1/buckets and /api/v1/events")))
-			return
-		}
 		r.Header.Set("Authorization", bearer)
-		if h := host; h != "" {
-			r.Host = h
-		} else if h = hostOf(); h != "" {
-			r.Host = h // an instance started before the node listened
-		}
-		n.Gateway.ServeHTTP(w, r)
+		n.functionCall(w, r, "function "+spec.Name)
 	})
+}
+
+// functionCall serves a function's data or publish call, which carries
+// the function's credential, through the gateway's routes. It lets through
+// only the routes functions have a use for.
+func (n *Node) functionCall(w http.ResponseWriter, r *http.Request, who string) {
+	p := r.URL.Path
+	if !strings.HasPrefix(p, "/api/v1/tables/") && !strings.HasPrefix(p, "/api/v1/buckets/") && p != "/api/v1/events" {
+		gateway.WriteError(w, errors.Join(data.ErrForbidden, errors.New(who+" may not call "+r.Method+" "+p+": functions reach /api/v1/tables, /api/v1/buckets and /api/v1/events")))
+		return
+	}
+	// URLs the API builds (presign) point at the node's main listener,
+	// where other clients can use them.
+	if n.mainHost != "" {
+		r.Host = n.mainHost
+	}
+	n.Gateway.ServeHTTP(w, r)
+}
+
+// startFunctionListener serves the data calls of process functions (the
+// SDK's, NIMBUS_API) on a loopback listener of their own, with the
+// connection loop of the Runtime API (internal/httploop) instead of
+// net/http's server: a data call is a small exchange, and net/http's
+// per-request machinery cost the node about a third of a process
+// function's table put (go run ./bench/data). The listener serves only
+// requests with a function credential, on the routes functionCall allows.
+func (n *Node) startFunctionListener() error {
+	malformed := func(w http.ResponseWriter, status int, msg string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: &api.Error{Code: api.CodeInvalid, Message: msg}})
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("node: function listener: %w", err)
+	}
+	tcp := httploop.Start(ln, http.HandlerFunc(n.serveFunctionListener), malformed)
+	n.onStop(func(context.Context) error { return tcp.Close() })
+	n.fnURL = "http://" + ln.Addr().String()
+	n.mainHost = loopbackURL("", n.ln.Addr())
+	// The same on a Unix socket in Linux's abstract namespace (no file to
+	// clean up, no path length to mind), which the Go SDK prefers: a
+	// loopback TCP exchange costs both ends several times the system time
+	// of a Unix socket's. Reaching it grants nothing without a credential,
+	// as with the TCP listener.
+	if goruntime.GOOS == "linux" {
+		var id [8]byte
+		rand.Read(id[:])
+		uln, err := net.Listen("unix", "@nimbus-functions-"+hex.EncodeToString(id[:]))
+		if err != nil {
+			return fmt.Errorf("node: function socket: %w", err)
+		}
+		unix := httploop.Start(uln, http.HandlerFunc(n.serveFunctionListener), malformed)
+		n.onStop(func(context.Context) error { return unix.Close() })
+		n.fnSocket = uln.Addr().String()
+	}
+	return nil
+}
+
+// FunctionAPI is where process functions reach the node (NIMBUS_API,
+// NIMBUS_API_SOCKET): a loopback URL, and a Unix socket on Linux ("").
+func (n *Node) FunctionAPI() (url, socket string) { return n.fnURL, n.fnSocket }
+
+func (n *Node) serveFunctionListener(w http.ResponseWriter, r *http.Request) {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !strings.HasPrefix(tok, data.CredentialPrefix) {
+		gateway.WriteError(w, errors.Join(data.ErrForbidden, errors.New("this listener serves the data calls of function instances: send the instance's "+EnvDataToken+" as a bearer token, or call the node's main address")))
+		return
+	}
+	n.functionCall(w, r, "a function")
 }
 
 // functionPublishMux mounts the events service's routes, letting a
