@@ -127,6 +127,57 @@ func TestRunLambda(t *testing.T) {
 	}
 }
 
+// TestConcurrentLoops: an instance whose runtime takes several
+// invocations at once (AWS_LAMBDA_MAX_CONCURRENCY) runs their handlers at
+// the same time, each answered under its own ID.
+func TestConcurrentLoops(t *testing.T) {
+	api := &fakeRuntimeAPI{events: []string{`1`, `2`, `3`}, deadline: time.Now().Add(time.Minute), answers: map[string]answer{}}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	var running sync.WaitGroup
+	running.Add(3)
+	all := make(chan struct{})
+	go func() { running.Wait(); close(all) }()
+	h := func(ctx context.Context, event json.RawMessage) (any, error) {
+		running.Done()
+		select {
+		case <-all:
+			return map[string]string{"id": InvocationID(ctx), "event": string(event)}, nil
+		case <-time.After(5 * time.Second):
+			return nil, errors.New("the other invocations never ran alongside this one")
+		}
+	}
+	if err := serveLambda(context.Background(), srv.URL, h, 3); err == nil || !strings.Contains(err.Error(), "410") {
+		t.Fatalf("serveLambda: err = %v, want the API's 410 after the last event", err)
+	}
+	// The other loops may still be posting their answers.
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		api.mu.Lock()
+		done := 0
+		for _, a := range api.answers {
+			if a.kind != "" {
+				done++
+			}
+		}
+		if done == 3 || time.Now().After(end) {
+			break // locked
+		}
+		api.mu.Unlock()
+	}
+	defer api.mu.Unlock()
+	events := map[string]bool{}
+	for id, a := range api.answers {
+		var got struct{ ID, Event string }
+		if a.kind != "response" || json.Unmarshal([]byte(a.body), &got) != nil || got.ID != id {
+			t.Errorf("%s: got %+v, want a response under its own ID", id, a)
+		}
+		events[got.Event] = true
+	}
+	if len(api.answers) != 3 || len(events) != 3 {
+		t.Errorf("answers %v, want one per event", api.answers)
+	}
+}
+
 func TestErrorType(t *testing.T) {
 	type custom struct{ error }
 	tests := []struct {

@@ -28,6 +28,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,7 @@ import (
 	"time"
 
 	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/bench/internal/loadgen"
 	"github.com/nimbus-run/nimbus/examples"
 	"github.com/nimbus-run/nimbus/internal/data"
 	"github.com/nimbus-run/nimbus/internal/node"
@@ -110,7 +112,7 @@ func run(ops, mb, clients int) error {
 		// CPU per operation (client and server, as they share the process)
 		// is steadier than throughput on a shared machine.
 		cpu := cpuTime() - cpu0
-		fmt.Printf("%-28s p50 %7.3f ms  p99 %7.3f ms  %8.0f ops/s  %5.0f µs CPU/op  %4d allocs/op\n", name, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]),
+		fmt.Printf("%-36s p50 %7.3f ms  p99 %7.3f ms  %8.0f ops/s  %5.0f µs CPU/op  %4d allocs/op\n", name, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]),
 			float64(ops)/elapsed.Seconds(), float64(cpu.Microseconds())/float64(ops), (ms1.Mallocs-ms0.Mallocs)/uint64(ops))
 		return nil
 	}
@@ -208,7 +210,7 @@ func run(ops, mb, clients int) error {
 			}
 		}
 		sort.Slice(qlat, func(i, j int) bool { return qlat[i] < qlat[j] })
-		fmt.Printf("%-28s p50 %7.3f ms  p99 %7.3f ms\n", "query 100 of 10,000", ms(qlat[len(qlat)/2]), ms(qlat[len(qlat)-1]))
+		fmt.Printf("%-36s p50 %7.3f ms  p99 %7.3f ms\n", "query 100 of 10,000", ms(qlat[len(qlat)/2]), ms(qlat[len(qlat)-1]))
 	}
 	if !parts["object"] {
 		return nil
@@ -329,7 +331,12 @@ func load(ops, clients int, f func(i int) error) ([]time.Duration, time.Duration
 // ops/clients puts, then gets, timing every call inside the function.
 func sdkBench(ctx context.Context, c *api.Client, dir string, ops, clients int) error {
 	per := max(ops/clients, 1)
-	for i, rt := range []string{"wasm", "process"} {
+	variants := []struct {
+		rt          string
+		concurrency int // invocations per instance
+	}{{"wasm", 1}, {"process", 1}, {"process", clients}}
+	for i, v := range variants {
+		rt := v.rt
 		out := filepath.Join(dir, "sdkfn-"+rt)
 		build := examples.BuildWasm
 		if rt == "process" {
@@ -346,9 +353,13 @@ func sdkBench(ctx context.Context, c *api.Client, dir string, ops, clients int) 
 		if err != nil {
 			return err
 		}
-		name := "sdk-" + rt
+		name, label := "sdk-"+rt, rt+" function"
+		if v.concurrency > 1 {
+			name += "-c" + strconv.Itoa(v.concurrency)
+			label = fmt.Sprintf("%s, concurrency %d", rt, v.concurrency)
+		}
 		if _, err := c.PutFunction(ctx, &api.Function{Name: name, Runtime: rt, Code: up.Digest, Memory: 128, Timeout: "120s",
-			Max: clients, Uses: &api.Uses{Tables: []string{"bench"}}}); err != nil {
+			Max: clients, Concurrency: v.concurrency, Uses: &api.Uses{Tables: []string{"bench"}}}); err != nil {
 			return err
 		}
 		base := (i + 2) * 10 * ops // a key range of its own
@@ -391,12 +402,18 @@ func sdkBench(ctx context.Context, c *api.Client, dir string, ops, clients int) 
 			return err
 		}
 		for _, op := range []string{"put", "get"} {
+			cpu0, machine0 := cpuTime(), loadgen.MachineCPU()
 			lat, elapsed, err := invoke(op, per)
 			if err != nil {
 				return err
 			}
-			fmt.Printf("%-28s p50 %7.3f ms  p99 %7.3f ms  %8.0f ops/s\n", fmt.Sprintf("%s (SDK, %s function)", op, rt),
-				ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), float64(len(lat))/elapsed.Seconds())
+			// The functions' own CPU counts here (process functions are
+			// other processes): the machine's per operation, and the
+			// node's (this process) share of it.
+			perOp := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(len(lat)) }
+			fmt.Printf("%-36s p50 %7.3f ms  p99 %7.3f ms  %8.0f ops/s  %5.0f µs CPU/op, node %3.0f\n", fmt.Sprintf("%s (SDK, %s)", op, label),
+				ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), float64(len(lat))/elapsed.Seconds(),
+				perOp(loadgen.MachineCPU()-machine0), perOp(cpuTime()-cpu0))
 		}
 	}
 	return nil

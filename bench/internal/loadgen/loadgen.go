@@ -85,10 +85,10 @@ func Measure(t Target, conc int, warmup, d time.Duration) Result {
 	}
 	time.Sleep(warmup)
 	measuring.Store(true)
-	start, cpu0 := time.Now(), machineCPU()
+	start, cpu0 := time.Now(), MachineCPU()
 	time.Sleep(d)
 	measuring.Store(false)
-	elapsed, cpu := time.Since(start), machineCPU()-cpu0
+	elapsed, cpu := time.Since(start), MachineCPU()-cpu0
 	stop.Store(true)
 	wg.Wait()
 	slices.Sort(lat)
@@ -99,9 +99,9 @@ func Measure(t Target, conc int, warmup, d time.Duration) Result {
 	return r
 }
 
-// machineCPU is the busy CPU time of all CPUs since boot (user, nice,
+// MachineCPU is the busy CPU time of all CPUs since boot (user, nice,
 // system, irq and softirq in /proc/stat's first line), 0 where unknown.
-func machineCPU() time.Duration {
+func MachineCPU() time.Duration {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0
