@@ -46,6 +46,10 @@ type Handler func(ctx context.Context, event json.RawMessage) (any, error)
 
 // Start runs the invocation loop with h and never returns. It exits the
 // process when the runtime cannot be reached.
+//
+// A process function with concurrency N (AWS_LAMBDA_MAX_CONCURRENCY, as
+// on Lambda Managed Instances) runs N loops: h is then called from N
+// goroutines at once and must be safe for concurrent use.
 func Start(h Handler) {
 	if h == nil {
 		panic("sdk: Start needs a handler")
