@@ -14,10 +14,11 @@
 // What is kept from net/http: requests are parsed by http.ReadRequest (the
 // server's own parser: chunked bodies, trailers, header canonicalization)
 // and headers are written by http.Header.Write (which strips CR and LF from
-// values). What is left out is what these clients do not need: TLS, HTTP/2,
-// upgrades, timeouts for idle connections (the peer is a process the node
-// kills), and watching a request for a closed connection while it is
-// served; a handler that waits long can ask PeerGone instead.
+// values), and the wait for a request's head is bounded (headerTimeout).
+// What is left out is what these clients do not need: TLS, HTTP/2,
+// upgrades, timeouts for idle connections and for bodies (the handlers
+// bound what they read), and watching a request for a closed connection
+// while it is served; a handler that waits long can ask PeerGone instead.
 package httploop
 
 import (
@@ -27,6 +28,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -40,6 +42,14 @@ const (
 	MaxHeaderBytes = 64 << 10  // request line and headers
 	maxDrainBytes  = 256 << 10 // unread body skipped to keep a connection
 )
+
+// headerTimeout bounds the wait for a request's head: from the connection's
+// start for the first, from its first byte for the others, as net/http's
+// ReadHeaderTimeout does (the node's main listener uses 10 s too). A
+// connection kept idle between requests is not timed out; one that is
+// opened and left silent, or that sends half a head, is closed. A variable
+// for tests.
+var headerTimeout = 10 * time.Second
 
 // Server serves Handler on the connections of one listener.
 type Server struct {
@@ -158,11 +168,18 @@ func (s *Server) serveConn(conn net.Conn) {
 	lc := &limitedConn{Conn: conn}
 	br := bufio.NewReader(lc)
 	bw := bufio.NewWriter(conn)
-	for {
+	for first := true; ; first = false {
+		if !first {
+			// Idle until the next request starts, however long.
+			if _, err := br.Peek(1); err != nil {
+				return
+			}
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(headerTimeout))
 		lc.n = MaxHeaderBytes
 		req, err := http.ReadRequest(br)
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, os.ErrDeadlineExceeded) {
 				return
 			}
 			w := newResponse(bw, conn, false)
@@ -176,6 +193,7 @@ func (s *Server) serveConn(conn net.Conn) {
 			return
 		}
 		lc.n = 1<<63 - 1 // the body's own limits are the handlers'
+		_ = conn.SetReadDeadline(time.Time{})
 		if req.Header.Get("Expect") == "100-continue" {
 			// curl waits for this before it sends a large body.
 			_, _ = bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")

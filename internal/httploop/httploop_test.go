@@ -1,0 +1,130 @@
+package httploop
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func start(t *testing.T) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Start(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, r.Method+" "+r.URL.Path+" "+string(b))
+	}), nil)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func dial(t *testing.T, s *Server) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn, bufio.NewReader(conn)
+}
+
+func exchange(t *testing.T, conn net.Conn, br *bufio.Reader, req, want string) {
+	t.Helper()
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != want {
+		t.Fatalf("answer %d %q, want 200 %q", resp.StatusCode, b, want)
+	}
+}
+
+// closedSoon reports whether the server closes conn within d.
+func closedSoon(conn net.Conn, br *bufio.Reader, d time.Duration) bool {
+	conn.SetReadDeadline(time.Now().Add(d))
+	_, err := br.ReadByte()
+	return errors.Is(err, io.EOF)
+}
+
+// TestHeaderTimeout: a connection left silent, or that stalls in the
+// middle of a head, is closed; one kept idle between requests is not.
+func TestHeaderTimeout(t *testing.T) {
+	defer func(d time.Duration) { headerTimeout = d }(headerTimeout)
+	headerTimeout = 200 * time.Millisecond
+	s := start(t)
+
+	silent, br := dial(t, s)
+	if !closedSoon(silent, br, 2*time.Second) {
+		t.Errorf("a silent connection was kept past the header timeout")
+	}
+	half, br := dial(t, s)
+	io.WriteString(half, "GET /x HTTP/1.1\r\nHost: x\r\n")
+	if !closedSoon(half, br, 2*time.Second) {
+		t.Errorf("a connection stalled mid-head was kept past the header timeout")
+	}
+
+	idle, br := dial(t, s)
+	exchange(t, idle, br, "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\none", "POST /a one")
+	if closedSoon(idle, br, 3*headerTimeout) {
+		t.Fatalf("an idle kept-alive connection was closed")
+	}
+	idle.SetDeadline(time.Now().Add(10 * time.Second))
+	exchange(t, idle, br, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n", "GET /b ")
+}
+
+// TestMalformed: an unparsable request gets a 400 in plain text (without
+// a Malformed hook) and the connection is closed; an oversized head 431.
+func TestMalformed(t *testing.T) {
+	s := start(t)
+	for _, tt := range []struct {
+		req    string
+		status int
+	}{
+		{"NOT HTTP\r\n\r\n", http.StatusBadRequest},
+		{"GET / HTTP/1.1\r\nX: " + strings.Repeat("a", MaxHeaderBytes) + "\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge},
+	} {
+		conn, br := dial(t, s)
+		go io.WriteString(conn, tt.req)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != tt.status || !resp.Close || !strings.Contains(string(b), "malformed HTTP request") {
+			t.Errorf("%.20q: %d close %v %q", tt.req, resp.StatusCode, resp.Close, b)
+		}
+	}
+}
+
+// TestClose: Close drops open connections and stops accepting.
+func TestClose(t *testing.T) {
+	s := start(t)
+	conn, br := dial(t, s)
+	exchange(t, conn, br, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET / ")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !closedSoon(conn, br, 2*time.Second) {
+		t.Errorf("an open connection survived Close")
+	}
+	if c, err := net.Dial("tcp", s.Addr().String()); err == nil {
+		c.Close()
+		t.Errorf("the listener still accepts after Close")
+	}
+	if err := s.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		t.Errorf("second Close: %v", err)
+	}
+}
