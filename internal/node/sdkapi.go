@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/nimbus-run/nimbus/api"
-
 	"github.com/nimbus-run/nimbus/internal/data"
 	"github.com/nimbus-run/nimbus/internal/events"
 	"github.com/nimbus-run/nimbus/internal/function"
@@ -24,8 +23,9 @@ import (
 // What functions reach through the Go SDK (sdk.Table, sdk.Bucket,
 // sdk.Publish): the data API and event publishing, with the credential of
 // their instance. Process functions call the node over HTTP with
-// NIMBUS_DATA_TOKEN (data.go) on a listener of their own; wasm functions make the same requests
-// through the nimbus.api or api_v2 host call, which lands in functionAPI.
+// NIMBUS_DATA_TOKEN (data.go), on a listener of their own; wasm functions
+// make the same requests through the nimbus.api or api_v2 host call, which
+// lands in functionAPI.
 // Either way the request goes through the gateway's routes, so
 // permissions, limits and error codes are the same for both runtimes.
 
