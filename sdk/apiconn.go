@@ -177,7 +177,7 @@ func (c *apiConn) read(head bool) (*apiResponse, bool, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		if status >= 200 || status == 101 {
+		if status >= 200 {
 			return c.body(status, h, head, line)
 		}
 		// 1xx: an interim answer; the final one follows.
