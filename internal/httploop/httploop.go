@@ -51,13 +51,10 @@ const (
 // for tests.
 var headerTimeout = 10 * time.Second
 
-// Server serves Handler on the connections of one listener.
+// Server serves a handler on the connections of one listener.
 type Server struct {
-	Handler http.Handler
-	// Malformed answers a request that cannot be parsed (status 400, or
-	// 431 for a head over MaxHeaderBytes) in the API's own error shape;
-	// nil answers in plain text.
-	Malformed func(w http.ResponseWriter, status int, msg string)
+	handler   http.Handler
+	malformed func(w http.ResponseWriter, status int, msg string)
 
 	ctx    context.Context // requests' context: ends at Close
 	cancel context.CancelFunc
@@ -69,10 +66,12 @@ type Server struct {
 	conns    map[net.Conn]struct{}
 }
 
-// Start serves h on ln in a goroutine until Close.
+// Start serves h on ln in a goroutine until Close. malformed answers a
+// request that cannot be parsed (status 400, or 431 for a head over
+// MaxHeaderBytes) in the API's own error shape; nil answers in plain text.
 func Start(ln net.Listener, h http.Handler, malformed func(w http.ResponseWriter, status int, msg string)) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{Handler: h, Malformed: malformed, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+	s := &Server{handler: h, malformed: malformed, ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		ln: ln, conns: make(map[net.Conn]struct{})}
 	go s.serve()
 	return s
@@ -187,7 +186,7 @@ func (s *Server) serveConn(conn net.Conn) {
 			if errors.Is(err, errHeadTooLarge) {
 				status = http.StatusRequestHeaderFieldsTooLarge
 			}
-			s.malformed(w, status, "malformed HTTP request: "+err.Error())
+			s.refuse(w, status, "malformed HTTP request: "+err.Error())
 			w.header.Set("Connection", "close")
 			_ = w.finish()
 			return
@@ -203,7 +202,7 @@ func (s *Server) serveConn(conn net.Conn) {
 		}
 		req.RemoteAddr = conn.RemoteAddr().String()
 		w := newResponse(bw, conn, req.Method == http.MethodHead)
-		s.Handler.ServeHTTP(w, req.WithContext(s.ctx))
+		s.handler.ServeHTTP(w, req.WithContext(s.ctx))
 		// What the handler left of the body is skipped, up to a bound, so
 		// the connection can carry the next request.
 		keep := !req.Close && req.ProtoAtLeast(1, 1)
@@ -219,9 +218,9 @@ func (s *Server) serveConn(conn net.Conn) {
 	}
 }
 
-func (s *Server) malformed(w http.ResponseWriter, status int, msg string) {
-	if s.Malformed != nil {
-		s.Malformed(w, status, msg)
+func (s *Server) refuse(w http.ResponseWriter, status int, msg string) {
+	if s.malformed != nil {
+		s.malformed(w, status, msg)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
