@@ -7,7 +7,7 @@
 // and p50/p99 latency. The same function is also driven through Nimbus's own
 // route (/function/echo), so the Invoke API's own cost shows apart from the
 // runtime's, and behind a relay that does nothing but pass events and
-// responses (relay.go), on net/http and on hand-written HTTP/1.1: the most
+// responses (relay.go), on net/http and on internal/httploop: the most
 // this protocol allows on this machine.
 //
 // Cold: it deploys the same code as a function whose instances are reclaimed
@@ -189,7 +189,7 @@ func run() error {
 		// the Invoke API's cost (authentication, parsing, AWS shapes).
 		{"/function/echo (same function)", loadgen.Target{URL: n.URL() + "/function/echo", Body: []byte(*payload)}},
 		{fmt.Sprintf("bare relay, same code, concurrency %d", *mc), loadgen.Target{URL: rl.invoke, Body: []byte(*payload)}},
-		{"bare relay, hand-written HTTP", loadgen.Target{URL: raw.invoke, Body: []byte(*payload)}},
+		{"bare relay, httploop", loadgen.Target{URL: raw.invoke, Body: []byte(*payload)}},
 	}
 	targets = slices.DeleteFunc(targets, func(t target) bool {
 		return t.name != "bare net/http" && !strings.Contains(t.name, *only)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -10,10 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nimbus-run/nimbus/internal/httploop"
 )
 
 // relay is the least a Lambda Runtime API platform can do: it hands each
@@ -23,9 +23,9 @@ import (
 // allows on this machine, and the platform's figure against it is the
 // platform's own overhead.
 //
-// With raw set, both of its servers are minimal HTTP/1.1 loops
-// (http.ReadRequest, responses written by hand) instead of net/http's
-// server: the ceiling with the server's own cost cut to almost nothing.
+// With raw set, both of its servers are internal/httploop's plain
+// HTTP/1.1 loop instead of net/http's server: the ceiling with the
+// server's own cost cut to what the node's Runtime API pays.
 type relay struct {
 	invoke  string // URL that takes an event and answers the function's response
 	queue   chan *relayCall
@@ -47,15 +47,11 @@ const relayARN = "arn:aws:lambda:us-east-1:000000000000:function:relay"
 // runtime pins a 128 MB function).
 func startRelay(bin string, procs, mc int, raw bool) (*relay, error) {
 	r := &relay{queue: make(chan *relayCall)}
-	serve := r.serveHTTP
-	if raw {
-		serve = r.serveRaw
-	}
-	rtAddr, err := serve(false)
+	rtAddr, err := r.serve(false, raw)
 	if err != nil {
 		return nil, err
 	}
-	invAddr, err := serve(true)
+	invAddr, err := r.serve(true, raw)
 	if err != nil {
 		r.close()
 		return nil, err
@@ -112,8 +108,10 @@ func (r *relay) listen() (net.Listener, error) {
 	return ln, err
 }
 
-// serveHTTP serves the Invoke side or the Runtime API with net/http.
-func (r *relay) serveHTTP(invoke bool) (string, error) {
+// serve serves the Invoke side (with invoke) or the Runtime API, with
+// net/http's server or, with raw, internal/httploop's loop, which the
+// node's Runtime API and function listeners use.
+func (r *relay) serve(invoke, raw bool) (string, error) {
 	ln, err := r.listen()
 	if err != nil {
 		return "", err
@@ -144,60 +142,13 @@ func (r *relay) serveHTTP(invoke bool) (string, error) {
 		}
 		w.WriteHeader(http.StatusAccepted)
 	})
-	s := &http.Server{Handler: mux}
-	r.closers = append(r.closers, s)
-	go s.Serve(ln)
-	return ln.Addr().String(), nil
-}
-
-// serveRaw serves the same with a plain HTTP/1.1 loop per connection, as
-// internal/lambdaapi's Runtime API server does. A measuring tool: it
-// checks nothing.
-func (r *relay) serveRaw(invoke bool) (string, error) {
-	ln, err := r.listen()
-	if err != nil {
-		return "", err
+	if raw {
+		r.closers = append(r.closers, httploop.Start(ln, mux, nil))
+	} else {
+		s := &http.Server{Handler: mux}
+		r.closers = append(r.closers, s)
+		go s.Serve(ln)
 	}
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				br, bw := bufio.NewReader(conn), bufio.NewWriter(conn)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					body, err := io.ReadAll(req.Body)
-					if err != nil {
-						return
-					}
-					switch {
-					case invoke:
-						out := r.call(body)
-						fmt.Fprintf(bw, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(out))
-						bw.Write(out)
-					case req.Method == http.MethodGet:
-						id, c := r.next(context.Background())
-						fmt.Fprintf(bw, "HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: %s\r\nLambda-Runtime-Deadline-Ms: %d\r\nLambda-Runtime-Invoked-Function-Arn: %s\r\nContent-Length: %d\r\n\r\n",
-							id, time.Now().Add(time.Minute).UnixMilli(), relayARN, len(c.body))
-						bw.Write(c.body)
-					default: // POST /2018-06-01/runtime/invocation/{id}/response
-						id, _, _ := strings.Cut(strings.TrimPrefix(req.URL.Path, "/2018-06-01/runtime/invocation/"), "/")
-						r.respond(id, body)
-						bw.WriteString("HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
-					}
-					if bw.Flush() != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
 	return ln.Addr().String(), nil
 }
 
