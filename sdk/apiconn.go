@@ -35,10 +35,22 @@ type apiConn struct {
 	buf  []byte // the request being written, reused
 }
 
-// apiConns keeps idle connections to one address.
+// endpoint is where the node's API is: "tcp" host:port, or a "unix"
+// socket.
+type endpoint struct{ network, address string }
+
+// host is the Host header of requests to e.
+func (e endpoint) host() string {
+	if e.network == "unix" {
+		return "localhost"
+	}
+	return e.address
+}
+
+// apiConns keeps idle connections to one endpoint.
 type apiConns struct {
 	mu   sync.Mutex
-	addr string // network + " " + address
+	at   endpoint
 	idle []*apiConn
 }
 
@@ -48,14 +60,13 @@ const maxIdleAPIConns = 16
 
 var conns apiConns
 
-func (p *apiConns) get(network, address string) (*apiConn, error) {
-	addr := network + " " + address
+func (p *apiConns) get(at endpoint) (*apiConn, error) {
 	p.mu.Lock()
-	if p.addr != addr { // NIMBUS_API changed (tests): forget the old ones
+	if p.at != at { // NIMBUS_API changed (tests): forget the old ones
 		for _, c := range p.idle {
 			c.conn.Close()
 		}
-		p.idle, p.addr = p.idle[:0], addr
+		p.idle, p.at = p.idle[:0], at
 	}
 	if n := len(p.idle); n > 0 {
 		c := p.idle[n-1]
@@ -64,7 +75,7 @@ func (p *apiConns) get(network, address string) (*apiConn, error) {
 		return c, nil
 	}
 	p.mu.Unlock()
-	conn, err := net.Dial(network, address)
+	conn, err := net.Dial(at.network, at.address)
 	if err != nil {
 		return nil, err
 	}
@@ -72,11 +83,10 @@ func (p *apiConns) get(network, address string) (*apiConn, error) {
 	return &apiConn{conn: conn, br: br, tp: textproto.NewReader(br)}, nil
 }
 
-func (p *apiConns) put(network, address string, c *apiConn) {
-	addr := network + " " + address
+func (p *apiConns) put(at endpoint, c *apiConn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.addr != addr || len(p.idle) >= maxIdleAPIConns {
+	if p.at != at || len(p.idle) >= maxIdleAPIConns {
 		c.conn.Close()
 		return
 	}
@@ -86,10 +96,9 @@ func (p *apiConns) put(network, address string, c *apiConn) {
 // aLongTimeAgo is a deadline in the past: it interrupts a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// roundTripConn sends req to address ("tcp" host:port, or a "unix"
-// socket) with the credential tok.
-func roundTripConn(ctx context.Context, network, address, tok string, req *apiRequest) (*apiResponse, error) {
-	c, err := conns.get(network, address)
+// roundTripConn sends req to the node's API at with the credential tok.
+func roundTripConn(ctx context.Context, at endpoint, tok string, req *apiRequest) (*apiResponse, error) {
+	c, err := conns.get(at)
 	if err != nil {
 		return nil, err
 	}
@@ -104,11 +113,7 @@ func roundTripConn(ctx context.Context, network, address, tok string, req *apiRe
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, func() { c.conn.SetDeadline(aLongTimeAgo) })
 	}
-	host := address
-	if network == "unix" {
-		host = "localhost"
-	}
-	resp, keep, err := c.exchange(host, tok, req)
+	resp, keep, err := c.exchange(at.host(), tok, req)
 	if !stop() {
 		keep = false // the deadline is spoiled
 		if err != nil {
@@ -116,7 +121,7 @@ func roundTripConn(ctx context.Context, network, address, tok string, req *apiRe
 		}
 	}
 	if keep {
-		conns.put(network, address, c)
+		conns.put(at, c)
 	} else {
 		c.conn.Close()
 	}

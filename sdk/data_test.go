@@ -224,7 +224,7 @@ func TestAPIConn(t *testing.T) {
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	ctx := context.Background()
 	call := func(network, method, path string, body string) (*apiResponse, error) {
-		return roundTripConn(ctx, network, map[string]string{"tcp": addr, "unix": sock}[network], "tok",
+		return roundTripConn(ctx, endpoint{network, map[string]string{"tcp": addr, "unix": sock}[network]}, "tok",
 			&apiRequest{Method: method, Path: path, Query: "q=1", Header: map[string]string{"X-Test": "yes"}, Body: []byte(body)})
 	}
 
@@ -256,14 +256,14 @@ func TestAPIConn(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	time.AfterFunc(50*time.Millisecond, cancel)
-	if _, err := roundTripConn(cctx, "tcp", addr, "tok", &apiRequest{Method: "GET", Path: "/slow"}); !errors.Is(err, context.Canceled) {
+	if _, err := roundTripConn(cctx, endpoint{"tcp", addr}, "tok", &apiRequest{Method: "GET", Path: "/slow"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled call: err = %v, want context.Canceled", err)
 	}
 	if _, err := call("tcp", "GET", "/echo", ""); err != nil {
 		t.Errorf("after a canceled call: %v", err)
 	}
 	bad := &apiRequest{Method: "GET", Path: "/echo", Header: map[string]string{"X-Bad": "a\r\nInjected: 1"}}
-	if _, err := roundTripConn(ctx, "tcp", addr, "tok", bad); err == nil {
+	if _, err := roundTripConn(ctx, endpoint{"tcp", addr}, "tok", bad); err == nil {
 		t.Errorf("a header value with a line break was sent")
 	}
 }

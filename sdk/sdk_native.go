@@ -164,10 +164,10 @@ func roundTrip(ctx context.Context, req *apiRequest) (*apiResponse, error) {
 		return nil, fmt.Errorf("%s and %s are not set: data and event calls need the Nimbus process runtime", envAPI, envToken)
 	}
 	if sock := os.Getenv(envAPISocket); sock != "" {
-		return roundTripConn(ctx, "unix", sock, tok, req) // apiconn.go
+		return roundTripConn(ctx, endpoint{"unix", sock}, tok, req) // apiconn.go
 	}
 	if addr, ok := strings.CutPrefix(base, "http://"); ok && !strings.Contains(addr, "/") {
-		return roundTripConn(ctx, "tcp", addr, tok, req)
+		return roundTripConn(ctx, endpoint{"tcp", addr}, tok, req)
 	}
 	target := base + req.Path
 	if req.Query != "" {
