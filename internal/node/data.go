@@ -123,12 +123,12 @@ func (n *Node) dataEnv(spec *function.Spec) map[string]string {
 	return env
 }
 
-// loopbackURL is the URL of a listener for a process on this machine: a
-// listener on every interface (":8080") is reached on loopback.
-func loopbackURL(scheme string, a net.Addr) string {
+// loopbackHost is a listener's host:port for a process on this machine:
+// a listener on every interface (":8080") is reached on loopback.
+func loopbackHost(a net.Addr) string {
 	host, port, err := net.SplitHostPort(a.String())
 	if err != nil {
-		return scheme + a.String()
+		return a.String()
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
@@ -136,5 +136,5 @@ func loopbackURL(scheme string, a net.Addr) string {
 			host = "::1"
 		}
 	}
-	return scheme + net.JoinHostPort(host, port)
+	return net.JoinHostPort(host, port)
 }

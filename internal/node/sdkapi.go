@@ -84,7 +84,7 @@ func (n *Node) startFunctionListener() error {
 	tcp := httploop.Start(ln, http.HandlerFunc(n.serveFunctionListener), malformed)
 	n.onStop(func(context.Context) error { return tcp.Close() })
 	n.fnURL = "http://" + ln.Addr().String()
-	n.mainHost = loopbackURL("", n.ln.Addr())
+	n.mainHost = loopbackHost(n.ln.Addr())
 	// The same on a Unix socket in Linux's abstract namespace (no file to
 	// clean up, no path length to mind), which the Go SDK prefers: a
 	// loopback TCP exchange costs both ends several times the system time
