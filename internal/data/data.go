@@ -59,6 +59,7 @@ const (
 	MaxBatch              = 100
 	DefaultLimit          = 100
 	MaxLimit              = 1000
+	DefaultCacheBytes     = 64 << 20
 )
 
 // Catalog resolves functions, for the permissions in their specs.
@@ -79,6 +80,13 @@ type Config struct {
 	Logger    *slog.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// SoleWriter says that no one else writes this node's tables: the
+	// node embeds its NATS server, which listens to no one else. Reads may
+	// then be served from memory (itemcache.go).
+	SoleWriter bool
+	// CacheBytes bounds the items a sole writer keeps in memory, all
+	// tables together (default 64 MiB; negative: none).
+	CacheBytes int64
 }
 
 func (c *Config) defaults() {
@@ -93,6 +101,9 @@ func (c *Config) defaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = DefaultCacheBytes
 	}
 }
 
@@ -145,6 +156,10 @@ type Service struct {
 	buckets map[string]*BucketDef
 	open    map[string]*tableHandle  // by table name
 	stores  map[string]*bucketHandle // by bucket name
+	// caches are the item caches of table names (a sole writer's only),
+	// kept for the life of the Service: see itemCache.
+	caches map[string]*itemCache
+	budget cacheBudget
 
 	uploads    jetstream.ObjectStore
 	uploadsKV  jetstream.KeyValue
@@ -162,6 +177,7 @@ func New(cfg Config, st *store.Store) *Service {
 		cfg: cfg, st: st, js: st.JS, log: cfg.Logger,
 		tables: map[string]*TableDef{}, buckets: map[string]*BucketDef{}, creds: map[string]*Principal{},
 		open: map[string]*tableHandle{}, stores: map[string]*bucketHandle{},
+		caches: map[string]*itemCache{}, budget: cacheBudget{max: cfg.CacheBytes},
 	}
 }
 
@@ -207,6 +223,23 @@ func (s *Service) closeTable(name string) {
 		h.closeIndex()
 		delete(s.open, name)
 	}
+	if c := s.caches[name]; c != nil {
+		c.clear()
+	}
+}
+
+// cacheFor returns the item cache of a table name, or nil when this node
+// keeps none; s.mu is held.
+func (s *Service) cacheFor(name string) *itemCache {
+	if !s.cfg.SoleWriter || s.cfg.CacheBytes < 0 {
+		return nil
+	}
+	c := s.caches[name]
+	if c == nil {
+		c = newItemCache(&s.budget)
+		s.caches[name] = c
+	}
+	return c
 }
 
 // Stop ends the watch and the background work, waiting for them.
@@ -281,8 +314,11 @@ func (s *Service) apply(e jetstream.KeyValueEntry) {
 			s.log.Error("data: unreadable table definition, ignored", "table", name, "err", err)
 			return
 		}
-		if old := s.tables[name]; old != nil && !old.Created.Equal(d.Created) {
-			s.closeTable(name) // recreated: bind again
+		if old := s.tables[name]; old == nil || !old.Created.Equal(d.Created) {
+			// Created or recreated: bind again, and forget what a
+			// write racing the deletion of an earlier table of this
+			// name may have cached.
+			s.closeTable(name)
 		}
 		s.tables[name] = &d
 	case strings.HasPrefix(key, keyBucket):

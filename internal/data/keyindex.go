@@ -82,7 +82,11 @@ func startKeyIndex(h *tableHandle) (*keyIndex, error) {
 		}
 		hdr := m.Headers()
 		del := hdr.Get(hKVOperation) == opDel || hdr.Get(hKVOperation) == opPurge || hdr.Get(jetstream.MarkerReasonHeader) != ""
-		x.apply(m.Subject()[n:], del, md.Sequence.Stream)
+		key := m.Subject()[n:]
+		x.apply(key, del, md.Sequence.Stream)
+		if h.cache != nil && md.Sequence.Stream > x.initial {
+			h.cache.stamp(key, md.Sequence.Stream, md.Timestamp.UTC())
+		}
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		// The ordered consumer recreates itself after gaps and
 		// heartbeat misses; only a stream that is gone is final.

@@ -51,6 +51,9 @@ type tableHandle struct {
 	// idx is the key index (keyindex.go), started once on first use.
 	idxOnce sync.Once
 	idx     *keyIndex
+	// cache holds recent items (itemcache.go); nil unless the node is its
+	// tables' sole writer.
+	cache *itemCache
 }
 
 // Entry is a stored item with its revision.
@@ -111,6 +114,7 @@ func (s *Service) table(ctx context.Context, name string) (*tableHandle, error) 
 	h = &tableHandle{def: def, kv: kv, stream: stream, js: s.js, pre: "$KV." + TablePrefix + name + ".", now: s.cfg.Now, log: s.log}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	h.cache = s.cacheFor(name)
 	if other := s.open[name]; other != nil {
 		return other, nil // bound concurrently: share one handle (and one index)
 	}
@@ -227,30 +231,67 @@ type stored struct {
 	dead    []byte // the item, when it has expired
 }
 
+// read returns the last message of key's subject, as the reads of writes
+// need it.
 func (h *tableHandle) read(ctx context.Context, key string) (stored, error) {
-	m, err := h.stream.GetLastMsgForSubject(ctx, h.pre+key)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return stored{}, nil
-	}
-	if err != nil {
-		return stored{}, fmt.Errorf("table %s: read: %w", h.def.Name, err)
-	}
-	return h.decode(m.Sequence, m.Header, m.Data, m.Time), nil
+	return h.load(ctx, key, false)
 }
 
-func (h *tableHandle) decode(seq uint64, hdr nats.Header, data []byte, t time.Time) stored {
-	st := stored{rev: seq, time: t}
-	if op := hdr.Get(hKVOperation); op == opDel || op == opPurge || hdr.Get(jetstream.MarkerReasonHeader) != "" {
-		return st
+// load returns the last message of key's subject: from the cache when it
+// holds it (and, for timed, knows its time), else by a direct get.
+func (h *tableHandle) load(ctx context.Context, key string, timed bool) (stored, error) {
+	c := h.cache
+	var tok readToken
+	if c != nil {
+		if e, ok := c.get(key, timed); ok {
+			return h.view(e), nil
+		}
+		tok = c.beginRead()
 	}
-	item, _, _ := bytes.Cut(data, []byte{'\n'})
+	var e cacheEntry
+	m, err := h.stream.GetLastMsgForSubject(ctx, h.pre+key)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case err != nil:
+		return stored{}, fmt.Errorf("table %s: read: %w", h.def.Name, err)
+	default:
+		e = entryOf(m.Sequence, m.Header, m.Data, m.Time)
+	}
+	if c != nil {
+		if e.item != nil && len(e.item) < len(m.Data) {
+			e.item = bytes.Clone(e.item) // not the replaced item behind it
+		}
+		c.fill(key, tok, e)
+	}
+	return h.view(e), nil
+}
+
+// entryOf reads a message of an item's subject.
+func entryOf(seq uint64, hdr nats.Header, data []byte, t time.Time) cacheEntry {
+	e := cacheEntry{rev: seq, time: t}
+	if op := hdr.Get(hKVOperation); op == opDel || op == opPurge || hdr.Get(jetstream.MarkerReasonHeader) != "" {
+		return e
+	}
+	e.item, _, _ = bytes.Cut(data, []byte{'\n'})
 	if exp := hdr.Get(hExpires); exp != "" {
-		if e, err := strconv.ParseInt(exp, 10, 64); err == nil && e <= h.now().Unix() {
-			st.expired, st.dead = true, item
-			return st
+		if v, err := strconv.ParseInt(exp, 10, 64); err == nil {
+			e.expires = v
 		}
 	}
-	st.item = item
+	return e
+}
+
+// view is what a read makes of an entry now: an item, or an expired one.
+func (h *tableHandle) view(e cacheEntry) stored {
+	st := stored{rev: e.rev, time: e.time}
+	if e.item == nil {
+		return st
+	}
+	if e.expires != 0 && e.expires <= h.now().Unix() {
+		st.expired, st.dead = true, e.item
+		return st
+	}
+	st.item = e.item
 	return st
 }
 
@@ -270,16 +311,39 @@ func (h *tableHandle) write(ctx context.Context, key string, body []byte, expect
 	if reason != "" {
 		m.Header.Set(hReason, reason)
 	}
+	c := h.cache
+	var ev uint64
+	if c != nil {
+		h.index() // its consumer stamps the cache's entries with their time
+		ev = c.beginWrite()
+	}
 	ack, err := h.js.PublishMsg(ctx, m)
 	if err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			if c != nil {
+				c.wrote(key, ev, cacheEntry{}, false)
+			}
 			return 0, errWrongSeq
+		}
+		if c != nil {
+			c.wrote(key, ev, cacheEntry{}, false) // it may have been stored
 		}
 		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 			return 0, wrapf(ErrNoSuchTable, "table %s", h.def.Name)
 		}
 		return 0, fmt.Errorf("table %s: write: %w", h.def.Name, err)
+	}
+	if c != nil {
+		e := cacheEntry{rev: ack.Sequence, expires: expires}
+		if !del {
+			item, _, replaced := bytes.Cut(body, []byte{'\n'})
+			if replaced {
+				item = bytes.Clone(item)
+			}
+			e.item = item
+		}
+		c.wrote(key, ev, e, true)
 	}
 	return ack.Sequence, nil
 }
@@ -373,7 +437,7 @@ func (s *Service) Get(ctx context.Context, table string, key json.RawMessage) (*
 }
 
 func (h *tableHandle) get(ctx context.Context, key string) (*Entry, error) {
-	cur, err := h.read(ctx, key)
+	cur, err := h.load(ctx, key, true)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,9 @@ func (n *Node) startData(ctx context.Context) error {
 	if dcfg.Replicas == 0 {
 		dcfg.Replicas = n.cfg.Replicas
 	}
+	// A node whose NATS server is its own, and reachable by no one else,
+	// writes its tables alone: it may serve reads from memory.
+	dcfg.SoleWriter = n.cfg.NATSURL == "" && n.cfg.NATSListen == ""
 	n.Data = data.New(dcfg, n.Store)
 	if err := n.Data.Start(ctx); err != nil {
 		return fmt.Errorf("node: %w", err)
