@@ -10,7 +10,8 @@
 //
 //	go run ./bench/data [-n 20000] [-mb 100] [-c 16] [-only table,sdk,query,object] [-cpuprofile FILE]
 //
-// -only also takes put, get and http: parts of the table benchmark.
+// -only also takes put, get and http: parts of the table benchmark; and
+// sdk-wasm, sdk-process and sdk-process-c16: one function of the SDK's.
 package main
 
 import (
@@ -179,7 +180,7 @@ func run(ops, mb, clients int) error {
 			return err
 		}
 	}
-	if parts["sdk"] {
+	if parts["sdk"] || parts["sdk-wasm"] || parts["sdk-process"] || parts["sdk-process-c16"] {
 		if err := sdkBench(ctx, c, dir, ops, clients); err != nil {
 			return err
 		}
@@ -338,6 +339,14 @@ func sdkBench(ctx context.Context, c *api.Client, dir string, ops, clients int) 
 	digests := map[string]string{} // runtime → uploaded code
 	for i, v := range variants {
 		rt := v.rt
+		name, label := "sdk-"+rt, rt+" function"
+		if v.concurrency > 1 {
+			name += "-c" + strconv.Itoa(v.concurrency)
+			label = fmt.Sprintf("%s, concurrency %d", rt, v.concurrency)
+		}
+		if !parts["sdk"] && !parts[name] {
+			continue
+		}
 		if digests[rt] == "" {
 			out := filepath.Join(dir, "sdkfn-"+rt)
 			build := examples.BuildWasm
@@ -356,11 +365,6 @@ func sdkBench(ctx context.Context, c *api.Client, dir string, ops, clients int) 
 				return err
 			}
 			digests[rt] = up.Digest
-		}
-		name, label := "sdk-"+rt, rt+" function"
-		if v.concurrency > 1 {
-			name += "-c" + strconv.Itoa(v.concurrency)
-			label = fmt.Sprintf("%s, concurrency %d", rt, v.concurrency)
 		}
 		if _, err := c.PutFunction(ctx, &api.Function{Name: name, Runtime: rt, Code: digests[rt], Memory: 128, Timeout: "120s",
 			Max: clients, Concurrency: v.concurrency, Uses: &api.Uses{Tables: []string{"bench"}}}); err != nil {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // FuzzKeyOrder checks that tokens round trip and sort exactly as the
@@ -200,6 +202,36 @@ func FuzzTopLevel(f *testing.F) {
 			if (gerr == nil) != (werr == nil) || got != wantKV {
 				t.Fatalf("%s: key value %q: fast %#v, %v; want %#v, %v", doc, want, got, gerr, wantKV, werr)
 			}
+		}
+	})
+}
+
+// FuzzParseAck: any answer to a publish is read without a panic, and
+// JetStream's acknowledgements and refusals are read exactly.
+func FuzzParseAck(f *testing.F) {
+	f.Add([]byte(`{"stream":"KV_nimbus_t_a","seq":42}`))
+	f.Add([]byte(`{"stream":"KV_nimbus_t_a","domain":"hub","seq":7,"duplicate":true}`))
+	f.Add([]byte(`{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 4"},"stream":"KV_nimbus_t_a","seq":0}`))
+	f.Add([]byte(`{"seq":1}`))
+	f.Add([]byte(`not json`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		seq, err := parseAck(b)
+		var ack struct {
+			Error  *jetstream.APIError `json:"error"`
+			Stream string              `json:"stream"`
+			Seq    uint64              `json:"seq"`
+		}
+		if json.Unmarshal(b, &ack) != nil || !json.Valid(b) {
+			return // not JSON: anything but a panic will do
+		}
+		switch {
+		case ack.Error != nil:
+			var apiErr *jetstream.APIError
+			if !errors.As(err, &apiErr) || apiErr.ErrorCode != ack.Error.ErrorCode {
+				t.Fatalf("%s: err = %v, want the API error %v", b, err, ack.Error)
+			}
+		case ack.Stream != "" && err == nil && seq != ack.Seq:
+			t.Fatalf("%s: seq = %d, want %d", b, seq, ack.Seq)
 		}
 	})
 }

@@ -44,6 +44,7 @@ type tableHandle struct {
 	kv     jetstream.KeyValue
 	stream jetstream.Stream
 	js     jetstream.JetStream
+	nc     *nats.Conn
 	pre    string // subject prefix of keys: "$KV.<bucket>."
 	now    func() time.Time
 	log    *slog.Logger
@@ -111,7 +112,7 @@ func (s *Service) table(ctx context.Context, name string) (*tableHandle, error) 
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", name, err)
 	}
-	h = &tableHandle{def: def, kv: kv, stream: stream, js: s.js, pre: "$KV." + TablePrefix + name + ".", now: s.cfg.Now, log: s.log}
+	h = &tableHandle{def: def, kv: kv, stream: stream, js: s.js, nc: s.st.NC, pre: "$KV." + TablePrefix + name + ".", now: s.cfg.Now, log: s.log}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h.cache = s.cacheFor(name)
@@ -317,7 +318,7 @@ func (h *tableHandle) write(ctx context.Context, key string, body []byte, expect
 		h.index() // its consumer stamps the cache's entries with their time
 		ev = c.beginWrite()
 	}
-	ack, err := h.js.PublishMsg(ctx, m)
+	seq, err := publish(ctx, h.nc, m)
 	if err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
@@ -329,13 +330,13 @@ func (h *tableHandle) write(ctx context.Context, key string, body []byte, expect
 		if c != nil {
 			c.wrote(key, ev, cacheEntry{}, false) // it may have been stored
 		}
-		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		if errors.Is(err, nats.ErrNoResponders) {
 			return 0, wrapf(ErrNoSuchTable, "table %s", h.def.Name)
 		}
 		return 0, fmt.Errorf("table %s: write: %w", h.def.Name, err)
 	}
 	if c != nil {
-		e := cacheEntry{rev: ack.Sequence, expires: expires}
+		e := cacheEntry{rev: seq, expires: expires}
 		if !del {
 			item, _, replaced := bytes.Cut(body, []byte{'\n'})
 			if replaced {
@@ -345,7 +346,7 @@ func (h *tableHandle) write(ctx context.Context, key string, body []byte, expect
 		}
 		c.wrote(key, ev, e, true)
 	}
-	return ack.Sequence, nil
+	return seq, nil
 }
 
 func withOld(item, old []byte) []byte {

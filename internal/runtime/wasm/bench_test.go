@@ -133,7 +133,7 @@ func BenchmarkColdStartCommand(b *testing.B) {
 	benchColdStart(b, "echo", testutil.BuildWasm(b, pkgEchoWASI))
 }
 
-// BenchmarkSDKDataCall is one table get from a Go SDK guest
+// BenchmarkSDKDataCall is one table get or put from a Go SDK guest
 // (bench/data/sdkfn) against a handler that answers at once: the guest's
 // share of a data call (the SDK, the Go runtime in wasm), the host call
 // and the envelope, without the data service.
@@ -147,17 +147,21 @@ func BenchmarkSDKDataCall(b *testing.B) {
 		})
 	}})
 	inst := start(b, r, prepared(b, r, "sdkfn", testutil.BuildWasm(b, "./bench/data/sdkfn")))
-	call := func(n int) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		res, err := inst.Invoke(ctx, &runtime.Request{ID: "bench", Payload: fmt.Appendf(nil, `{"op":"get","table":"bench","from":0,"n":%d}`, n)})
-		if err != nil || res.Err != nil {
-			b.Fatalf("Invoke: %v %v", err, res.Err)
-		}
+	for _, op := range []string{"get", "put"} {
+		b.Run(op, func(b *testing.B) {
+			call := func(n int) {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				res, err := inst.Invoke(ctx, &runtime.Request{ID: "bench", Payload: fmt.Appendf(nil, `{"op":%q,"table":"bench","from":0,"n":%d}`, op, n)})
+				if err != nil || res.Err != nil {
+					b.Fatalf("Invoke: %v %v", err, res.Err)
+				}
+			}
+			call(100)
+			b.ResetTimer()
+			cpu := processCPU()
+			call(b.N)
+			b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+		})
 	}
-	call(100)
-	b.ResetTimer()
-	cpu := processCPU()
-	call(b.N)
-	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 }
