@@ -239,28 +239,46 @@ func TestAPIConn(t *testing.T) {
 	if n := dials.Load(); n != 2 {
 		t.Errorf("%d connections for 6 calls, want one per network", n)
 	}
-	if resp, err := call("tcp", "GET", "/chunked", ""); err != nil || string(resp.Body) != "part one, part two" {
-		t.Errorf("chunked: %+v, %v", resp, err)
-	}
-	if resp, err := call("tcp", "HEAD", "/head", ""); err != nil || resp.Header["Content-Length"] != "12345" || len(resp.Body) != 0 {
-		t.Errorf("HEAD: %+v, %v; want the length in the header and no body", resp, err)
-	}
-	if resp, err := call("tcp", "GET", "/close", ""); err != nil || string(resp.Body) != "bye" {
-		t.Errorf("close: %+v, %v", resp, err)
-	}
-	if _, err := call("tcp", "GET", "/short", ""); !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Errorf("an answer cut short: err = %v, want ErrUnexpectedEOF", err)
-	}
-	if resp, err := call("tcp", "GET", "/echo", ""); err != nil || resp.Status != 200 {
-		t.Errorf("after failures: %+v, %v", resp, err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	time.AfterFunc(50*time.Millisecond, cancel)
-	if _, err := roundTripConn(cctx, endpoint{"tcp", addr}, "tok", &apiRequest{Method: "GET", Path: "/slow"}); !errors.Is(err, context.Canceled) {
-		t.Errorf("canceled call: err = %v, want context.Canceled", err)
-	}
-	if _, err := call("tcp", "GET", "/echo", ""); err != nil {
-		t.Errorf("after a canceled call: %v", err)
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			if resp, err := call(network, "GET", "/chunked", ""); err != nil || string(resp.Body) != "part one, part two" {
+				t.Errorf("chunked: %+v, %v", resp, err)
+			}
+			if resp, err := call(network, "HEAD", "/head", ""); err != nil || resp.Header["Content-Length"] != "12345" || len(resp.Body) != 0 {
+				t.Errorf("HEAD: %+v, %v; want the length in the header and no body", resp, err)
+			}
+			if resp, err := call(network, "GET", "/close", ""); err != nil || string(resp.Body) != "bye" {
+				t.Errorf("close: %+v, %v", resp, err)
+			}
+			if _, err := call(network, "GET", "/short", ""); !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("an answer cut short: err = %v, want ErrUnexpectedEOF", err)
+			}
+			if resp, err := call(network, "GET", "/echo", ""); err != nil || resp.Status != 200 {
+				t.Errorf("after failures: %+v, %v", resp, err)
+			}
+			big := strings.Repeat("x", 1<<20) // written apart from the head
+			if resp, err := call(network, "PUT", "/echo", big); err != nil || !strings.HasSuffix(resp.Header["X-Got"], " "+big) {
+				t.Errorf("a 1 MiB body: %v", err)
+			}
+			at := endpoint{network, map[string]string{"tcp": addr, "unix": sock}[network]}
+			cctx, cancel := context.WithCancel(ctx)
+			time.AfterFunc(50*time.Millisecond, cancel)
+			if _, err := roundTripConn(cctx, at, "tok", &apiRequest{Method: "GET", Path: "/slow"}); !errors.Is(err, context.Canceled) {
+				t.Errorf("canceled call: err = %v, want context.Canceled", err)
+			}
+			dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			if _, err := roundTripConn(dctx, at, "tok", &apiRequest{Method: "GET", Path: "/slow"}); !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("call past its deadline: err = %v, want a deadline error", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("the call past its deadline took %s", d)
+			}
+			if _, err := call(network, "GET", "/echo", ""); err != nil {
+				t.Errorf("after a canceled call: %v", err)
+			}
+		})
 	}
 	bad := &apiRequest{Method: "GET", Path: "/echo", Header: map[string]string{"X-Bad": "a\r\nInjected: 1"}}
 	if _, err := roundTripConn(ctx, endpoint{"tcp", addr}, "tok", bad); err == nil {
