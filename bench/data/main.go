@@ -15,6 +15,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -23,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -176,6 +178,21 @@ func run(ops, mb, clients int) error {
 		}
 		if err := report("get (HTTP API, lean client)", func(i int) error {
 			return lean(http.MethodPost, "/api/v1/tables/bench/get", fmt.Appendf(nil, `{"key":%s}`, key(i+2*ops)))
+		}); err != nil {
+			return err
+		}
+
+		// And from a raw HTTP/1.1 client, as wrk is: what the node
+		// sustains when the load generator, which shares the two CPUs,
+		// costs little.
+		raw := &rawHTTP{addr: strings.TrimPrefix(nd.URL(), "http://"), idle: make(chan *rawConn, clients)}
+		if err := report("put (HTTP API, raw client)", func(i int) error {
+			return raw.do(http.MethodPut, "/api/v1/tables/bench/items", fmt.Appendf(nil, `{"item":%s}`, item(i+3*ops)))
+		}); err != nil {
+			return err
+		}
+		if err := report("get (HTTP API, raw client)", func(i int) error {
+			return raw.do(http.MethodPost, "/api/v1/tables/bench/get", fmt.Appendf(nil, `{"key":%s}`, key(i+3*ops)))
 		}); err != nil {
 			return err
 		}
@@ -423,6 +440,78 @@ func sdkBench(ctx context.Context, c *api.Client, dir string, ops, clients int) 
 				ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), float64(len(lat))/elapsed.Seconds(),
 				perOp(loadgen.MachineCPU()-machine0), perOp(cpuTime()-cpu0))
 		}
+	}
+	return nil
+}
+
+// rawHTTP is a load generator's HTTP/1.1 client, as wrk is: kept
+// connections, each request written whole in one write, answers read for
+// their status and length and discarded.
+type rawHTTP struct {
+	addr string
+	idle chan *rawConn
+}
+
+type rawConn struct {
+	conn net.Conn
+	br   *bufio.Reader
+	buf  []byte
+}
+
+func (h *rawHTTP) do(method, path string, body []byte) error {
+	var c *rawConn
+	select {
+	case c = <-h.idle:
+	default:
+		conn, err := net.Dial("tcp", h.addr)
+		if err != nil {
+			return err
+		}
+		c = &rawConn{conn: conn, br: bufio.NewReader(conn)}
+	}
+	b := append(append(append(c.buf[:0], method...), ' '), path...)
+	b = append(append(append(b, " HTTP/1.1\r\nHost: "...), h.addr...), "\r\nContent-Type: application/json\r\nContent-Length: "...)
+	b = append(append(strconv.AppendInt(b, int64(len(body)), 10), "\r\n\r\n"...), body...)
+	c.buf = b
+	if _, err := c.conn.Write(b); err != nil {
+		c.conn.Close()
+		return err
+	}
+	status, err := c.br.ReadSlice('\n')
+	if err != nil {
+		c.conn.Close()
+		return err
+	}
+	if !bytes.HasPrefix(status, []byte("HTTP/1.1 200 ")) {
+		c.conn.Close()
+		return fmt.Errorf("%s %s: %s", method, path, bytes.TrimSpace(status))
+	}
+	length := -1
+	for {
+		line, err := c.br.ReadSlice('\n')
+		if err != nil {
+			c.conn.Close()
+			return err
+		}
+		if len(line) <= 2 {
+			break
+		}
+		if name, val, ok := bytes.Cut(line, []byte{':'}); ok && strings.EqualFold(string(name), "Content-Length") {
+			length, _ = strconv.Atoi(string(bytes.TrimSpace(val)))
+		}
+	}
+	if length < 0 {
+		c.conn.Close()
+		return fmt.Errorf("%s %s: an answer without Content-Length", method, path)
+	}
+	if _, err := c.br.Discard(length); err != nil {
+		c.conn.Close()
+		return err
+	}
+	select {
+	case h.idle <- c:
+	default:
+		c.conn.Close()
 	}
 	return nil
 }
