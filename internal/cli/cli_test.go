@@ -207,3 +207,18 @@ func TestHelpHasExamples(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestUpFlags: nimbus up refuses bad flag values with exit code 2 and a
+// message that names the flag, before it starts anything.
+func TestUpFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"up", "--table-cache", "-1"},
+		{"up", "--log-level", "loud"},
+		{"up", "--trusted-proxy", "not-an-address"},
+	} {
+		r := run(t, nil, "", args...)
+		if r.code != 2 || !strings.Contains(r.stderr, args[1]) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a message naming %s", args, r.code, r.stderr, args[1])
+		}
+	}
+}

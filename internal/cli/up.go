@@ -14,6 +14,7 @@ import (
 
 	"github.com/nimbus-run/nimbus/api"
 	"github.com/nimbus-run/nimbus/examples"
+	"github.com/nimbus-run/nimbus/internal/data"
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/node"
 )
@@ -25,6 +26,8 @@ func newUp(e *env) *cobra.Command {
 		logLevel string
 		proxies  []string // --trusted-proxy
 		cbAllow  []string // --callback-allow
+		// --table-cache; data.Config.CacheBytes
+		tableCache int64
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -45,6 +48,14 @@ node stops taking requests, lets in-flight invocations finish (bounded by
 				return usagef("--log-level: %v", err)
 			}
 			cfg.Logger = slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			switch {
+			case tableCache < 0:
+				return usagef("--table-cache %d: want a size in bytes, or 0 to read every get from the stream", tableCache)
+			case tableCache == 0:
+				cfg.Data.CacheBytes = -1
+			default:
+				cfg.Data.CacheBytes = tableCache
+			}
 			for _, p := range proxies {
 				pfx, err := parsePrefix(p)
 				if err != nil {
@@ -99,6 +110,7 @@ node stops taking requests, lets in-flight invocations finish (bounded by
 	fl.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM) for --tls-cert")
 	fl.StringArrayVar(&proxies, "trusted-proxy", nil, "believe X-Forwarded-For from this address or CIDR (repeatable)")
 	fl.StringSliceVar(&cbAllow, "callback-allow", nil, "X-Callback-Url callbacks may connect only to these addresses or CIDRs (comma-separated, repeatable); default: any but cloud metadata addresses (link-local, fd00:ec2::254, 100.100.100.200)")
+	fl.Int64Var(&tableCache, "table-cache", data.DefaultCacheBytes, "bytes of recent table items kept in memory to serve gets, all tables together; only a node that embeds NATS and does not expose it (no --nats, --nats-listen) keeps any; 0: none")
 	fl.IntVar(&cfg.MaxHeaderBytes, "max-header-bytes", 64<<10, "request header size limit (431 beyond)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
