@@ -51,6 +51,14 @@ const (
 // for tests.
 var headerTimeout = 10 * time.Second
 
+// bodyStallTimeout bounds each read of a request's body: a client that
+// sends nothing of a body it announced for this long loses the request
+// and the connection. It bounds a stall, not the body, so a large upload
+// at any steady pace goes through. Between the reads (a handler working,
+// or long-polling after it read its body) nothing is timed. A variable for
+// tests.
+var bodyStallTimeout = 30 * time.Second
+
 // Server serves a handler on the connections of one listener.
 type Server struct {
 	handler   http.Handler
@@ -200,14 +208,22 @@ func (s *Server) serveConn(conn net.Conn) {
 				return
 			}
 		}
+		body := &stallBoundBody{ReadCloser: req.Body, conn: conn}
+		if req.Body != nil && req.Body != http.NoBody {
+			req.Body = body
+		}
 		req.RemoteAddr = conn.RemoteAddr().String()
 		w := newResponse(bw, conn, req.Method == http.MethodHead)
 		s.handler.ServeHTTP(w, req.WithContext(s.ctx))
 		// What the handler left of the body is skipped, up to a bound, so
 		// the connection can carry the next request.
-		keep := !req.Close && req.ProtoAtLeast(1, 1)
-		if n, _ := io.CopyN(io.Discard, req.Body, maxDrainBytes+1); n > maxDrainBytes {
-			keep = false
+		// A body whose read failed (a stall) leaves the connection in the
+		// middle of a request: it cannot carry another.
+		keep := !req.Close && req.ProtoAtLeast(1, 1) && body.err == nil
+		if keep {
+			if n, err := io.CopyN(io.Discard, req.Body, maxDrainBytes+1); n > maxDrainBytes || err != nil && err != io.EOF {
+				keep = false
+			}
 		}
 		if !keep {
 			w.header.Set("Connection", "close")
@@ -216,6 +232,26 @@ func (s *Server) serveConn(conn net.Conn) {
 			return
 		}
 	}
+}
+
+// stallBoundBody is a request body whose every read must make progress
+// within bodyStallTimeout. The deadline is set for the read and cleared
+// after it, so that it cannot fire while the handler does something else
+// with the connection, such as PeerGone's peek during a long poll.
+type stallBoundBody struct {
+	io.ReadCloser
+	conn net.Conn
+	err  error // the first failed read's, io.EOF aside
+}
+
+func (b *stallBoundBody) Read(p []byte) (int, error) {
+	_ = b.conn.SetReadDeadline(time.Now().Add(bodyStallTimeout))
+	n, err := b.ReadCloser.Read(p)
+	_ = b.conn.SetReadDeadline(time.Time{})
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
 }
 
 func (s *Server) refuse(w http.ResponseWriter, status int, msg string) {

@@ -128,3 +128,52 @@ func TestClose(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// TestBodyStall: a client that stops sending a body it announced loses the
+// request and the connection; a handler that has read its body may then
+// wait (a long poll) without its connection timing out or looking gone.
+func TestBodyStall(t *testing.T) {
+	defer func(d time.Duration) { bodyStallTimeout = d }(bodyStallTimeout)
+	bodyStallTimeout = 200 * time.Millisecond
+	readErr := make(chan error, 1)
+	gone := make(chan bool, 1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Start(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if r.URL.Path == "/stall" {
+			readErr <- err
+			return
+		}
+		time.Sleep(3 * bodyStallTimeout) // a long poll, after the body
+		gone <- PeerGone(w)
+		io.WriteString(w, string(b))
+	}), nil)
+	t.Cleanup(func() { s.Close() })
+
+	stalled, br := dial(t, s)
+	io.WriteString(stalled, "POST /stall HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+	select {
+	case err := <-readErr:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("the handler's read of a stalled body: %v, want a deadline error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler's read of a stalled body did not end")
+	}
+	// The handler's answer, if any, goes out, and the connection closes.
+	if resp, err := http.ReadResponse(br, nil); err != nil || !resp.Close {
+		t.Errorf("after a stalled body: %v, %v; want an answer with Connection: close", resp, err)
+	}
+	if !closedSoon(stalled, br, 2*time.Second) {
+		t.Errorf("the connection of a stalled body was kept")
+	}
+
+	polling, br := dial(t, s)
+	exchange(t, polling, br, "POST /poll HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\none", "one")
+	if <-gone {
+		t.Errorf("PeerGone was true for a client that is there, after the body's read")
+	}
+}
