@@ -319,32 +319,28 @@ func (h *tableHandle) write(ctx context.Context, key string, body []byte, expect
 		ev = c.beginWrite()
 	}
 	seq, err := publish(ctx, h.nc, m)
+	if c != nil {
+		// A failed write forgets the key (itemcache.go): it may have been
+		// stored, or it found the stream ahead of what the cache said.
+		e := cacheEntry{rev: seq, expires: expires}
+		if err == nil && !del {
+			item, _, replaced := bytes.Cut(body, []byte{'\n'})
+			if replaced {
+				item = bytes.Clone(item) // not the replaced item behind it
+			}
+			e.item = item
+		}
+		c.wrote(key, ev, e, err == nil)
+	}
 	if err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
-			if c != nil {
-				c.wrote(key, ev, cacheEntry{}, false)
-			}
 			return 0, errWrongSeq
-		}
-		if c != nil {
-			c.wrote(key, ev, cacheEntry{}, false) // it may have been stored
 		}
 		if errors.Is(err, nats.ErrNoResponders) {
 			return 0, wrapf(ErrNoSuchTable, "table %s", h.def.Name)
 		}
 		return 0, fmt.Errorf("table %s: write: %w", h.def.Name, err)
-	}
-	if c != nil {
-		e := cacheEntry{rev: seq, expires: expires}
-		if !del {
-			item, _, replaced := bytes.Cut(body, []byte{'\n'})
-			if replaced {
-				item = bytes.Clone(item)
-			}
-			e.item = item
-		}
-		c.wrote(key, ev, e, true)
 	}
 	return seq, nil
 }
