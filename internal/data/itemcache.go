@@ -218,6 +218,9 @@ func (c *itemCache) putLocked(key string, e cacheEntry) {
 	if old, ok := c.m[key]; ok {
 		c.removeLocked(key, old)
 	}
+	if e.item != nil {
+		e.item = e.item[:len(e.item):len(e.item)] // an append by a reader copies
+	}
 	n := entrySize(key, e)
 	c.m[key] = e
 	c.bytes += n
