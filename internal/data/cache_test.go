@@ -6,7 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,6 +49,33 @@ func TestReadsAcrossNodes(t *testing.T) {
 			}
 		}
 	}
+	for j, n := range nodes {
+		if hits, bytes := metric(t, n, `nimbus_table_cache_lookups_total{result="hit"}`), metric(t, n, "nimbus_table_cache_bytes"); hits != 0 || bytes != 0 {
+			t.Errorf("node %d, which shares its NATS server, used its item cache: %v hits, %v bytes", j, hits, bytes)
+		}
+	}
+}
+
+// metric reads one sample of the node's /metrics.
+func metric(t *testing.T, n *node.Node, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(n.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in /metrics", series)
+	return 0
 }
 
 // TestCacheLinearizable runs writers and readers of a few hot keys on a
@@ -165,6 +196,12 @@ func TestCacheLinearizable(t *testing.T) {
 			}
 			if reads < workers*ops/4 {
 				t.Fatalf("only %d gets of %d operations", reads, len(log))
+			}
+			if hits := metric(t, n, `nimbus_table_cache_lookups_total{result="hit"}`); hits == 0 {
+				t.Errorf("the item cache answered no read")
+			}
+			if b := metric(t, n, "nimbus_table_cache_bytes"); b <= 0 || (tc.bytes > 0 && b > float64(tc.bytes)+1024) {
+				t.Errorf("the item cache holds %v bytes (budget %d)", b, tc.bytes)
 			}
 		})
 	}

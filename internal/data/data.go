@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/store"
@@ -87,6 +88,8 @@ type Config struct {
 	// CacheBytes bounds the items a sole writer keeps in memory, all
 	// tables together (default 64 MiB; negative: none).
 	CacheBytes int64
+	// Metrics, when set, receives the item cache's counters.
+	Metrics prometheus.Registerer
 }
 
 func (c *Config) defaults() {
@@ -159,7 +162,7 @@ type Service struct {
 	// caches are the item caches of table names (a sole writer's only),
 	// kept for the life of the Service: see itemCache.
 	caches map[string]*itemCache
-	budget cacheBudget
+	budget *cacheBudget
 
 	uploads    jetstream.ObjectStore
 	uploadsKV  jetstream.KeyValue
@@ -177,7 +180,7 @@ func New(cfg Config, st *store.Store) *Service {
 		cfg: cfg, st: st, js: st.JS, log: cfg.Logger,
 		tables: map[string]*TableDef{}, buckets: map[string]*BucketDef{}, creds: map[string]*Principal{},
 		open: map[string]*tableHandle{}, stores: map[string]*bucketHandle{},
-		caches: map[string]*itemCache{}, budget: cacheBudget{max: cfg.CacheBytes},
+		caches: map[string]*itemCache{}, budget: newCacheBudget(cfg.CacheBytes, cfg.Metrics),
 	}
 }
 
@@ -236,7 +239,7 @@ func (s *Service) cacheFor(name string) *itemCache {
 	}
 	c := s.caches[name]
 	if c == nil {
-		c = newItemCache(&s.budget)
+		c = newItemCache(s.budget)
 		s.caches[name] = c
 	}
 	return c

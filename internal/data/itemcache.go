@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // itemCache is a node's copy of the recently written and read items of one
@@ -76,10 +78,31 @@ type stamp struct {
 	time time.Time
 }
 
-// cacheBudget bounds the bytes of all the tables' caches of a Service.
+// cacheBudget bounds the bytes of all the tables' caches of a Service,
+// and counts their lookups.
 type cacheBudget struct {
 	max  int64
 	used atomic.Int64
+
+	hits, misses prometheus.Counter
+}
+
+func newCacheBudget(max int64, reg prometheus.Registerer) *cacheBudget {
+	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nimbus_table_cache_lookups_total",
+		Help: "Reads of table items by whether the node's item cache answered (hit) or the stream did (miss).",
+	}, []string{"result"})
+	b := &cacheBudget{max: max, hits: lookups.WithLabelValues("hit"), misses: lookups.WithLabelValues("miss")}
+	if reg != nil {
+		// An error means a collector of this name is registered already
+		// (tests run several nodes on one registry): this one still counts.
+		_ = reg.Register(lookups)
+		_ = reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nimbus_table_cache_bytes",
+			Help: "Bytes of table items the node keeps in memory (see --table-cache).",
+		}, func() float64 { return float64(b.used.Load()) }))
+	}
+	return b
 }
 
 // Per-entry bookkeeping counted against the budget (map slot, key and

@@ -11,7 +11,7 @@ import (
 // at a time, in the order that would break each rule.
 func TestItemCacheRules(t *testing.T) {
 	at := time.Unix(1700000000, 5).UTC()
-	newCache := func(max int64) *itemCache { return newItemCache(&cacheBudget{max: max}) }
+	newCache := func(max int64) *itemCache { return newItemCache(newCacheBudget(max, nil)) }
 	entry := func(rev uint64, item string) cacheEntry {
 		return cacheEntry{rev: rev, item: []byte(item), time: at}
 	}
@@ -127,7 +127,7 @@ func TestItemCacheRules(t *testing.T) {
 		}
 	})
 	t.Run("the budget holds", func(t *testing.T) {
-		b := &cacheBudget{max: 64 << 10}
+		b := newCacheBudget(64<<10, nil)
 		c1, c2 := newItemCache(b), newItemCache(b)
 		item := string(make([]byte, 1000))
 		for i := range 1000 {

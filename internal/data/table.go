@@ -245,8 +245,10 @@ func (h *tableHandle) load(ctx context.Context, key string, timed bool) (stored,
 	var tok readToken
 	if c != nil {
 		if e, ok := c.get(key, timed); ok {
+			c.budget.hits.Inc()
 			return h.view(e), nil
 		}
+		c.budget.misses.Inc()
 		tok = c.beginRead()
 	}
 	var e cacheEntry

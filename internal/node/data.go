@@ -28,6 +28,9 @@ func (n *Node) startData(ctx context.Context) error {
 	// A node whose NATS server is its own, and reachable by no one else,
 	// writes its tables alone: it may serve reads from memory.
 	dcfg.SoleWriter = n.cfg.NATSURL == "" && n.cfg.NATSListen == ""
+	if dcfg.Metrics == nil {
+		dcfg.Metrics = n.Metrics.Registry()
+	}
 	n.Data = data.New(dcfg, n.Store)
 	if err := n.Data.Start(ctx); err != nil {
 		return fmt.Errorf("node: %w", err)
