@@ -215,3 +215,32 @@ func compactJSON(t *testing.T, s string) string {
 	}
 	return buf.String()
 }
+
+// TestCacheForgetsDeletedTable: a table deleted and created again under
+// its name starts empty, though the node had its items in memory.
+func TestCacheForgetsDeletedTable(t *testing.T) {
+	n := nodetest.Start(t, node.Config{Data: data.Config{TTLInterval: time.Hour}})
+	svc := n.Data
+	ctx := context.Background()
+	key := raw(`{"id":"a"}`)
+	for round := range 3 {
+		if _, _, err := svc.PutTable(ctx, data.TableDef{Name: "again", Key: "id"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Get(ctx, "again", key); !errors.Is(err, data.ErrNoSuchKey) {
+			t.Fatalf("round %d: a get in the new table: %v, want no such key", round, err)
+		}
+		if _, err := svc.Put(ctx, "again", raw(fmt.Sprintf(`{"id":"a","round":%d}`, round)), data.PutOptions{IfAbsent: true}); err != nil {
+			t.Fatalf("round %d: an insert into the new table: %v", round, err)
+		}
+		if e, err := svc.Get(ctx, "again", key); err != nil || !strings.Contains(string(e.Item), fmt.Sprintf(`"round":%d`, round)) {
+			t.Fatalf("round %d: get = %v, %v", round, e, err)
+		}
+		if err := svc.DeleteTable(ctx, "again", true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Get(ctx, "again", key); !errors.Is(err, data.ErrNoSuchTable) {
+			t.Fatalf("round %d: a get after the delete: %v, want no such table", round, err)
+		}
+	}
+}
