@@ -50,8 +50,9 @@ import (
 type itemCache struct {
 	budget *cacheBudget
 
-	// Writes begun and ended. A read may store what it read only when
-	// both were equal at its start and begun has not moved since.
+	// Writes begun and ended. A read that missed may store what it read
+	// when both were equal at its start and begun has not moved since
+	// (or when it moves an older entry on: fill).
 	begun, ended atomic.Uint64
 
 	mu        sync.RWMutex
