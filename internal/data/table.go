@@ -563,7 +563,7 @@ func (s *Service) Update(ctx context.Context, table string, key, patch json.RawM
 		if err != nil {
 			return nil, err
 		}
-		return &Entry{Item: it.raw, Revision: rev, Updated: h.writtenAt(ctx, rev)}, nil
+		return &Entry{Item: it.raw, Revision: rev, Updated: h.writtenAt(ctx, k, rev)}, nil
 	}
 	return nil, wrapf(ErrConditionFailed, "the item changed %d times while being updated; try again", maxWriteRetries)
 }
@@ -576,7 +576,13 @@ func (s *Service) Update(ctx context.Context, table string, key, patch json.RawM
 // be read (dropped by a concurrent write under history 1, a replica
 // behind, ctx done), the node's clock stands in rather than reporting a
 // committed update as failed, whose conditional retry would then fail.
-func (h *tableHandle) writtenAt(ctx context.Context, seq uint64) time.Time {
+func (h *tableHandle) writtenAt(ctx context.Context, key string, seq uint64) time.Time {
+	// The key index's consumer may have delivered the stamp already.
+	if c := h.cache; c != nil {
+		if e, ok := c.get(key, true); ok && e.rev == seq && !e.time.IsZero() {
+			return e.time
+		}
+	}
 	m, err := h.stream.GetMsg(ctx, seq)
 	if err != nil {
 		return h.now().UTC()
