@@ -32,6 +32,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/bench/internal/loadgen"
 	"github.com/nimbus-run/nimbus/examples"
 	"github.com/nimbus-run/nimbus/internal/async"
 	"github.com/nimbus-run/nimbus/internal/node"
@@ -63,18 +64,13 @@ func run() error {
 		return err
 	}
 	defer n.Stop(context.WithoutCancel(ctx))
-	wasm := filepath.Join(dir, "echo.wasm")
 	fmt.Fprintln(os.Stderr, "building examples/echo-sdk...")
-	if err := examples.BuildWasm(ctx, "./examples/echo-sdk", wasm); err != nil {
-		return err
-	}
-	code, _ := os.ReadFile(wasm)
 	c := api.NewClient(n.URL(), "")
-	up, err := c.PutCode(ctx, bytes.NewReader(code))
+	digest, err := loadgen.BuildCode(ctx, c, examples.BuildWasm, "./examples/echo-sdk", filepath.Join(dir, "echo.wasm"))
 	if err != nil {
 		return err
 	}
-	if _, err := c.PutFunction(ctx, &api.Function{Name: "echo", Runtime: "wasm", Code: up.Digest, Memory: 64, Timeout: "5s", Max: 100}); err != nil {
+	if _, err := c.PutFunction(ctx, &api.Function{Name: "echo", Runtime: "wasm", Code: digest, Memory: 64, Timeout: "5s", Max: 100}); err != nil {
 		return err
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conc * 2, MaxConnsPerHost: *conc * 2}}

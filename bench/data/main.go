@@ -365,23 +365,15 @@ func sdkBench(ctx context.Context, c *api.Client, dir string, ops, clients int) 
 			continue
 		}
 		if digests[rt] == "" {
-			out := filepath.Join(dir, "sdkfn-"+rt)
 			build := examples.BuildWasm
 			if rt == "process" {
 				build = examples.BuildNative
 			}
-			if err := build(ctx, "./bench/data/sdkfn", out); err != nil {
-				return err
-			}
-			code, err := os.ReadFile(out)
+			digest, err := loadgen.BuildCode(ctx, c, build, "./bench/data/sdkfn", filepath.Join(dir, "sdkfn-"+rt))
 			if err != nil {
 				return err
 			}
-			up, err := c.PutCode(ctx, bytes.NewReader(code))
-			if err != nil {
-				return err
-			}
-			digests[rt] = up.Digest
+			digests[rt] = digest
 		}
 		if _, err := c.PutFunction(ctx, &api.Function{Name: name, Runtime: rt, Code: digests[rt], Memory: 128, Timeout: "120s",
 			Max: clients, Concurrency: v.concurrency, Uses: &api.Uses{Tables: []string{"bench"}}}); err != nil {

@@ -10,7 +10,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -103,19 +102,11 @@ func run() error {
 	c := api.NewClient(n.URL(), "")
 
 	fmt.Fprintln(os.Stderr, "building and deploying the Go SDK echo function...")
-	out := filepath.Join(dir, "echo.wasm")
-	if err := examples.BuildWasm(ctx, "./examples/echo-sdk", out); err != nil {
-		return err
-	}
-	code, err := os.ReadFile(out)
+	digest, err := loadgen.BuildCode(ctx, c, examples.BuildWasm, "./examples/echo-sdk", filepath.Join(dir, "echo.wasm"))
 	if err != nil {
 		return err
 	}
-	up, err := c.PutCode(ctx, bytes.NewReader(code))
-	if err != nil {
-		return err
-	}
-	if _, err := c.PutFunction(ctx, &api.Function{Name: "echo", Runtime: "wasm", Code: up.Digest, Memory: 64, Timeout: "10s", Max: 256}); err != nil {
+	if _, err := c.PutFunction(ctx, &api.Function{Name: "echo", Runtime: "wasm", Code: digest, Memory: 64, Timeout: "10s", Max: 256}); err != nil {
 		return err
 	}
 

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/bench/internal/loadgen"
 	"github.com/nimbus-run/nimbus/examples"
 	"github.com/nimbus-run/nimbus/internal/node"
 	"github.com/nimbus-run/nimbus/internal/workflow"
@@ -244,20 +245,12 @@ func round(v []float64) []float64 {
 
 // deployEcho builds examples/echo-sdk for wasm and deploys it as "echo".
 func deployEcho(ctx context.Context, n *node.Node, dir string) error {
-	out := filepath.Join(dir, "echo.wasm")
-	if err := examples.BuildWasm(ctx, "./examples/echo-sdk", out); err != nil {
-		return err
-	}
-	code, err := os.ReadFile(out)
-	if err != nil {
-		return err
-	}
 	c := api.NewClient(n.URL(), n.Token())
-	up, err := c.PutCode(ctx, bytes.NewReader(code))
+	digest, err := loadgen.BuildCode(ctx, c, examples.BuildWasm, "./examples/echo-sdk", filepath.Join(dir, "echo.wasm"))
 	if err != nil {
 		return err
 	}
-	if _, err := c.PutFunction(ctx, &api.Function{Name: "echo", Runtime: "wasm", Code: up.Digest, Memory: 64, Timeout: "30s", Max: 100}); err != nil {
+	if _, err := c.PutFunction(ctx, &api.Function{Name: "echo", Runtime: "wasm", Code: digest, Memory: 64, Timeout: "30s", Max: 100}); err != nil {
 		return errors.Join(errors.New("deploy echo"), err)
 	}
 	return nil
