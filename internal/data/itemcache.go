@@ -59,9 +59,9 @@ type itemCache struct {
 	m         map[string]cacheEntry
 	bytes     int64
 	evictions atomic.Uint64
-	// stamps are times the key index delivered before the write of their
+	// early are times the key index delivered before the write of their
 	// revision stored its entry (the ack and the consumer race).
-	stamps map[string]stamp
+	early map[string]earlyStamp
 }
 
 // cacheEntry is the last message of an item's subject, as stored: item is
@@ -74,7 +74,7 @@ type cacheEntry struct {
 	time    time.Time // the stream's stamp; zero: not known yet
 }
 
-type stamp struct {
+type earlyStamp struct {
 	rev  uint64
 	time time.Time
 }
@@ -109,12 +109,12 @@ func newCacheBudget(max int64, reg prometheus.Registerer) *cacheBudget {
 // Per-entry bookkeeping counted against the budget (map slot, key and
 // slice headers), and the bound on early stamps.
 const (
-	entryOverhead = 96
-	maxStamps     = 4096
+	entryOverhead  = 96
+	maxEarlyStamps = 4096
 )
 
 func newItemCache(b *cacheBudget) *itemCache {
-	return &itemCache{budget: b, m: map[string]cacheEntry{}, stamps: map[string]stamp{}}
+	return &itemCache{budget: b, m: map[string]cacheEntry{}, early: map[string]earlyStamp{}}
 }
 
 // get returns the entry of key; with timed, only one whose time is known
@@ -185,9 +185,9 @@ func (c *itemCache) wrote(key string, ev uint64, e cacheEntry, ok bool) {
 	case had && old.rev >= e.rev:
 		return
 	}
-	if s, ok := c.stamps[key]; ok && s.rev == e.rev {
+	if s, ok := c.early[key]; ok && s.rev == e.rev {
 		e.time = s.time
-		delete(c.stamps, key)
+		delete(c.early, key)
 	}
 	c.putLocked(key, e)
 }
@@ -206,10 +206,10 @@ func (c *itemCache) stamp(key string, rev uint64, t time.Time) {
 			return
 		}
 	}
-	if len(c.stamps) >= maxStamps {
-		clear(c.stamps) // stamps of writes that stored nothing
+	if len(c.early) >= maxEarlyStamps {
+		clear(c.early) // stamps of writes that stored nothing
 	}
-	c.stamps[key] = stamp{rev, t}
+	c.early[key] = earlyStamp{rev, t}
 }
 
 // clear empties the cache (its table was deleted or recreated).
@@ -220,7 +220,7 @@ func (c *itemCache) clear() {
 	c.budget.used.Add(-c.bytes)
 	c.bytes = 0
 	clear(c.m)
-	clear(c.stamps)
+	clear(c.early)
 }
 
 func entrySize(key string, e cacheEntry) int64 {

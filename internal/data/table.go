@@ -43,7 +43,6 @@ type tableHandle struct {
 	def    *TableDef
 	kv     jetstream.KeyValue
 	stream jetstream.Stream
-	js     jetstream.JetStream
 	nc     *nats.Conn
 	pre    string // subject prefix of keys: "$KV.<bucket>."
 	now    func() time.Time
@@ -112,7 +111,7 @@ func (s *Service) table(ctx context.Context, name string) (*tableHandle, error) 
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", name, err)
 	}
-	h = &tableHandle{def: def, kv: kv, stream: stream, js: s.js, nc: s.st.NC, pre: "$KV." + TablePrefix + name + ".", now: s.cfg.Now, log: s.log}
+	h = &tableHandle{def: def, kv: kv, stream: stream, nc: s.st.NC, pre: "$KV." + TablePrefix + name + ".", now: s.cfg.Now, log: s.log}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h.cache = s.cacheFor(name)
@@ -261,8 +260,8 @@ func (h *tableHandle) load(ctx context.Context, key string, timed bool) (stored,
 		e = entryOf(m.Sequence, m.Header, m.Data, m.Time)
 	}
 	if c != nil {
-		if e.item != nil && len(e.item) < len(m.Data) {
-			e.item = bytes.Clone(e.item) // not the replaced item behind it
+		if e.item != nil {
+			e.item = ownItem(m.Data)
 		}
 		c.fill(key, tok, e)
 	}
@@ -282,6 +281,17 @@ func entryOf(seq uint64, hdr nats.Header, data []byte, t time.Time) cacheEntry {
 		}
 	}
 	return e
+}
+
+// ownItem is the item of a message body (the item, then a newline and the
+// item it replaced) on bytes of its own: a cached item must not keep the
+// replaced one in memory.
+func ownItem(body []byte) []byte {
+	item, _, replaced := bytes.Cut(body, []byte{'\n'})
+	if replaced {
+		return bytes.Clone(item)
+	}
+	return item
 }
 
 // view is what a read makes of an entry now: an item, or an expired one.
@@ -326,11 +336,7 @@ func (h *tableHandle) write(ctx context.Context, key string, body []byte, expect
 		// stored, or it found the stream ahead of what the cache said.
 		e := cacheEntry{rev: seq, expires: expires}
 		if err == nil && !del {
-			item, _, replaced := bytes.Cut(body, []byte{'\n'})
-			if replaced {
-				item = bytes.Clone(item) // not the replaced item behind it
-			}
-			e.item = item
+			e.item = ownItem(body)
 		}
 		c.wrote(key, ev, e, err == nil)
 	}
