@@ -208,8 +208,9 @@ func (s *Server) serveConn(conn net.Conn) {
 				return
 			}
 		}
-		body := &stallBoundBody{ReadCloser: req.Body, conn: conn}
+		var body *stallBoundBody
 		if req.Body != nil && req.Body != http.NoBody {
+			body = &stallBoundBody{ReadCloser: req.Body, conn: conn}
 			req.Body = body
 		}
 		req.RemoteAddr = conn.RemoteAddr().String()
@@ -219,7 +220,7 @@ func (s *Server) serveConn(conn net.Conn) {
 		// the connection can carry the next request.
 		// A body whose read failed (a stall) leaves the connection in the
 		// middle of a request: it cannot carry another.
-		keep := !req.Close && req.ProtoAtLeast(1, 1) && body.err == nil
+		keep := !req.Close && req.ProtoAtLeast(1, 1) && (body == nil || body.err == nil)
 		if keep {
 			if n, err := io.CopyN(io.Discard, req.Body, maxDrainBytes+1); n > maxDrainBytes || err != nil && err != io.EOF {
 				keep = false
