@@ -20,6 +20,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -461,28 +462,39 @@ func (h *rawHTTP) do(method, path string, body []byte) error {
 		}
 		c = &rawConn{conn: conn, br: bufio.NewReader(conn)}
 	}
+	if err := c.exchange(h.addr, method, path, body); err != nil {
+		c.conn.Close()
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	select {
+	case h.idle <- c:
+	default:
+		c.conn.Close()
+	}
+	return nil
+}
+
+// exchange sends one request and reads its answer, which must be a 200
+// with a Content-Length.
+func (c *rawConn) exchange(host, method, path string, body []byte) error {
 	b := append(append(append(c.buf[:0], method...), ' '), path...)
-	b = append(append(append(b, " HTTP/1.1\r\nHost: "...), h.addr...), "\r\nContent-Type: application/json\r\nContent-Length: "...)
+	b = append(append(append(b, " HTTP/1.1\r\nHost: "...), host...), "\r\nContent-Type: application/json\r\nContent-Length: "...)
 	b = append(append(strconv.AppendInt(b, int64(len(body)), 10), "\r\n\r\n"...), body...)
 	c.buf = b
 	if _, err := c.conn.Write(b); err != nil {
-		c.conn.Close()
 		return err
 	}
 	status, err := c.br.ReadSlice('\n')
 	if err != nil {
-		c.conn.Close()
 		return err
 	}
 	if !bytes.HasPrefix(status, []byte("HTTP/1.1 200 ")) {
-		c.conn.Close()
-		return fmt.Errorf("%s %s: %s", method, path, bytes.TrimSpace(status))
+		return fmt.Errorf("%s", bytes.TrimSpace(status))
 	}
 	length := -1
 	for {
 		line, err := c.br.ReadSlice('\n')
 		if err != nil {
-			c.conn.Close()
 			return err
 		}
 		if len(line) <= 2 {
@@ -493,17 +505,8 @@ func (h *rawHTTP) do(method, path string, body []byte) error {
 		}
 	}
 	if length < 0 {
-		c.conn.Close()
-		return fmt.Errorf("%s %s: an answer without Content-Length", method, path)
+		return errors.New("an answer without Content-Length")
 	}
-	if _, err := c.br.Discard(length); err != nil {
-		c.conn.Close()
-		return err
-	}
-	select {
-	case h.idle <- c:
-	default:
-		c.conn.Close()
-	}
-	return nil
+	_, err = c.br.Discard(length)
+	return err
 }
