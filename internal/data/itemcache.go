@@ -28,8 +28,12 @@ import (
 //     lost connection), or the stream was ahead of the revision it
 //     expected, which the cache may have served.
 //   - Nothing replaces a newer revision, and nothing is stored when
-//     anything was evicted since the write or read began, because the
-//     newer revision it must not replace may have been evicted.
+//     anything was evicted or forgotten since the write or read began,
+//     because the newer revision it must not replace may have been the one
+//     dropped. A forgotten key counts as an eviction for this: a write
+//     whose acknowledgement comes late (its writer was descheduled) would
+//     otherwise store its revision after a failed write had dropped a
+//     newer one (TestCacheLinearizable found it on a loaded machine).
 //   - A read that missed stores what the stream returned when no write was
 //     in flight from its start to its store, or when the cache holds an
 //     older revision of the key: the acknowledgement of a write may reach
@@ -58,7 +62,8 @@ type itemCache struct {
 	mu        sync.RWMutex
 	m         map[string]cacheEntry
 	bytes     int64
-	evictions atomic.Uint64
+	evictions atomic.Uint64 // and forgotten keys
+
 	// early are times the key index delivered before the write of their
 	// revision stored its entry (the ack and the consumer race).
 	early map[string]earlyStamp
@@ -156,7 +161,7 @@ func (c *itemCache) fill(key string, t readToken, e cacheEntry) {
 	case c.evictions.Load() == t.evictions && (had || t.ok && c.begun.Load() == t.begun):
 		c.putLocked(key, e)
 	case had:
-		c.removeLocked(key, old) // behind what this read returns
+		c.forgetLocked(key) // behind what this read returns
 	}
 }
 
@@ -177,12 +182,15 @@ func (c *itemCache) wrote(key string, ev uint64, e cacheEntry, ok bool) {
 	defer c.mu.Unlock()
 	old, had := c.m[key]
 	switch {
-	case !ok || c.evictions.Load() != ev:
-		if had {
-			c.removeLocked(key, old)
-		}
+	case !ok:
+		c.forgetLocked(key)
 		return
 	case had && old.rev >= e.rev:
+		return
+	case c.evictions.Load() != ev:
+		if had { // older than this write, which may not store
+			c.forgetLocked(key)
+		}
 		return
 	}
 	if s, ok := c.early[key]; ok && s.rev == e.rev {
@@ -225,6 +233,16 @@ func (c *itemCache) clear() {
 
 func entrySize(key string, e cacheEntry) int64 {
 	return int64(len(key) + len(e.item) + entryOverhead)
+}
+
+// forgetLocked drops what the cache knows of key, as an eviction does:
+// the writes and reads in flight store nothing, as one of them may carry a
+// revision older than the one forgotten.
+func (c *itemCache) forgetLocked(key string) {
+	c.evictions.Add(1)
+	if e, ok := c.m[key]; ok {
+		c.removeLocked(key, e)
+	}
 }
 
 func (c *itemCache) removeLocked(key string, e cacheEntry) {

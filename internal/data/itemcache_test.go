@@ -101,6 +101,31 @@ func TestItemCacheRules(t *testing.T) {
 		c.wrote("k", ev, cacheEntry{}, false)
 		has(t, c, "k", 0)
 	})
+	t.Run("a late acknowledgement after a forget stores nothing", func(t *testing.T) {
+		c := newCache(1 << 20)
+		evA := c.beginWrite() // stored at revision 4; its writer is slow to hear
+		evB := c.beginWrite()
+		c.wrote("k", evB, entry(5, `{"v":5}`), true)
+		evC := c.beginWrite()
+		c.wrote("k", evC, cacheEntry{}, false) // refused: it expected 4
+		has(t, c, "k", 0)
+		c.wrote("k", evA, entry(4, `{"v":4}`), true)
+		has(t, c, "k", 0)
+	})
+	t.Run("a write in flight when a read forgets the key stores nothing", func(t *testing.T) {
+		c := newCache(1 << 20)
+		c.fill("k", c.beginRead(), entry(3, `{"v":3}`))
+		tok := c.beginRead()
+		c.evictions.Add(1)    // some other key was evicted
+		evC := c.beginWrite() // stored at revision 4, acknowledged late
+		evD := c.beginWrite() // stored at revision 5, acknowledged late
+		c.fill("k", tok, entry(5, `{"v":5}`))
+		has(t, c, "k", 0)
+		c.wrote("k", evC, entry(4, `{"v":4}`), true)
+		has(t, c, "k", 0)
+		c.wrote("k", evD, entry(5, `{"v":5}`), true)
+		has(t, c, "k", 0)
+	})
 	t.Run("a get waits for the time", func(t *testing.T) {
 		c := newCache(1 << 20)
 		ev := c.beginWrite()
