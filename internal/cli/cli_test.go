@@ -215,6 +215,8 @@ func TestUpFlags(t *testing.T) {
 		{"up", "--table-cache", "-1"},
 		{"up", "--log-level", "loud"},
 		{"up", "--trusted-proxy", "not-an-address"},
+		{"up", "--replicas", "3"}, // the embedded server cannot replicate
+		{"up", "--replicas", "7", "--nats", "nats://127.0.0.1:4222"},
 	} {
 		r := run(t, nil, "", args...)
 		if r.code != 2 || !strings.Contains(r.stderr, args[1]) {

@@ -40,6 +40,7 @@ node stops taking requests, lets in-flight invocations finish (bounded by
 		Example: `  nimbus up --demo                 # try it: deploys example functions, no auth
   nimbus up --data /var/lib/nimbus --listen 0.0.0.0:8080
   nimbus up --nats nats://10.0.0.5:4222   # join an external NATS (JetStream) cluster
+  nimbus up --nats nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222 --replicas 3
   nimbus up --callback-allow 203.0.113.0/24,2001:db8::/32   # X-Callback-Url may reach only these`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,6 +49,12 @@ node stops taking requests, lets in-flight invocations finish (bounded by
 				return usagef("--log-level: %v", err)
 			}
 			cfg.Logger = slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			switch {
+			case cfg.Replicas < 0 || cfg.Replicas > 5:
+				return usagef("--replicas %d: JetStream keeps 1 to 5 copies of a stream", cfg.Replicas)
+			case cfg.Replicas > 1 && cfg.NATSURL == "":
+				return usagef("--replicas %d needs --nats: the embedded NATS server is a single server; point the node at a JetStream cluster of at least %d servers", cfg.Replicas, cfg.Replicas)
+			}
 			switch {
 			case tableCache < 0:
 				return usagef("--table-cache %d: want a size in bytes, or 0 to read every get from the stream", tableCache)
@@ -100,6 +107,7 @@ node stops taking requests, lets in-flight invocations finish (bounded by
 	fl.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP listen address")
 	fl.BoolVar(&cfg.Dev, "dev", false, "development mode: the management API needs no token")
 	fl.StringVar(&cfg.NATSURL, "nats", "", "use an external NATS server/cluster (with JetStream) instead of the embedded one")
+	fl.IntVar(&cfg.Replicas, "replicas", 0, "copies JetStream keeps of every stream and bucket (1-5), so that data survives the loss of a server; needs --nats and a cluster of at least that many servers (default: the server's, 1)")
 	fl.StringVar(&cfg.NATSListen, "nats-listen", "", "let other nodes reach the embedded NATS server at this address")
 	fl.BoolVar(&demo, "demo", false, "deploy the example functions (implies --dev unless --dev=false)")
 	fl.DurationVar(&cfg.QueueTimeout, "queue-timeout", 100*time.Millisecond, "how long a call waits at max concurrency before HTTP 429")

@@ -118,6 +118,10 @@ func (s *Store) KV(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream
 	return kv, nil
 }
 
+// Replicas is the number of copies of each bucket and stream the store
+// creates, for the streams other packages create beside it.
+func (s *Store) Replicas() int { return s.cfg.Replicas }
+
 // Digest returns the content address of code.
 func Digest(code []byte) string {
 	sum := sha256.Sum256(code)

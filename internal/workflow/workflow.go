@@ -257,13 +257,14 @@ func (s *Service) open(ctx context.Context) (err error) {
 	}
 	s.snapshots, err = s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: SnapshotsBucket, Description: "workflow snapshots too large for a KV value", Storage: jetstream.FileStorage,
+		Replicas: s.st.Replicas(),
 	})
 	if err != nil {
 		return fmt.Errorf("workflow: snapshots bucket: %w", err)
 	}
 	s.history, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: HistoryStream, Description: "workflow execution history, one message per step",
-		Subjects: []string{HistorySubject + ">"}, Storage: jetstream.FileStorage,
+		Subjects: []string{HistorySubject + ">"}, Storage: jetstream.FileStorage, Replicas: s.st.Replicas(),
 		MaxAge: s.cfg.Retention, MaxBytes: 8 << 30, Discard: jetstream.DiscardOld,
 	})
 	if err != nil {

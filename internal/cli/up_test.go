@@ -1,0 +1,94 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nimbus-run/nimbus/internal/cli"
+	"github.com/nimbus-run/nimbus/internal/node/nodetest"
+)
+
+// TestUpReplicas: `nimbus up --nats <cluster> --replicas 3` keeps every
+// stream it creates (functions, records, queues, tables' catalogue...) on
+// three servers, and stops cleanly when interrupted.
+func TestUpReplicas(t *testing.T) {
+	servers := nodetest.NATSCluster(t, 3)
+	var urls []string
+	for _, s := range servers {
+		urls = append(urls, s.ClientURL())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- cli.Run(ctx, []string{"up", "--dev", "--data", t.TempDir(), "--listen", "127.0.0.1:0",
+			"--nats", strings.Join(urls, ","), "--replicas", "3", "--log-level", "warn"}, strings.NewReader(""), &out, &errb)
+	}()
+
+	nc, err := nats.Connect(urls[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 30*time.Second, "nimbus up to start", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("up exited with %d: %s", code, errb.String())
+		default:
+		}
+		return strings.Contains(out.String(), "Nimbus is up at")
+	})
+	var infos []*jetstream.StreamInfo
+	l := js.ListStreams(ctx)
+	for info := range l.Info() {
+		infos = append(infos, info)
+	}
+	if l.Err() != nil || len(infos) < 10 {
+		t.Fatalf("the node created %d streams (%v)", len(infos), l.Err())
+	}
+	for _, info := range infos {
+		if info.Config.Replicas != 3 {
+			t.Errorf("stream %s has %d replicas, want 3", info.Config.Name, info.Config.Replicas)
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("up exited with %d: %s", code, errb.String())
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("up did not stop")
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a command running in a goroutine
+// writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
