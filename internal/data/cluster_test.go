@@ -1,0 +1,155 @@
+package data_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nimbus-run/nimbus/internal/data"
+	"github.com/nimbus-run/nimbus/internal/node"
+	"github.com/nimbus-run/nimbus/internal/node/nodetest"
+)
+
+// TestReplicatedData runs two nodes on a three-server JetStream cluster
+// with three replicas, as `nimbus up --nats ... --replicas 3` does:
+//
+//   - a write on either node is read at its revision by a get on the
+//     other, at once (gets that follow acknowledged writes, from six
+//     writers at a time);
+//   - an object put on one node is read whole on the other;
+//   - after the server that leads the table's stream is shut down, both
+//     nodes still read every item and object, and write new ones.
+func TestReplicatedData(t *testing.T) {
+	servers := nodetest.NATSCluster(t, 3)
+	// Each node knows every server, as an operator's --nats list does.
+	urls := servers[0].ClientURL() + "," + servers[1].ClientURL() + "," + servers[2].ClientURL()
+	a := nodetest.Start(t, node.Config{NATSURL: urls, Replicas: 3})
+	b := nodetest.Start(t, node.Config{NATSURL: urls, Replicas: 3})
+	nodes := []*node.Node{a, b}
+	ctx := context.Background()
+	if _, _, err := a.Data.PutTable(ctx, data.TableDef{Name: "orders", Key: "id"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Data.PutBucket(ctx, "files"); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 10*time.Second, "node b to see the table and the bucket", func() bool {
+		_, terr := b.Data.Table("orders")
+		_, berr := b.Data.Bucket("files")
+		return terr == nil && berr == nil
+	})
+	info := streamInfo(t, servers[0].ClientURL(), "KV_"+data.TablePrefix+"orders")
+	if info.Config.Replicas != 3 || len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("the table's stream has %d replicas (%d followers), want 3", info.Config.Replicas, len(info.Cluster.Replicas))
+	}
+
+	// Six writers, each on its own key, alternate nodes; each write is
+	// read back on the other node.
+	revs := make([]uint64, 6)
+	var wg sync.WaitGroup
+	for g := range revs {
+		wg.Go(func() {
+			key := raw(fmt.Sprintf(`{"id":"w%d"}`, g))
+			for i := range 50 {
+				w, r := nodes[(g+i)%2], nodes[(g+i+1)%2]
+				rev, err := w.Data.Put(ctx, "orders", raw(fmt.Sprintf(`{"id":"w%d","n":%d}`, g, i)), data.PutOptions{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				e, err := r.Data.Get(ctx, "orders", key)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if e.Revision != rev {
+					t.Errorf("w%d: a get on the other node read revision %d after the put of %d was acknowledged", g, e.Revision, rev)
+					return
+				}
+				revs[g] = rev
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	blob := make([]byte, 3<<20) // several chunks
+	rand.Read(blob)
+	if _, err := a.Data.PutObject(ctx, "files", "blob.bin", bytes.NewReader(blob), int64(len(blob)), data.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	readObject(t, b, blob)
+
+	// Lose the server that leads the table's stream.
+	leader := info.Cluster.Leader
+	for _, s := range servers {
+		if s.Name() == leader {
+			s.Shutdown()
+		}
+	}
+	for _, n := range nodes {
+		nodetest.Eventually(t, 30*time.Second, "reads after the leader's server is gone", func() bool {
+			e, err := n.Data.Get(ctx, "orders", raw(`{"id":"w0"}`))
+			return err == nil && e.Revision == revs[0]
+		})
+		for g, rev := range revs {
+			e, err := n.Data.Get(ctx, "orders", raw(fmt.Sprintf(`{"id":"w%d"}`, g)))
+			if err != nil || e.Revision != rev {
+				t.Fatalf("w%d after the failover: %v, %v; want revision %d", g, e, err, rev)
+			}
+		}
+		readObject(t, n, blob)
+	}
+	var rev uint64
+	nodetest.Eventually(t, 30*time.Second, "a write after the failover", func() bool {
+		var err error
+		rev, err = a.Data.Put(ctx, "orders", raw(`{"id":"after"}`), data.PutOptions{})
+		return err == nil
+	})
+	if e, err := b.Data.Get(ctx, "orders", raw(`{"id":"after"}`)); err != nil || e.Revision != rev {
+		t.Fatalf("the write after the failover, read on node b: %v, %v; want revision %d", e, err, rev)
+	}
+	if after := streamInfo(t, urls, "KV_"+data.TablePrefix+"orders").Cluster.Leader; after == leader || after == "" {
+		t.Fatalf("the stream's leader is %q after %s stopped", after, leader)
+	}
+}
+
+func streamInfo(t *testing.T, url, stream string) *jetstream.StreamInfo {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.CachedInfo()
+}
+
+func readObject(t *testing.T, n *node.Node, want []byte) {
+	t.Helper()
+	obj, err := n.Data.GetObject(context.Background(), "files", "blob.bin", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Body.Close()
+	got, err := io.ReadAll(obj.Body)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("object read on %s: %d bytes, %v; want the %d written", n.URL(), len(got), err, len(want))
+	}
+}
