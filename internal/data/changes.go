@@ -2,6 +2,7 @@ package data
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -314,8 +315,53 @@ func (t *Trigger) run(ctx context.Context) {
 		if len(msgs) == 0 {
 			continue
 		}
+		// Redeliveries may come after later messages.
+		slices.SortFunc(msgs, func(a, b jetstream.Msg) int { return cmp.Compare(streamSeq(a), streamSeq(b)) })
+		if ok, err := t.inTurn(ctx, msgs); !ok {
+			if err != nil && ctx.Err() == nil {
+				t.fail(err.Error())
+			}
+			for _, m := range msgs {
+				_ = m.NakWithDelay(turnWait)
+			}
+			continue
+		}
 		t.process(ctx, msgs)
 	}
+}
+
+// turnWait is how long a batch that is not in turn waits before it is
+// delivered again.
+const turnWait = 250 * time.Millisecond
+
+// inTurn says whether a batch just fetched may go to the function now.
+// MaxAckPending = Batch keeps one batch in flight only while every fetch
+// takes a whole batch. A fetch that found fewer messages leaves room for
+// another node's fetch of the next ones, whose function could then see a
+// key's later change before the earlier one; and after a kill -9, the
+// consumer's state on disk may lag its acknowledgements and deliveries by
+// up to 100 ms, stranding part of a batch as pending until its ack wait
+// ends while the messages after it flow. So a batch goes now only when it
+// holds every pending message, or when its first message follows the
+// consumer's acknowledgement floor, so that what others hold comes after
+// it. Otherwise it is delivered again after turnWait, until the earlier
+// messages have been acknowledged or come back with it.
+func (t *Trigger) inTurn(ctx context.Context, msgs []jetstream.Msg) (bool, error) {
+	info, err := t.cons.Info(ctx)
+	if err != nil {
+		return false, fmt.Errorf("trigger %s: %w", t.spec.Name, err)
+	}
+	return info.NumAckPending <= len(msgs) || streamSeq(msgs[0]) <= info.AckFloor.Stream+1, nil
+}
+
+// streamSeq is a delivered message's sequence in its stream (0 if its
+// metadata does not parse).
+func streamSeq(m jetstream.Msg) uint64 {
+	md, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return md.Sequence.Stream
 }
 
 func sleep(ctx context.Context, d time.Duration) {

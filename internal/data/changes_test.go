@@ -171,3 +171,109 @@ func checkChanges(t *testing.T, recs []data.TableChange, want int) {
 		}
 	}
 }
+
+// gate is an Invoker whose calls wait until it opens, then append their
+// records to a log shared with other invokers.
+type gate struct {
+	log     *changeLog
+	entered chan struct{} // closed by the first call
+	open    chan struct{}
+	once    sync.Once
+}
+
+type changeLog struct {
+	mu   sync.Mutex
+	recs []data.TableChange
+}
+
+func (c *changeLog) add(payload []byte) error {
+	var body struct{ Records []data.TableChange }
+	if err := json.Unmarshal(payload, &body); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.recs = append(c.recs, body.Records...)
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *changeLog) snapshot() []data.TableChange {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]data.TableChange(nil), c.recs...)
+}
+
+func (g *gate) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Response, error) {
+	g.once.Do(func() { close(g.entered) })
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := g.log.add(req.Payload); err != nil {
+		return nil, err
+	}
+	return &invoke.Response{Payload: []byte("null")}, nil
+}
+
+// TestTriggerOrderAcrossRunners: two nodes run the same trigger (one
+// durable consumer). The first takes a partial batch (the only changes
+// there were) and is slow to finish it; the changes written meanwhile must
+// wait for it, not reach the function through the second node first. The
+// same holds after a kill -9, when the consumer's state can strand a
+// partial batch as pending until its ack wait ends.
+func TestTriggerOrderAcrossRunners(t *testing.T) {
+	ctx := context.Background()
+	n := nodetest.Start(t, node.Config{})
+	if _, _, err := n.Data.PutTable(ctx, data.TableDef{Name: "orders", Key: "id"}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(i int) {
+		t.Helper()
+		if _, err := n.Data.Put(ctx, "orders", raw(fmt.Sprintf(`{"id":"k","v":%d}`, i)), data.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := &changeLog{}
+	slow := &gate{log: log, entered: make(chan struct{}), open: make(chan struct{})}
+	fast := &gate{log: log, entered: make(chan struct{}), open: make(chan struct{})}
+	close(fast.open)
+	spec := data.TriggerSpec{Function: "f", Name: "ordered", Table: "orders", Batch: 10}
+	a, err := n.Data.StartTrigger(ctx, spec, slow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	for i := range 3 {
+		put(i)
+	}
+	select {
+	case <-slow.entered: // a holds changes 0-2
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first runner got no batch")
+	}
+	b, err := n.Data.StartTrigger(ctx, spec, fast, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	for i := 3; i < 10; i++ {
+		put(i)
+	}
+	// Give b time to take changes 3-9 and (wrongly) deliver them.
+	time.Sleep(1500 * time.Millisecond)
+	if got := log.snapshot(); len(got) != 0 {
+		t.Fatalf("%d changes reached the function while earlier ones were still in flight", len(got))
+	}
+	close(slow.open)
+	nodetest.Eventually(t, 30*time.Second, "all 10 changes", func() bool { return len(log.snapshot()) >= 10 })
+	got := log.snapshot()
+	if len(got) != 10 {
+		t.Fatalf("%d changes, want 10", len(got))
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Revision <= got[i-1].Revision {
+			t.Fatalf("change %d has revision %d after %d", i, got[i].Revision, got[i-1].Revision)
+		}
+	}
+}
