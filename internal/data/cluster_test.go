@@ -21,9 +21,8 @@ import (
 // TestReplicatedData runs two nodes on a three-server JetStream cluster
 // with three replicas, as `nimbus up --nats ... --replicas 3` does:
 //
-//   - a write on either node is read at its revision by a get on the
-//     other, at once (gets that follow acknowledged writes, from six
-//     writers at a time);
+//   - a write on either node is read at its revision by a get and by a
+//     query on the other, at once (from six writers at a time);
 //   - an object put on one node is read whole on the other;
 //   - after the server that leads the table's stream is shut down, both
 //     nodes still read every item and object, and write new ones.
@@ -35,7 +34,7 @@ func TestReplicatedData(t *testing.T) {
 	b := nodetest.Start(t, node.Config{NATSURL: urls, Replicas: 3})
 	nodes := []*node.Node{a, b}
 	ctx := context.Background()
-	if _, _, err := a.Data.PutTable(ctx, data.TableDef{Name: "orders", Key: "id"}); err != nil {
+	if _, _, err := a.Data.PutTable(ctx, data.TableDef{Name: "orders", Key: "id", Sort: "n"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := a.Data.PutBucket(ctx, "files"); err != nil {
@@ -51,27 +50,36 @@ func TestReplicatedData(t *testing.T) {
 		t.Fatalf("the table's stream has %d replicas (%d followers), want 3", info.Config.Replicas, len(info.Cluster.Replicas))
 	}
 
-	// Six writers, each on its own key, alternate nodes; each write is
-	// read back on the other node.
+	// Six writers, each on its own partition, alternate nodes; each write
+	// is read back on the other node.
+	const writes = 50
 	revs := make([]uint64, 6)
 	var wg sync.WaitGroup
 	for g := range revs {
 		wg.Go(func() {
-			key := raw(fmt.Sprintf(`{"id":"w%d"}`, g))
-			for i := range 50 {
+			for i := range writes {
 				w, r := nodes[(g+i)%2], nodes[(g+i+1)%2]
 				rev, err := w.Data.Put(ctx, "orders", raw(fmt.Sprintf(`{"id":"w%d","n":%d}`, g, i)), data.PutOptions{})
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				e, err := r.Data.Get(ctx, "orders", key)
+				e, err := r.Data.Get(ctx, "orders", raw(fmt.Sprintf(`{"id":"w%d","n":%d}`, g, i)))
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				if e.Revision != rev {
 					t.Errorf("w%d: a get on the other node read revision %d after the put of %d was acknowledged", g, e.Revision, rev)
+					return
+				}
+				p, err := r.Data.Query(ctx, "orders", data.Query{Partition: raw(fmt.Sprintf(`"w%d"`, g)), Reverse: true, Limit: 1})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(p.Items) != 1 || p.Items[0].Revision != rev {
+					t.Errorf("w%d: a query on the other node after the put of revision %d returned %+v", g, rev, p.Items)
 					return
 				}
 				revs[g] = rev
@@ -98,11 +106,11 @@ func TestReplicatedData(t *testing.T) {
 	}
 	for _, n := range nodes {
 		nodetest.Eventually(t, 30*time.Second, "reads after the leader's server is gone", func() bool {
-			e, err := n.Data.Get(ctx, "orders", raw(`{"id":"w0"}`))
+			e, err := n.Data.Get(ctx, "orders", raw(fmt.Sprintf(`{"id":"w0","n":%d}`, writes-1)))
 			return err == nil && e.Revision == revs[0]
 		})
 		for g, rev := range revs {
-			e, err := n.Data.Get(ctx, "orders", raw(fmt.Sprintf(`{"id":"w%d"}`, g)))
+			e, err := n.Data.Get(ctx, "orders", raw(fmt.Sprintf(`{"id":"w%d","n":%d}`, g, writes-1)))
 			if err != nil || e.Revision != rev {
 				t.Fatalf("w%d after the failover: %v, %v; want revision %d", g, e, err, rev)
 			}
@@ -112,10 +120,10 @@ func TestReplicatedData(t *testing.T) {
 	var rev uint64
 	nodetest.Eventually(t, 30*time.Second, "a write after the failover", func() bool {
 		var err error
-		rev, err = a.Data.Put(ctx, "orders", raw(`{"id":"after"}`), data.PutOptions{})
+		rev, err = a.Data.Put(ctx, "orders", raw(`{"id":"after","n":0}`), data.PutOptions{})
 		return err == nil
 	})
-	if e, err := b.Data.Get(ctx, "orders", raw(`{"id":"after"}`)); err != nil || e.Revision != rev {
+	if e, err := b.Data.Get(ctx, "orders", raw(`{"id":"after","n":0}`)); err != nil || e.Revision != rev {
 		t.Fatalf("the write after the failover, read on node b: %v, %v; want revision %d", e, err, rev)
 	}
 	if after := streamInfo(t, urls, "KV_"+data.TablePrefix+"orders").Cluster.Leader; after == leader || after == "" {
