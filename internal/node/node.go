@@ -159,25 +159,29 @@ func (c *Config) defaults() error {
 
 // Start builds and starts a node. When any part fails to start, the parts
 // already started are stopped again.
-func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, log: cfg.Logger}
-	defer func() {
-		if err != nil {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			n.stop(sctx)
-			n = nil
-		}
-	}()
+	n := &Node{cfg: cfg, log: cfg.Logger}
+	if err := n.start(ctx); err != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		n.stop(sctx)
+		return nil, err
+	}
+	return n, nil
+}
+
+// start starts the node's parts in order, registering how to stop each.
+func (n *Node) start(ctx context.Context) (err error) {
+	cfg := n.cfg
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("node: data directory: %w", err)
+		return fmt.Errorf("node: data directory: %w", err)
 	}
 	if !cfg.Dev {
 		if n.token, err = loadOrCreateToken(filepath.Join(cfg.DataDir, TokenFile)); err != nil {
-			return nil, err
+			return err
 		}
 	}
 
@@ -190,7 +194,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if cfg.NATSURL == "" {
 		n.nats, err = natsd.Start(ctx, natsd.Config{StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Listen: cfg.NATSListen})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		n.onStop(n.nats.Stop)
 		n.nc, err = n.nats.Connect(nats.MaxReconnects(-1), errh)
@@ -198,13 +202,13 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		n.nc, err = nats.Connect(cfg.NATSURL, nats.Name("nimbus"), nats.MaxReconnects(-1), nats.Timeout(5*time.Second), errh)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("node: connect to NATS: %w", err)
+		return fmt.Errorf("node: connect to NATS: %w", err)
 	}
 	n.onStop(func(context.Context) error { return n.nc.Drain() })
 
 	n.Store, err = store.Open(ctx, n.nc, store.Config{Replicas: cfg.Replicas})
 	if err != nil {
-		return nil, err
+		return err
 	}
 
 	n.Wasm, err = wasm.New(wasm.Config{
@@ -214,7 +218,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		API:      n.functionAPI, // sdkapi.go
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n.onStop(n.Wasm.Close)
 	n.Process, err = process.New(process.Config{
@@ -224,7 +228,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		ExtraEnv: n.dataEnv, // data.go
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n.onStop(n.Process.Close)
 	runtimes := map[string]runtime.Runtime{function.RuntimeWasm: n.Wasm, function.RuntimeProcess: n.Process}
@@ -246,22 +250,22 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		}
 	})
 	if err := n.Pools.Start(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	n.onStop(n.Pools.Stop)
 	if err := n.Reg.Start(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	n.onStop(n.Reg.Stop)
 	n.Keys = keys.New(n.Store, cfg.Logger)
 	if err := n.Keys.Start(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	n.onStop(n.Keys.Stop)
 
 	n.rec = invoke.NewRecorder(n.Store.JS, cfg.Logger)
 	if err := n.rec.Start(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	n.Invoker = invoke.New(invoke.Config{MaxPayload: int(cfg.MaxBody)}, n.Reg, n.Pools, n.rec, n.Metrics, cfg.Logger)
 
@@ -274,7 +278,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		TrustedProxies: cfg.TrustedProxies, Logger: cfg.Logger,
 	})
 	if err := n.API.Start(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	n.onStop(n.API.Stop)
 	n.API.Register(n.Gateway)
@@ -286,18 +290,18 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
-			return nil, fmt.Errorf("node: TLS certificate: %w", err)
+			return fmt.Errorf("node: TLS certificate: %w", err)
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	n.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("node: listen on %s: %w (is another node running? pick another with --listen)", cfg.Listen, err)
+		return fmt.Errorf("node: listen on %s: %w (is another node running? pick another with --listen)", cfg.Listen, err)
 	}
 	if cfg.APIListen != "" {
 		if n.apiLn, err = net.Listen("tcp", cfg.APIListen); err != nil {
 			n.ln.Close()
-			return nil, fmt.Errorf("node: listen on %s: %w (pick another with --api-listen)", cfg.APIListen, err)
+			return fmt.Errorf("node: listen on %s: %w (pick another with --api-listen)", cfg.APIListen, err)
 		}
 	}
 	// The recorder stops after the HTTP servers have drained, so the
@@ -312,7 +316,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		if n.apiLn != nil {
 			n.apiLn.Close()
 		}
-		return nil, err
+		return err
 	}
 	// Async workers and triggers run invocations: they stop after the HTTP
 	// servers (no new work comes in) and before the recorder.
@@ -321,7 +325,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		if n.apiLn != nil {
 			n.apiLn.Close()
 		}
-		return nil, err
+		return err
 	}
 	// The Lambda Invoke API ("Event" calls go to the durable async queue)
 	// and the access keys' management API.
@@ -335,7 +339,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		if n.apiLn != nil {
 			n.apiLn.Close()
 		}
-		return nil, err
+		return err
 	}
 	n.serve(n.ln, apigateway.Observe(cfg.Logger, n.mainHandler()), tlsCfg)
 	if n.apiLn != nil {
@@ -343,7 +347,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	n.ready.Store(true)
 	n.log.Info("nimbus node started", "url", n.URL(), "data", cfg.DataDir, "dev", cfg.Dev, "nats", n.natsDesc())
-	return n, nil
+	return nil
 }
 
 // serve runs an HTTP server on ln until Stop. With tlsCfg it speaks HTTPS,

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/nimbus-run/nimbus/api"
 	"github.com/nimbus-run/nimbus/internal/natsd"
 	"github.com/nimbus-run/nimbus/internal/node"
@@ -442,6 +444,31 @@ func TestExternalNATS(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(t.TempDir(), "jetstream")); err == nil {
 		t.Error("an external-mode node created embedded JetStream files")
 	}
+}
+
+// TestStartFailureStopsWhatStarted: a node whose NATS server has no
+// JetStream fails to start with an error that says so (it used to panic on
+// the way out), and closes its connection to the server.
+func TestStartFailureStopsWhatStarted(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server did not start")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := node.Start(ctx, node.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Dev: true, NATSURL: srv.ClientURL()})
+	if err == nil || n != nil {
+		t.Fatalf("Start against NATS without JetStream: %v, %v; want an error and no node", n, err)
+	}
+	if !strings.Contains(strings.ToLower(err.Error()), "jetstream") {
+		t.Errorf("error %q does not say JetStream is missing", err)
+	}
+	nodetest.Eventually(t, 10*time.Second, "the failed node to close its NATS connection", func() bool { return srv.NumClients() == 0 })
 }
 
 func TestMetrics(t *testing.T) {
