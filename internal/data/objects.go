@@ -82,6 +82,9 @@ func (s *Service) PutBucket(ctx context.Context, name string) (*BucketDef, Chang
 	}); err != nil {
 		return nil, "", fmt.Errorf("create bucket %s: %w", name, err)
 	}
+	if err := s.leaderReads(ctx, "OBJ_"+BucketPrefix+name); err != nil {
+		return nil, "", fmt.Errorf("create bucket %s: %w", name, err)
+	}
 	b, _ := json.Marshal(&d)
 	if _, err := s.meta.Create(ctx, keyBucket+name, b); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
@@ -156,6 +159,9 @@ func (s *Service) bucket(ctx context.Context, name string) (*bucketHandle, error
 	}
 	if def == nil {
 		return nil, wrapf(ErrNoSuchBucket, "bucket %q", truncate(name, 80))
+	}
+	if err := s.leaderReads(ctx, "OBJ_"+BucketPrefix+name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("bucket %s: %w", name, err)
 	}
 	obs, err := s.js.ObjectStore(ctx, BucketPrefix+name)
 	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {

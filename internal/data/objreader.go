@@ -107,19 +107,10 @@ func (h *bucketHandle) open(ctx context.Context, info *ObjectInfo, start, length
 			return nil, err
 		}
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}}
-	if seq > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq
+	r := &chunkStream{ctx: ctx, h: h, key: info.Key, nuid: info.nuid, subj: subj, first: seq, skip: skip, left: length, name: h.name + "/" + info.Key}
+	if err := r.consume(seq); err != nil {
+		return nil, err
 	}
-	cons, err := h.stream.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("read %s/%s: %w", h.name, info.Key, err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(readAhead))
-	if err != nil {
-		return nil, fmt.Errorf("read %s/%s: %w", h.name, info.Key, err)
-	}
-	r := &chunkStream{ctx: ctx, h: h, key: info.Key, nuid: info.nuid, it: it, skip: skip, left: length, name: h.name + "/" + info.Key}
 	if start == 0 && length == info.Size {
 		// A whole object is checked against its digest at the end.
 		r.sum, r.digest = startHashing(), info.Digest
@@ -171,7 +162,11 @@ type chunkStream struct {
 	h      *bucketHandle
 	key    string
 	nuid   string
+	subj   string // of the object's chunks
+	first  uint64 // stream sequence the read starts at; 0: the first chunk
 	it     jetstream.MessagesContext
+	last   uint64 // stream sequence of the last chunk read
+	stalls int    // stall checks in a row that found the object unchanged
 	name   string
 	skip   int64 // bytes of the first chunk to drop
 	left   int64 // bytes still to return
@@ -179,6 +174,32 @@ type chunkStream struct {
 	sum    *hasher
 	digest string
 	err    error
+}
+
+// stallRestart is how many stall checks in a row that find the object
+// unchanged make the reader start a new consumer after the last chunk it
+// read. On a replicated bucket an ordered consumer created while the
+// stream's replicas settle can deliver nothing at all
+// (TestReplicatedData); a new one resumes the read.
+const stallRestart = 3
+
+// consume starts the ordered consumer the chunks come through: from
+// stream sequence seq, or from the first chunk when seq is 0.
+func (r *chunkStream) consume(seq uint64) error {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.subj}}
+	if seq > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq
+	}
+	cons, err := r.h.stream.OrderedConsumer(r.ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", r.name, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(readAhead))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", r.name, err)
+	}
+	r.it = it
+	return nil
 }
 
 func (r *chunkStream) Read(p []byte) (int, error) {
@@ -270,6 +291,10 @@ func (r *chunkStream) nextMsg() (jetstream.Msg, error) {
 		m, err := r.it.Next(jetstream.NextContext(ctx))
 		cancel()
 		if err == nil {
+			r.stalls = 0
+			if md, err := m.Metadata(); err == nil {
+				r.last = md.Sequence.Stream
+			}
 			return m, nil
 		}
 		if cerr := r.ctx.Err(); cerr != nil {
@@ -285,6 +310,21 @@ func (r *chunkStream) nextMsg() (jetstream.Msg, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", r.name, err)
+		}
+		if r.stalls++; r.stalls < stallRestart {
+			continue
+		}
+		// It is there, and the consumer has delivered nothing for
+		// stallRestart checks: resume on a new one.
+		r.stalls = 0
+		r.it.Stop()
+		r.it = nil
+		from := r.last + 1
+		if r.last == 0 {
+			from = r.first
+		}
+		if err := r.consume(from); err != nil {
+			return nil, err
 		}
 	}
 }

@@ -54,6 +54,9 @@ type tableHandle struct {
 	// cache holds recent items (itemcache.go); nil unless the node is its
 	// tables' sole writer.
 	cache *itemCache
+	// leader: the table has replicas, so reads go to the stream's leader
+	// (leader.go).
+	leader bool
 }
 
 // Entry is a stored item with its revision.
@@ -82,6 +85,9 @@ func (s *Service) tableKV(ctx context.Context, d *TableDef) (jetstream.KeyValue,
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", d.Name, err)
 	}
+	if err := s.leaderReads(ctx, "KV_"+TablePrefix+d.Name); err != nil {
+		return nil, fmt.Errorf("table %s: %w", d.Name, err)
+	}
 	return kv, nil
 }
 
@@ -100,6 +106,9 @@ func (s *Service) table(ctx context.Context, name string) (*tableHandle, error) 
 		}
 		return nil, wrapf(ErrNoSuchTable, "table %q", name)
 	}
+	if err := s.leaderReads(ctx, "KV_"+TablePrefix+name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("table %s: %w", name, err)
+	}
 	kv, err := s.js.KeyValue(ctx, TablePrefix+name)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, wrapf(ErrNoSuchTable, "table %q", name)
@@ -111,7 +120,8 @@ func (s *Service) table(ctx context.Context, name string) (*tableHandle, error) 
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", name, err)
 	}
-	h = &tableHandle{def: def, kv: kv, stream: stream, nc: s.st.NC, pre: "$KV." + TablePrefix + name + ".", now: s.cfg.Now, log: s.log}
+	h = &tableHandle{def: def, kv: kv, stream: stream, nc: s.st.NC, pre: "$KV." + TablePrefix + name + ".", now: s.cfg.Now, log: s.log,
+		leader: stream.CachedInfo().Config.Replicas > 1}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h.cache = s.cacheFor(name)
@@ -251,7 +261,13 @@ func (h *tableHandle) load(ctx context.Context, key string, timed bool) (stored,
 		tok = c.beginRead()
 	}
 	var e cacheEntry
-	m, err := h.stream.GetLastMsgForSubject(ctx, h.pre+key)
+	var m *jetstream.RawStreamMsg
+	var err error
+	if h.leader {
+		m, err = lastMsgFromLeader(ctx, h.nc, h.stream.CachedInfo().Config.Name, h.pre+key)
+	} else {
+		m, err = h.stream.GetLastMsgForSubject(ctx, h.pre+key)
+	}
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 	case err != nil:
