@@ -25,6 +25,7 @@ import (
 
 	"github.com/nimbus-run/nimbus/api"
 	"github.com/nimbus-run/nimbus/internal/node"
+	"github.com/nimbus-run/nimbus/internal/testutil"
 )
 
 func TestCORS(t *testing.T) {
@@ -124,25 +125,8 @@ func TestRouteRateLimitConcurrent(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestLimitsAndHygiene(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	n := startNode(t, node.Config{
 		MaxBody: 4 << 10, MaxHeaderBytes: 4 << 10,
 		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),

@@ -1,10 +1,8 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/nimbus-run/nimbus/internal/cli"
 	"github.com/nimbus-run/nimbus/internal/node/nodetest"
+	"github.com/nimbus-run/nimbus/internal/testutil"
 )
 
 // TestUpReplicas: `nimbus up --nats <cluster> --replicas 3` keeps every
@@ -26,7 +25,7 @@ func TestUpReplicas(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errb syncBuffer
+	var out, errb testutil.SyncBuffer
 	done := make(chan int)
 	go func() {
 		done <- cli.Run(ctx, []string{"up", "--dev", "--data", t.TempDir(), "--listen", "127.0.0.1:0",
@@ -74,21 +73,3 @@ func TestUpReplicas(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer that a command running in a goroutine
-// writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
