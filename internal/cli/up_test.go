@@ -72,4 +72,3 @@ func TestUpReplicas(t *testing.T) {
 		t.Fatal("up did not stop")
 	}
 }
-
