@@ -179,8 +179,9 @@ type chunkStream struct {
 // stallRestart is how many stall checks in a row that find the object
 // unchanged make the reader start a new consumer after the last chunk it
 // read. On a replicated bucket an ordered consumer created while the
-// stream's replicas settle can deliver nothing at all
-// (TestReplicatedData); a new one resumes the read.
+// stream's replicas settle could deliver nothing at all, and the read
+// waited for ever (a loaded run of TestReplicatedData hung so); a new one
+// resumes the read.
 const stallRestart = 3
 
 // consume starts the ordered consumer the chunks come through: from
