@@ -172,3 +172,44 @@ func readObject(t *testing.T, n *node.Node, key string, want []byte) {
 		t.Fatalf("%s read on %s: %d bytes, %v; want the %d written", key, n.URL(), len(got), err, len(want))
 	}
 }
+
+// BenchmarkClusterGet times a get on a three-server cluster, from a node
+// on another server than the one that wrote, for a table of one replica
+// (a direct get) and of three (a read from the stream's leader):
+// go test -run '^$' -bench ClusterGet -benchtime 3000x ./internal/data
+//
+// Nodes started with --replicas 3 on a cluster whose streams had one
+// failed once in five runs while JetStream scaled the streams up
+// ("workflow: announce node: context deadline exceeded"), hence a cluster
+// per case.
+func BenchmarkClusterGet(b *testing.B) {
+	for _, replicas := range []int{1, 3} {
+		b.Run(fmt.Sprintf("replicas=%d", replicas), func(b *testing.B) {
+			// A cluster of its own: raising the replicas of the streams
+			// the first nodes created would time the test out (below).
+			servers := nodetest.NATSCluster(b, 3)
+			w := nodetest.Start(b, node.Config{NATSURL: servers[0].ClientURL(), Replicas: replicas})
+			r := nodetest.Start(b, node.Config{NATSURL: servers[1].ClientURL(), Replicas: replicas})
+			ctx := context.Background()
+			table := fmt.Sprintf("r%d", replicas)
+			if _, _, err := w.Data.PutTable(ctx, data.TableDef{Name: table, Key: "id"}); err != nil {
+				b.Fatal(err)
+			}
+			for i := range 100 {
+				if _, err := w.Data.Put(ctx, table, raw(fmt.Sprintf(`{"id":"k%d","v":"%d"}`, i, i)), data.PutOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			nodetest.Eventually(b, 10*time.Second, "the reader to see the table", func() bool {
+				_, err := r.Data.Get(ctx, table, raw(`{"id":"k0"}`))
+				return err == nil
+			})
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if _, err := r.Data.Get(ctx, table, raw(fmt.Sprintf(`{"id":"k%d"}`, i%100))); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
