@@ -16,7 +16,8 @@ import (
 
 // TestUpReplicas: `nimbus up --nats <cluster> --replicas 3` keeps every
 // stream it creates (functions, records, queues, tables' catalogue...) on
-// three servers, and stops cleanly when interrupted.
+// three servers, reads them from their leaders, and stops cleanly when
+// interrupted.
 func TestUpReplicas(t *testing.T) {
 	servers := nodetest.NATSCluster(t, 3)
 	var urls []string
@@ -60,6 +61,11 @@ func TestUpReplicas(t *testing.T) {
 	for _, info := range infos {
 		if info.Config.Replicas != 3 {
 			t.Errorf("stream %s has %d replicas, want 3", info.Config.Name, info.Config.Replicas)
+		}
+		// A follower may answer a direct get before it has applied the
+		// last write (store.Store.LeaderReads).
+		if info.Config.AllowDirect {
+			t.Errorf("stream %s serves direct gets, which a follower may answer", info.Config.Name)
 		}
 	}
 	cancel()

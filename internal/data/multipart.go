@@ -50,34 +50,22 @@ type Part struct {
 	Modified time.Time `json:"modified"`
 }
 
-func (s *Service) startUploads(ctx context.Context) error {
-	if _, err := s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+func (s *Service) startUploads(ctx context.Context) (err error) {
+	s.uploads, err = s.st.ObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: UploadsBucket, Description: "parts of multipart uploads in progress",
 		TTL: UploadMaxAge, Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
-	}); err != nil {
-		return fmt.Errorf("data: uploads: %w", err)
-	}
-	if _, err := s.st.KV(ctx, jetstream.KeyValueConfig{
-		Bucket: UploadsKV, Description: "multipart uploads in progress",
-		TTL: UploadMaxAge, Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
-	}); err != nil {
-		return fmt.Errorf("data: uploads: %w", err)
-	}
-	// Bound after leaderReads, so that their reads see the other nodes'
-	// parts on a replicated cluster (leader.go).
-	var err error
-	for _, name := range []string{"OBJ_" + UploadsBucket, "KV_" + UploadsKV} {
-		if err = s.leaderReads(ctx, name); err != nil {
-			return fmt.Errorf("data: uploads: %w", err)
-		}
-	}
-	if s.uploads, err = s.js.ObjectStore(ctx, UploadsBucket); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("data: uploads: %w", err)
 	}
 	if s.uploadsStr, err = s.js.Stream(ctx, "OBJ_"+UploadsBucket); err != nil {
 		return fmt.Errorf("data: uploads: %w", err)
 	}
-	if s.uploadsKV, err = s.js.KeyValue(ctx, UploadsKV); err != nil {
+	s.uploadsKV, err = s.st.KV(ctx, jetstream.KeyValueConfig{
+		Bucket: UploadsKV, Description: "multipart uploads in progress",
+		TTL: UploadMaxAge, Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
+	})
+	if err != nil {
 		return fmt.Errorf("data: uploads: %w", err)
 	}
 	return nil

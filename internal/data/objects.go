@@ -76,13 +76,10 @@ func (s *Service) PutBucket(ctx context.Context, name string) (*BucketDef, Chang
 		return d, Unchanged, nil
 	}
 	d := BucketDef{Name: name, Created: s.cfg.Now().UTC()}
-	if _, err := s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	if _, err := s.st.ObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: BucketPrefix + name, Description: "objects of bucket " + name,
 		Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
 	}); err != nil {
-		return nil, "", fmt.Errorf("create bucket %s: %w", name, err)
-	}
-	if err := s.leaderReads(ctx, "OBJ_"+BucketPrefix+name); err != nil {
 		return nil, "", fmt.Errorf("create bucket %s: %w", name, err)
 	}
 	b, _ := json.Marshal(&d)
@@ -160,7 +157,7 @@ func (s *Service) bucket(ctx context.Context, name string) (*bucketHandle, error
 	if def == nil {
 		return nil, wrapf(ErrNoSuchBucket, "bucket %q", truncate(name, 80))
 	}
-	if err := s.leaderReads(ctx, "OBJ_"+BucketPrefix+name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if err := s.st.LeaderReads(ctx, "OBJ_"+BucketPrefix+name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("bucket %s: %w", name, err)
 	}
 	obs, err := s.js.ObjectStore(ctx, BucketPrefix+name)

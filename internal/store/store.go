@@ -80,19 +80,19 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store: jetstream: %w", err)
 	}
 	s := &Store{cfg: cfg, NC: nc, JS: js}
-	s.Functions, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	s.Functions, err = s.KV(ctx, jetstream.KeyValueConfig{
 		Bucket: FunctionsBucket, Description: "function specs by name", History: 5,
-		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+		Storage: jetstream.FileStorage,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: functions bucket: %w", err)
+		return nil, err
 	}
-	s.Code, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	s.Code, err = s.ObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: CodeBucket, Description: "code artifacts by sha256",
-		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+		Storage: jetstream.FileStorage,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: code bucket: %w", err)
+		return nil, err
 	}
 	s.Records, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: RecordsStream, Description: "one record per invocation",
@@ -106,16 +106,72 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// KV returns a bucket, creating it with cfg when it does not exist.
+// KV returns a bucket, creating it with cfg when it does not exist. With
+// replicas its reads go to the stream's leader (LeaderReads).
 func (s *Store) KV(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	if cfg.Replicas == 0 {
 		cfg.Replicas = s.cfg.Replicas
 	}
 	kv, err := s.JS.CreateOrUpdateKeyValue(ctx, cfg)
+	if err == nil && cfg.Replicas > 1 {
+		if err = s.LeaderReads(ctx, "KV_"+cfg.Bucket); err == nil {
+			kv, err = s.JS.KeyValue(ctx, cfg.Bucket) // bound again: a handle decides how it reads once
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: bucket %s: %w", cfg.Bucket, err)
 	}
 	return kv, nil
+}
+
+// ObjectStore returns an object bucket, creating it with cfg when it does
+// not exist. With replicas its reads go to the stream's leader
+// (LeaderReads).
+func (s *Store) ObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = s.cfg.Replicas
+	}
+	obs, err := s.JS.CreateOrUpdateObjectStore(ctx, cfg)
+	if err == nil && cfg.Replicas > 1 {
+		if err = s.LeaderReads(ctx, "OBJ_"+cfg.Bucket); err == nil {
+			obs, err = s.JS.ObjectStore(ctx, cfg.Bucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: object bucket %s: %w", cfg.Bucket, err)
+	}
+	return obs, nil
+}
+
+// LeaderReads turns direct gets off on the stream name when it has
+// replicas, so that reads go to the stream's leader.
+//
+// nats.go's KV and object store create their streams with AllowDirect and
+// read a key, or an object's metadata, by a direct get, which any replica
+// may answer: nats-server lets a follower serve them once it has applied
+// 90% of the stream's log. On a three-server cluster a head of an object
+// put a moment before on another node said "no such key" in about one
+// read of ten (internal/data's TestReplicatedData). Without direct gets
+// they use the message get API, which only the leader answers. A stream of
+// one replica keeps direct gets, which are cheaper.
+//
+// CreateOrUpdate turns direct gets on again, so this runs after each, and
+// before a handle is bound: a handle decides once, from the stream's
+// configuration, how it reads.
+func (s *Store) LeaderReads(ctx context.Context, name string) error {
+	st, err := s.JS.Stream(ctx, name)
+	if err != nil {
+		return err
+	}
+	cfg := st.CachedInfo().Config
+	if cfg.Replicas <= 1 || !cfg.AllowDirect {
+		return nil
+	}
+	cfg.AllowDirect = false
+	if _, err := s.JS.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("stream %s: reads from its leader: %w", name, err)
+	}
+	return nil
 }
 
 // Replicas is the number of copies of each bucket and stream the store

@@ -255,9 +255,8 @@ func (s *Service) open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("workflow: %w", err)
 	}
-	s.snapshots, err = s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	s.snapshots, err = s.st.ObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: SnapshotsBucket, Description: "workflow snapshots too large for a KV value", Storage: jetstream.FileStorage,
-		Replicas: s.st.Replicas(),
 	})
 	if err != nil {
 		return fmt.Errorf("workflow: snapshots bucket: %w", err)
