@@ -260,7 +260,7 @@ func (s *Service) StartTrigger(ctx context.Context, spec TriggerSpec, inv Invoke
 	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable: consumerName(spec.Function, spec.Name), Description: "trigger " + spec.Name + " of function " + spec.Function,
 		FilterSubject: filter, DeliverPolicy: deliver, AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: 30 * time.Second, MaxDeliver: -1,
+		AckWait: triggerAckWait, MaxDeliver: -1,
 		// One batch in flight for the whole cluster: the order of records
 		// of a key holds even when several nodes run the trigger.
 		MaxAckPending: spec.Batch,
@@ -329,6 +329,16 @@ func (t *Trigger) run(ctx context.Context) {
 		t.process(ctx, msgs)
 	}
 }
+
+// triggerAckWait is how long a batch fetched by a runner that then
+// vanished (a kill -9, a lost node) stays out before JetStream hands it to
+// another: the batches after it wait as long, since a key's changes go in
+// order. A runner at work on a batch says so every triggerBeat, so a slow
+// function (up to its timeout, and the retries' backoff) keeps its batch.
+const (
+	triggerAckWait = 10 * time.Second
+	triggerBeat    = triggerAckWait / 3
+)
 
 // turnWait is how long a batch that is not in turn waits before it is
 // delivered again.
@@ -444,7 +454,7 @@ func (t *Trigger) process(ctx context.Context, msgs []jetstream.Msg) {
 	beat.Add(1)
 	go func() {
 		defer beat.Done()
-		tk := time.NewTicker(10 * time.Second)
+		tk := time.NewTicker(triggerBeat)
 		defer tk.Stop()
 		for {
 			select {
@@ -458,6 +468,13 @@ func (t *Trigger) process(ctx context.Context, msgs []jetstream.Msg) {
 		}
 	}()
 	defer func() { close(stopBeat); beat.Wait() }()
+	// A runner stopped mid-batch hands it back at once, rather than make
+	// the next runner wait out the ack wait.
+	giveBack := func() {
+		for _, m := range msgs {
+			_ = m.Nak()
+		}
+	}
 
 	var lastErr, errType string
 	for attempt := 0; attempt <= retries; attempt++ {
@@ -465,7 +482,8 @@ func (t *Trigger) process(ctx context.Context, msgs []jetstream.Msg) {
 			sleep(ctx, time.Duration(1<<min(attempt-1, 6))*time.Second)
 		}
 		if ctx.Err() != nil {
-			return // unacknowledged: redelivered to whoever runs next
+			giveBack()
+			return
 		}
 		resp, err := t.inv.Invoke(ctx, &invoke.Request{Function: t.spec.Function, Payload: payload, Source: source})
 		if err == nil && resp.Err == nil {
@@ -477,6 +495,7 @@ func (t *Trigger) process(ctx context.Context, msgs []jetstream.Msg) {
 			return
 		}
 		if ctx.Err() != nil {
+			giveBack()
 			return
 		}
 		lastErr, errType = fmt.Sprint(err), ""

@@ -277,3 +277,46 @@ func TestTriggerOrderAcrossRunners(t *testing.T) {
 		}
 	}
 }
+
+// TestTriggerStopHandsBatchOver: a runner stopped while its function holds
+// a batch (a node shutting down, a function redeployed) hands the batch
+// back, so the other runner delivers it at once instead of after the
+// consumer's ack wait (10 s).
+func TestTriggerStopHandsBatchOver(t *testing.T) {
+	ctx := context.Background()
+	n := nodetest.Start(t, node.Config{})
+	if _, _, err := n.Data.PutTable(ctx, data.TableDef{Name: "orders", Key: "id"}); err != nil {
+		t.Fatal(err)
+	}
+	log := &changeLog{}
+	held := &gate{log: log, entered: make(chan struct{}), open: make(chan struct{})} // never opened
+	fast := &gate{log: log, entered: make(chan struct{}), open: make(chan struct{})}
+	close(fast.open)
+	spec := data.TriggerSpec{Function: "f", Name: "handover", Table: "orders", Batch: 10}
+	a, err := n.Data.StartTrigger(ctx, spec, held, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := n.Data.Put(ctx, "orders", raw(fmt.Sprintf(`{"id":"k%d"}`, i)), data.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-held.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first runner got no batch")
+	}
+	b, err := n.Data.StartTrigger(ctx, spec, fast, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	stopped := time.Now()
+	a.Stop()
+	nodetest.Eventually(t, 5*time.Second, "the held batch on the other runner", func() bool { return len(log.snapshot()) >= 5 })
+	t.Logf("handed over in %v", time.Since(stopped).Round(time.Millisecond))
+	if got := log.snapshot(); len(got) != 5 {
+		t.Fatalf("%d changes, want 5", len(got))
+	}
+}

@@ -225,7 +225,7 @@ functions:
 	wg.Wait()
 
 	// Wait until every acknowledged write is recorded; the batch the dead
-	// node held comes back after the consumer's ack wait (30 s).
+	// node held comes back after the consumer's ack wait (10 s).
 	type rec struct {
 		Rev         uint64 `json:"rev"`
 		At          int64  `json:"at"`
