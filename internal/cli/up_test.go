@@ -63,7 +63,7 @@ func TestUpReplicas(t *testing.T) {
 			t.Errorf("stream %s has %d replicas, want 3", info.Config.Name, info.Config.Replicas)
 		}
 		// A follower may answer a direct get before it has applied the
-		// last write (store.Store.LeaderReads).
+		// last write (store.Store.Replicate).
 		if info.Config.AllowDirect {
 			t.Errorf("stream %s serves direct gets, which a follower may answer", info.Config.Name)
 		}

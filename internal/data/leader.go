@@ -11,7 +11,7 @@ import (
 )
 
 // Reads of replicated tables and buckets go to the stream's leader: their
-// streams serve no direct gets (store.Store.LeaderReads, which says why),
+// streams serve no direct gets (store.Store.Replicate, which says why),
 // and a table's get reads through the message get API itself, so that a
 // handle bound while a CreateOrUpdate had direct gets on still reads from
 // the leader.

@@ -157,7 +157,7 @@ func (s *Service) bucket(ctx context.Context, name string) (*bucketHandle, error
 	if def == nil {
 		return nil, wrapf(ErrNoSuchBucket, "bucket %q", truncate(name, 80))
 	}
-	if err := s.st.LeaderReads(ctx, "OBJ_"+BucketPrefix+name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if err := s.st.Replicate(ctx, "OBJ_"+BucketPrefix+name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("bucket %s: %w", name, err)
 	}
 	obs, err := s.js.ObjectStore(ctx, BucketPrefix+name)

@@ -103,7 +103,7 @@ func (s *Service) table(ctx context.Context, name string) (*tableHandle, error) 
 		}
 		return nil, wrapf(ErrNoSuchTable, "table %q", name)
 	}
-	if err := s.st.LeaderReads(ctx, "KV_"+TablePrefix+name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if err := s.st.Replicate(ctx, "KV_"+TablePrefix+name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("table %s: %w", name, err)
 	}
 	kv, err := s.js.KeyValue(ctx, TablePrefix+name)

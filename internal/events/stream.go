@@ -125,7 +125,8 @@ func (s *Service) resolveStream(ctx context.Context, t api.Trigger) (jetstream.S
 	if t.Stream != "" {
 		st, err := s.js.Stream(ctx, t.Stream)
 		if err == nil {
-			return st, false, nil
+			st, err = s.replicate(ctx, st)
+			return st, false, err
 		}
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, false, fmt.Errorf("stream %s: %w", t.Stream, err)
@@ -144,6 +145,9 @@ func (s *Service) resolveStream(ctx context.Context, t api.Trigger) (jetstream.S
 	}
 	if name, err := s.js.StreamNameBySubject(ctx, subject); err == nil {
 		st, err := s.js.Stream(ctx, name)
+		if err == nil {
+			st, err = s.replicate(ctx, st)
+		}
 		if err != nil {
 			return nil, false, fmt.Errorf("stream %s: %w", name, err)
 		}
@@ -160,6 +164,21 @@ func (s *Service) resolveStream(ctx context.Context, t api.Trigger) (jetstream.S
 		return nil, false, fmt.Errorf("capture subject %s: %w", subject, err)
 	}
 	return st, true, nil
+}
+
+// replicate gives a stream Nimbus created for a trigger the node's number
+// of replicas (store.Store.Replicate), as a node restarted with a higher
+// --replicas does for its other streams; an operator's own streams are
+// left as they are.
+func (s *Service) replicate(ctx context.Context, st jetstream.Stream) (jetstream.Stream, error) {
+	cfg := st.CachedInfo().Config
+	if cfg.Metadata["nimbus.managed"] != "true" || cfg.Replicas == s.cfg.Replicas {
+		return st, nil
+	}
+	if err := s.st.Replicate(ctx, cfg.Name); err != nil {
+		return nil, err
+	}
+	return s.js.Stream(ctx, cfg.Name)
 }
 
 func (r *streamRunner) spec() api.Trigger { return r.t }

@@ -107,14 +107,14 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 }
 
 // KV returns a bucket, creating it with cfg when it does not exist. With
-// replicas its reads go to the stream's leader (LeaderReads).
+// replicas its reads go to the stream's leader (Replicate).
 func (s *Store) KV(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	if cfg.Replicas == 0 {
 		cfg.Replicas = s.cfg.Replicas
 	}
 	kv, err := s.JS.CreateOrUpdateKeyValue(ctx, cfg)
 	if err == nil && cfg.Replicas > 1 {
-		if err = s.LeaderReads(ctx, "KV_"+cfg.Bucket); err == nil {
+		if err = s.Replicate(ctx, "KV_"+cfg.Bucket); err == nil {
 			kv, err = s.JS.KeyValue(ctx, cfg.Bucket) // bound again: a handle decides how it reads once
 		}
 	}
@@ -126,14 +126,14 @@ func (s *Store) KV(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream
 
 // ObjectStore returns an object bucket, creating it with cfg when it does
 // not exist. With replicas its reads go to the stream's leader
-// (LeaderReads).
+// (Replicate).
 func (s *Store) ObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
 	if cfg.Replicas == 0 {
 		cfg.Replicas = s.cfg.Replicas
 	}
 	obs, err := s.JS.CreateOrUpdateObjectStore(ctx, cfg)
 	if err == nil && cfg.Replicas > 1 {
-		if err = s.LeaderReads(ctx, "OBJ_"+cfg.Bucket); err == nil {
+		if err = s.Replicate(ctx, "OBJ_"+cfg.Bucket); err == nil {
 			obs, err = s.JS.ObjectStore(ctx, cfg.Bucket)
 		}
 	}
@@ -143,33 +143,45 @@ func (s *Store) ObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig
 	return obs, nil
 }
 
-// LeaderReads turns direct gets off on the stream name when it has
-// replicas, so that reads go to the stream's leader.
+// Replicate gives the stream name the store's number of replicas and,
+// when it has more than one, turns its direct gets off, so that reads go
+// to the stream's leader.
 //
-// nats.go's KV and object store create their streams with AllowDirect and
-// read a key, or an object's metadata, by a direct get, which any replica
-// may answer: nats-server lets a follower serve them once it has applied
-// 90% of the stream's log. On a three-server cluster a head of an object
-// put a moment before on another node said "no such key" in about one
-// read of ten (internal/data's TestReplicatedData). Without direct gets
-// they use the message get API, which only the leader answers. A stream of
-// one replica keeps direct gets, which are cheaper.
+// Replicas: a table's or bucket's stream is created once and then only
+// bound, so a node restarted with a higher --replicas would otherwise
+// leave the streams created before at their old count (TestRaiseReplicas),
+// while it updates the platform's own streams at start. Raising the count
+// copies the stream to the new servers in the background; its leader
+// serves reads and writes meanwhile.
+//
+// Direct gets: nats.go's KV and object store create their streams with
+// AllowDirect and read a key, or an object's metadata, by a direct get,
+// which any replica may answer: nats-server lets a follower serve them
+// once it has applied 90% of the stream's log. On a three-server cluster
+// a head of an object put a moment before on another node said "no such
+// key" in about one read of ten (internal/data's TestReplicatedData).
+// Without direct gets they use the message get API, which only the leader
+// answers. A stream of one replica keeps direct gets, which are cheaper.
 //
 // CreateOrUpdate turns direct gets on again, so this runs after each, and
 // before a handle is bound: a handle decides once, from the stream's
 // configuration, how it reads.
-func (s *Store) LeaderReads(ctx context.Context, name string) error {
+func (s *Store) Replicate(ctx context.Context, name string) error {
 	st, err := s.JS.Stream(ctx, name)
 	if err != nil {
 		return err
 	}
 	cfg := st.CachedInfo().Config
-	if cfg.Replicas <= 1 || !cfg.AllowDirect {
+	want := max(s.cfg.Replicas, 1)
+	if cfg.Replicas == want && (want == 1 || !cfg.AllowDirect) {
 		return nil
 	}
-	cfg.AllowDirect = false
+	cfg.Replicas = want
+	if want > 1 {
+		cfg.AllowDirect = false
+	}
 	if _, err := s.JS.UpdateStream(ctx, cfg); err != nil {
-		return fmt.Errorf("stream %s: reads from its leader: %w", name, err)
+		return fmt.Errorf("stream %s: %d replicas, reads from the leader: %w", name, want, err)
 	}
 	return nil
 }
