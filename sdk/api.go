@@ -139,7 +139,13 @@ func do(ctx context.Context, req *apiRequest) (*apiResponse, error) {
 	if resp.Status >= 200 && resp.Status < 300 {
 		return resp, nil
 	}
-	e := &APIError{Status: resp.Status}
+	return nil, answerError(resp.Status, resp.Body)
+}
+
+// answerError is the error an answer of status with body (the API's JSON
+// error, if any) stands for.
+func answerError(status int, b []byte) *APIError {
+	e := &APIError{Status: status}
 	var body struct {
 		Error *struct {
 			Code    string `json:"code"`
@@ -147,14 +153,14 @@ func do(ctx context.Context, req *apiRequest) (*apiResponse, error) {
 			Field   string `json:"field"`
 		} `json:"error"`
 	}
-	if json.Unmarshal(resp.Body, &body) == nil && body.Error != nil {
+	if json.Unmarshal(b, &body) == nil && body.Error != nil {
 		e.Code, e.Message, e.Field = body.Error.Code, body.Error.Message, body.Error.Field
 	}
 	if e.Code == "" {
 		// A HEAD answer has no body: the status says it all.
-		e.Code = codeOfStatus(resp.Status)
+		e.Code = codeOfStatus(status)
 	}
-	return nil, e
+	return e
 }
 
 func codeOfStatus(status int) string {

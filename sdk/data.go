@@ -80,6 +80,15 @@ func (t *TableRef) Put(ctx context.Context, item any, opts ...WriteOption) (uint
 	if err != nil {
 		return 0, fmt.Errorf("table %s: put: %w", t.name, err)
 	}
+	rev, err := putItem(ctx, t, raw, o)
+	if err != nil {
+		return 0, fmt.Errorf("table %s: put: %w", t.name, err)
+	}
+	return rev, nil
+}
+
+// putItemHTTP is putItem through the node's HTTP API.
+func putItemHTTP(ctx context.Context, t *TableRef, raw []byte, o writeOptions) (uint64, error) {
 	// The body is built by hand around the marshalled item: marshalling a
 	// wrapper would validate and copy the item a second time, which in a
 	// wasm guest costs as much as the first.
@@ -95,11 +104,11 @@ func (t *TableRef) Put(ctx context.Context, item any, opts ...WriteOption) (uint
 	body[len(body)-1] = '}'
 	resp, err := doBody(ctx, "PUT", t.items, body)
 	if err != nil {
-		return 0, fmt.Errorf("table %s: put: %w", t.name, err)
+		return 0, err
 	}
 	var it Item
 	if err := decodeItem(resp.Body, &it); err != nil {
-		return 0, fmt.Errorf("table %s: put: %w", t.name, err)
+		return 0, err
 	}
 	return it.Revision, nil
 }
@@ -110,15 +119,24 @@ func (t *TableRef) Get(ctx context.Context, key any) (*Item, error) {
 	if err != nil {
 		return nil, fmt.Errorf("table %s: get: %w", t.name, err)
 	}
+	it, err := getItem(ctx, t, raw)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: get: %w", t.name, err)
+	}
+	return it, nil
+}
+
+// getItemHTTP is getItem through the node's HTTP API.
+func getItemHTTP(ctx context.Context, t *TableRef, raw []byte) (*Item, error) {
 	body := make([]byte, 0, len(raw)+8)
 	body = append(append(append(body, `{"key":`...), raw...), '}')
 	resp, err := doBody(ctx, "POST", t.get, body)
 	if err != nil {
-		return nil, fmt.Errorf("table %s: get: %w", t.name, err)
+		return nil, err
 	}
 	var it Item
 	if err := decodeItem(resp.Body, &it); err != nil {
-		return nil, fmt.Errorf("table %s: get: %w", t.name, err)
+		return nil, err
 	}
 	return &it, nil
 }

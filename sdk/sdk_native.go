@@ -203,3 +203,12 @@ func roundTrip(ctx context.Context, req *apiRequest) (*apiResponse, error) {
 	}
 	return out, nil
 }
+
+// A process function's table gets and puts are HTTP calls like the rest.
+func getItem(ctx context.Context, t *TableRef, raw []byte) (*Item, error) {
+	return getItemHTTP(ctx, t, raw)
+}
+
+func putItem(ctx context.Context, t *TableRef, raw []byte, o writeOptions) (uint64, error) {
+	return putItemHTTP(ctx, t, raw, o)
+}

@@ -110,6 +110,14 @@ func writeError(w http.ResponseWriter, err error) {
 // and the whole message. For surfaces built by other packages.
 func WriteError(w http.ResponseWriter, err error) { writeError(w, err) }
 
+// ErrorAnswer is the status and JSON body WriteError writes for err, for
+// surfaces that carry answers without an http.ResponseWriter.
+func ErrorAnswer(err error) (int, []byte) {
+	status, e := errorFor(err)
+	b, _ := json.Marshal(api.ErrorBody{Error: e})
+	return status, b
+}
+
 // WritePublicError writes err to a client of a user route, who may be
 // anyone: the status and stable code as usual, but a message that is the
 // status text, except for a bad request or an oversized body, where the

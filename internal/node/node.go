@@ -216,6 +216,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 		Code:     n.Store.GetCode,
 		Logger:   cfg.Logger,
 		API:      n.functionAPI, // sdkapi.go
+		Tables:   n.functionTables,
 	})
 	if err != nil {
 		return err

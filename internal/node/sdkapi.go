@@ -11,6 +11,7 @@ import (
 	"net/http"
 	goruntime "runtime"
 	"strings"
+	"time"
 
 	"github.com/nimbus-run/nimbus/api"
 	"github.com/nimbus-run/nimbus/internal/data"
@@ -18,6 +19,7 @@ import (
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/gateway"
 	"github.com/nimbus-run/nimbus/internal/httploop"
+	"github.com/nimbus-run/nimbus/internal/runtime/wasm"
 )
 
 // What functions reach through the Go SDK (sdk.Table, sdk.Bucket,
@@ -25,9 +27,53 @@ import (
 // their instance. Process functions call the node over HTTP with
 // NIMBUS_DATA_TOKEN (data.go), on a listener of their own; wasm functions
 // make the same requests through the nimbus.api or api_v2 host call, which
-// lands in functionAPI.
+// lands in functionAPI, and their table gets and puts through kv_get
+// and kv_put, which land in functionTables.
 // Either way the request goes through the gateway's routes, so
 // permissions, limits and error codes are the same for both runtimes.
+
+// functionTables is wasm.Config.Tables: the table gets and puts of an
+// instance of spec (nimbus.kv_get and kv_put), which skip api_v2's
+// envelope and routing but not its rules: the same permission check as
+// the data API's (with spec's function as the principal), the same
+// service calls, the same error answers.
+func (n *Node) functionTables(spec *function.Spec) wasm.Tables {
+	if n.Data == nil {
+		return nil
+	}
+	return functionTables{svc: n.Data, p: &data.Principal{Function: spec.Name, Version: spec.Version}}
+}
+
+type functionTables struct {
+	svc *data.Service
+	p   *data.Principal
+}
+
+func (f functionTables) GetItem(ctx context.Context, table string, key []byte) ([]byte, uint64, time.Time, error) {
+	if err := f.svc.Allow(f.p, data.KindTable, table); err != nil {
+		return nil, 0, time.Time{}, err
+	}
+	if !json.Valid(key) {
+		return nil, 0, time.Time{}, function.Invalid("key", "not valid JSON")
+	}
+	e, err := f.svc.Get(ctx, table, key)
+	if err != nil {
+		return nil, 0, time.Time{}, err
+	}
+	return e.Item, e.Revision, e.Updated, nil
+}
+
+func (f functionTables) PutItem(ctx context.Context, table string, item []byte, ifAbsent bool, ifRevision uint64) (uint64, error) {
+	if err := f.svc.Allow(f.p, data.KindTable, table); err != nil {
+		return 0, err
+	}
+	if !json.Valid(item) {
+		return 0, function.Invalid("item", "not valid JSON")
+	}
+	return f.svc.Put(ctx, table, item, data.PutOptions{IfAbsent: ifAbsent, IfRevision: ifRevision})
+}
+
+func (functionTables) ErrorAnswer(err error) (int, []byte) { return gateway.ErrorAnswer(err) }
 
 // publishPattern is the events service's publish route, which functions
 // may also use (functionPublishMux).

@@ -54,6 +54,11 @@ func (r *Runtime) instantiateNimbus(ctx context.Context) error {
 	fn("api_result", hostAPIResult, ptrLen, []api.ValueType{i32}, "buf", "buf_len")
 	// api with a text envelope, cheaper for a guest than JSON (hostdata.go).
 	fn("api_v2", hostAPIv2, []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}, "req_ptr", "req_len", "buf", "buf_len")
+	// The two most frequent data calls without an envelope (hostkv.go).
+	fn("kv_get", hostKVGet, []api.ValueType{i32, i32, i32, i32, i32, i32}, []api.ValueType{i32},
+		"table_ptr", "table_len", "key_ptr", "key_len", "buf", "buf_len")
+	fn("kv_put", hostKVPut, []api.ValueType{i32, i32, i32, i32, i64, i32, i32, i32}, []api.ValueType{i32},
+		"table_ptr", "table_len", "item_ptr", "item_len", "if_revision", "if_absent", "buf", "buf_len")
 	_, err := b.Instantiate(ctx)
 	return err
 }
@@ -203,7 +208,12 @@ func decodeError(b []byte) *runtime.FunctionError {
 // read returns the guest memory at (stack[0], stack[1]); a range outside
 // memory traps the guest, as an out-of-bounds access in its own code would.
 func read(mod api.Module, name string, stack []uint64) []byte {
-	ptr, n := api.DecodeU32(stack[0]), api.DecodeU32(stack[1])
+	return readAt(mod, name, stack[0], stack[1])
+}
+
+// readAt returns the guest memory at (ptr, n), two parameters of a call.
+func readAt(mod api.Module, name string, ptr64, n64 uint64) []byte {
+	ptr, n := api.DecodeU32(ptr64), api.DecodeU32(n64)
 	b, ok := mod.Memory().Read(ptr, n)
 	if !ok {
 		panic(fmt.Errorf("nimbus.%s: range [%d, %d+%d) is outside memory", name, ptr, ptr, n))

@@ -133,10 +133,25 @@ func BenchmarkColdStartCommand(b *testing.B) {
 	benchColdStart(b, "echo", testutil.BuildWasm(b, pkgEchoWASI))
 }
 
+// instantTables answers every table call at once, with a fixed item.
+type instantTables struct{}
+
+var benchItem = []byte(`{"pk":"f1","sk":1001,"name":"item 1001","tags":["a","b"],"n":1001}`)
+
+func (instantTables) GetItem(context.Context, string, []byte) ([]byte, uint64, time.Time, error) {
+	return benchItem, 1234, time.Date(2026, 11, 27, 21, 0, 0, 123456789, time.UTC), nil
+}
+
+func (instantTables) PutItem(context.Context, string, []byte, bool, uint64) (uint64, error) {
+	return 1234, nil
+}
+
+func (instantTables) ErrorAnswer(err error) (int, []byte) { return 500, nil }
+
 // BenchmarkSDKDataCall is one table get or put from a Go SDK guest
-// (bench/data/sdkfn) against a handler that answers at once: the guest's
-// share of a data call (the SDK, the Go runtime in wasm), the host call
-// and the envelope, without the data service.
+// (bench/data/sdkfn) against a node that answers at once: the guest's
+// share of a data call (the SDK, the Go runtime in wasm) and the host
+// call (nimbus.kv_get and kv_put), without the data service.
 func BenchmarkSDKDataCall(b *testing.B) {
 	answer := []byte(`{"item":{"pk":"f1","sk":1001,"name":"item 1001","tags":["a","b"],"n":1001},"revision":1234,"updated":"2026-11-27T21:00:00.123456789Z"}`)
 	r := newRuntime(b, Config{API: func(*function.Spec) http.Handler {
@@ -145,7 +160,7 @@ func BenchmarkSDKDataCall(b *testing.B) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Write(answer)
 		})
-	}})
+	}, Tables: func(*function.Spec) Tables { return instantTables{} }})
 	inst := start(b, r, prepared(b, r, "sdkfn", testutil.BuildWasm(b, "./bench/data/sdkfn")))
 	for _, op := range []string{"get", "put"} {
 		b.Run(op, func(b *testing.B) {

@@ -91,8 +91,13 @@ func hostAPIv2(ctx context.Context, mod api.Module, stack []uint64) {
 // keepAnswer writes out to the guest's buffer (stack[2], stack[3]) when it
 // fits, else keeps it for api_result, and returns its size.
 func (s *sdkInstance) keepAnswer(mod api.Module, name string, stack []uint64, out []byte) {
+	s.keepAnswerAt(mod, name, stack[2], stack[3], stack, out)
+}
+
+// keepAnswerAt is keepAnswer for a guest buffer at (buf, bufLen).
+func (s *sdkInstance) keepAnswerAt(mod api.Module, name string, buf64, bufLen64 uint64, stack []uint64, out []byte) {
 	s.result = nil
-	buf, bufLen := api.DecodeU32(stack[2]), api.DecodeU32(stack[3])
+	buf, bufLen := api.DecodeU32(buf64), api.DecodeU32(bufLen64)
 	if uint32(len(out)) <= bufLen {
 		write(mod, name, buf, out)
 	} else {

@@ -25,8 +25,9 @@ type sdkInstance struct {
 	ready  chan struct{} // closed at the guest's first next: init is over
 	broken atomic.Bool   // a failure or timeout: not to be reused
 
-	spec *function.Spec // whose permissions nimbus.api calls carry
-	api  http.Handler   // Config.API for spec; nil without one
+	spec   *function.Spec // whose permissions nimbus.api calls carry
+	api    http.Handler   // Config.API for spec; nil without one
+	tables Tables         // Config.Tables for spec; nil without one
 
 	// guest
 	readied bool
@@ -75,6 +76,9 @@ func (r *Runtime) startSDK(ctx context.Context, spec *function.Spec, m *module) 
 	}
 	if r.cfg.API != nil {
 		s.api = r.cfg.API(spec)
+	}
+	if r.cfg.Tables != nil {
+		s.tables = r.cfg.Tables(spec)
 	}
 	out := guestOutput{s}
 	started := time.Now()

@@ -84,6 +84,10 @@ type Config struct {
 	// API with the instance's credential). Called once per SDK instance.
 	// Nil answers every such call 503 Unavailable.
 	API func(spec *function.Spec) http.Handler
+	// Tables serves SDK guests' table gets and puts (nimbus.kv_get and
+	// kv_put, hostkv.go) for an instance of spec, with that
+	// function's permissions, as API does. Nil answers them 503.
+	Tables func(spec *function.Spec) Tables
 }
 
 // Stats counts compilation work, so that callers (and tests) can tell a
