@@ -10,8 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/nimbus-run/nimbus/internal/natsd"
-	"github.com/nimbus-run/nimbus/internal/store"
+	"github.com/nimbus-run/nimbus/internal/store/storetest"
 )
 
 // stalled is a consumer that delivers nothing: every wait for a chunk
@@ -32,21 +31,7 @@ func (s *stalled) Drain() { s.stops++ }
 func TestReaderResumesAfterStall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := natsd.Start(ctx, natsd.Config{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop(context.Background()) })
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	st, err := store.Open(ctx, nc, store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Config{}, st)
+	s := New(Config{}, storetest.Open(t))
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -9,35 +9,15 @@ import (
 	"testing"
 
 	"github.com/nimbus-run/nimbus/internal/function"
-	"github.com/nimbus-run/nimbus/internal/natsd"
 	"github.com/nimbus-run/nimbus/internal/store"
+	"github.com/nimbus-run/nimbus/internal/store/storetest"
 )
-
-func openStore(t *testing.T) *store.Store {
-	t.Helper()
-	ctx := context.Background()
-	srv, err := natsd.Start(ctx, natsd.Config{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop(context.Background()) })
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	st, err := store.Open(ctx, nc, store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
 
 // TestRecorderKeepsEveryRecord: records added concurrently from many
 // goroutines (so batches form) are all stored, once, and read back newest
 // first per function.
 func TestRecorderKeepsEveryRecord(t *testing.T) {
-	st := openStore(t)
+	st := storetest.Open(t)
 	rec := NewRecorder(st.JS, slog.New(slog.DiscardHandler))
 	rec.Start(context.Background())
 	const writers, each = 8, 500

@@ -1,0 +1,33 @@
+// Package storetest gives tests a store on a real embedded JetStream, for
+// packages below the node (which nodetest starts whole).
+package storetest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/nimbus-run/nimbus/internal/natsd"
+	"github.com/nimbus-run/nimbus/internal/store"
+)
+
+// Open starts an embedded JetStream on a temp directory and opens a store
+// on it; both stop at cleanup.
+func Open(tb testing.TB) *store.Store {
+	tb.Helper()
+	ctx := context.Background()
+	srv, err := natsd.Start(ctx, natsd.Config{StoreDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { srv.Stop(context.Background()) })
+	nc, err := srv.Connect()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	st, err := store.Open(ctx, nc, store.Config{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st
+}
