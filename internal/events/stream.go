@@ -41,6 +41,9 @@ const (
 // managedPrefix names the streams Nimbus creates to capture subjects.
 const managedPrefix = "NIMBUS_SUBJ_"
 
+// pinGroup is the priority group of ordered triggers' consumers.
+const pinGroup = "nimbus"
+
 type streamRunner struct {
 	s           *Service
 	fn          string
@@ -56,7 +59,10 @@ type streamRunner struct {
 	iter        jetstream.MessagesContext
 
 	quit chan struct{}
-	wg   sync.WaitGroup
+	// in and lanes are the pipeline's buffers (start), emptied by stop.
+	in    chan jetstream.Msg
+	lanes []chan jetstream.Msg
+	wg    sync.WaitGroup
 }
 
 func (s *Service) startStream(fn string, t api.Trigger) (runner, error) {
@@ -97,7 +103,7 @@ func (s *Service) startStream(fn string, t api.Trigger) (runner, error) {
 			// One node at a time reads an ordered trigger, so that order
 			// holds across a cluster; another takes over when it goes.
 			cfg.PriorityPolicy = jetstream.PriorityPolicyPinned
-			cfg.PriorityGroups = []string{"nimbus"}
+			cfg.PriorityGroups = []string{pinGroup}
 			cfg.PinnedTTL = 2 * s.cfg.AckWait
 		}
 		cons, err = stream.CreateOrUpdateConsumer(ctx, cfg)
@@ -183,11 +189,35 @@ func (s *Service) replicate(ctx context.Context, st jetstream.Stream) (jetstream
 
 func (r *streamRunner) spec() api.Trigger { return r.t }
 
+// stop ends the runner and hands back every record it holds but has not
+// settled, so that another node's runner takes them at once instead of
+// after the ack wait: those in the iterator's buffer (drained), in the
+// pipeline's channels and batches, and those an ordered lane was waiting
+// to retry. A batch being invoked finishes first. An ordered trigger's pin
+// is released, so that the next node need not wait out its pinned TTL.
 func (r *streamRunner) stop() {
 	close(r.quit)
-	r.iter.Stop()
+	r.iter.Drain()
 	r.wg.Wait()
+	for m := range r.in {
+		giveBack(m)
+	}
+	for _, l := range r.lanes {
+		for m := range l {
+			giveBack(m)
+		}
+	}
+	if r.ordered != "" {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.s.ctx), 5*time.Second)
+		defer cancel()
+		if st, err := r.s.js.Stream(ctx, r.stream); err == nil {
+			_ = st.UnpinConsumer(ctx, r.cons.CachedInfo().Name, pinGroup)
+		}
+	}
 }
+
+// giveBack hands a record back to JetStream for redelivery now.
+func giveBack(m jetstream.Msg) { _ = m.Nak() }
 
 func (r *streamRunner) status(ctx context.Context) api.TriggerStatus {
 	st := api.TriggerStatus{Function: r.fn, Name: r.t.Name, Kind: r.t.Kind(), Trigger: r.t, State: "active", StreamName: r.stream}
@@ -206,6 +236,7 @@ func (r *streamRunner) status(ctx context.Context) api.TriggerStatus {
 // handles its batches one at a time.
 func (r *streamRunner) start() {
 	in := make(chan jetstream.Msg, r.batch*r.concurrency)
+	r.in = in
 	r.wg.Add(1)
 	go r.fetch(in)
 	if r.ordered == "" {
@@ -218,6 +249,7 @@ func (r *streamRunner) start() {
 		return
 	}
 	lanes := make([]chan jetstream.Msg, r.concurrency)
+	r.lanes = lanes
 	for i := range lanes {
 		lanes[i] = make(chan jetstream.Msg, r.batch)
 		batches := make(chan []jetstream.Msg)
@@ -236,7 +268,11 @@ func (r *streamRunner) start() {
 		for m := range in {
 			h := fnv.New32a()
 			h.Write([]byte(r.key(m)))
-			lanes[h.Sum32()%uint32(len(lanes))] <- m
+			select {
+			case lanes[h.Sum32()%uint32(len(lanes))] <- m:
+			case <-r.quit: // the lane's batcher may be gone
+				giveBack(m)
+			}
 		}
 	}()
 }
@@ -276,9 +312,15 @@ func (r *streamRunner) fetch(out chan<- jetstream.Msg) {
 			continue
 		}
 		select {
+		case <-r.quit: // stopping: what the drained iterator still holds goes back
+			giveBack(m)
+			continue
+		default:
+		}
+		select {
 		case out <- m:
 		case <-r.quit:
-			return
+			giveBack(m)
 		}
 	}
 }
@@ -305,7 +347,10 @@ func (r *streamRunner) batcher(in <-chan jetstream.Msg, out chan<- []jetstream.M
 			cur = nil
 			return true
 		case <-r.quit:
-			return false // unacknowledged: redelivered after AckWait
+			for _, m := range cur {
+				giveBack(m)
+			}
+			return false
 		}
 	}
 	for {
@@ -334,6 +379,9 @@ func (r *streamRunner) batcher(in <-chan jetstream.Msg, out chan<- []jetstream.M
 				return
 			}
 		case <-r.quit:
+			for _, m := range cur {
+				giveBack(m)
+			}
 			return
 		}
 	}
@@ -416,6 +464,9 @@ func (r *streamRunner) process(batch []jetstream.Msg) {
 		select {
 		case <-time.After(retryDelay(try)):
 		case <-r.quit:
+			for _, it := range failed {
+				giveBack(it.msg)
+			}
 			return
 		}
 		pending = failed

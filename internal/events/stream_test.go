@@ -167,3 +167,70 @@ func TestOrderedByKey(t *testing.T) {
 		}
 	}
 }
+
+// TestStopHandsRecordsBack: a node that stops (a rolling restart) hands
+// back the records its stream trigger holds but has not handled, and
+// releases an ordered trigger's pin, so that another node handles them at
+// once instead of after the ack wait (30 s here) or the pin's TTL.
+func TestStopHandsRecordsBack(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trigger api.Trigger
+	}{
+		{"unordered", api.Trigger{Stream: "HANDOVER", Batch: 1}},
+		{"ordered", api.Trigger{Stream: "HANDOVER", Batch: 1, OrderedBy: "key"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := startNATS(t, t.TempDir())
+			const n = 20
+			var mu sync.Mutex
+			seen := map[int]bool{}
+			record := func(p []byte) {
+				var b batch
+				_ = json.Unmarshal(p, &b)
+				mu.Lock()
+				defer mu.Unlock()
+				for _, r := range b.Data.Records {
+					var d struct{ N int }
+					_ = json.Unmarshal(r.Data, &d)
+					seen[d.N] = true
+				}
+			}
+			count := func() int {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(seen)
+			}
+			slow, fast := newFuncs(), newFuncs()
+			slow.set("sink", func(p []byte) ([]byte, error) {
+				record(p)
+				time.Sleep(100 * time.Millisecond) // records pile up in the runner meanwhile
+				return []byte(`{}`), nil
+			})
+			fast.set("sink", func(p []byte) ([]byte, error) { record(p); return []byte(`{}`), nil })
+			cfg := events.Config{AckWait: 30 * time.Second}
+			a := newHarness(t, url, slow, cfg)
+			ctx := context.Background()
+			if _, err := a.events.PutTriggers(ctx, "sink", []api.Trigger{tc.trigger}); err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				m := nats.NewMsg("HANDOVER.x")
+				m.Header.Set(events.KeyHeader, "k") // one key: an ordered trigger keeps them on one lane
+				m.Data = []byte(fmt.Sprintf(`{"n":%d}`, i))
+				if _, err := a.st.JS.PublishMsg(ctx, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			eventually(t, 10*time.Second, "the first node at work", func() bool { return count() >= 2 })
+			newHarness(t, url, fast, cfg) // the second node
+			stopped := time.Now()
+			a.stop()
+			eventually(t, 10*time.Second, "every record, handled by the second node", func() bool { return count() == n })
+			t.Logf("%d records after the stop in %v", n, time.Since(stopped).Round(time.Millisecond))
+			if len(fast.callsOf("sink")) == 0 {
+				t.Fatal("the second node handled nothing")
+			}
+		})
+	}
+}
