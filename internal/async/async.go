@@ -229,9 +229,11 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops taking work, waits for running invocations to finish and
-// record their outcome (bounded by ctx), and returns. Work not finished is
-// redelivered to another worker after AckWait.
+// Stop stops taking work, hands back the messages fetched but not yet
+// started (so that another node's workers take them at once rather than
+// after AckWait), waits for running invocations to finish and record
+// their outcome (bounded by ctx), and returns. An invocation cut short by
+// ctx is redelivered after AckWait.
 func (s *Service) Stop(ctx context.Context) error {
 	if s.iter == nil {
 		return nil
@@ -240,7 +242,7 @@ func (s *Service) Stop(ctx context.Context) error {
 	// like the first, without closing what is closed already.
 	s.stopOnce.Do(func() {
 		close(s.stopping)
-		s.iter.Stop()
+		s.iter.Drain() // fetch hands back what it still holds
 	})
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -267,7 +269,17 @@ func (s *Service) fetch() {
 			s.log.Warn("async: fetch", "err", err)
 			continue
 		}
-		s.jobs <- msg
+		select {
+		case <-s.stopping:
+			_ = msg.Nak()
+			continue
+		default:
+		}
+		select {
+		case s.jobs <- msg:
+		case <-s.stopping:
+			_ = msg.Nak()
+		}
 	}
 }
 

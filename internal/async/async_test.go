@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -342,6 +344,62 @@ func TestAsyncIsShared(t *testing.T) {
 		waitStatus(t, c, id, api.AsyncSucceeded)
 	}
 	_ = nats.ErrTimeout
+}
+
+// TestStopHandsWorkBack: a node that stops hands back the invocations it
+// had fetched but not started, so that another node runs them at once
+// instead of after the ack wait (two minutes here).
+func TestStopHandsWorkBack(t *testing.T) {
+	cfg := async.Config{AckWait: 2 * time.Minute, Workers: 16}
+	a := nodetest.Start(t, node.Config{NATSListen: "127.0.0.1:0", Async: cfg})
+	bDir := t.TempDir()
+	b := nodetest.Start(t, node.Config{NATSURL: a.NATSURL(), DataDir: bDir, Async: cfg})
+	ctx := context.Background()
+	// a runs none: it is the NATS server, which the test keeps.
+	if err := a.Async.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Deploy(t, a, api.Function{Name: "sleep", Memory: 64, Timeout: "5s", Max: 2}, testutil.BuildWasm(t, "./internal/node/testdata/sleep"))
+	nodetest.Eventually(t, 10*time.Second, "b to see the function", func() bool {
+		_, err := b.Reg.Get("sleep")
+		return err == nil
+	})
+	c := nodetest.Client(b)
+	var ids []string
+	for range 24 {
+		id, err := c.InvokeAsync(ctx, "sleep", []byte(`{"ms":150}`), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	nodetest.Eventually(t, time.Minute, "the first invocation", func() bool {
+		inv, err := c.Invocation(ctx, ids[0])
+		return err == nil && inv.Status == api.AsyncSucceeded
+	})
+	// b holds most of the rest, fetched ahead of its two instances. A third
+	// node takes over when b's queue stops.
+	// It starts with b's compiled code (wazero's cache), as compiling
+	// again under -race takes most of a minute.
+	dDir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dDir, "wasm-cache"), os.DirFS(filepath.Join(bDir, "wasm-cache"))); err != nil {
+		t.Fatal(err)
+	}
+	d := nodetest.Start(t, node.Config{NATSURL: a.NATSURL(), DataDir: dDir, Async: cfg})
+	stopped := time.Now()
+	if err := b.Async.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dc := nodetest.Client(d)
+	nodetest.Eventually(t, time.Minute, "every invocation", func() bool {
+		for _, id := range ids {
+			if inv, err := dc.Invocation(ctx, id); err != nil || inv.Status != api.AsyncSucceeded {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%d invocations done %v after the stop", len(ids), time.Since(stopped).Round(time.Millisecond))
 }
 
 // TestPendingInvocationIsTracked checks that an accepted invocation no worker
