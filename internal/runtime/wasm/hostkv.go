@@ -52,13 +52,13 @@ func hostKVGet(ctx context.Context, mod api.Module, stack []uint64) {
 	key := readAt(mod, "kv_get", stack[2], stack[3])
 	var out []byte
 	if s.tables == nil {
-		out = s.tableError(nil, errTablesUnavailable)
+		out = s.tableError(errTablesUnavailable)
 	} else {
 		cctx, cancel := s.apiContext()
 		item, rev, updated, err := s.tables.GetItem(cctx, table, key)
 		cancel()
 		if err != nil {
-			out = s.tableError(nil, err)
+			out = s.tableError(err)
 		} else {
 			out = make([]byte, tableGetHead, tableGetHead+len(item))
 			binary.LittleEndian.PutUint16(out, http.StatusOK)
@@ -86,13 +86,13 @@ func hostKVPut(ctx context.Context, mod api.Module, stack []uint64) {
 	ifRevision, ifAbsent := stack[4], api.DecodeU32(stack[5]) != 0
 	var out []byte
 	if s.tables == nil {
-		out = s.tableError(nil, errTablesUnavailable)
+		out = s.tableError(errTablesUnavailable)
 	} else {
 		cctx, cancel := s.apiContext()
 		rev, err := s.tables.PutItem(cctx, table, item, ifAbsent, ifRevision)
 		cancel()
 		if err != nil {
-			out = s.tableError(nil, err)
+			out = s.tableError(err)
 		} else {
 			out = make([]byte, tablePutHead)
 			binary.LittleEndian.PutUint16(out, http.StatusOK)
@@ -104,15 +104,13 @@ func hostKVPut(ctx context.Context, mod api.Module, stack []uint64) {
 
 var errTablesUnavailable = errors.New("nimbus.kv: this node does not serve data calls")
 
-// tableError appends err's answer to b: its status, then the API's JSON
-// error body.
-func (s *sdkInstance) tableError(b []byte, err error) []byte {
+// tableError is err's answer: its status, then the API's JSON error body.
+func (s *sdkInstance) tableError(err error) []byte {
 	status, body := http.StatusServiceUnavailable, []byte(nil)
 	if s.tables != nil {
 		status, body = s.tables.ErrorAnswer(err)
 	} else {
 		body = apiError(status, wire.CodeUnavailable, err.Error()).Body
 	}
-	b = binary.LittleEndian.AppendUint16(b, uint16(status))
-	return append(b, body...)
+	return append(binary.LittleEndian.AppendUint16(nil, uint16(status)), body...)
 }
