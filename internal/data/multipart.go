@@ -126,7 +126,8 @@ func (s *Service) UploadPart(ctx context.Context, bucket, key, id string, number
 		return nil, invalid("partNumber", "%d is out of range: use 1 to %d", number, MaxParts)
 	}
 	h := &bucketHandle{js: s.js, obs: s.uploads, stream: s.uploadsStr, name: UploadsBucket, store: UploadsBucket}
-	info, err := h.put(ctx, partName(id, number), r, size, map[string]string{}, "", s.cfg.MaxObjectBytes)
+	// A part's ETag is its MD5: the multipart ETag is made of them.
+	info, err := h.put(ctx, partName(id, number), r, size, map[string]string{}, "", true, s.cfg.MaxObjectBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"strings"
@@ -25,8 +27,8 @@ func TestObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Size != int64(len(body)) || len(o.ETag) != 32 {
-		t.Fatalf("put = %+v", o)
+	if sum := sha256.Sum256(body); o.Size != int64(len(body)) || o.ETag != hex.EncodeToString(sum[:]) {
+		t.Fatalf("put = %+v, want the SHA-256 for ETag", o)
 	}
 	for _, tc := range []struct {
 		rng        string

@@ -26,9 +26,10 @@ import (
 //   - at most putWindow chunks are unacknowledged at a time: nats.go's Put
 //     lets 4,000 run ahead (1 GB of 256 KB chunks), which a fast client and
 //     a slow disk turn into memory on the node;
-//   - the body is read and MD5-hashed (the ETag) on a goroutine of its own
-//     while the caller's SHA-256-hashes (the digest) and publishes: the two
-//     hashes are most of a put's CPU, and they need not share one core.
+//   - the body is read (and, for an MD5 ETag, MD5-hashed) on a goroutine
+//     of its own while the caller SHA-256-hashes (the digest) and
+//     publishes: the hashes are most of a put's CPU, and they need not
+//     share one core.
 const (
 	// putWindow is how many chunks a put has in flight: 4 MB. Four (1 MB)
 	// kept a 100 MB put waiting on acknowledgements at 44-59% of a file
@@ -41,7 +42,9 @@ const (
 	ackWait = 30 * time.Second
 )
 
-func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size int64, meta map[string]string, etag string, limit int64) (*ObjectInfo, error) {
+// put stores r as key. The ETag is etag when given, else the MD5 of the
+// bytes with withMD5, else none: infoOf derives it from the digest.
+func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size int64, meta map[string]string, etag string, withMD5 bool, limit int64) (*ObjectInfo, error) {
 	if size >= 0 {
 		limit = min(limit, size)
 	}
@@ -51,7 +54,7 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 	}
 	id := newNUID()
 	subj := "$O." + h.store + ".C." + id
-	body := readBody(r, limit, etag == "")
+	body := readBody(r, limit, etag == "" && withMD5)
 	defer body.stop()
 
 	var (
@@ -106,10 +109,12 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 	if size >= 0 && int64(total) != size {
 		return fail(invalid("body", "the body is %d bytes, %d were announced", total, size))
 	}
-	if etag == "" {
+	if body.md5 != nil {
 		etag = hex.EncodeToString(body.md5.Sum(nil))
 	}
-	meta[metaETag] = etag
+	if etag != "" {
+		meta[metaETag] = etag
+	}
 	info := &jetstream.ObjectInfo{
 		ObjectMeta: jetstream.ObjectMeta{Name: key, Metadata: meta, Opts: &jetstream.ObjectMetaOptions{ChunkSize: ChunkSize}},
 		Bucket:     h.store, NUID: id, Size: total, Chunks: chunks,

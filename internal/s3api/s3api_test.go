@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/nimbus-run/nimbus/internal/data"
 	"github.com/nimbus-run/nimbus/internal/keys"
 	"github.com/nimbus-run/nimbus/internal/node"
 	"github.com/nimbus-run/nimbus/internal/node/nodetest"
@@ -51,7 +53,7 @@ func apiCode(err error) string {
 }
 
 func TestS3SDK(t *testing.T) {
-	_, c, bad := startS3(t)
+	nd, c, bad := startS3(t)
 	ctx := context.Background()
 	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("photos")}); err != nil {
 		t.Fatal(err)
@@ -85,7 +87,24 @@ func TestS3SDK(t *testing.T) {
 	if err != nil || *head.ContentLength != 13 || *head.ContentType != "text/plain" {
 		t.Fatalf("HeadObject: %+v %v", head, err)
 	}
-	if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("photos"), Key: aws.String("copy.txt"), CopySource: aws.String("photos/dir/a%20b.txt")}); err != nil {
+	cp, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("photos"), Key: aws.String("copy.txt"), CopySource: aws.String("photos/dir/a%20b.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *cp.CopyObjectResult.ETag != *put.ETag {
+		t.Errorf("copy ETag %s, want the source's %s", *cp.CopyObjectResult.ETag, *put.ETag)
+	}
+	// An object put through the Nimbus API has the SHA-256 for ETag, in
+	// S3's answers too.
+	native := []byte("written natively")
+	if _, err := nd.Data.PutObject(ctx, "photos", "native.txt", bytes.NewReader(native), int64(len(native)), data.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	nh, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("photos"), Key: aws.String("native.txt")})
+	if sha := sha256.Sum256(native); err != nil || *nh.ETag != `"`+hex.EncodeToString(sha[:])+`"` {
+		t.Fatalf("HeadObject of a natively put object: %v, want ETag %x", err, sha)
+	}
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("photos"), Key: aws.String("native.txt")}); err != nil {
 		t.Fatal(err)
 	}
 	lo, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("photos"), Delimiter: aws.String("/")})
@@ -186,6 +205,11 @@ func TestS3Multipart(t *testing.T) {
 	get.Body.Close()
 	if err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("read back %d bytes (%v), equal %v", len(got), err, bytes.Equal(got, body))
+	}
+	// A copy is one part: S3 gives it the MD5 of its bytes.
+	cp, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("big"), Key: aws.String("blob-copy"), CopySource: aws.String("big/blob")})
+	if sum := md5.Sum(body); err != nil || *cp.CopyObjectResult.ETag != `"`+hex.EncodeToString(sum[:])+`"` {
+		t.Fatalf("copy of a multipart object: %v, want ETag %x", err, sum)
 	}
 	// Abort and ListParts.
 	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("big"), Key: aws.String("x")})
