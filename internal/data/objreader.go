@@ -3,7 +3,6 @@ package data
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -94,64 +93,73 @@ const stallCheck = time.Second
 // range not at the start, first finds the chunk holding the offset from
 // the chunks' sizes alone (a headers-only pass), so skipping never moves
 // the bytes.
+//
+// Integrity: JetStream's file store checks each chunk's checksum
+// (HighwayHash, per record) when it reads it from disk, and on a bucket of
+// one replica the reader checks with every chunk that the stream holds
+// exactly the object's chunks (the chunk's index and the consumer's count
+// of those after it), so a lost chunk fails the read before its bytes are
+// returned. (On a replicated bucket the consumer may sit on a replica
+// still applying the stream, whose count is short for a while.) The bytes
+// are not hashed again: a SHA-256 of every download cost a third of a
+// node's CPU per byte read (docs/data.md).
 func (h *bucketHandle) open(ctx context.Context, info *ObjectInfo, start, length int64) (io.ReadCloser, error) {
 	if length == 0 {
 		return io.NopCloser(bytes.NewReader(nil)), nil
 	}
 	subj := "$O." + h.store + ".C." + info.nuid
 	var seq uint64
+	var index uint32
 	skip := start
 	if start > 0 {
 		var err error
-		if seq, skip, err = h.seek(ctx, subj, start); err != nil {
+		if seq, index, skip, err = h.seek(ctx, subj, start); err != nil {
 			return nil, err
 		}
 	}
-	r := &chunkStream{ctx: ctx, h: h, key: info.Key, nuid: info.nuid, subj: subj, first: seq, skip: skip, left: length, name: h.name + "/" + info.Key}
+	r := &chunkStream{ctx: ctx, h: h, key: info.Key, nuid: info.nuid, subj: subj, first: seq, next: index, chunks: info.chunks,
+		skip: skip, left: length, name: h.name + "/" + info.Key, counted: h.stream.CachedInfo().Config.Replicas <= 1}
 	if err := r.consume(seq); err != nil {
 		return nil, err
-	}
-	if start == 0 && length == info.Size {
-		// A whole object is checked against its digest at the end.
-		r.sum, r.digest = startHashing(), info.Digest
 	}
 	return r, nil
 }
 
-// seek finds the sequence of the chunk holding byte off, and off's offset
-// in it.
-func (h *bucketHandle) seek(ctx context.Context, subj string, off int64) (uint64, int64, error) {
+// seek finds the sequence and index of the chunk holding byte off, and
+// off's offset in it.
+func (h *bucketHandle) seek(ctx context.Context, subj string, off int64) (seq uint64, index uint32, skip int64, err error) {
 	cons, err := h.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, HeadersOnly: true})
 	if err != nil {
-		return 0, 0, fmt.Errorf("seek: %w", err)
+		return 0, 0, 0, fmt.Errorf("seek: %w", err)
 	}
 	var pos int64
 	for {
 		batch, err := cons.FetchNoWait(256)
 		if err != nil {
-			return 0, 0, fmt.Errorf("seek: %w", err)
+			return 0, 0, 0, fmt.Errorf("seek: %w", err)
 		}
 		n := 0
 		for m := range batch.Messages() {
 			n++
 			size, err := strconv.ParseInt(m.Headers().Get("Nats-Msg-Size"), 10, 64)
 			if err != nil {
-				return 0, 0, fmt.Errorf("seek: chunk without a size")
+				return 0, 0, 0, fmt.Errorf("seek: chunk without a size")
 			}
 			if pos+size > off {
 				md, err := m.Metadata()
 				if err != nil {
-					return 0, 0, fmt.Errorf("seek: %w", err)
+					return 0, 0, 0, fmt.Errorf("seek: %w", err)
 				}
-				return md.Sequence.Stream, off - pos, nil
+				return md.Sequence.Stream, index, off - pos, nil
 			}
 			pos += size
+			index++
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return 0, 0, fmt.Errorf("seek: %w", err)
+			return 0, 0, 0, fmt.Errorf("seek: %w", err)
 		}
 		if n == 0 {
-			return 0, 0, fmt.Errorf("seek: the object's chunks end at %d bytes, before %d (was it replaced?)", pos, off)
+			return 0, 0, 0, fmt.Errorf("seek: the object's chunks end at %d bytes, before %d (was it replaced?)", pos, off)
 		}
 	}
 }
@@ -164,16 +172,18 @@ type chunkStream struct {
 	nuid   string
 	subj   string // of the object's chunks
 	first  uint64 // stream sequence the read starts at; 0: the first chunk
-	it     jetstream.MessagesContext
-	last   uint64 // stream sequence of the last chunk read
-	stalls int    // stall checks in a row that found the object unchanged
-	name   string
-	skip   int64 // bytes of the first chunk to drop
-	left   int64 // bytes still to return
-	buf    []byte
-	sum    *hasher
-	digest string
-	err    error
+	next   uint32 // index of the chunk to come
+	chunks uint32 // the object's
+	// counted: the consumer's counts of chunks to come are exact.
+	counted bool
+	it      jetstream.MessagesContext
+	last    uint64 // stream sequence of the last chunk read
+	stalls  int    // stall checks in a row that found the object unchanged
+	name    string
+	skip    int64 // bytes of the first chunk to drop
+	left    int64 // bytes still to return
+	buf     []byte
+	err     error
 }
 
 // stallRestart is how many stall checks in a row that find the object
@@ -240,23 +250,16 @@ func (r *chunkStream) fill() error {
 		}
 		if r.left == 0 {
 			r.err = io.EOF
-			if r.sum != nil {
-				want, err := jetstream.DecodeObjectDigest(r.digest)
-				if got := r.sum.end(); err != nil || !bytes.Equal(want, got) {
-					r.err = fmt.Errorf("read %s: the bytes do not match the object's digest", r.name)
-				}
-				r.sum = nil
-			}
 			r.stop()
 			return r.err
 		}
-		r.err = r.next()
+		r.err = r.load()
 	}
 	return nil
 }
 
-// next loads the next chunk into buf.
-func (r *chunkStream) next() error {
+// load loads the next chunk into buf.
+func (r *chunkStream) load() error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
@@ -266,9 +269,6 @@ func (r *chunkStream) next() error {
 			return err
 		}
 		data := m.Data()
-		if r.sum != nil {
-			r.sum.write(data) // the message's bytes are its own: no copy
-		}
 		if r.skip > 0 {
 			if r.skip >= int64(len(data)) {
 				r.skip -= int64(len(data))
@@ -293,9 +293,18 @@ func (r *chunkStream) nextMsg() (jetstream.Msg, error) {
 		cancel()
 		if err == nil {
 			r.stalls = 0
-			if md, err := m.Metadata(); err == nil {
-				r.last = md.Sequence.Stream
+			md, err := m.Metadata()
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", r.name, err)
 			}
+			// The chunks after this one, and this one's index, must
+			// add up to the object's count.
+			if r.counted && uint64(r.next)+1+md.NumPending != uint64(r.chunks) {
+				return nil, fmt.Errorf("read %s: the store holds %d of the object's %d chunks (it was replaced or deleted while being read, or a chunk was lost): %w",
+					r.name, uint64(r.next)+1+md.NumPending, r.chunks, io.ErrUnexpectedEOF)
+			}
+			r.next++
+			r.last = md.Sequence.Stream
 			return m, nil
 		}
 		if cerr := r.ctx.Err(); cerr != nil {
@@ -330,15 +339,11 @@ func (r *chunkStream) nextMsg() (jetstream.Msg, error) {
 	}
 }
 
-// stop ends the consumer and the hashing.
+// stop ends the consumer.
 func (r *chunkStream) stop() {
 	if r.it != nil {
 		r.it.Stop()
 		r.it = nil
-	}
-	if r.sum != nil {
-		r.sum.end()
-		r.sum = nil
 	}
 }
 
@@ -348,32 +353,4 @@ func (r *chunkStream) Close() error {
 	}
 	r.stop()
 	return nil
-}
-
-// hasher computes a SHA-256 on a goroutine of its own, so checking a
-// download's digest costs the reader no time (with a core to spare).
-type hasher struct {
-	in  chan []byte
-	out chan []byte
-}
-
-func startHashing() *hasher {
-	h := &hasher{in: make(chan []byte, 1), out: make(chan []byte, 1)}
-	go func() {
-		sum := sha256.New()
-		for b := range h.in {
-			sum.Write(b)
-		}
-		h.out <- sum.Sum(nil)
-	}()
-	return h
-}
-
-// write hashes b, which must not change afterwards.
-func (h *hasher) write(b []byte) { h.in <- b }
-
-// end waits for the hashing and returns the sum.
-func (h *hasher) end() []byte {
-	close(h.in)
-	return <-h.out
 }

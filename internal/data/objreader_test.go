@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,5 +74,70 @@ func TestReaderResumesAfterStall(t *testing.T) {
 	}
 	if stall.stops != 1 {
 		t.Fatalf("the stalled consumer was stopped %d times, want once", stall.stops)
+	}
+}
+
+// TestReaderCountsChunks: a read fails, before it returns a byte of the
+// chunks that follow, when the stream holds fewer chunks than the object
+// has (one lost), instead of returning shifted bytes or waiting for a
+// chunk that cannot come.
+func TestReaderCountsChunks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := New(Config{}, storetest.Open(t))
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	if _, _, err := s.PutBucket(ctx, "files"); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 3*ChunkSize+100)
+	rand.Read(want)
+	info, err := s.PutObject(ctx, "files", "blob", bytes.NewReader(want), int64(len(want)), PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.bucket(ctx, "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(start, length int64) ([]byte, error) {
+		body, err := h.open(ctx, info, start, length)
+		if err != nil {
+			return nil, err
+		}
+		defer body.Close()
+		return io.ReadAll(body)
+	}
+	// Intact, whole and from the third chunk.
+	if got, err := read(0, info.Size); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("whole read: %d bytes, %v", len(got), err)
+	}
+	if got, err := read(2*ChunkSize+5, 10); err != nil || !bytes.Equal(got, want[2*ChunkSize+5:2*ChunkSize+15]) {
+		t.Fatalf("range read: %d bytes, %v", len(got), err)
+	}
+
+	// Lose the second chunk.
+	last, err := h.stream.GetLastMsgForSubject(ctx, "$O."+h.store+".C."+info.nuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.stream.DeleteMsg(ctx, last.Sequence-2); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	got, err := read(0, info.Size)
+	if !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), "3 of the object's 4 chunks") {
+		t.Fatalf("whole read of an object missing a chunk: %d bytes, %v", len(got), err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("the failed read returned %d bytes", len(got))
+	}
+	if _, err := read(2*ChunkSize+5, 10); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("range read of an object missing a chunk: %v", err)
+	}
+	if d := time.Since(start); d >= stallCheck {
+		t.Fatalf("the reads took %v to fail: they waited for the chunk", d)
 	}
 }
