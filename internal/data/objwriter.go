@@ -26,10 +26,11 @@ import (
 //   - at most putWindow chunks are unacknowledged at a time: nats.go's Put
 //     lets 4,000 run ahead (1 GB of 256 KB chunks), which a fast client and
 //     a slow disk turn into memory on the node;
-//   - the body is read (and, for an MD5 ETag, MD5-hashed) on a goroutine
-//     of its own while the caller SHA-256-hashes (the digest) and
-//     publishes: the hashes are most of a put's CPU, and they need not
-//     share one core.
+//   - the body is read and hashed (SHA-256 for the digest, and MD5 for an
+//     MD5 ETag) on a goroutine of its own while the caller publishes:
+//     hashing is most of a put's CPU, and need not share one core with
+//     publishing (hashing in the caller held a 100 MB put to 381-515 MB/s,
+//     in the reader it makes 514-572).
 const (
 	// putWindow is how many chunks a put has in flight: 4 MB. Four (1 MB)
 	// kept a 100 MB put waiting on acknowledgements at 44-59% of a file
@@ -58,7 +59,6 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 	defer body.stop()
 
 	var (
-		sum     = sha256.New()
 		pending []jetstream.PubAckFuture
 		chunks  uint32
 		total   uint64
@@ -84,7 +84,6 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 		if err != nil {
 			return fail(fmt.Errorf("put %s/%s: reading the body: %w", h.name, key, err))
 		}
-		sum.Write(buf)
 		f, err := h.js.PublishMsgAsync(&nats.Msg{Subject: subj, Data: buf})
 		body.release(buf) // published: the connection has its own copy
 		if err != nil {
@@ -118,7 +117,7 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 	info := &jetstream.ObjectInfo{
 		ObjectMeta: jetstream.ObjectMeta{Name: key, Metadata: meta, Opts: &jetstream.ObjectMetaOptions{ChunkSize: ChunkSize}},
 		Bucket:     h.store, NUID: id, Size: total, Chunks: chunks,
-		Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sum.Sum(nil)),
+		Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(body.sha.Sum(nil)),
 	}
 	b, err := json.Marshal(info)
 	if err != nil {
@@ -175,10 +174,11 @@ func newNUID() string {
 
 // bodyReader reads an object's body into full chunks (every chunk but the
 // last is full, which keeps range reads cheap to position) on a goroutine
-// of its own, counting what passes against the limit and hashing it with
-// MD5, putBuffers chunks ahead of the publisher.
+// of its own, counting what passes against the limit and hashing it,
+// putBuffers chunks ahead of the publisher.
 type bodyReader struct {
-	md5  hash.Hash // nil when the ETag is given
+	sha  hash.Hash
+	md5  hash.Hash // nil but for an MD5 ETag
 	free chan []byte
 	full chan filled
 	quit chan struct{}
@@ -193,7 +193,7 @@ type filled struct {
 func readBody(r io.Reader, limit int64, withMD5 bool) *bodyReader {
 	b := &bodyReader{
 		free: make(chan []byte, putBuffers), full: make(chan filled, putBuffers),
-		quit: make(chan struct{}), done: make(chan struct{}),
+		quit: make(chan struct{}), done: make(chan struct{}), sha: sha256.New(),
 	}
 	if withMD5 {
 		b.md5 = md5.New()
@@ -229,6 +229,7 @@ func (b *bodyReader) run(r io.Reader, limit int64) {
 			send(filled{err: wrapf(ErrTooLarge, "object is over the limit of %d bytes", limit)})
 			return
 		}
+		b.sha.Write(buf[:k])
 		if b.md5 != nil {
 			b.md5.Write(buf[:k])
 		}
