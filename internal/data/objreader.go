@@ -74,10 +74,14 @@ func ParseRange(h string, size int64) (*Range, error) {
 
 // readAhead is how many chunks a reader pulls ahead of its caller: what a
 // download holds in memory is about readAhead*ChunkSize, however slow its
-// client. Eight made a 100 MB download some 13% faster, but pushed the
-// server's memory growth over a 200 MB upload and download past 64 MB in
-// half the runs of TestObjectMemory; four were no faster than two.
-const readAhead = 2
+// client. The pulls are what paces a read: a 100 MB object read in
+// process went at 561-584 MB/s with two, 660-664 with four and 855-908
+// with eight; through the HTTP API (bench/data -only object, five
+// alternating runs) at 360-436, 409-504 and 488-583 MB/s. But eight, and
+// six, pushed the node's memory growth over a 200 MB upload and download
+// to 59-70 MB and 49-64 MB (TestObjectMemory, five runs each; the target
+// is 64), where four keep it at 51-54, as two did.
+const readAhead = 4
 
 // stallCheck is how long a reader waits for a chunk before it checks that
 // the object is still there: chunks are stored before the object is
