@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nimbus-run/nimbus/internal/urlpath"
@@ -28,6 +30,32 @@ const (
 
 // HeaderMetaPrefix starts the headers carrying an object's user metadata.
 const HeaderMetaPrefix = "X-Nimbus-Meta-"
+
+// HeaderReprDigest carries the SHA-256 of a whole object on GET and HEAD
+// (RFC 9530): "sha-256=:<base64>:".
+const HeaderReprDigest = "Repr-Digest"
+
+// FormatReprDigest formats a SHA-256 for HeaderReprDigest.
+func FormatReprDigest(sum []byte) string {
+	return "sha-256=:" + base64.StdEncoding.EncodeToString(sum) + ":"
+}
+
+// ReprDigest returns the SHA-256 a response's HeaderReprDigest names, or
+// nil.
+func ReprDigest(h http.Header) []byte {
+	for _, v := range h.Values(HeaderReprDigest) {
+		for d := range strings.SplitSeq(v, ",") {
+			alg, val, ok := strings.Cut(strings.TrimSpace(d), "=")
+			if !ok || !strings.EqualFold(alg, "sha-256") || len(val) < 2 || val[0] != ':' || val[len(val)-1] != ':' {
+				continue
+			}
+			if sum, err := base64.StdEncoding.DecodeString(val[1 : len(val)-1]); err == nil && len(sum) == 32 {
+				return sum
+			}
+		}
+	}
+	return nil
+}
 
 // Uses lists the tables and buckets a function may use through the SDK.
 type Uses struct {

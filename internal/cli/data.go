@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -481,7 +485,8 @@ func newObjGet(e *env) *cobra.Command {
 			}
 			defer resp.Body.Close()
 			var w io.Writer = e.stdout
-			if len(args) == 2 && args[1] != "-" {
+			file := len(args) == 2 && args[1] != "-"
+			if file {
 				f, err := os.Create(args[1])
 				if err != nil {
 					return usagef("%v", err)
@@ -494,19 +499,41 @@ func newObjGet(e *env) *cobra.Command {
 					w = io.MultiWriter(f, p)
 				}
 			}
-			n, err := io.Copy(w, resp.Body)
-			if err != nil {
-				return err
+			// A whole object is checked against its SHA-256: the node
+			// leaves the end-to-end check to the client, as S3 does.
+			var sum hash.Hash
+			want := api.ReprDigest(resp.Header)
+			if want != nil && resp.StatusCode == http.StatusOK {
+				sum = sha256.New()
+				w = io.MultiWriter(w, sum)
 			}
-			if resp.ContentLength >= 0 && n != resp.ContentLength {
-				return fmt.Errorf("download ended after %d of %d bytes", n, resp.ContentLength)
+			err = download(w, resp, sum, want)
+			if err != nil && file {
+				os.Remove(args[1]) // nothing half-written is left behind
+				return fmt.Errorf("%w; %s removed, run the command again", err, args[1])
 			}
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&rng, "range", "", "a byte range, e.g. 0-1023 or -500")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return cmd
+}
+
+// download copies resp's body to w and checks its length, and, with sum,
+// that it hashes to want.
+func download(w io.Writer, resp *http.Response, sum hash.Hash, want []byte) error {
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return fmt.Errorf("download cut short after %d bytes: %w", n, err)
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return fmt.Errorf("download ended after %d of %d bytes", n, resp.ContentLength)
+	}
+	if sum != nil && !bytes.Equal(sum.Sum(nil), want) {
+		return fmt.Errorf("the %d bytes downloaded do not match the object's SHA-256 (damaged on the way)", n)
+	}
+	return nil
 }
 
 func newObjRm(e *env) *cobra.Command {

@@ -2,6 +2,7 @@ package data
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -56,6 +57,16 @@ type ObjectInfo struct {
 
 	nuid   string
 	chunks uint32
+}
+
+// SHA256 returns the SHA-256 of the object's bytes, from its digest; nil
+// when it has none.
+func (o *ObjectInfo) SHA256() []byte {
+	d, err := jetstream.DecodeObjectDigest(o.Digest)
+	if err != nil || len(d) != sha256.Size {
+		return nil
+	}
+	return d
 }
 
 // PutObjectOptions describe a new object.

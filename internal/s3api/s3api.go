@@ -10,6 +10,7 @@
 package s3api
 
 import (
+	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -467,6 +468,19 @@ func objectHeaders(w http.ResponseWriter, info *data.ObjectInfo) {
 	}
 }
 
+// checksumHeaders gives a client that asks (x-amz-checksum-mode: ENABLED,
+// which the AWS SDKs send by default) the SHA-256 of a whole object, which
+// the SDKs check the body against: the node does not hash what it reads.
+func checksumHeaders(w http.ResponseWriter, r *http.Request, info *data.ObjectInfo) {
+	if !strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") {
+		return
+	}
+	if sum := info.SHA256(); sum != nil {
+		w.Header().Set("X-Amz-Checksum-Sha256", base64.StdEncoding.EncodeToString(sum))
+		w.Header().Set("X-Amz-Checksum-Type", "FULL_OBJECT")
+	}
+}
+
 func (a *API) getObject(w http.ResponseWriter, r *http.Request, bucket, key string) {
 	if r.Method == http.MethodHead && r.Header.Get("Range") == "" {
 		info, err := a.svc.HeadObject(r.Context(), bucket, key)
@@ -475,6 +489,7 @@ func (a *API) getObject(w http.ResponseWriter, r *http.Request, bucket, key stri
 			return
 		}
 		objectHeaders(w, info)
+		checksumHeaders(w, r, info)
 		w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
 		w.WriteHeader(http.StatusOK)
 		return
@@ -487,7 +502,9 @@ func (a *API) getObject(w http.ResponseWriter, r *http.Request, bucket, key stri
 	defer obj.Body.Close()
 	objectHeaders(w, obj.Info)
 	status, length := http.StatusOK, obj.Info.Size
-	if obj.Range != nil {
+	if obj.Range == nil {
+		checksumHeaders(w, r, obj.Info)
+	} else {
 		status, length = http.StatusPartialContent, obj.Range.Length
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", obj.Range.Start, obj.Range.Start+obj.Range.Length-1, obj.Info.Size))
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -82,6 +83,17 @@ func TestS3SDK(t *testing.T) {
 	get.Body.Close()
 	if string(got) != "nimbus" || *get.ContentRange != "bytes 7-12/13" || get.Metadata["owner"] != "ada" {
 		t.Fatalf("GetObject range: %q %v %v", got, *get.ContentRange, get.Metadata)
+	}
+	// A whole object comes with its SHA-256 to a client that asks, and
+	// the SDK checks the body against it.
+	whole, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("photos"), Key: aws.String("dir/a b.txt"), ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = io.ReadAll(whole.Body)
+	whole.Body.Close()
+	if sha := sha256.Sum256(body); err != nil || string(got) != string(body) || whole.ChecksumSHA256 == nil || *whole.ChecksumSHA256 != base64.StdEncoding.EncodeToString(sha[:]) {
+		t.Fatalf("GetObject with checksums: %q, %v, checksum %v", got, err, whole.ChecksumSHA256)
 	}
 	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("photos"), Key: aws.String("dir/a b.txt")})
 	if err != nil || *head.ContentLength != 13 || *head.ContentType != "text/plain" {

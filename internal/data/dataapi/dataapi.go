@@ -533,6 +533,11 @@ func objectHeaders(w http.ResponseWriter, info *data.ObjectInfo) {
 	h.Set("ETag", `"`+info.ETag+`"`)
 	h.Set("Last-Modified", info.Modified.UTC().Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
+	if sum := info.SHA256(); sum != nil {
+		// The whole object's, for a range too (RFC 9530): what a client
+		// checks a download with, as the node does not hash what it reads.
+		h.Set(api.HeaderReprDigest, api.FormatReprDigest(sum))
+	}
 	for k, v := range info.Metadata {
 		h.Set(api.HeaderMetaPrefix+k, v)
 	}

@@ -1,0 +1,178 @@
+package cli_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/internal/cli"
+	"github.com/nimbus-run/nimbus/internal/node"
+	"github.com/nimbus-run/nimbus/internal/node/nodetest"
+)
+
+// TestCLITables drives `nimbus table` against a node: create, ls, put
+// (conditional), get, query, scan, and rm, which needs --force for a
+// table holding items.
+func TestCLITables(t *testing.T) {
+	n := nodetest.Start(t, node.Config{})
+	if r := run(t, n, "", "table", "create", "orders", "--key", "customer", "--sort", "created"); r.code != 0 || !strings.Contains(r.stdout, "orders") {
+		t.Fatalf("create: %+v", r)
+	}
+	if r := run(t, n, "", "table", "create", "bad name"); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "--key") {
+		t.Fatalf("create without --key: %+v", r)
+	}
+	if r := run(t, n, "", "table", "ls"); r.code != 0 || !strings.Contains(r.stdout, "orders") || !strings.Contains(r.stdout, "customer") {
+		t.Fatalf("ls: %+v", r)
+	}
+	for i, day := range []string{"2024-05-01", "2024-05-02", "2024-05-03"} {
+		item := `{"customer":"c1","created":"` + day + `","total":` + string(rune('1'+i)) + `}`
+		if r := run(t, n, "", "table", "put", "orders", item); r.code != 0 || !strings.Contains(r.stdout, "revision") {
+			t.Fatalf("put %s: %+v", item, r)
+		}
+	}
+	// Stdin, and a conditional put that loses.
+	if r := run(t, n, `{"customer":"c2","created":"2024-06-01"}`, "table", "put", "orders", "-"); r.code != 0 {
+		t.Fatalf("put from stdin: %+v", r)
+	}
+	if r := run(t, n, "", "table", "put", "orders", `{"customer":"c2","created":"2024-06-01"}`, "--if-absent"); r.code == 0 || !strings.Contains(r.stderr, "condition failed") {
+		t.Fatalf("put --if-absent over an item: %+v", r)
+	}
+	if r := run(t, n, "", "table", "put", "orders", `{"customer":`); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "not valid JSON") {
+		t.Fatalf("put of bad JSON: %+v", r)
+	}
+	r := run(t, n, "", "table", "get", "orders", `{"customer":"c1","created":"2024-05-02"}`, "-o", "json")
+	var en struct {
+		Item     struct{ Total int }
+		Revision uint64
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &en); r.code != 0 || err != nil || en.Item.Total != 2 || en.Revision == 0 {
+		t.Fatalf("get -o json: %+v (%v)", r, err)
+	}
+	if r := run(t, n, "", "table", "query", "orders", "c1", "--where", `>= "2024-05-02"`, "--reverse"); r.code != 0 ||
+		strings.Count(r.stdout, "\n") != 2 || strings.Index(r.stdout, "05-03") > strings.Index(r.stdout, "05-02") {
+		t.Fatalf("query --reverse: %+v", r)
+	}
+	if r := run(t, n, "", "table", "query", "orders", "c1", "--limit", "2"); r.code != 0 || strings.Count(r.stdout, "\n") != 2 || !strings.Contains(r.stderr, "more: --cursor") {
+		t.Fatalf("query page: %+v", r)
+	}
+	if r := run(t, n, "", "table", "scan", "orders", "--limit", "1", "--all"); r.code != 0 || strings.Count(r.stdout, "\n") != 4 {
+		t.Fatalf("scan --all: %+v", r)
+	}
+	if r := run(t, n, "", "table", "rm", "orders"); r.code == 0 || !strings.Contains(r.stderr, "force") {
+		t.Fatalf("rm of a table with items: %+v", r)
+	}
+	if r := run(t, n, "", "table", "rm", "orders", "--force"); r.code != 0 {
+		t.Fatalf("rm --force: %+v", r)
+	}
+	if r := run(t, n, "", "table", "ls"); r.code != 0 || strings.Contains(r.stdout, "orders") {
+		t.Fatalf("ls after rm: %+v", r)
+	}
+}
+
+// TestCLIObjects drives `nimbus obj` against a node: mb, put (with a
+// progress bar), get (checked against the object's SHA-256), a range, ls,
+// presign, rm, and rb, which needs --force for a bucket holding objects.
+func TestCLIObjects(t *testing.T) {
+	n := nodetest.Start(t, node.Config{})
+	dir := t.TempDir()
+	body := make([]byte, 3<<20+5)
+	rand.Read(body)
+	src := filepath.Join(dir, "photo.bin")
+	if err := os.WriteFile(src, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, n, "", "obj", "mb", "avatars"); r.code != 0 {
+		t.Fatalf("mb: %+v", r)
+	}
+	// A key ending in / takes the file's name.
+	r := run(t, n, "", "obj", "put", "avatars/img/", src, "--content-type", "image/x-test", "--meta", "owner=ada")
+	sum := sha256.Sum256(body)
+	if r.code != 0 || !strings.Contains(r.stdout, "avatars/img/photo.bin") || !strings.Contains(r.stdout, hex.EncodeToString(sum[:])) || !strings.Contains(r.stderr, "upload [") {
+		t.Fatalf("put: %+v", r)
+	}
+	out := filepath.Join(dir, "back.bin")
+	if r := run(t, n, "", "obj", "get", "avatars/img/photo.bin", out); r.code != 0 || !strings.Contains(r.stderr, "download [") {
+		t.Fatalf("get: %+v", r)
+	}
+	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("downloaded %d bytes (%v), want the %d put", len(got), err, len(body))
+	}
+	if r := run(t, n, "", "obj", "get", "avatars/img/photo.bin", "--range", "10-19"); r.code != 0 || r.stdout != string(body[10:20]) {
+		t.Fatalf("get --range to stdout: %d bytes, %q", len(r.stdout), r.stderr)
+	}
+	if r := run(t, n, "", "obj", "ls", "avatars", "--delimiter", "/"); r.code != 0 || !strings.Contains(r.stdout, "img/") {
+		t.Fatalf("ls --delimiter: %+v", r)
+	}
+	if r := run(t, n, "", "obj", "ls", "avatars/img/"); r.code != 0 || !strings.Contains(r.stdout, "img/photo.bin") || !strings.Contains(r.stdout, "3.0 MiB") {
+		t.Fatalf("ls prefix: %+v", r)
+	}
+	r = run(t, n, "", "obj", "presign", "avatars/img/photo.bin", "--expires", "5m")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, n.URL()) {
+		t.Fatalf("presign: %+v", r)
+	}
+	resp, err := http.Get(strings.TrimSpace(r.stdout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(body)) {
+		t.Fatalf("GET of the presigned URL: %s, %d bytes", resp.Status, resp.ContentLength)
+	}
+	if r := run(t, n, "", "obj", "get", "avatars/none", filepath.Join(dir, "none")); r.code == 0 || !strings.Contains(r.stderr, "no such key") {
+		t.Fatalf("get of a missing key: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "none")); !os.IsNotExist(err) {
+		t.Fatalf("get of a missing key left a file: %v", err)
+	}
+	if r := run(t, n, "", "obj", "rb", "avatars"); r.code == 0 || !strings.Contains(r.stderr, "force") {
+		t.Fatalf("rb of a bucket with objects: %+v", r)
+	}
+	if r := run(t, n, "", "obj", "rm", "avatars/img/photo.bin"); r.code != 0 {
+		t.Fatalf("rm: %+v", r)
+	}
+	if r := run(t, n, "", "obj", "rb", "avatars"); r.code != 0 {
+		t.Fatalf("rb of an empty bucket: %+v", r)
+	}
+}
+
+// TestCLIGetChecksDigest: a download whose bytes do not match the
+// Repr-Digest the server sent fails, and leaves no file behind.
+func TestCLIGetChecksDigest(t *testing.T) {
+	body := []byte("the bytes the server sends")
+	wrong := sha256.Sum256([]byte("other bytes"))
+	right := sha256.Sum256(body)
+	digest := wrong[:]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(api.HeaderReprDigest, api.FormatReprDigest(digest))
+		w.Write(body)
+	}))
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "out.bin")
+	get := func() result {
+		var o, e bytes.Buffer
+		code := cli.Run(t.Context(), []string{"--server", srv.URL, "obj", "get", "b/k", out}, nil, &o, &e)
+		return result{code, o.String(), e.String()}
+	}
+	if r := get(); r.code != cli.ExitError || !strings.Contains(r.stderr, "do not match the object's SHA-256") {
+		t.Fatalf("get of damaged bytes: %+v", r)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("the damaged download was left at %s: %v", out, err)
+	}
+	digest = right[:]
+	if r := get(); r.code != 0 {
+		t.Fatalf("get of intact bytes: %+v", r)
+	}
+	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("downloaded %q (%v)", got, err)
+	}
+}
