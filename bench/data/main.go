@@ -235,7 +235,24 @@ func run(ops, mb, clients int) error {
 		return nil
 	}
 
+	// After the table benchmarks the node is still digesting their
+	// writes (change streams, key indexes) for a while: the objects are
+	// measured once it is idle, as with -only object.
+	settle()
 	return objectBench(ctx, c, svc, dir, int64(mb)<<20)
+}
+
+// settle waits, for at most a minute, until the process uses less than a
+// tenth of a CPU over half a second.
+func settle() {
+	const window = 500 * time.Millisecond
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		c0 := cpuTime()
+		time.Sleep(window)
+		if cpuTime()-c0 < window/10 {
+			return
+		}
+	}
 }
 
 // objectRounds is how many times the object benchmark runs: one 100 MB
