@@ -25,14 +25,11 @@ func (s *stalled) Next(...jetstream.NextOpt) (jetstream.Msg, error) {
 func (s *stalled) Stop()  { s.stops++ }
 func (s *stalled) Drain() { s.stops++ }
 
-// TestReaderResumesAfterStall: a read whose ordered consumer stops
-// delivering (as one did on a replicated bucket while its replicas
-// settled) starts a new consumer after the last chunk it read, after
-// stallRestart checks that find the object unchanged, and returns every
-// byte.
-func TestReaderResumesAfterStall(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+// putBlob stores an object of four chunks, the last one short, in a
+// bucket of its own service, and returns the bucket, the object and its
+// bytes.
+func putBlob(ctx context.Context, t *testing.T) (*bucketHandle, *ObjectInfo, []byte) {
+	t.Helper()
 	s := New(Config{}, storetest.Open(t))
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -51,6 +48,18 @@ func TestReaderResumesAfterStall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return h, info, want
+}
+
+// TestReaderResumesAfterStall: a read whose ordered consumer stops
+// delivering (as one did on a replicated bucket while its replicas
+// settled) starts a new consumer after the last chunk it read, after
+// stallRestart checks that find the object unchanged, and returns every
+// byte.
+func TestReaderResumesAfterStall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h, info, want := putBlob(ctx, t)
 	body, err := h.open(ctx, info, 0, info.Size)
 	if err != nil {
 		t.Fatal(err)
@@ -84,24 +93,7 @@ func TestReaderResumesAfterStall(t *testing.T) {
 func TestReaderCountsChunks(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s := New(Config{}, storetest.Open(t))
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Stop(context.Background()) })
-	if _, _, err := s.PutBucket(ctx, "files"); err != nil {
-		t.Fatal(err)
-	}
-	want := make([]byte, 3*ChunkSize+100)
-	rand.Read(want)
-	info, err := s.PutObject(ctx, "files", "blob", bytes.NewReader(want), int64(len(want)), PutObjectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := s.bucket(ctx, "files")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, info, want := putBlob(ctx, t)
 	read := func(start, length int64) ([]byte, error) {
 		body, err := h.open(ctx, info, start, length)
 		if err != nil {
