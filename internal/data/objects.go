@@ -226,8 +226,8 @@ func infoOf(bucket string, oi *jetstream.ObjectInfo) *ObjectInfo {
 	if o.ETag == "" {
 		// Written without an MD5 (or by another NATS client): the ETag is
 		// the SHA-256 in hex, 64 digits, which no client takes for an MD5.
-		if d, err := jetstream.DecodeObjectDigest(oi.Digest); err == nil {
-			o.ETag = hex.EncodeToString(d)
+		if sum := o.SHA256(); sum != nil {
+			o.ETag = hex.EncodeToString(sum)
 		}
 	}
 	if o.ContentType == "" {

@@ -80,7 +80,7 @@ func ParseRange(h string, size int64) (*Range, error) {
 // alternating runs) at 360-436, 409-504 and 488-583 MB/s. But eight, and
 // six, pushed the node's memory growth over a 200 MB upload and download
 // to 59-70 MB and 49-64 MB (TestObjectMemory, five runs each; the target
-// is 64), where four keep it at 51-54, as two did.
+// is 64), where four keep it at 44-56 (nine runs), as two did.
 const readAhead = 4
 
 // stallCheck is how long a reader waits for a chunk before it checks that
