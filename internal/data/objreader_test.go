@@ -25,10 +25,9 @@ func (s *stalled) Next(...jetstream.NextOpt) (jetstream.Msg, error) {
 func (s *stalled) Stop()  { s.stops++ }
 func (s *stalled) Drain() { s.stops++ }
 
-// putBlob stores an object of four chunks, the last one short, in a
-// bucket of its own service, and returns the bucket, the object and its
-// bytes.
-func putBlob(ctx context.Context, t *testing.T) (*bucketHandle, *ObjectInfo, []byte) {
+// putBlob stores an object of size bytes as "blob" in a bucket of its own
+// service, and returns the service, the bucket, the object and its bytes.
+func putBlob(ctx context.Context, t *testing.T, size int) (*Service, *bucketHandle, *ObjectInfo, []byte) {
 	t.Helper()
 	s := New(Config{}, storetest.Open(t))
 	if err := s.Start(ctx); err != nil {
@@ -38,7 +37,7 @@ func putBlob(ctx context.Context, t *testing.T) (*bucketHandle, *ObjectInfo, []b
 	if _, _, err := s.PutBucket(ctx, "files"); err != nil {
 		t.Fatal(err)
 	}
-	want := make([]byte, 3*ChunkSize+100)
+	want := make([]byte, size)
 	rand.Read(want)
 	info, err := s.PutObject(ctx, "files", "blob", bytes.NewReader(want), int64(len(want)), PutObjectOptions{})
 	if err != nil {
@@ -48,7 +47,7 @@ func putBlob(ctx context.Context, t *testing.T) (*bucketHandle, *ObjectInfo, []b
 	if err != nil {
 		t.Fatal(err)
 	}
-	return h, info, want
+	return s, h, info, want
 }
 
 // TestReaderResumesAfterStall: a read whose ordered consumer stops
@@ -59,7 +58,7 @@ func putBlob(ctx context.Context, t *testing.T) (*bucketHandle, *ObjectInfo, []b
 func TestReaderResumesAfterStall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	h, info, want := putBlob(ctx, t)
+	_, h, info, want := putBlob(ctx, t, 3*ChunkSize+100) // four chunks, the last one short
 	body, err := h.open(ctx, info, 0, info.Size)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +92,7 @@ func TestReaderResumesAfterStall(t *testing.T) {
 func TestReaderCountsChunks(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	h, info, want := putBlob(ctx, t)
+	_, h, info, want := putBlob(ctx, t, 3*ChunkSize+100) // four chunks, the last one short
 	read := func(start, length int64) ([]byte, error) {
 		body, err := h.open(ctx, info, start, length)
 		if err != nil {
@@ -131,5 +130,34 @@ func TestReaderCountsChunks(t *testing.T) {
 	}
 	if d := time.Since(start); d >= stallCheck {
 		t.Fatalf("the reads took %v to fail: they waited for the chunk", d)
+	}
+}
+
+// TestReaderObjectReplaced: a read of an object replaced after its first
+// chunks were read fails as cut short, and what it returned is a prefix of
+// the old bytes: it never mixes the two objects' chunks.
+func TestReaderObjectReplaced(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, h, info, want := putBlob(ctx, t, 12*ChunkSize)
+	body, err := h.open(ctx, info, 0, info.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	got := make([]byte, ChunkSize)
+	if _, err := io.ReadFull(body, got); err != nil {
+		t.Fatal(err)
+	}
+	other := bytes.Repeat([]byte{7}, len(want))
+	if _, err := s.PutObject(ctx, "files", "blob", bytes.NewReader(other), int64(len(other)), PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(body)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("read of a replaced object: %d more bytes, %v", len(rest), err)
+	}
+	if got = append(got, rest...); len(got) >= len(want) || !bytes.Equal(got, want[:len(got)]) {
+		t.Fatalf("the read returned %d bytes, not a prefix of the old object", len(got))
 	}
 }
