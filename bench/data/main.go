@@ -309,11 +309,12 @@ func objectBench(ctx context.Context, c *api.Client, svc *data.Service, dir stri
 		if err != nil {
 			return err
 		}
-		get, err := timed(func() error { return download(ctx, c, key, filepath.Join(dir, "out.bin"), size) })
+		out := filepath.Join(dir, "out.bin")
+		get, err := timed(func() error { return download(ctx, c, key, out, size) })
 		if err != nil {
 			return err
 		}
-		os.Remove(filepath.Join(dir, "out.bin"))
+		os.Remove(out)
 		if err := c.DeleteObject(ctx, "bench", key); err != nil {
 			return err
 		}

@@ -255,11 +255,14 @@ func (s *Service) PutObject(ctx context.Context, bucket, key string, r io.Reader
 	if err != nil {
 		return nil, err
 	}
-	return h.put(ctx, key, r, size, meta, opt.etag, opt.MD5ETag, s.cfg.MaxObjectBytes)
+	return h.put(ctx, key, r, size, meta, opt.MD5ETag && opt.etag == "", s.cfg.MaxObjectBytes)
 }
 
 func objectMeta(opt PutObjectOptions) (map[string]string, error) {
 	meta := map[string]string{}
+	if opt.etag != "" {
+		meta[metaETag] = opt.etag
+	}
 	if opt.ContentType != "" {
 		meta[metaContentType] = opt.ContentType
 	}
@@ -378,11 +381,13 @@ func (s *Service) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, 
 		opt = *replace
 	}
 	// The same bytes have the same MD5 or SHA-256: a copy keeps the
-	// source's ETag. One of S3's multipart form ("<md5>-<parts>") names
+	// source's ETag (an MD5 is stored, the SHA-256 derived again from the
+	// copy's digest). One of S3's multipart form ("<md5>-<parts>") names
 	// the parts, which the copy does not have: it gets an MD5, as in S3.
-	if strings.Contains(src.Info.ETag, "-") {
+	switch {
+	case strings.Contains(src.Info.ETag, "-"):
 		opt.MD5ETag = true
-	} else {
+	case src.Info.ETag != hex.EncodeToString(src.Info.SHA256()):
 		opt.etag = src.Info.ETag
 	}
 	return s.PutObject(ctx, dstBucket, dstKey, src.Body, src.Info.Size, opt)

@@ -43,9 +43,10 @@ const (
 	ackWait = 30 * time.Second
 )
 
-// put stores r as key. The ETag is etag when given, else the MD5 of the
-// bytes with withMD5, else none: infoOf derives it from the digest.
-func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size int64, meta map[string]string, etag string, withMD5 bool, limit int64) (*ObjectInfo, error) {
+// put stores r as key. With withMD5 the MD5 of the bytes goes into meta as
+// the ETag; without, the ETag is meta's, or infoOf derives it from the
+// digest.
+func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size int64, meta map[string]string, withMD5 bool, limit int64) (*ObjectInfo, error) {
 	if size >= 0 {
 		limit = min(limit, size)
 	}
@@ -55,7 +56,7 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 	}
 	id := newNUID()
 	subj := "$O." + h.store + ".C." + id
-	body := readBody(r, limit, etag == "" && withMD5)
+	body := readBody(r, limit, withMD5)
 	defer body.stop()
 
 	var (
@@ -109,10 +110,7 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 		return fail(invalid("body", "the body is %d bytes, %d were announced", total, size))
 	}
 	if body.md5 != nil {
-		etag = hex.EncodeToString(body.md5.Sum(nil))
-	}
-	if etag != "" {
-		meta[metaETag] = etag
+		meta[metaETag] = hex.EncodeToString(body.md5.Sum(nil))
 	}
 	info := &jetstream.ObjectInfo{
 		ObjectMeta: jetstream.ObjectMeta{Name: key, Metadata: meta, Opts: &jetstream.ObjectMetaOptions{ChunkSize: ChunkSize}},
