@@ -434,12 +434,20 @@ func (s *Service) PutTable(ctx context.Context, d TableDef) (*TableDef, Change, 
 		if _, err := s.tableKV(ctx, &d); err != nil {
 			return nil, "", err
 		}
+		stream := "KV_" + TablePrefix + d.Name
+		left, err := s.leftovers(ctx, stream)
+		if err != nil {
+			return nil, "", fmt.Errorf("create table %s: %w", d.Name, err)
+		}
 		b, _ := json.Marshal(&d)
 		if _, err := s.meta.Create(ctx, key, b); err != nil {
 			if errors.Is(err, jetstream.ErrKeyExists) {
 				return nil, "", wrapf(ErrExists, "table %s was created concurrently", d.Name)
 			}
 			return nil, "", fmt.Errorf("create table %s: %w", d.Name, err)
+		}
+		if err := s.dropLeftovers(ctx, stream, left); err != nil {
+			return nil, "", err
 		}
 		s.applyLocal(key, b)
 		return &d, Created, nil
@@ -466,6 +474,43 @@ func (s *Service) PutTable(ctx context.Context, d TableDef) (*TableDef, Change, 
 	}
 	s.applyLocal(key, b)
 	return &d, Updated, nil
+}
+
+// leftovers returns the last sequence of what a stream just created for a
+// new table or bucket already holds, 0 when it is empty. nats-server
+// removes a deleted stream's directory in the background, under a name of
+// its own ("."+stream); when a stream of the same name is deleted again
+// before that ends, the rename fails, the files stay, and the next stream
+// of that name recovers them: a table deleted and created again quickly
+// held the items of the one before (TestCacheForgetsDeletedTable, one run
+// in forty, with or without the item cache).
+func (s *Service) leftovers(ctx context.Context, stream string) (uint64, error) {
+	st, err := s.js.Stream(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	if st.CachedInfo().State.Msgs == 0 {
+		return 0, nil
+	}
+	return st.CachedInfo().State.LastSeq, nil
+}
+
+// dropLeftovers purges a new stream's messages up to last (leftovers),
+// once the catalogue entry is created: no one writes to the stream before
+// that, so whatever it held then belongs to a deleted table or bucket.
+func (s *Service) dropLeftovers(ctx context.Context, stream string, last uint64) error {
+	if last == 0 {
+		return nil
+	}
+	st, err := s.js.Stream(ctx, stream)
+	if err == nil {
+		err = st.Purge(ctx, jetstream.WithPurgeSequence(last+1))
+	}
+	if err != nil {
+		return fmt.Errorf("stream %s: dropping what a deleted namesake left: %w", stream, err)
+	}
+	s.log.Warn("data: dropped messages a deleted namesake left in a new stream", "stream", stream, "up_to_seq", last)
+	return nil
 }
 
 // applyLocal makes a catalogue write visible here at once rather than when

@@ -99,6 +99,11 @@ func (s *Service) PutBucket(ctx context.Context, name string) (*BucketDef, Chang
 	}); err != nil {
 		return nil, "", fmt.Errorf("create bucket %s: %w", name, err)
 	}
+	stream := "OBJ_" + BucketPrefix + name
+	left, err := s.leftovers(ctx, stream)
+	if err != nil {
+		return nil, "", fmt.Errorf("create bucket %s: %w", name, err)
+	}
 	b, _ := json.Marshal(&d)
 	if _, err := s.meta.Create(ctx, keyBucket+name, b); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
@@ -109,6 +114,9 @@ func (s *Service) PutBucket(ctx context.Context, name string) (*BucketDef, Chang
 			return nil, "", wrapf(ErrExists, "bucket %s was created concurrently", name)
 		}
 		return nil, "", fmt.Errorf("create bucket %s: %w", name, err)
+	}
+	if err := s.dropLeftovers(ctx, stream, left); err != nil {
+		return nil, "", err
 	}
 	s.applyLocal(keyBucket+name, b)
 	return &d, Created, nil

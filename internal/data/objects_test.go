@@ -148,3 +148,27 @@ func TestObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBucketRecreatedEmpty: a bucket deleted and created again under its
+// name starts empty, though nats-server may hand the new stream the old
+// one's files (data's leftovers: ten quick rounds make that likely).
+func TestBucketRecreatedEmpty(t *testing.T) {
+	_, c := startNode(t)
+	ctx := context.Background()
+	for round := range 10 {
+		if _, err := c.PutBucket(ctx, "again"); err != nil {
+			t.Fatal(err)
+		}
+		l, err := c.ListObjects(ctx, "again", "", "", "", 0)
+		if err != nil || len(l.Objects) != 0 {
+			t.Fatalf("round %d: the new bucket lists %+v, %v; want nothing", round, l, err)
+		}
+		body := strings.Repeat("x", round+1)
+		if _, err := c.PutObject(ctx, "again", "k", strings.NewReader(body), int64(len(body)), "", nil); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if err := c.DeleteBucket(ctx, "again", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
