@@ -177,7 +177,7 @@ func New(cfg Config, st *store.Store, cat Catalog, inv Invoker) *Service {
 // results bucket, and starts the workers.
 func (s *Service) Start(ctx context.Context) error {
 	var err error
-	s.stream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	s.stream, err = s.st.Stream(ctx, jetstream.StreamConfig{
 		Name: Stream, Description: "queued asynchronous invocations",
 		Subjects: []string{SubjectPrefix + ">"}, Storage: jetstream.FileStorage,
 		Retention: jetstream.WorkQueuePolicy, Replicas: s.cfg.Replicas,
@@ -187,7 +187,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("async: stream %s: %w", Stream, err)
 	}
-	s.dlq, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	s.dlq, err = s.st.Stream(ctx, jetstream.StreamConfig{
 		Name: DLQStream, Description: "asynchronous invocations that failed for good",
 		Subjects: []string{DLQPrefix + ">"}, Storage: jetstream.FileStorage,
 		Replicas: s.cfg.Replicas, MaxAge: s.cfg.DLQMaxAge, Discard: jetstream.DiscardOld,

@@ -107,7 +107,7 @@ node stops taking requests, lets in-flight invocations finish (bounded by
 	fl.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP listen address")
 	fl.BoolVar(&cfg.Dev, "dev", false, "development mode: the management API needs no token")
 	fl.StringVar(&cfg.NATSURL, "nats", "", "use an external NATS server/cluster (with JetStream) instead of the embedded one")
-	fl.IntVar(&cfg.Replicas, "replicas", 0, "copies JetStream keeps of every stream and bucket (1-5), so that data survives the loss of a server; needs --nats and a cluster of at least that many servers (default: the server's, 1)")
+	fl.IntVar(&cfg.Replicas, "replicas", 0, "copies JetStream keeps of every stream and bucket (1-5), so that data survives the loss of a server; needs --nats and a cluster of at least that many servers; streams that have more keep theirs (default: the server's, 1)")
 	fl.StringVar(&cfg.NATSListen, "nats-listen", "", "let other nodes reach the embedded NATS server at this address")
 	fl.BoolVar(&demo, "demo", false, "deploy the example functions (implies --dev unless --dev=false)")
 	fl.DurationVar(&cfg.QueueTimeout, "queue-timeout", 100*time.Millisecond, "how long a call waits at max concurrency before HTTP 429")

@@ -173,7 +173,7 @@ func (s *Service) Start(ctx context.Context) error {
 		TTL: maxCatchUp + time.Hour, Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas}); err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
-	if s.bus, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if s.bus, err = s.st.Stream(ctx, jetstream.StreamConfig{
 		Name: BusStream, Description: "the event bus: CloudEvents that rules match",
 		Subjects: []string{BusPrefix + ">"}, Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
 		MaxAge: s.cfg.BusMaxAge, Duplicates: 2 * time.Minute, Discard: jetstream.DiscardOld,

@@ -178,7 +178,7 @@ func (s *Service) resolveStream(ctx context.Context, t api.Trigger) (jetstream.S
 // left as they are.
 func (s *Service) replicate(ctx context.Context, st jetstream.Stream) (jetstream.Stream, error) {
 	cfg := st.CachedInfo().Config
-	if cfg.Metadata["nimbus.managed"] != "true" || cfg.Replicas == s.st.Replicas() {
+	if cfg.Metadata["nimbus.managed"] != "true" || cfg.Replicas >= s.st.Replicas() {
 		return st, nil
 	}
 	if err := s.st.Replicate(ctx, cfg.Name); err != nil {

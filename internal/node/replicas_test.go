@@ -20,7 +20,8 @@ import (
 // TestRaiseReplicas: a node restarted with --replicas 3 on a cluster whose
 // streams it created with one replica (the platform's, a table's, a
 // bucket's, the stream it made to capture a trigger's subject) scales
-// every stream up and keeps its data.
+// every stream up and keeps its data; restarted with --replicas 1, it
+// lowers none.
 func TestRaiseReplicas(t *testing.T) {
 	servers := nodetest.NATSCluster(t, 3)
 	var urls []string
@@ -71,15 +72,17 @@ func TestRaiseReplicas(t *testing.T) {
 	}
 	stop(n)
 
-	n = start(3)
-	defer stop(n)
-	for _, id := range []string{"a", "b", "c"} {
-		if _, err := n.Data.Get(ctx, "orders", json.RawMessage(`{"id":"`+id+`"}`)); err != nil {
-			t.Fatalf("get %s after raising replicas: %v", id, err)
+	// readable: every item and object is there after a restart.
+	readable := func(n *node.Node, after string) {
+		t.Helper()
+		for _, id := range []string{"a", "b", "c"} {
+			if _, err := n.Data.Get(ctx, "orders", json.RawMessage(`{"id":"`+id+`"}`)); err != nil {
+				t.Fatalf("get %s after %s: %v", id, after, err)
+			}
 		}
-	}
-	if _, err := n.Data.HeadObject(ctx, "files", "a.txt"); err != nil {
-		t.Fatalf("head a.txt after raising replicas: %v", err)
+		if _, err := n.Data.HeadObject(ctx, "files", "a.txt"); err != nil {
+			t.Fatalf("head a.txt after %s: %v", after, err)
+		}
 	}
 	nc, err := nats.Connect(urls[1])
 	if err != nil {
@@ -90,17 +93,33 @@ func TestRaiseReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := js.ListStreams(ctx)
-	count := 0
-	managed := false
-	for info := range l.Info() {
-		count++
-		managed = managed || info.Config.Metadata["nimbus.managed"] == "true"
-		if info.Config.Replicas != 3 {
-			t.Errorf("stream %s has %d replicas, want 3", info.Config.Name, info.Config.Replicas)
+	// replicated: every stream has three replicas.
+	replicated := func(after string) {
+		t.Helper()
+		l := js.ListStreams(ctx)
+		count := 0
+		managed := false
+		for info := range l.Info() {
+			count++
+			managed = managed || info.Config.Metadata["nimbus.managed"] == "true"
+			if info.Config.Replicas != 3 {
+				t.Errorf("after %s: stream %s has %d replicas, want 3", after, info.Config.Name, info.Config.Replicas)
+			}
+		}
+		if l.Err() != nil || count < 10 || !managed {
+			t.Fatalf("after %s: %d streams, one for the trigger: %v (%v)", after, count, managed, l.Err())
 		}
 	}
-	if l.Err() != nil || count < 10 || !managed {
-		t.Fatalf("%d streams, one for the trigger: %v (%v)", count, managed, l.Err())
-	}
+
+	n = start(3)
+	readable(n, "raising replicas")
+	replicated("raising replicas")
+	stop(n)
+
+	// A node started with fewer replicas than the cluster's (a forgotten
+	// flag) leaves every stream at three.
+	n = start(1)
+	defer stop(n)
+	readable(n, "a restart with --replicas 1")
+	replicated("a restart with --replicas 1")
 }

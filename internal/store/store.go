@@ -94,7 +94,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Records, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	s.Records, err = s.Stream(ctx, jetstream.StreamConfig{
 		Name: RecordsStream, Description: "one record per invocation",
 		Subjects: []string{RecordsSubject + ">"}, Storage: jetstream.FileStorage,
 		Replicas: cfg.Replicas, MaxAge: cfg.RecordsMaxAge, MaxBytes: cfg.RecordsMaxBytes,
@@ -109,8 +109,9 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 // KV returns a bucket, creating it with cfg when it does not exist. With
 // replicas its reads go to the stream's leader (Replicate).
 func (s *Store) KV(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	if cfg.Replicas == 0 {
-		cfg.Replicas = s.cfg.Replicas
+	var err error
+	if cfg.Replicas, err = s.replicas(ctx, "KV_"+cfg.Bucket, cfg.Replicas); err != nil {
+		return nil, fmt.Errorf("store: bucket %s: %w", cfg.Bucket, err)
 	}
 	kv, err := s.JS.CreateOrUpdateKeyValue(ctx, cfg)
 	if err == nil && cfg.Replicas > 1 {
@@ -128,8 +129,9 @@ func (s *Store) KV(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream
 // not exist. With replicas its reads go to the stream's leader
 // (Replicate).
 func (s *Store) ObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	if cfg.Replicas == 0 {
-		cfg.Replicas = s.cfg.Replicas
+	var err error
+	if cfg.Replicas, err = s.replicas(ctx, "OBJ_"+cfg.Bucket, cfg.Replicas); err != nil {
+		return nil, fmt.Errorf("store: object bucket %s: %w", cfg.Bucket, err)
 	}
 	obs, err := s.JS.CreateOrUpdateObjectStore(ctx, cfg)
 	if err == nil && cfg.Replicas > 1 {
@@ -143,9 +145,9 @@ func (s *Store) ObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig
 	return obs, nil
 }
 
-// Replicate gives the stream name the store's number of replicas and,
-// when it has more than one, turns its direct gets off, so that reads go
-// to the stream's leader.
+// Replicate raises the stream name to the store's number of replicas
+// and, when it has more than one, turns its direct gets off, so that reads
+// go to the stream's leader. It never lowers the count (see replicas).
 //
 // Replicas: a table's or bucket's stream is created once and then only
 // bound, so a node restarted with a higher --replicas would otherwise
@@ -172,7 +174,7 @@ func (s *Store) Replicate(ctx context.Context, name string) error {
 		return err
 	}
 	cfg := st.CachedInfo().Config
-	want := max(s.cfg.Replicas, 1)
+	want := max(s.cfg.Replicas, cfg.Replicas, 1)
 	if cfg.Replicas == want && (want == 1 || !cfg.AllowDirect) {
 		return nil
 	}
@@ -184,6 +186,41 @@ func (s *Store) Replicate(ctx context.Context, name string) error {
 		return fmt.Errorf("stream %s: %d replicas, reads from the leader: %w", name, want, err)
 	}
 	return nil
+}
+
+// Stream returns a stream, creating it with cfg or updating it to cfg,
+// with at least the replicas it has (see replicas).
+func (s *Store) Stream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	var err error
+	if cfg.Replicas, err = s.replicas(ctx, cfg.Name, cfg.Replicas); err != nil {
+		return nil, fmt.Errorf("store: stream %s: %w", cfg.Name, err)
+	}
+	return s.JS.CreateOrUpdateStream(ctx, cfg)
+}
+
+// replicas is the count of copies to create or update the stream name
+// with: want (the store's when 0), or the stream's own when it has more.
+//
+// Every node creates or updates the streams it uses at start, with its
+// own --replicas. A node started with fewer than the cluster's (a
+// forgotten flag, an old unit file) would otherwise lower every stream it
+// touched, and with it the cluster's tolerance of a lost server, without a
+// word (TestRaiseReplicas). Lowering the count is left to an operator's
+// explicit act (nats stream edit --replicas).
+func (s *Store) replicas(ctx context.Context, name string, want int) (int, error) {
+	if want == 0 {
+		want = s.cfg.Replicas
+	}
+	st, err := s.JS.Stream(ctx, name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return want, nil
+	case errors.Is(err, nats.ErrNoResponders): // as nats.go says it
+		return 0, jetstream.ErrJetStreamNotEnabled
+	case err != nil:
+		return 0, err
+	}
+	return max(want, st.CachedInfo().Config.Replicas), nil
 }
 
 // Replicas is the number of copies of each bucket and stream the store

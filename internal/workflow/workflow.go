@@ -261,7 +261,7 @@ func (s *Service) open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("workflow: snapshots bucket: %w", err)
 	}
-	s.history, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	s.history, err = s.st.Stream(ctx, jetstream.StreamConfig{
 		Name: HistoryStream, Description: "workflow execution history, one message per step",
 		Subjects: []string{HistorySubject + ">"}, Storage: jetstream.FileStorage, Replicas: s.st.Replicas(),
 		MaxAge: s.cfg.Retention, MaxBytes: 8 << 30, Discard: jetstream.DiscardOld,
