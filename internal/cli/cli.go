@@ -25,6 +25,10 @@ const (
 	ExitOK    = 0
 	ExitError = 1 // the operation failed (function error, node unreachable)
 	ExitUsage = 2 // the input was wrong (bad flags, manifest, spec, name)
+	// ExitConditionFailed: a conditional write's condition did not hold
+	// (--if-absent, --if-revision) and nothing changed, so that a script
+	// can tell "someone got there first" from a typing error.
+	ExitConditionFailed = 3
 )
 
 // usageError marks errors caused by what the user typed.
@@ -87,6 +91,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch {
 	case errors.As(err, &ue):
 		return ExitUsage
+	case errors.As(err, &ae) && ae.Code == api.CodeConditionFailed:
+		return ExitConditionFailed
 	case errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusTooManyRequests:
 		return ExitUsage
 	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"),
@@ -103,7 +109,12 @@ func newRoot(e *env) *cobra.Command {
 		Short: "Nimbus: a self-hosted serverless platform in one binary",
 		Long: `Nimbus runs functions (WebAssembly or Lambda-compatible processes) behind an
 HTTP gateway, on an embedded NATS JetStream. Start a node with "nimbus up";
-the other commands talk to a running node (NIMBUS_URL, NIMBUS_TOKEN).`,
+the other commands talk to a running node (NIMBUS_URL, NIMBUS_TOKEN).
+
+Exit codes: 0 done; 1 the operation failed (a function error, the node
+unreachable); 2 the input was wrong (flags, manifest, names, a key or
+function that does not exist); 3 a conditional write's condition did not
+hold (--if-absent, --if-revision), nothing changed.`,
 		Example: `  nimbus up --demo
   nimbus deploy hello --runtime wasm --code hello.wasm --memory 64 --timeout 2s
   nimbus invoke hello -d '{"name":"Ada"}'`,

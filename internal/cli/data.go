@@ -69,6 +69,7 @@ Keys are JSON objects of the key attributes, e.g. '{"customer":"c1","created":"2
 func newTableLs(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use: "ls", Short: "List tables", Args: cobra.NoArgs,
+		Example: "  nimbus table ls\n  nimbus table ls -o json",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ts, err := e.client().ListTables(cmd.Context())
 			if err != nil {
@@ -119,6 +120,7 @@ func newTableRm(e *env) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use: "rm NAME", Short: "Delete a table (--force when it holds items)", Args: cobra.ExactArgs(1),
+		Example: "  nimbus table rm orders\n  nimbus table rm orders --force   # it holds items",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := e.client().DeleteTable(cmd.Context(), args[0], force); err != nil {
 				return err
@@ -199,6 +201,8 @@ func newTableDel(e *env) *cobra.Command {
 	var ifRev uint64
 	cmd := &cobra.Command{
 		Use: "del TABLE KEY", Short: "Delete an item by key", Args: cobra.ExactArgs(2),
+		Example: `  nimbus table del orders '{"customer":"c1","created":"2024-05-01"}'
+  nimbus table del orders '{"customer":"c1","created":"2024-05-01"}' --if-revision 7`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := jsonArg(e, args[1], "the key")
 			if err != nil {
@@ -259,6 +263,7 @@ func newTableScan(e *env) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
 		Use: "scan TABLE", Short: "Read every item of a table, a page at a time", Args: cobra.ExactArgs(1),
+		Example: "  nimbus table scan orders --limit 50\n  nimbus table scan orders --all -o json > orders.json",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			first := true
 			return pages(e, all, func(c string) (*api.Page, error) {
@@ -326,6 +331,7 @@ func newObjLs(e *env) *cobra.Command {
 	var limit int
 	cmd := &cobra.Command{
 		Use: "ls [BUCKET[/PREFIX]]", Short: "List buckets, or the objects of one", Args: cobra.MaximumNArgs(1),
+		Example: "  nimbus obj ls\n  nimbus obj ls avatars/img/ --delimiter /",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := e.client()
 			if len(args) == 0 {
@@ -380,6 +386,7 @@ func newObjLs(e *env) *cobra.Command {
 func newObjMb(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use: "mb BUCKET", Short: "Create a bucket", Args: cobra.ExactArgs(1),
+		Example: "  nimbus obj mb avatars",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := e.client().PutBucket(cmd.Context(), args[0])
 			if err != nil {
@@ -398,6 +405,7 @@ func newObjRb(e *env) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use: "rb BUCKET", Short: "Delete a bucket (--force when it holds objects)", Args: cobra.ExactArgs(1),
+		Example: "  nimbus obj rb avatars\n  nimbus obj rb avatars --force   # it holds objects",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := e.client().DeleteBucket(cmd.Context(), args[0], force); err != nil {
 				return err
@@ -418,6 +426,7 @@ func newObjPut(e *env) *cobra.Command {
 	var meta []string
 	cmd := &cobra.Command{
 		Use: "put BUCKET/KEY FILE", Short: "Upload a file (- for stdin), streamed", Args: cobra.ExactArgs(2),
+		Example: "  nimbus obj put avatars/img/ada.png ada.png --content-type image/png\n  tar c src | nimbus obj put backups/src.tar -",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bucket, key, err := splitObject(args[0])
 			if err != nil {
@@ -471,6 +480,7 @@ func newObjGet(e *env) *cobra.Command {
 	var quiet bool
 	cmd := &cobra.Command{
 		Use: "get BUCKET/KEY [FILE]", Short: "Download an object to a file or stdout, streamed", Args: cobra.RangeArgs(1, 2),
+		Example: "  nimbus obj get avatars/img/ada.png ada.png\n  nimbus obj get logs/app.log --range -500   # the last 500 bytes, to stdout",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bucket, key, err := splitObject(args[0])
 			if err != nil {
@@ -539,6 +549,7 @@ func download(w io.Writer, resp *http.Response, sum hash.Hash, want []byte) erro
 func newObjRm(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use: "rm BUCKET/KEY", Short: "Delete an object", Args: cobra.ExactArgs(1),
+		Example: "  nimbus obj rm avatars/img/ada.png",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bucket, key, err := splitObject(args[0])
 			if err != nil {

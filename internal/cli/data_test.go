@@ -43,8 +43,11 @@ func TestCLITables(t *testing.T) {
 	if r := run(t, n, `{"customer":"c2","created":"2024-06-01"}`, "table", "put", "orders", "-"); r.code != 0 {
 		t.Fatalf("put from stdin: %+v", r)
 	}
-	if r := run(t, n, "", "table", "put", "orders", `{"customer":"c2","created":"2024-06-01"}`, "--if-absent"); r.code == 0 || !strings.Contains(r.stderr, "condition failed") {
+	if r := run(t, n, "", "table", "put", "orders", `{"customer":"c2","created":"2024-06-01"}`, "--if-absent"); r.code != cli.ExitConditionFailed || !strings.Contains(r.stderr, "condition failed") {
 		t.Fatalf("put --if-absent over an item: %+v", r)
+	}
+	if r := run(t, n, "", "table", "del", "orders", `{"customer":"c2","created":"2024-06-01"}`, "--if-revision", "999"); r.code != cli.ExitConditionFailed {
+		t.Fatalf("del --if-revision of another revision: %+v", r)
 	}
 	if r := run(t, n, "", "table", "put", "orders", `{"customer":`); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "not valid JSON") {
 		t.Fatalf("put of bad JSON: %+v", r)

@@ -155,6 +155,7 @@ function's dead-letter queue with their error and attempt count.`,
 	ls.Flags().IntVarP(&limit, "limit", "n", 100, "how many to list (at most 1000)")
 	show := &cobra.Command{
 		Use: "show FUNCTION ID|SEQ", Short: "Show one dead letter with its event", Args: cobra.ExactArgs(2),
+		Example: "  nimbus dlq show orders 12",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := e.client().DeadLetter(cmd.Context(), args[0], args[1])
 			if err != nil {
@@ -191,6 +192,7 @@ function's dead-letter queue with their error and attempt count.`,
 	replay.Flags().BoolVar(&all, "all", false, "replay every dead letter of the function")
 	purge := &cobra.Command{
 		Use: "purge FUNCTION", Short: "Delete every dead letter of a function", Args: cobra.ExactArgs(1),
+		Example: "  nimbus dlq purge orders",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := e.client().PurgeDeadLetters(cmd.Context(), args[0])
 			if err != nil {
@@ -292,9 +294,10 @@ func fireTime(t time.Time) string {
 
 func newSchedules(e *env) *cobra.Command {
 	return &cobra.Command{
-		Use:   "schedules",
-		Short: "List schedules with their next fire times",
-		Args:  cobra.NoArgs,
+		Use:     "schedules",
+		Short:   "List schedules with their next fire times",
+		Example: "  nimbus schedules\n  nimbus schedules -o json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ss, err := e.client().Schedules(cmd.Context())
 			if err != nil {
@@ -323,9 +326,10 @@ func newSchedules(e *env) *cobra.Command {
 
 func newRules(e *env) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "rules",
-		Short: "List event rules (or remove one with `rules rm NAME`)",
-		Args:  cobra.NoArgs,
+		Use:     "rules",
+		Short:   "List event rules (or remove one with `rules rm NAME`)",
+		Example: "  nimbus rules\n  nimbus rules rm order-placed",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rs, err := e.client().Rules(cmd.Context())
 			if err != nil {
@@ -361,6 +365,7 @@ func newRules(e *env) *cobra.Command {
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use: "rm NAME...", Short: "Remove rules", Args: cobra.MinimumNArgs(1),
+		Example: "  nimbus rules rm order-placed audit-all",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, n := range args {
 				if err := e.client().DeleteRule(cmd.Context(), n); err != nil {

@@ -461,6 +461,7 @@ func newWfRemove(e *env) *cobra.Command {
 		Use:     "rm MACHINE...",
 		Aliases: []string{"delete"},
 		Short:   "Delete state machines (running executions go on to their end)",
+		Example: "  nimbus wf rm checkout",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, name := range args {
