@@ -2,13 +2,9 @@ package data
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -19,17 +15,11 @@ import (
 // a 10,000-item partition costs a binary search and the page's reads, not
 // a pass over 10,000 messages.
 //
-// It is fed by an ordered, headers-only consumer on the table's stream:
-// first the last message of every key (DeliverLastPerSubject, so a start
-// reads each live key once, not the history), then every new write, from
-// any node. Keys whose last message is a delete marker are dropped; expired
+// Its feed is a headers-only consumer on the table's stream (see feed for
+// how it starts and how readers see every write acknowledged before they
+// began). Keys whose last message is a delete marker are dropped; expired
 // items stay until the sweeper removes them (reads hide them anyway).
-//
-// Consistency: the index lags the stream by the time a message takes to
-// reach this node. A query first reads the stream's last sequence (one
-// round trip to the stream leader) and waits until the index has applied
-// it, so it sees every write acknowledged before it began, on any node
-// (see sync). Values are then read by direct get, like Get.
+// Values are read by direct get, like Get.
 //
 // Memory is the keys themselves (about their encoded length plus a string
 // header each): a million items with short keys take some 60 MB per node.
@@ -41,99 +31,36 @@ import (
 // sorted slices: an insert costs a copy of its partition, which is cheap
 // next to the JetStream write that caused it.
 type keyIndex struct {
-	name string
-
-	mu         sync.RWMutex
+	feed
 	partitions map[string][]string
 	parts      []string
-	applied    uint64        // stream sequence of the last message applied
-	initial    uint64        // the stream's last sequence when the index started
-	err        error         // the consumer failed or stopped: fall back to listing
-	changed    chan struct{} // closed on the next change; nil: nobody waits
-
-	cc     jetstream.ConsumeContext
-	cancel context.CancelFunc
 }
 
 // startKeyIndex builds the index of h and keeps it current until stop.
 func startKeyIndex(h *tableHandle) (*keyIndex, error) {
-	x := &keyIndex{name: h.def.Name, partitions: map[string][]string{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	x.cancel = cancel
-	info, err := h.stream.Info(ctx)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("table %s: key index: %w", h.def.Name, err)
-	}
-	x.initial = info.State.LastSeq
-	cons, err := h.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, HeadersOnly: true,
-		FilterSubjects: []string{h.pre + ">"},
-	})
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("table %s: key index: %w", h.def.Name, err)
-	}
+	x := &keyIndex{feed: feed{what: "table " + h.def.Name}, partitions: map[string][]string{}}
 	n := len(h.pre)
-	x.cc, err = cons.Consume(func(m jetstream.Msg) {
-		md, err := m.Metadata()
-		if err != nil {
-			return
-		}
-		hdr := m.Headers()
-		del := hdr.Get(hKVOperation) == opDel || hdr.Get(hKVOperation) == opPurge || hdr.Get(jetstream.MarkerReasonHeader) != ""
-		key := m.Subject()[n:]
-		x.apply(key, del, md.Sequence.Stream)
-		if h.cache != nil && md.Sequence.Stream > x.initial {
-			h.cache.stamp(key, md.Sequence.Stream, md.Timestamp.UTC())
-		}
-	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		// The ordered consumer recreates itself after gaps and
-		// heartbeat misses; only a stream that is gone is final.
-		if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-			x.fail(err)
-		}
-	}))
+	err := x.start(h.stream, jetstream.OrderedConsumerConfig{HeadersOnly: true, FilterSubjects: []string{h.pre + ">"}},
+		func(m jetstream.Msg, md *jetstream.MsgMetadata) {
+			hdr := m.Headers()
+			del := hdr.Get(hKVOperation) == opDel || hdr.Get(hKVOperation) == opPurge || hdr.Get(jetstream.MarkerReasonHeader) != ""
+			key := m.Subject()[n:]
+			x.apply(key, del, md.Sequence.Stream)
+			if h.cache != nil && md.Sequence.Stream > x.initial {
+				h.cache.stamp(key, md.Sequence.Stream, md.Timestamp.UTC())
+			}
+		})
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("table %s: key index: %w", h.def.Name, err)
+		return nil, err
 	}
 	return x, nil
-}
-
-func (x *keyIndex) stop() {
-	if x.cc != nil {
-		x.cc.Stop()
-	}
-	x.cancel()
-	x.fail(errIndexStopped)
-}
-
-var errIndexStopped = errors.New("key index stopped")
-
-func (x *keyIndex) fail(err error) {
-	x.mu.Lock()
-	x.err = err
-	x.signal()
-	x.mu.Unlock()
-}
-
-// signal wakes waiters of sync; x.mu is held. Only a sync makes the
-// channel, so the writes nobody waits for cost no allocation.
-func (x *keyIndex) signal() {
-	if x.changed != nil {
-		close(x.changed)
-		x.changed = nil
-	}
 }
 
 func (x *keyIndex) apply(key string, del bool, seq uint64) {
 	ptok, stok, _ := strings.Cut(key, ".")
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if seq > x.applied {
-		x.applied = seq
-	}
+	defer x.advance(seq)
 	ks := x.partitions[ptok]
 	i, found := slices.BinarySearch(ks, stok)
 	switch {
@@ -154,7 +81,6 @@ func (x *keyIndex) apply(key string, del bool, seq uint64) {
 		}
 		x.partitions[ptok] = slices.Insert(ks, i, stok)
 	}
-	x.signal()
 }
 
 // has reports whether key is live as far as the index knows; ok is false
@@ -164,47 +90,11 @@ func (x *keyIndex) has(key string) (present, ok bool) {
 	ptok, stok, _ := strings.Cut(key, ".")
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	if x.applied < x.initial || x.err != nil {
+	if !x.ready() {
 		return false, false
 	}
 	_, present = slices.BinarySearch(x.partitions[ptok], stok)
 	return present, true
-}
-
-// sync waits until the index has applied stream sequence last (the
-// stream's last sequence when the caller began), so what it lists
-// includes every write acknowledged before then.
-//
-// # Errors
-//
-// The consumer's failure, or ctx's error; callers fall back to listing.
-func (x *keyIndex) sync(ctx context.Context, last uint64) error {
-	for {
-		x.mu.RLock()
-		done, err := x.applied >= last, x.err
-		x.mu.RUnlock()
-		if err != nil {
-			return err
-		}
-		if done {
-			return nil
-		}
-		x.mu.Lock()
-		done, err = x.applied >= last, x.err
-		if x.changed == nil && !done && err == nil {
-			x.changed = make(chan struct{})
-		}
-		ch := x.changed
-		x.mu.Unlock()
-		if done || err != nil {
-			continue
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }
 
 // partition returns up to n keys of partition ptok, in sort key order (or
@@ -295,29 +185,14 @@ func (x *keyIndex) count() int {
 	return n
 }
 
-// syncTimeout bounds how long a query waits for the index before it lists
-// keys the slow way: an index that cannot catch up (a stalled consumer)
-// must cost latency, never correctness.
-const syncTimeout = 5 * time.Second
-
-// indexed returns the table's key index, synced with the stream's current
-// last sequence, or nil when it is not usable (callers then list keys
-// through JetStream).
+// indexed returns the table's key index, synced with the stream (see
+// feed), or nil when it is not usable (callers then list keys through
+// JetStream).
 func (h *tableHandle) indexed(ctx context.Context) *keyIndex {
-	x := h.index()
-	if x == nil {
-		return nil
+	if x := h.index(); x != nil && x.synced(ctx, h.stream) {
+		return x
 	}
-	info, err := h.stream.Info(ctx)
-	if err != nil {
-		return nil
-	}
-	sctx, cancel := context.WithTimeout(ctx, syncTimeout)
-	defer cancel()
-	if x.sync(sctx, info.State.LastSeq) != nil {
-		return nil
-	}
-	return x
+	return nil
 }
 
 // index returns the table's key index, starting it on first use (so a

@@ -1,0 +1,161 @@
+package data
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// feed keeps an in-memory index of a stream's subjects current: an
+// ordered consumer delivers the last message of every subject it filters
+// (DeliverLastPerSubject, so a start reads each live key once, not the
+// history), then every new one, written by any node. The indexes on top
+// of it (keyIndex for tables, objIndex for buckets) apply each message
+// under mu.
+//
+// Consistency: the index lags the stream by the time a message takes to
+// reach this node. A reader first reads the stream's last sequence (one
+// round trip to the stream leader) and waits until the feed has applied
+// it (sync), so it sees every write acknowledged before it began, on any
+// node. An index that cannot catch up (a stalled consumer) costs latency
+// (syncTimeout), never correctness: readers then fall back to listing
+// through JetStream.
+type feed struct {
+	what string // for errors: "table orders", "bucket avatars"
+
+	mu      sync.RWMutex
+	applied uint64        // stream sequence of the last message applied
+	initial uint64        // the stream's last sequence when the feed started
+	err     error         // the consumer failed or stopped: fall back to listing
+	changed chan struct{} // closed on the next change; nil: nobody waits
+
+	cc     jetstream.ConsumeContext
+	cancel context.CancelFunc
+}
+
+// start follows the subjects of stream that cfg filters, calling apply
+// for each message in stream order; apply takes f.mu to change the index
+// and calls advance before it lets go.
+func (f *feed) start(stream jetstream.Stream, cfg jetstream.OrderedConsumerConfig, apply func(m jetstream.Msg, md *jetstream.MsgMetadata)) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	info, err := stream.Info(ctx)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("%s: index: %w", f.what, err)
+	}
+	f.initial = info.State.LastSeq
+	cfg.DeliverPolicy = jetstream.DeliverLastPerSubjectPolicy
+	cons, err := stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("%s: index: %w", f.what, err)
+	}
+	f.cc, err = cons.Consume(func(m jetstream.Msg) {
+		md, err := m.Metadata()
+		if err != nil {
+			return
+		}
+		apply(m, md)
+	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		// The ordered consumer recreates itself after gaps and
+		// heartbeat misses; only a stream that is gone is final.
+		if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			f.fail(err)
+		}
+	}))
+	if err != nil {
+		cancel()
+		return fmt.Errorf("%s: index: %w", f.what, err)
+	}
+	return nil
+}
+
+// advance records that the message of stream sequence seq is applied;
+// f.mu is held.
+func (f *feed) advance(seq uint64) {
+	f.applied = max(f.applied, seq)
+	f.signal()
+}
+
+func (f *feed) stop() {
+	if f.cc != nil {
+		f.cc.Stop()
+	}
+	if f.cancel != nil {
+		f.cancel()
+	}
+	f.fail(errIndexStopped)
+}
+
+var errIndexStopped = errors.New("index stopped")
+
+func (f *feed) fail(err error) {
+	f.mu.Lock()
+	f.err = err
+	f.signal()
+	f.mu.Unlock()
+}
+
+// signal wakes waiters of sync; f.mu is held. Only a sync makes the
+// channel, so the writes nobody waits for cost no allocation.
+func (f *feed) signal() {
+	if f.changed != nil {
+		close(f.changed)
+		f.changed = nil
+	}
+}
+
+// ready says whether the feed has applied what the stream held when it
+// started and not failed; f.mu is held.
+func (f *feed) ready() bool { return f.applied >= f.initial && f.err == nil }
+
+// sync waits until the feed has applied stream sequence last (the
+// stream's last sequence when the caller began), so what the index lists
+// includes every write acknowledged before then.
+//
+// # Errors
+//
+// The consumer's failure, or ctx's error; callers fall back to listing.
+func (f *feed) sync(ctx context.Context, last uint64) error {
+	for {
+		f.mu.Lock()
+		done, err := f.applied >= last, f.err
+		if f.changed == nil && !done && err == nil {
+			f.changed = make(chan struct{})
+		}
+		ch := f.changed
+		f.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// syncTimeout bounds how long a reader waits for an index before it lists
+// the slow way.
+const syncTimeout = 5 * time.Second
+
+// synced waits until f has applied everything stream holds now; false
+// when it cannot (callers then list through JetStream).
+func (f *feed) synced(ctx context.Context, stream jetstream.Stream) bool {
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return false
+	}
+	sctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	return f.sync(sctx, info.State.LastSeq) == nil
+}
