@@ -231,6 +231,15 @@ func (s *Service) closeTable(name string) {
 	}
 }
 
+// closeBucket forgets the open handle of a bucket and stops its name
+// index; s.mu is held.
+func (s *Service) closeBucket(name string) {
+	if h := s.stores[name]; h != nil {
+		h.closeIndex()
+		delete(s.stores, name)
+	}
+}
+
 // cacheFor returns the item cache of a table name, or nil when this node
 // keeps none; s.mu is held.
 func (s *Service) cacheFor(name string) *itemCache {
@@ -255,6 +264,9 @@ func (s *Service) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	for name := range s.open {
 		s.closeTable(name)
+	}
+	for name := range s.stores {
+		s.closeBucket(name)
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -328,7 +340,7 @@ func (s *Service) apply(e jetstream.KeyValueEntry) {
 		name := key[len(keyBucket):]
 		if del {
 			delete(s.buckets, name)
-			delete(s.stores, name)
+			s.closeBucket(name)
 			return
 		}
 		var d BucketDef
@@ -337,7 +349,7 @@ func (s *Service) apply(e jetstream.KeyValueEntry) {
 			return
 		}
 		if old := s.buckets[name]; old != nil && !old.Created.Equal(d.Created) {
-			delete(s.stores, name)
+			s.closeBucket(name)
 		}
 		s.buckets[name] = &d
 	}

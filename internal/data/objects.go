@@ -11,6 +11,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -41,6 +42,10 @@ type bucketHandle struct {
 	stream jetstream.Stream
 	name   string // the bucket's name
 	store  string // its object store's name
+
+	// idx is the name index (objindex.go), started once on first use.
+	idxOnce sync.Once
+	idx     *objIndex
 }
 
 // ObjectInfo describes a stored object.
@@ -148,17 +153,16 @@ func (s *Service) Buckets() []BucketDef {
 
 // DeleteBucket removes a bucket; one that holds objects needs force.
 func (s *Service) DeleteBucket(ctx context.Context, name string, force bool) error {
-	h, err := s.bucket(ctx, name)
-	if err != nil {
+	if _, err := s.bucket(ctx, name); err != nil {
 		return err
 	}
 	if !force {
-		infos, err := h.obs.List(ctx)
-		if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
-			return fmt.Errorf("bucket %s: %w", name, err)
+		l, err := s.ListObjects(ctx, name, ListOptions{Limit: 1})
+		if err != nil {
+			return err
 		}
-		if len(infos) > 0 {
-			return wrapf(ErrNotEmpty, "bucket %s holds %d objects: delete them first or force it (--force)", name, len(infos))
+		if len(l.Objects) > 0 || l.Truncated {
+			return wrapf(ErrNotEmpty, "bucket %s is not empty: delete its objects first or force it (--force)", name)
 		}
 	}
 	if err := s.meta.Delete(ctx, keyBucket+name); err != nil {
@@ -420,9 +424,10 @@ type ObjectList struct {
 	Next      string `json:"next,omitempty"`
 }
 
-// ListObjects lists objects in key order. The object store has no ordered
-// listing: every page reads the info of every object in the bucket, so a
-// listing costs O(objects in the bucket) per page (docs/data.md).
+// ListObjects lists objects in key order. A page costs a seek in the
+// bucket's name index (objindex.go) and the info reads of what it returns;
+// without the index (it could not start or catch up), every page reads the
+// info of every object in the bucket.
 func (s *Service) ListObjects(ctx context.Context, bucket string, opt ListOptions) (*ObjectList, error) {
 	h, err := s.bucket(ctx, bucket)
 	if err != nil {
@@ -431,6 +436,20 @@ func (s *Service) ListObjects(ctx context.Context, bucket string, opt ListOption
 	if opt.Limit <= 0 || opt.Limit > 1000 {
 		opt.Limit = 1000
 	}
+	if x := h.indexed(ctx); x != nil {
+		keys, prefixes, more, next := x.page(opt)
+		infos, err := h.infos(ctx, keys)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", bucket, err)
+		}
+		return &ObjectList{Objects: infos, CommonPrefixes: prefixes, Truncated: more, Next: next}, nil
+	}
+	return listAll(ctx, h, opt)
+}
+
+// listAll lists a page by reading the info of every object in the bucket.
+func listAll(ctx context.Context, h *bucketHandle, opt ListOptions) (*ObjectList, error) {
+	bucket := h.name
 	infos, err := h.obs.List(ctx)
 	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return nil, fmt.Errorf("list %s: %w", bucket, err)
@@ -455,8 +474,7 @@ func (s *Service) ListObjects(ctx context.Context, bucket string, opt ListOption
 				}
 				lastPrefix = cp
 				out.CommonPrefixes = append(out.CommonPrefixes, cp)
-				// Continue after every key under the prefix.
-				out.Next = cp + "\U0010FFFF"
+				out.Next = cp + listCursorPastPrefix
 				continue
 			}
 		}

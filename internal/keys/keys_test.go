@@ -12,33 +12,15 @@ import (
 
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/keys"
-	"github.com/nimbus-run/nimbus/internal/natsd"
 	"github.com/nimbus-run/nimbus/internal/store"
+	"github.com/nimbus-run/nimbus/internal/store/storetest"
 	"github.com/nimbus-run/nimbus/internal/testutil"
 )
 
 // startStore runs an embedded JetStream on a temp dir and returns a store
 // plus a way to open a second connection (a second "node").
 func startStore(t *testing.T) (*store.Store, func() *store.Store) {
-	t.Helper()
-	ctx := context.Background()
-	srv, err := natsd.Start(ctx, natsd.Config{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop(context.Background()) })
-	open := func() *store.Store {
-		nc, err := srv.Connect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nc.Close() })
-		st, err := store.Open(ctx, nc, store.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
+	open := storetest.Shared(t)
 	return open(), open
 }
 

@@ -14,20 +14,31 @@ import (
 // on it; both stop at cleanup.
 func Open(tb testing.TB) *store.Store {
 	tb.Helper()
+	return Shared(tb)()
+}
+
+// Shared starts an embedded JetStream on a temp directory and returns a
+// way to open stores on it, each on a connection of its own, as the nodes
+// of a cluster share one JetStream; all stop at cleanup.
+func Shared(tb testing.TB) func() *store.Store {
+	tb.Helper()
 	ctx := context.Background()
 	srv, err := natsd.Start(ctx, natsd.Config{StoreDir: tb.TempDir()})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { srv.Stop(context.Background()) })
-	nc, err := srv.Connect()
-	if err != nil {
-		tb.Fatal(err)
+	return func() *store.Store {
+		tb.Helper()
+		nc, err := srv.Connect()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(nc.Close)
+		st, err := store.Open(ctx, nc, store.Config{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return st
 	}
-	tb.Cleanup(nc.Close)
-	st, err := store.Open(ctx, nc, store.Config{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return st
 }

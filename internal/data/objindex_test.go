@@ -1,0 +1,183 @@
+package data
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/nimbus-run/nimbus/internal/store/storetest"
+)
+
+// twoNodes starts two data services on one NATS server, as two nodes of a
+// cluster share one JetStream.
+func twoNodes(t testing.TB) (*Service, *Service) {
+	t.Helper()
+	open := storetest.Shared(t)
+	svc := func() *Service {
+		s := New(Config{}, open())
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Stop(context.Background()) })
+		return s
+	}
+	return svc(), svc()
+}
+
+// TestListIndexMatchesFullListing: pages served by the name index hold
+// exactly what reading every object's info gives (listAll, the listing
+// before the index), for prefixes, delimiters, page sizes and cursors,
+// with objects deleted and replaced, and written through another node
+// after the index started.
+func TestListIndexMatchesFullListing(t *testing.T) {
+	ctx := context.Background()
+	lister, writer := twoNodes(t)
+	if _, _, err := writer.PutBucket(ctx, "files"); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	parts := []string{"a", "b", "a-b", "é", "z", "a/"}
+	var keys []string
+	for len(keys) < 250 {
+		var k []string
+		for range 1 + rng.IntN(3) {
+			k = append(k, parts[rng.IntN(len(parts))])
+		}
+		key := strings.Join(k, "/")
+		if !slices.Contains(keys, key) {
+			keys = append(keys, key)
+		}
+	}
+	put := func(k string) {
+		if _, err := writer.PutObject(ctx, "files", k, strings.NewReader(k), int64(len(k)), PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	del := func(k string) {
+		if err := writer.DeleteObject(ctx, "files", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range keys {
+		put(k)
+	}
+	for _, k := range keys[:40] {
+		del(k)
+	}
+	for _, k := range keys[40:60] {
+		put(k) // replaced
+	}
+	h, err := lister.bucket(ctx, "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	compare := func(round string) {
+		t.Helper()
+		pages := 0
+		for _, prefix := range []string{"", "a", "a/", "a-b/", "é/z", "zz"} {
+			for _, delim := range []string{"", "/", "-", "b/"} {
+				for _, limit := range []int{1, 7, 1000} {
+					opt := ListOptions{Prefix: prefix, Delimiter: delim, Limit: limit}
+					for {
+						got, err := lister.ListObjects(ctx, "files", opt)
+						if err != nil {
+							t.Fatal(err)
+						}
+						want, err := listAll(ctx, h, opt)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if g, w := summary(got), summary(want); g != w {
+							t.Fatalf("%s: list %+v:\n got %s\nwant %s", round, opt, g, w)
+						}
+						pages++
+						if !got.Truncated {
+							break
+						}
+						opt.After = got.Next
+					}
+				}
+			}
+		}
+		// The pages came from the index, caught up at once (not
+		// from the fall-back after syncTimeout).
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if h.indexed(sctx) == nil {
+			t.Fatalf("%s: %d pages listed without the index", round, pages)
+		}
+	}
+	compare("first listing")
+	// Written through the other node after the index started: the next
+	// listing sees it.
+	for _, k := range keys[60:100] {
+		del(k)
+	}
+	put("a/new")
+	put("é/z/new")
+	compare("after writes through another node")
+}
+
+// summary renders a page for comparison.
+func summary(l *ObjectList) string {
+	var b strings.Builder
+	for _, o := range l.Objects {
+		fmt.Fprintf(&b, "%s(%d) ", o.Key, o.Size)
+	}
+	fmt.Fprintf(&b, "prefixes %q truncated %v next %q", l.CommonPrefixes, l.Truncated, l.Next)
+	return b.String()
+}
+
+// BenchmarkListObjects lists a page of 100 objects from the middle of a
+// bucket of 10,000: through the name index (what ListObjects does) and by
+// reading every object's info (listAll, the listing before the index).
+func BenchmarkListObjects(b *testing.B) {
+	ctx := context.Background()
+	s, _ := twoNodes(b)
+	if _, _, err := s.PutBucket(ctx, "files"); err != nil {
+		b.Fatal(err)
+	}
+	const n = 10_000
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for i := range n {
+		g.Go(func() error {
+			k := fmt.Sprintf("img/%05d.png", i)
+			_, err := s.PutObject(gctx, "files", k, strings.NewReader(k), int64(len(k)), PutObjectOptions{})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	h, err := s.bucket(ctx, "files")
+	if err != nil {
+		b.Fatal(err)
+	}
+	opt := ListOptions{Prefix: "img/", After: "img/05000.png", Limit: 100}
+	for _, c := range []struct {
+		name string
+		list func() (*ObjectList, error)
+	}{
+		{"index", func() (*ObjectList, error) { return s.ListObjects(ctx, "files", opt) }},
+		{"full", func() (*ObjectList, error) { return listAll(ctx, h, opt) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				l, err := c.list()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(l.Objects) != opt.Limit || l.Objects[0].Key != "img/05001.png" {
+					b.Fatalf("page of %d objects from %q", len(l.Objects), l.Objects[0].Key)
+				}
+			}
+		})
+	}
+}
