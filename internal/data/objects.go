@@ -48,6 +48,11 @@ type bucketHandle struct {
 	idx     *objIndex
 }
 
+// metaSubject is the subject of the infos of the object named key.
+func (h *bucketHandle) metaSubject(key string) string {
+	return "$O." + h.store + ".M." + base64.URLEncoding.EncodeToString([]byte(key))
+}
+
 // ObjectInfo describes a stored object.
 type ObjectInfo struct {
 	Bucket      string            `json:"bucket"`
