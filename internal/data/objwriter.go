@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -121,7 +122,7 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 	if err != nil {
 		return fail(fmt.Errorf("put %s/%s: %w", h.name, key, err))
 	}
-	m := nats.NewMsg("$O." + h.store + ".M." + base64.URLEncoding.EncodeToString([]byte(key)))
+	m := nats.NewMsg(h.metaSubject(key))
 	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 	m.Data = b
 	if _, err := h.js.PublishMsg(ctx, m); err != nil {
@@ -172,8 +173,8 @@ func newNUID() string {
 
 // bodyReader reads an object's body into full chunks (every chunk but the
 // last is full, which keeps range reads cheap to position) on a goroutine
-// of its own, counting what passes against the limit and hashing it,
-// putBuffers chunks ahead of the publisher.
+// of its own, counting what passes against the limit and hashing it, up
+// to putBuffers chunks ahead of the publisher.
 type bodyReader struct {
 	sha  hash.Hash
 	md5  hash.Hash // nil but for an MD5 ETag
@@ -188,6 +189,13 @@ type filled struct {
 	err error
 }
 
+// chunkBufs recycles the body readers' chunk buffers across puts: each put
+// allocated (and zeroed) its own, a megabyte for an object of a few bytes,
+// which was most of the CPU of putting small objects.
+var chunkBufs = sync.Pool{New: func() any { return new([ChunkSize]byte) }}
+
+func recycle(buf []byte) { chunkBufs.Put((*[ChunkSize]byte)(buf[:ChunkSize])) }
+
 func readBody(r io.Reader, limit int64, withMD5 bool) *bodyReader {
 	b := &bodyReader{
 		free: make(chan []byte, putBuffers), full: make(chan filled, putBuffers),
@@ -195,9 +203,6 @@ func readBody(r io.Reader, limit int64, withMD5 bool) *bodyReader {
 	}
 	if withMD5 {
 		b.md5 = md5.New()
-	}
-	for range putBuffers {
-		b.free <- make([]byte, ChunkSize)
 	}
 	go b.run(r, limit)
 	return b
@@ -210,20 +215,33 @@ func (b *bodyReader) run(r io.Reader, limit int64) {
 		case b.full <- f:
 			return true
 		case <-b.quit:
+			if f.buf != nil {
+				recycle(f.buf)
+			}
 			return false
 		}
 	}
 	var n int64
+	made := 0 // buffers taken from chunkBufs, at most putBuffers
 	for {
 		var buf []byte
 		select {
 		case buf = <-b.free:
-		case <-b.quit:
-			return
+		default:
+			if made < putBuffers {
+				buf, made = chunkBufs.Get().(*[ChunkSize]byte)[:], made+1
+				break
+			}
+			select {
+			case buf = <-b.free:
+			case <-b.quit:
+				return
+			}
 		}
-		k, err := io.ReadFull(r, buf[:ChunkSize])
+		k, err := io.ReadFull(r, buf)
 		n += int64(k)
 		if n > limit {
+			recycle(buf)
 			send(filled{err: wrapf(ErrTooLarge, "object is over the limit of %d bytes", limit)})
 			return
 		}
@@ -232,17 +250,20 @@ func (b *bodyReader) run(r io.Reader, limit int64) {
 			b.md5.Write(buf[:k])
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			if k > 0 && !send(filled{buf: buf[:k]}) {
+			if k == 0 {
+				recycle(buf)
+			} else if !send(filled{buf: buf[:k]}) {
 				return
 			}
 			send(filled{err: io.EOF})
 			return
 		}
 		if err != nil {
+			recycle(buf)
 			send(filled{err: err})
 			return
 		}
-		if !send(filled{buf: buf[:k]}) {
+		if !send(filled{buf: buf}) {
 			return
 		}
 	}
@@ -263,8 +284,20 @@ func (b *bodyReader) release(buf []byte) { b.free <- buf[:cap(buf)] }
 
 // stop ends the reading goroutine and waits for it, so the body is never
 // read after put returns (net/http forbids reading a request body after
-// its handler has returned).
+// its handler has returned), and recycles the buffers.
 func (b *bodyReader) stop() {
 	close(b.quit)
 	<-b.done
+	for {
+		select {
+		case buf := <-b.free:
+			recycle(buf)
+		case f := <-b.full:
+			if f.buf != nil {
+				recycle(f.buf)
+			}
+		default:
+			return
+		}
+	}
 }
