@@ -197,6 +197,13 @@ func TestPoisonEventRetriesThenDeadLettersAndReplays(t *testing.T) {
 	if d.ID != id || d.Attempts != 3 || d.Reason != "retries" || !strings.Contains(d.Error, "poison event") {
 		t.Errorf("dead letter = %+v, want id %s, 3 attempts, reason retries, the error", d, id)
 	}
+	// Each listing left its consumer on the stream for 5 minutes, and a
+	// stream holds 1,000.
+	for i := range 1100 {
+		if l, err := c.DeadLetters(ctx, "flaky", 10); err != nil || len(l.Entries) != 1 {
+			t.Fatalf("listing %d: %+v, %v", i, l, err)
+		}
+	}
 	full, err := c.DeadLetter(ctx, "flaky", id)
 	if err != nil || string(full.Payload) != `{"fail":true}` {
 		t.Fatalf("dlq show: %+v, %v; want the original payload", full, err)

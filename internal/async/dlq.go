@@ -14,6 +14,7 @@ import (
 	"github.com/nimbus-run/nimbus/api"
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/invoke"
+	"github.com/nimbus-run/nimbus/internal/store"
 )
 
 // MaxDeadLetters bounds one listing.
@@ -65,10 +66,11 @@ func (s *Service) DeadLetters(ctx context.Context, fn string, limit int) (entrie
 // scanDLQ calls fn for the dead letters of function, oldest first, until
 // fn returns false or there are no more.
 func (s *Service) scanDLQ(ctx context.Context, function string, fn func(jetstream.Msg, *jetstream.MsgMetadata) bool) error {
-	cons, err := s.dlq.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{DLQPrefix + function}})
+	cons, done, err := store.ReadConsumer(ctx, s.dlq, jetstream.OrderedConsumerConfig{FilterSubjects: []string{DLQPrefix + function}})
 	if err != nil {
 		return fmt.Errorf("dlq %s: %w", function, err)
 	}
+	defer done()
 	for {
 		batch, err := cons.FetchNoWait(256)
 		if err != nil {

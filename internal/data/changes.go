@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-run/nimbus/internal/invoke"
+	"github.com/nimbus-run/nimbus/internal/store"
 )
 
 // TableChange streams. A table's KV bucket is a JetStream stream, and every
@@ -114,10 +115,11 @@ func (s *Service) Changes(ctx context.Context, table string, from uint64, limit 
 	if from > 1 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
 	}
-	cons, err := h.stream.OrderedConsumer(ctx, cfg)
+	cons, done, err := store.ReadConsumer(ctx, h.stream, cfg)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	var out []TableChange
 	for len(out) < limit {
 		batch, err := cons.FetchNoWait(min(limit-len(out), 256))

@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nimbus-run/nimbus/internal/store"
 )
 
 // ParseRange reads an HTTP Range header of one byte range ("bytes=0-99",
@@ -132,10 +134,11 @@ func (h *bucketHandle) open(ctx context.Context, info *ObjectInfo, start, length
 // seek finds the sequence and index of the chunk holding byte off, and
 // off's offset in it.
 func (h *bucketHandle) seek(ctx context.Context, subj string, off int64) (seq uint64, index uint32, skip int64, err error) {
-	cons, err := h.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, HeadersOnly: true})
+	cons, done, err := store.ReadConsumer(ctx, h.stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, HeadersOnly: true})
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("seek: %w", err)
 	}
+	defer done()
 	var pos int64
 	for {
 		batch, err := cons.FetchNoWait(256)
@@ -181,6 +184,7 @@ type chunkStream struct {
 	// counted: the consumer's counts of chunks to come are exact.
 	counted bool
 	it      jetstream.MessagesContext
+	done    func() // deletes its consumer
 	last    uint64 // stream sequence of the last chunk read
 	stalls  int    // stall checks in a row that found the object unchanged
 	name    string
@@ -205,15 +209,16 @@ func (r *chunkStream) consume(seq uint64) error {
 	if seq > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq
 	}
-	cons, err := r.h.stream.OrderedConsumer(r.ctx, cfg)
+	cons, done, err := store.ReadConsumer(r.ctx, r.h.stream, cfg)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", r.name, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(readAhead))
 	if err != nil {
+		done()
 		return fmt.Errorf("read %s: %w", r.name, err)
 	}
-	r.it = it
+	r.it, r.done = it, done
 	return nil
 }
 
@@ -331,8 +336,7 @@ func (r *chunkStream) nextMsg() (jetstream.Msg, error) {
 		// It is there, and the consumer has delivered nothing for
 		// stallRestart checks: resume on a new one.
 		r.stalls = 0
-		r.it.Stop()
-		r.it = nil
+		r.stop()
 		from := r.last + 1
 		if r.last == 0 {
 			from = r.first
@@ -343,11 +347,12 @@ func (r *chunkStream) nextMsg() (jetstream.Msg, error) {
 	}
 }
 
-// stop ends the consumer.
+// stop ends the consumer and deletes it.
 func (r *chunkStream) stop() {
 	if r.it != nil {
 		r.it.Stop()
-		r.it = nil
+		r.done()
+		r.it, r.done = nil, nil
 	}
 }
 

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/nimbus-run/nimbus/internal/store/storetest"
 )
 
 // stalled is a consumer that delivers nothing: every wait for a chunk
@@ -29,14 +27,7 @@ func (s *stalled) Drain() { s.stops++ }
 // service, and returns the service, the bucket, the object and its bytes.
 func putBlob(ctx context.Context, t *testing.T, size int) (*Service, *bucketHandle, *ObjectInfo, []byte) {
 	t.Helper()
-	s := New(Config{}, storetest.Open(t))
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Stop(context.Background()) })
-	if _, _, err := s.PutBucket(ctx, "files"); err != nil {
-		t.Fatal(err)
-	}
+	s := filesService(t)
 	want := make([]byte, size)
 	rand.Read(want)
 	info, err := s.PutObject(ctx, "files", "blob", bytes.NewReader(want), int64(len(want)), PutObjectOptions{})
@@ -159,5 +150,58 @@ func TestReaderObjectReplaced(t *testing.T) {
 	}
 	if got = append(got, rest...); len(got) >= len(want) || !bytes.Equal(got, want[:len(got)]) {
 		t.Fatalf("the read returned %d bytes, not a prefix of the old object", len(got))
+	}
+}
+
+// TestReadsDeleteTheirConsumers: the consumers of short reads (a range's
+// seek and download, a page of changes) are deleted when the read ends.
+// nats.go leaves an ordered consumer on the server for 5 idle minutes, and
+// a stream holds at most 1,000: 600 ranged reads (1,200 consumers) of one
+// bucket failed with "maximum consumers limit reached".
+func TestReadsDeleteTheirConsumers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, h, _, want := putBlob(ctx, t, 2*ChunkSize+100)
+	for i := range 600 {
+		obj, err := s.GetObject(ctx, "files", "blob", "bytes=300000-300009")
+		if err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		got, err := io.ReadAll(obj.Body)
+		obj.Body.Close()
+		if err != nil || !bytes.Equal(got, want[300000:300010]) {
+			t.Fatalf("read %d: %q, %v", i, got, err)
+		}
+	}
+	consumers := func(stream jetstream.Stream) int {
+		t.Helper()
+		info, err := stream.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Consumers
+	}
+	if n := consumers(h.stream); n != 0 {
+		t.Errorf("the bucket's stream holds %d consumers after the reads, want 0", n)
+	}
+
+	if _, _, err := s.PutTable(ctx, TableDef{Name: "orders", Key: "id"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "orders", []byte(`{"id":"a"}`), PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	th, err := s.table(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := consumers(th.stream)
+	for range 20 {
+		if c, err := s.Changes(ctx, "orders", 1, 10); err != nil || len(c) != 1 {
+			t.Fatalf("changes: %d, %v", len(c), err)
+		}
+	}
+	if n := consumers(th.stream); n != before {
+		t.Errorf("the table's stream holds %d consumers after reading its changes, %d before", n, before)
 	}
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nimbus-run/nimbus/internal/store"
 )
 
 // The TTL sweeper removes items whose TTL attribute lies in the past.
@@ -63,13 +65,14 @@ type expiredItem struct {
 
 func (h *tableHandle) sweep(ctx context.Context) (int, error) {
 	now := h.now().Unix()
-	cons, err := h.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+	cons, done, err := store.ReadConsumer(ctx, h.stream, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, HeadersOnly: true,
 		FilterSubjects: []string{h.pre + ">"},
 	})
 	if err != nil {
 		return 0, err
 	}
+	defer done()
 	var expired []expiredItem
 	for {
 		batch, err := cons.FetchNoWait(1024)

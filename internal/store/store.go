@@ -326,7 +326,7 @@ func (s *Store) LastRecords(ctx context.Context, subject string, limit int) ([]j
 }
 
 func (s *Store) scan(ctx context.Context, subject string, start, last uint64) ([]json.RawMessage, error) {
-	cons, err := s.Records.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+	cons, done, err := ReadConsumer(ctx, s.Records, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    start,
@@ -334,6 +334,7 @@ func (s *Store) scan(ctx context.Context, subject string, start, last uint64) ([
 	if err != nil {
 		return nil, fmt.Errorf("store: records scan: %w", err)
 	}
+	defer done()
 	var out []json.RawMessage
 	for {
 		batch, err := cons.FetchNoWait(512)

@@ -240,6 +240,14 @@ func TestStopExecution(t *testing.T) {
 	if last := h.Events[len(h.Events)-1]; last.Type != types.HistoryEventTypeExecutionAborted {
 		t.Errorf("last event: got %s", last.Type)
 	}
+	// Each read of a history left its consumer on the stream for 5
+	// minutes, and a stream holds 1,000: a dashboard polling it failed.
+	for i := range 1100 {
+		again, err := c.GetExecutionHistory(ctx, &sfn.GetExecutionHistoryInput{ExecutionArn: st.ExecutionArn})
+		if err != nil || len(again.Events) != len(h.Events) {
+			t.Fatalf("history read %d: %d events, %v", i, len(again.Events), err)
+		}
+	}
 	// Stopping again is harmless.
 	if _, err := c.StopExecution(ctx, &sfn.StopExecutionInput{ExecutionArn: st.ExecutionArn}); err != nil {
 		t.Errorf("second stop: %v", err)

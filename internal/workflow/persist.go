@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/nimbus-run/nimbus/internal/store"
 	"github.com/nimbus-run/nimbus/internal/workflow/asl"
 )
 
@@ -242,13 +243,14 @@ func eventSize(e *asl.Event) int {
 // crash between writing history and committing the state, then a replay)
 // counts as its last writing.
 func (s *Service) readHistory(ctx context.Context, key, gen string, committed uint64) ([]asl.Event, error) {
-	cons, err := s.history.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+	cons, done, err := store.ReadConsumer(ctx, s.history, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{historySubject(key)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("workflow: history: %w", err)
 	}
+	defer done()
 	type stepMsgs struct{ parts []historyMsg }
 	steps := map[uint64]*stepMsgs{}
 	ci, err := cons.Info(ctx)

@@ -1,0 +1,39 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ReadConsumer makes an ordered consumer for a short read of stream (an
+// object's download, a page of changes, records or dead letters, a
+// workflow's history); done deletes it as soon as the read ends.
+//
+// nats.go leaves an ordered consumer on the server until it has been idle
+// for 5 minutes, and a stream holds at most 1,000 consumers
+// (nats-server's default): a stream read more than about three times a
+// second ran out ("maximum consumers limit reached"), and then not even a
+// trigger's durable consumer could be created on it. A consumer whose
+// reader could not delete it (a lost connection, a crash) goes after
+// ReadConsumerIdle.
+func ReadConsumer(ctx context.Context, stream jetstream.Stream, cfg jetstream.OrderedConsumerConfig) (cons jetstream.Consumer, done func(), err error) {
+	cfg.InactiveThreshold = ReadConsumerIdle
+	cons, err = stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cons, func() {
+		info := cons.CachedInfo() // nil: never created on the server
+		if info == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		stream.DeleteConsumer(ctx, info.Name) //nolint:errcheck // ReadConsumerIdle removes it anyway
+	}, nil
+}
+
+// ReadConsumerIdle is how long an idle read consumer stays on the server.
+const ReadConsumerIdle = time.Minute
