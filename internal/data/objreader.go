@@ -93,7 +93,8 @@ const stallCheck = time.Second
 
 // open returns a reader of length bytes of an object from offset start.
 //
-// The object store's own reader pushes chunks as fast as JetStream sends
+// An object of one chunk is one direct get (readChunk). For a larger one:
+// the object store's own reader pushes chunks as fast as JetStream sends
 // them and has no offset; this one pulls readAhead chunks at a time
 // through one ordered consumer on the object's chunk subject, and, for a
 // range not at the start, first finds the chunk holding the offset from
@@ -114,6 +115,9 @@ func (h *bucketHandle) open(ctx context.Context, info *ObjectInfo, start, length
 		return io.NopCloser(bytes.NewReader(nil)), nil
 	}
 	subj := "$O." + h.store + ".C." + info.nuid
+	if info.chunks == 1 {
+		return h.readChunk(ctx, info, subj, start, length)
+	}
 	var seq uint64
 	var index uint32
 	skip := start
@@ -129,6 +133,25 @@ func (h *bucketHandle) open(ctx context.Context, info *ObjectInfo, start, length
 		return nil, err
 	}
 	return r, nil
+}
+
+// readChunk reads an object of one chunk (256 KB or less: most objects)
+// with one direct get, where a consumer would cost two more round trips
+// (its creation and deletion) and the server's work of setting it up.
+// The chunk's size must be the object's.
+func (h *bucketHandle) readChunk(ctx context.Context, info *ObjectInfo, subj string, start, length int64) (io.ReadCloser, error) {
+	name := h.name + "/" + info.Key
+	m, err := h.stream.GetLastMsgForSubject(ctx, subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("read %s: the object was replaced or deleted while being read: %w", name, io.ErrUnexpectedEOF)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if int64(len(m.Data)) != info.Size {
+		return nil, fmt.Errorf("read %s: its chunk holds %d bytes of its %d: %w", name, len(m.Data), info.Size, io.ErrUnexpectedEOF)
+	}
+	return io.NopCloser(bytes.NewReader(m.Data[start : start+length])), nil
 }
 
 // seek finds the sequence and index of the chunk holding byte off, and
