@@ -181,6 +181,11 @@ func TestReadsDeleteTheirConsumers(t *testing.T) {
 		}
 		return info.State.Consumers
 	}
+	for range 20 { // the listing without the index (the object store's watcher)
+		if l, err := listAll(ctx, h, ListOptions{Limit: 10}); err != nil || len(l.Objects) != 1 {
+			t.Fatalf("list: %+v, %v", l, err)
+		}
+	}
 	if n := consumers(h.stream); n != 0 {
 		t.Errorf("the bucket's stream holds %d consumers after the reads, want 0", n)
 	}
