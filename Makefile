@@ -20,15 +20,39 @@ bench:
 load:
 	$(GO) run ./bench/load
 
-fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./internal/manifest
-	$(GO) test -run '^$$' -fuzz FuzzSpec -fuzztime 30s ./internal/function
-	$(GO) test -run '^$$' -fuzz FuzzInstrumentLoops -fuzztime 30s ./internal/runtime/wasm
-	$(GO) test -run '^$$' -fuzz FuzzDecodeKeyRequest -fuzztime 30s ./internal/data/dataapi
-	$(GO) test -run '^$$' -fuzz FuzzMembersAnyInput -fuzztime 30s ./internal/jsonscan
-	$(GO) test -run '^$$' -fuzz FuzzParseRequest -fuzztime 30s ./internal/apitext
-	$(GO) test -run '^$$' -fuzz FuzzRuntimeAPI -fuzztime 30s ./internal/lambdaapi
-	$(GO) test -run '^$$' -fuzz FuzzRuntimeConn -fuzztime 30s ./internal/lambdaapi
+fuzz:  # every fuzzer, 30 s each (about 16 minutes)
+	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime 30s ./internal/apigateway
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime 30s ./internal/apitext
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeToken$$' -fuzztime 30s ./internal/data
+	$(GO) test -run '^$$' -fuzz '^FuzzKeyOrder$$' -fuzztime 30s ./internal/data
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAck$$' -fuzztime 30s ./internal/data
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCondition$$' -fuzztime 30s ./internal/data
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRange$$' -fuzztime 30s ./internal/data
+	$(GO) test -run '^$$' -fuzz '^FuzzTopLevel$$' -fuzztime 30s ./internal/data
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeKeyRequest$$' -fuzztime 30s ./internal/data/dataapi
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePutItem$$' -fuzztime 30s ./internal/data/dataapi
+	$(GO) test -run '^$$' -fuzz '^FuzzFromHTTP$$' -fuzztime 30s ./internal/events/cloudevent
+	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime 30s ./internal/events/pattern
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 30s ./internal/events/pattern
+	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime 30s ./internal/events/pattern
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./internal/events/schedule
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 30s ./internal/events/webhook
+	$(GO) test -run '^$$' -fuzz '^FuzzSpec$$' -fuzztime 30s ./internal/function
+	$(GO) test -run '^$$' -fuzz '^FuzzWriteResponse$$' -fuzztime 30s ./internal/gateway/apigw
+	$(GO) test -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime 30s ./internal/gateway/cors
+	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime 30s ./internal/gateway/route
+	$(GO) test -run '^$$' -fuzz '^FuzzParseTemplate$$' -fuzztime 30s ./internal/gateway/route
+	$(GO) test -run '^$$' -fuzz '^FuzzMembers$$' -fuzztime 30s ./internal/jsonscan
+	$(GO) test -run '^$$' -fuzz '^FuzzMembersAnyInput$$' -fuzztime 30s ./internal/jsonscan
+	$(GO) test -run '^$$' -fuzz '^FuzzInvokeAPI$$' -fuzztime 30s ./internal/lambdaapi
+	$(GO) test -run '^$$' -fuzz '^FuzzRuntimeAPI$$' -fuzztime 30s ./internal/lambdaapi
+	$(GO) test -run '^$$' -fuzz '^FuzzRuntimeConn$$' -fuzztime 30s ./internal/lambdaapi
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./internal/manifest
+	$(GO) test -run '^$$' -fuzz '^FuzzInstrumentLoops$$' -fuzztime 30s ./internal/runtime/wasm
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthorization$$' -fuzztime 30s ./internal/sigv4
+	$(GO) test -run '^$$' -fuzz '^FuzzStoredAndAPIInput$$' -fuzztime 30s ./internal/workflow
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./internal/workflow/asl
+	$(GO) test -run '^$$' -fuzz '^FuzzPath$$' -fuzztime 30s ./internal/workflow/asl
 
 lint:
 	$(GO) vet ./...
