@@ -103,7 +103,17 @@ func TestReplicatedData(t *testing.T) {
 			t.Fatal(err)
 		}
 		readObject(t, r, key, blob)
+		l, err := r.Data.ListObjects(ctx, "files", data.ListOptions{Prefix: key})
+		if err != nil || len(l.Objects) != 1 || l.Objects[0].Key != key || l.Objects[0].Size != int64(len(blob)) {
+			t.Fatalf("%s listed on the other node: %+v, %v", key, l, err)
+		}
 	}
+	// An object of one chunk is read by one get, not a consumer.
+	small := []byte("one chunk")
+	if _, err := nodes[0].Data.PutObject(ctx, "files", "small.txt", bytes.NewReader(small), int64(len(small)), data.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	readObject(t, nodes[1], "small.txt", small)
 
 	// Lose the server that leads the table's stream.
 	leader := info.Cluster.Leader

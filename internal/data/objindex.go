@@ -3,12 +3,14 @@ package data
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/google/btree"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 )
 
 // objIndex is one node's in-memory, ordered set of a bucket's object
@@ -124,6 +126,9 @@ func (h *bucketHandle) infos(ctx context.Context, keys []string) ([]ObjectInfo, 
 	if len(keys) == 0 {
 		return nil, nil
 	}
+	if !h.stream.CachedInfo().Config.AllowDirect {
+		return h.infosFromLeader(ctx, keys)
+	}
 	req := struct {
 		Subjects []string `json:"multi_last"`
 		Batch    int      `json:"batch"`
@@ -175,6 +180,38 @@ func (h *bucketHandle) infos(ctx context.Context, keys []string) ([]ObjectInfo, 
 	return out, nil
 }
 
+// infosFromLeader reads the infos of keys, in their order, one request
+// each (16 at a time), from the leader of a replicated bucket's stream,
+// which serves no direct gets (leader.go).
+func (h *bucketHandle) infosFromLeader(ctx context.Context, keys []string) ([]ObjectInfo, error) {
+	out := make([]*ObjectInfo, len(keys))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, k := range keys {
+		g.Go(func() error {
+			oi, err := h.obs.GetInfo(gctx, k)
+			if errors.Is(err, jetstream.ErrObjectNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			out[i] = infoOf(h.name, oi)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	infos := make([]ObjectInfo, 0, len(keys))
+	for _, o := range out {
+		if o != nil {
+			infos = append(infos, *o)
+		}
+	}
+	return infos, nil
+}
+
 // directGet is the subject prefix of a stream's direct gets (the store's
 // JetStream has the default API prefix), and infosTimeout bounds one.
 const (
@@ -189,9 +226,7 @@ func (h *bucketHandle) indexed(ctx context.Context) *objIndex {
 	h.idxOnce.Do(func() {
 		h.idx, _ = startObjIndex(h) // nil: list the slow way
 	})
-	// infos needs direct gets, which every object store allows (it is
-	// a stream setting, so one made otherwise lists the slow way).
-	if h.idx != nil && h.stream.CachedInfo().Config.AllowDirect && h.idx.synced(ctx, h.stream) {
+	if h.idx != nil && h.idx.synced(ctx, h.stream) {
 		return h.idx
 	}
 	return nil
