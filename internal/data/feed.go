@@ -21,9 +21,9 @@ import (
 // reach this node. A reader first reads the stream's last sequence (one
 // round trip to the stream leader) and waits until the feed has applied
 // it (sync), so it sees every write acknowledged before it began, on any
-// node. An index that cannot catch up (a stalled consumer) costs latency
-// (syncTimeout), never correctness: readers then fall back to listing
-// through JetStream.
+// node. An index that stops catching up (a stalled consumer) costs
+// latency (syncTimeout), never correctness: readers then fall back to
+// listing through JetStream.
 type feed struct {
 	what string // for errors: "table orders", "bucket avatars"
 
@@ -144,8 +144,8 @@ func (f *feed) sync(ctx context.Context, last uint64) error {
 	}
 }
 
-// syncTimeout bounds how long a reader waits for an index before it lists
-// the slow way.
+// syncTimeout is how long a reader waits for an index that applies
+// nothing before it lists the slow way.
 const syncTimeout = 5 * time.Second
 
 // synced waits until f has applied everything stream holds now; false
@@ -155,7 +155,30 @@ func (f *feed) synced(ctx context.Context, stream jetstream.Stream) bool {
 	if err != nil {
 		return false
 	}
-	sctx, cancel := context.WithTimeout(ctx, syncTimeout)
-	defer cancel()
-	return f.sync(sctx, info.State.LastSeq) == nil
+	return f.catchUp(ctx, info.State.LastSeq, syncTimeout) == nil
+}
+
+// catchUp waits until f has applied stream sequence last, for as long as
+// it applies something every stall: an index still being built over a
+// large bucket or table keeps its readers waiting (listing the slow way
+// would read everything too, and slow the build down), one that has
+// stopped lets them go after stall.
+func (f *feed) catchUp(ctx context.Context, last uint64, stall time.Duration) error {
+	for {
+		f.mu.RLock()
+		before := f.applied
+		f.mu.RUnlock()
+		sctx, cancel := context.WithTimeout(ctx, stall)
+		err := f.sync(sctx, last)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		f.mu.RLock()
+		progressed := f.applied > before && f.err == nil
+		f.mu.RUnlock()
+		if !progressed {
+			return err
+		}
+	}
 }
