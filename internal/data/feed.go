@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,6 +32,7 @@ type feed struct {
 	applied uint64        // stream sequence of the last message applied
 	initial uint64        // the stream's last sequence when the feed started
 	err     error         // the consumer failed or stopped: fall back to listing
+	broken  atomic.Bool   // err is set; read without mu on every write (lazyIndex)
 	changed chan struct{} // closed on the next change; nil: nobody waits
 
 	cc     jetstream.ConsumeContext
@@ -97,6 +99,7 @@ var errIndexStopped = errors.New("index stopped")
 func (f *feed) fail(err error) {
 	f.mu.Lock()
 	f.err = err
+	f.broken.Store(true)
 	f.signal()
 	f.mu.Unlock()
 }
@@ -180,5 +183,64 @@ func (f *feed) catchUp(ctx context.Context, last uint64, stall time.Duration) er
 		if !progressed {
 			return err
 		}
+	}
+}
+
+// usable says whether the feed still follows its stream.
+func (f *feed) usable() bool { return !f.broken.Load() }
+
+// lazyIndex holds the index of one table or bucket on this node, started
+// on first use (so a node indexes only what it serves) and started again,
+// at most every indexRetry, when its start failed (a stream's leader
+// being elected, say) or its feed stopped following the stream. Without
+// the retry one failure left the table or bucket listed the slow way
+// until the node restarted.
+type lazyIndex[T any, P interface {
+	*T
+	usable() bool
+	stop()
+}] struct {
+	cur    atomic.Pointer[T] // read on every write of a table
+	mu     sync.Mutex        // serializes starts
+	closed bool
+	tried  time.Time
+}
+
+// indexRetry is how often a failed index is started again.
+var indexRetry = 30 * time.Second
+
+// get returns the index, starting it if it is not running and the last
+// attempt was at least indexRetry ago; nil when there is none. An index
+// that stopped following its stream is returned until it is replaced: its
+// readers see that it failed and list the slow way.
+func (l *lazyIndex[T, P]) get(start func() (P, error)) P {
+	if x := P(l.cur.Load()); x != nil && x.usable() {
+		return x
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	x := P(l.cur.Load())
+	if l.closed || (x != nil && x.usable()) || (!l.tried.IsZero() && time.Since(l.tried) < indexRetry) {
+		return x
+	}
+	l.tried = time.Now()
+	if x != nil {
+		x.stop()
+	}
+	x, err := start()
+	if err != nil {
+		x = nil
+	}
+	l.cur.Store((*T)(x))
+	return x
+}
+
+// close stops the index; none starts after it.
+func (l *lazyIndex[T, P]) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if x := P(l.cur.Load()); x != nil {
+		x.stop()
 	}
 }

@@ -195,24 +195,17 @@ func (h *tableHandle) indexed(ctx context.Context) *keyIndex {
 	return nil
 }
 
-// index returns the table's key index, starting it on first use (so a
-// node indexes only the tables it serves), or nil when it cannot run.
+// index returns the table's key index, starting it on first use (and
+// again after a failure, see lazyIndex), or nil when it cannot run.
 func (h *tableHandle) index() *keyIndex {
-	h.idxOnce.Do(func() {
+	return h.idx.get(func() (*keyIndex, error) {
 		x, err := startKeyIndex(h)
 		if err != nil {
 			h.log.Warn("data: key index not started; queries list keys through JetStream", "table", h.def.Name, "err", err)
-			return
 		}
-		h.idx = x
+		return x, err
 	})
-	return h.idx
 }
 
 // closeIndex stops the key index, if one runs.
-func (h *tableHandle) closeIndex() {
-	h.idxOnce.Do(func() {}) // no index may start after this
-	if h.idx != nil {
-		h.idx.stop()
-	}
-}
+func (h *tableHandle) closeIndex() { h.idx.close() }

@@ -9,9 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -43,9 +43,9 @@ type bucketHandle struct {
 	name   string // the bucket's name
 	store  string // its object store's name
 
-	// idx is the name index (objindex.go), started once on first use.
-	idxOnce sync.Once
-	idx     *objIndex
+	// idx is the name index (objindex.go), started on first listing.
+	idx lazyIndex[objIndex, *objIndex]
+	log *slog.Logger
 }
 
 // metaSubject is the subject of the infos of the object named key.
@@ -205,7 +205,7 @@ func (s *Service) bucket(ctx context.Context, name string) (*bucketHandle, error
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", name, err)
 	}
-	h = &bucketHandle{def: def, js: s.js, obs: obs, stream: stream, name: name, store: BucketPrefix + name}
+	h = &bucketHandle{def: def, js: s.js, obs: obs, stream: stream, name: name, store: BucketPrefix + name, log: s.log}
 	s.mu.Lock()
 	if s.buckets[name] == def {
 		s.stores[name] = h

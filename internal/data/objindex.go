@@ -223,19 +223,18 @@ const (
 // feed), or nil when it is not usable (callers then list through the
 // object store).
 func (h *bucketHandle) indexed(ctx context.Context) *objIndex {
-	h.idxOnce.Do(func() {
-		h.idx, _ = startObjIndex(h) // nil: list the slow way
+	x := h.idx.get(func() (*objIndex, error) {
+		x, err := startObjIndex(h)
+		if err != nil && h.log != nil {
+			h.log.Warn("data: name index not started; listings read every object's info", "bucket", h.name, "err", err)
+		}
+		return x, err
 	})
-	if h.idx != nil && h.idx.synced(ctx, h.stream) {
-		return h.idx
+	if x != nil && x.synced(ctx, h.stream) {
+		return x
 	}
 	return nil
 }
 
 // closeIndex stops the name index, if one runs.
-func (h *bucketHandle) closeIndex() {
-	h.idxOnce.Do(func() {}) // no index may start after this
-	if h.idx != nil {
-		h.idx.stop()
-	}
-}
+func (h *bucketHandle) closeIndex() { h.idx.close() }

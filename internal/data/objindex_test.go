@@ -45,7 +45,7 @@ func TestListIndexMatchesFullListing(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	parts := []string{"a", "b", "a-b", "é", "z", "a/"}
 	var keys []string
-	for len(keys) < 250 {
+	for len(keys) < 120 {
 		var k []string
 		for range 1 + rng.IntN(3) {
 			k = append(k, parts[rng.IntN(len(parts))])
@@ -72,10 +72,10 @@ func TestListIndexMatchesFullListing(t *testing.T) {
 	for _, k := range keys {
 		put(k)
 	}
-	for _, k := range keys[:40] {
+	for _, k := range keys[:20] {
 		del(k)
 	}
-	for _, k := range keys[40:60] {
+	for _, k := range keys[20:30] {
 		put(k) // replaced
 	}
 	h, err := lister.bucket(ctx, "files")
@@ -121,7 +121,7 @@ func TestListIndexMatchesFullListing(t *testing.T) {
 	compare("first listing")
 	// Written through the other node after the index started: the next
 	// listing sees it.
-	for _, k := range keys[60:100] {
+	for _, k := range keys[30:50] {
 		del(k)
 	}
 	put("a/new")
@@ -189,5 +189,60 @@ func BenchmarkListObjects(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestIndexStartsAgainAfterFailure: a bucket whose name index stopped
+// following its stream is listed correctly the slow way, and gets a new
+// index at the next listing once indexRetry has passed (before, one
+// failure meant the slow way until the node restarted).
+func TestIndexStartsAgainAfterFailure(t *testing.T) {
+	ctx := context.Background()
+	s := filesService(t)
+	put := func(k string) {
+		t.Helper()
+		if _, err := s.PutObject(ctx, "files", k, strings.NewReader(k), int64(len(k)), PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func() string {
+		t.Helper()
+		l, err := s.ListObjects(ctx, "files", ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, o := range l.Objects {
+			keys = append(keys, o.Key)
+		}
+		return strings.Join(keys, " ")
+	}
+	put("a")
+	if got := list(); got != "a" {
+		t.Fatalf("listed %q", got)
+	}
+	h, err := s.bucket(ctx, "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := h.idx.cur.Load()
+	first.stop() // as when its consumer fails for good
+
+	put("b")
+	if got := list(); got != "a b" {
+		t.Fatalf("listed %q with the index stopped", got)
+	}
+	if h.idx.cur.Load() != first {
+		t.Fatal("the index was started again before indexRetry passed")
+	}
+
+	defer func(d time.Duration) { indexRetry = d }(indexRetry)
+	indexRetry = 0
+	put("c")
+	if got := list(); got != "a b c" {
+		t.Fatalf("listed %q after the index restarted", got)
+	}
+	if x := h.idx.cur.Load(); x == first || x == nil || !x.usable() || h.indexed(ctx) != x {
+		t.Fatal("no new index after indexRetry")
 	}
 }

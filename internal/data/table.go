@@ -48,9 +48,8 @@ type tableHandle struct {
 	now    func() time.Time
 	log    *slog.Logger
 
-	// idx is the key index (keyindex.go), started once on first use.
-	idxOnce sync.Once
-	idx     *keyIndex
+	// idx is the key index (keyindex.go), started on first use.
+	idx lazyIndex[keyIndex, *keyIndex]
 	// cache holds recent items (itemcache.go); nil unless the node is its
 	// tables' sole writer.
 	cache *itemCache
