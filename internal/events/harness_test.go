@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -66,6 +67,9 @@ func (f *fakeFuncs) Invoke(_ context.Context, req *invoke.Request) (*invoke.Resp
 	}
 	rec := &function.Record{ID: req.ID, Function: req.Function, Version: function.LatestVersion, Status: function.StatusOK}
 	out, err := h(req.Payload)
+	if errors.Is(err, function.ErrThrottled) {
+		return nil, err
+	}
 	if err != nil {
 		rec.Status = function.StatusError
 		return &invoke.Response{Err: &runtime.FunctionError{Type: "Error", Message: err.Error()}, Record: rec},

@@ -425,7 +425,15 @@ func (r *streamRunner) process(batch []jetstream.Msg) {
 	defer stopBeat()
 	pending := items
 	for try := 1; ; try++ {
-		failed, errText := r.invoke(pending)
+		failed, errText, stopped := r.invoke(pending)
+		if stopped {
+			// Stopped while the function was throttled: nothing ran, so
+			// nothing failed; another runner takes the records now.
+			for _, it := range pending {
+				giveBack(it.msg)
+			}
+			return
+		}
 		failedSet := map[*item]bool{}
 		for _, it := range failed {
 			failedSet[it] = true
@@ -534,8 +542,10 @@ func (r *streamRunner) envelope(items []*item) []byte {
 	return b
 }
 
-// invoke runs the function on items and returns the ones that failed.
-func (r *streamRunner) invoke(items []*item) ([]*item, string) {
+// invoke runs the function on items and returns the ones that failed;
+// stopped says the runner was stopped while the function was throttled,
+// before it ran.
+func (r *streamRunner) invoke(items []*item) (failed []*item, errText string, stopped bool) {
 	payload := r.envelope(items)
 	req := &invoke.Request{Function: r.fn, Payload: payload, Source: "stream:" + r.t.Name}
 	wait := 10 * time.Millisecond
@@ -550,7 +560,7 @@ func (r *streamRunner) invoke(items []*item) ([]*item, string) {
 		select {
 		case <-time.After(wait):
 		case <-r.quit:
-			return items, err.Error()
+			return nil, "", true
 		}
 		wait = min(wait*2, time.Second)
 	}
@@ -559,7 +569,7 @@ func (r *streamRunner) invoke(items []*item) ([]*item, string) {
 		if resp != nil && resp.Err != nil {
 			msg = resp.Err.Message
 		}
-		return items, msg
+		return items, msg, false
 	}
 	var out struct {
 		Failures []struct {
@@ -567,31 +577,30 @@ func (r *streamRunner) invoke(items []*item) ([]*item, string) {
 		} `json:"batchItemFailures"`
 	}
 	if json.Unmarshal(resp.Payload, &out) != nil || len(out.Failures) == 0 {
-		return nil, ""
+		return nil, "", false
 	}
 	byID := map[string]*item{}
 	for _, it := range items {
 		byID[it.id] = it
 		byID[strconv.FormatUint(it.md.Sequence.Stream, 10)] = it
 	}
-	var failed []*item
 	seen := map[*item]bool{}
 	for _, f := range out.Failures {
 		id := fmt.Sprint(f.ID)
 		if f.ID == nil || id == "" {
 			// As in Lambda: a failure without an id fails the whole batch.
-			return items, "batchItemFailures entry without itemIdentifier"
+			return items, "batchItemFailures entry without itemIdentifier", false
 		}
 		it, ok := byID[id]
 		if !ok {
-			return items, fmt.Sprintf("batchItemFailures names %q, which is not in the batch", id)
+			return items, fmt.Sprintf("batchItemFailures names %q, which is not in the batch", id), false
 		}
 		if !seen[it] {
 			seen[it] = true
 			failed = append(failed, it)
 		}
 	}
-	return failed, "reported in batchItemFailures"
+	return failed, "reported in batchItemFailures", false
 }
 
 func (r *streamRunner) deadLetter(it *item, errText string, attempts int) {

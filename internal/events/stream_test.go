@@ -14,6 +14,7 @@ import (
 
 	"github.com/nimbus-run/nimbus/api"
 	"github.com/nimbus-run/nimbus/internal/events"
+	"github.com/nimbus-run/nimbus/internal/function"
 )
 
 type batch struct {
@@ -230,6 +231,52 @@ func TestStopHandsRecordsBack(t *testing.T) {
 			t.Logf("%d records after the stop in %v", n, time.Since(stopped).Round(time.Millisecond))
 			if len(fast.callsOf("sink")) == 0 {
 				t.Fatal("the second node handled nothing")
+			}
+		})
+	}
+}
+
+// TestStopWhileThrottledDeadLettersNothing: a runner stopped while its
+// function is throttled hands its records back untried. It counted the
+// wait as a failed attempt, so with no retries left it dead-lettered
+// records the function had never run.
+func TestStopWhileThrottledDeadLettersNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trigger api.Trigger
+	}{
+		{"unordered", api.Trigger{Stream: "THROTTLED", Batch: 1}},
+		{"ordered", api.Trigger{Stream: "THROTTLED", Batch: 1, OrderedBy: "key"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := startNATS(t, t.TempDir())
+			zero := 0
+			tc.trigger.Retries = &zero
+			busy, free := newFuncs(), newFuncs()
+			busy.set("sink", func([]byte) ([]byte, error) { return nil, function.ErrThrottled })
+			free.set("sink", func([]byte) ([]byte, error) { return []byte(`{}`), nil })
+			cfg := events.Config{AckWait: 30 * time.Second}
+			a := newHarness(t, url, busy, cfg)
+			ctx := context.Background()
+			if _, err := a.events.PutTriggers(ctx, "sink", []api.Trigger{tc.trigger}); err != nil {
+				t.Fatal(err)
+			}
+			m := nats.NewMsg("THROTTLED.x")
+			m.Header.Set(events.KeyHeader, "k")
+			m.Data = []byte(`{"n":1}`)
+			if _, err := a.st.JS.PublishMsg(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 10*time.Second, "the throttled function tried", func() bool { return len(busy.callsOf("sink")) >= 2 })
+			b := newHarness(t, url, free, cfg)
+			a.stop()
+			eventually(t, 10*time.Second, "the record, handled by the second node", func() bool { return len(free.callsOf("sink")) == 1 })
+			l, _, err := b.queue.DeadLetters(ctx, "sink", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(l) != 0 {
+				t.Fatalf("%d dead letters for a record the function never ran: %+v", len(l), l)
 			}
 		})
 	}
