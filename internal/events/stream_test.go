@@ -174,14 +174,8 @@ func TestOrderedByKey(t *testing.T) {
 // releases an ordered trigger's pin, so that another node handles them at
 // once instead of after the ack wait (30 s here) or the pin's TTL.
 func TestStopHandsRecordsBack(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		trigger api.Trigger
-	}{
-		{"unordered", api.Trigger{Stream: "HANDOVER", Batch: 1}},
-		{"ordered", api.Trigger{Stream: "HANDOVER", Batch: 1, OrderedBy: "key"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for name, trigger := range oneByOne("HANDOVER") {
+		t.Run(name, func(t *testing.T) {
 			url := startNATS(t, t.TempDir())
 			const n = 20
 			var mu sync.Mutex
@@ -212,7 +206,7 @@ func TestStopHandsRecordsBack(t *testing.T) {
 			cfg := events.Config{AckWait: 30 * time.Second}
 			a := newHarness(t, url, slow, cfg)
 			ctx := context.Background()
-			if _, err := a.events.PutTriggers(ctx, "sink", []api.Trigger{tc.trigger}); err != nil {
+			if _, err := a.events.PutTriggers(ctx, "sink", []api.Trigger{trigger}); err != nil {
 				t.Fatal(err)
 			}
 			for i := range n {
@@ -241,24 +235,18 @@ func TestStopHandsRecordsBack(t *testing.T) {
 // wait as a failed attempt, so with no retries left it dead-lettered
 // records the function had never run.
 func TestStopWhileThrottledDeadLettersNothing(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		trigger api.Trigger
-	}{
-		{"unordered", api.Trigger{Stream: "THROTTLED", Batch: 1}},
-		{"ordered", api.Trigger{Stream: "THROTTLED", Batch: 1, OrderedBy: "key"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for name, trigger := range oneByOne("THROTTLED") {
+		t.Run(name, func(t *testing.T) {
 			url := startNATS(t, t.TempDir())
 			zero := 0
-			tc.trigger.Retries = &zero
+			trigger.Retries = &zero
 			busy, free := newFuncs(), newFuncs()
 			busy.set("sink", func([]byte) ([]byte, error) { return nil, function.ErrThrottled })
 			free.set("sink", func([]byte) ([]byte, error) { return []byte(`{}`), nil })
 			cfg := events.Config{AckWait: 30 * time.Second}
 			a := newHarness(t, url, busy, cfg)
 			ctx := context.Background()
-			if _, err := a.events.PutTriggers(ctx, "sink", []api.Trigger{tc.trigger}); err != nil {
+			if _, err := a.events.PutTriggers(ctx, "sink", []api.Trigger{trigger}); err != nil {
 				t.Fatal(err)
 			}
 			m := nats.NewMsg("THROTTLED.x")
@@ -279,5 +267,14 @@ func TestStopWhileThrottledDeadLettersNothing(t *testing.T) {
 				t.Fatalf("%d dead letters for a record the function never ran: %+v", len(l), l)
 			}
 		})
+	}
+}
+
+// oneByOne gives an unordered and an ordered trigger on stream, each
+// taking one record at a time.
+func oneByOne(stream string) map[string]api.Trigger {
+	return map[string]api.Trigger{
+		"unordered": {Stream: stream, Batch: 1},
+		"ordered":   {Stream: stream, Batch: 1, OrderedBy: "key"},
 	}
 }
