@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -384,6 +385,30 @@ func (s *Service) DeleteObject(ctx context.Context, bucket, key string) error {
 	}
 	return nil
 }
+
+// DeleteObjects removes objects, deleteConcurrency at a time (each is
+// three round trips to JetStream), and returns each one's error in the
+// order of keys: nil when it was deleted or was not there.
+func (s *Service) DeleteObjects(ctx context.Context, bucket string, keys []string) ([]error, error) {
+	if _, err := s.bucket(ctx, bucket); err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(keys))
+	sem := make(chan struct{}, deleteConcurrency)
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = s.DeleteObject(ctx, bucket, k)
+		})
+	}
+	wg.Wait()
+	return errs, nil
+}
+
+// deleteConcurrency bounds the deletes of one DeleteObjects in flight.
+const deleteConcurrency = 16
 
 // CopyObject copies an object, streaming it through the node. With
 // replace nil the copy keeps the source's content type and metadata.

@@ -3,10 +3,14 @@ package data
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/nimbus-run/nimbus/internal/store/storetest"
 )
@@ -78,4 +82,52 @@ func BenchmarkGetSmallObject(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkDeleteObjects deletes 1,000 objects: in one DeleteObjects call
+// (S3's batch delete) and one DeleteObject at a time, as it did before.
+func BenchmarkDeleteObjects(b *testing.B) {
+	ctx := context.Background()
+	s := filesService(b)
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("del/%d", i)
+	}
+	fill := func() {
+		b.StopTimer()
+		defer b.StartTimer()
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(32)
+		for _, k := range keys {
+			g.Go(func() error {
+				_, err := s.PutObject(gctx, "files", k, strings.NewReader(k), int64(len(k)), PutObjectOptions{})
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("batch", func(b *testing.B) {
+		for b.Loop() {
+			fill()
+			errs, err := s.DeleteObjects(ctx, "files", keys)
+			if err != nil || len(errs) != len(keys) || errors.Join(errs...) != nil {
+				b.Fatal(err, errors.Join(errs...))
+			}
+		}
+	})
+	b.Run("one-by-one", func(b *testing.B) {
+		for b.Loop() {
+			fill()
+			for _, k := range keys {
+				if err := s.DeleteObject(ctx, "files", k); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	if l, err := s.ListObjects(ctx, "files", ListOptions{Prefix: "del/"}); err != nil || len(l.Objects) != 0 {
+		b.Fatalf("left after the deletes: %d, %v", len(l.Objects), err)
+	}
 }

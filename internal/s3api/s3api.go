@@ -591,7 +591,12 @@ func (a *API) deleteObjects(w http.ResponseWriter, r *http.Request, bucket strin
 		a.writeError(w, r, newErr(http.StatusBadRequest, "MalformedXML", "A batch delete names at most 1000 keys."))
 		return
 	}
-	if _, err := a.svc.Bucket(bucket); err != nil {
+	keys := make([]string, len(req.Objects))
+	for i, o := range req.Objects {
+		keys[i] = o.Key
+	}
+	errs, err := a.svc.DeleteObjects(r.Context(), bucket, keys)
+	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -609,14 +614,14 @@ func (a *API) deleteObjects(w http.ResponseWriter, r *http.Request, bucket strin
 		Deleted []deleted `xml:"Deleted"`
 		Errors  []failed  `xml:"Error"`
 	}{Xmlns: xmlns}
-	for _, o := range req.Objects {
-		if err := a.svc.DeleteObject(r.Context(), bucket, o.Key); err != nil {
+	for i, key := range keys {
+		if err := errs[i]; err != nil {
 			e := toS3(err)
-			out.Errors = append(out.Errors, failed{Key: o.Key, Code: e.code, Message: e.message})
+			out.Errors = append(out.Errors, failed{Key: key, Code: e.code, Message: e.message})
 			continue
 		}
 		if !req.Quiet {
-			out.Deleted = append(out.Deleted, deleted{Key: o.Key})
+			out.Deleted = append(out.Deleted, deleted{Key: key})
 		}
 	}
 	writeXML(w, http.StatusOK, out)

@@ -141,9 +141,15 @@ func TestS3SDK(t *testing.T) {
 	if n != 5 {
 		t.Fatalf("paged %d objects, want 5", n)
 	}
-	del, err := c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("photos"), Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String("p/a")}, {Key: aws.String("p/b")}}}})
-	if err != nil || len(del.Deleted) != 2 {
-		t.Fatalf("DeleteObjects: %+v %v", del, err)
+	long := strings.Repeat("k", 1025) // over S3's key limit: an error of its own
+	del, err := c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("photos"), Delete: &types.Delete{Objects: []types.ObjectIdentifier{
+		{Key: aws.String("p/a")}, {Key: aws.String(long)}, {Key: aws.String("p/b")}, {Key: aws.String("p/never")}}}})
+	if err != nil || len(del.Deleted) != 3 || aws.ToString(del.Deleted[0].Key) != "p/a" || aws.ToString(del.Deleted[1].Key) != "p/b" ||
+		aws.ToString(del.Deleted[2].Key) != "p/never" || len(del.Errors) != 1 || aws.ToString(del.Errors[0].Key) != long {
+		t.Fatalf("DeleteObjects: %+v %v; want p/a, p/b and p/never deleted in order, the long key failed", del, err)
+	}
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("photos"), Key: aws.String("p/b")}); err == nil {
+		t.Fatal("p/b is still there after DeleteObjects")
 	}
 	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("photos"), Key: aws.String("copy.txt")}); err != nil {
 		t.Fatal(err)
