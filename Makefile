@@ -20,9 +20,10 @@ bench:
 load:
 	$(GO) run ./bench/load
 
-fuzz:  # every fuzzer, 30 s each (about 16 minutes)
+fuzz:  # every fuzzer, 30 s each (about 17 minutes)
 	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime 30s ./internal/apigateway
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime 30s ./internal/apitext
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckConditions$$' -fuzztime 30s ./internal/data
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeToken$$' -fuzztime 30s ./internal/data
 	$(GO) test -run '^$$' -fuzz '^FuzzKeyOrder$$' -fuzztime 30s ./internal/data
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAck$$' -fuzztime 30s ./internal/data

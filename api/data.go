@@ -26,6 +26,9 @@ const (
 	// CodeAccessDenied: a function used a table or bucket its spec does
 	// not list, or a presigned URL is tampered with or expired (403).
 	CodeAccessDenied = "AccessDenied"
+	// CodePreconditionFailed: a read's If-Match or If-Unmodified-Since
+	// does not hold for the object (412).
+	CodePreconditionFailed = "PreconditionFailed"
 )
 
 // HeaderMetaPrefix starts the headers carrying an object's user metadata.

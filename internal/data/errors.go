@@ -29,6 +29,10 @@ var (
 	ErrForbidden error = kindError{"access denied", nil}
 	// ErrInvalidRange: an HTTP Range outside the object.
 	ErrInvalidRange error = kindError{"requested range not satisfiable", function.ErrInvalid}
+	// ErrNotModified and ErrPreconditionFailed: a conditional read of an
+	// object (CheckConditions) answered with 304 and 412.
+	ErrNotModified        error = kindError{"not modified", nil}
+	ErrPreconditionFailed error = kindError{"precondition failed", nil}
 	// ErrTooLarge: an item or object over its limit.
 	ErrTooLarge error = kindError{"too large", function.ErrPayloadTooBig}
 	// ErrBadSignature: a presigned URL that was tampered with or expired.

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -255,6 +257,25 @@ func FuzzParseAck(f *testing.F) {
 			}
 		case ack.Stream != "" && err == nil && seq != ack.Seq:
 			t.Fatalf("%s: seq = %d, want %d", b, seq, ack.Seq)
+		}
+	})
+}
+
+// FuzzCheckConditions: any conditional headers give the object, 304 or
+// 412, never a panic or another error.
+func FuzzCheckConditions(f *testing.F) {
+	f.Add(`"abc"`, `W/"abc", "x"`, "Sun, 29 Nov 2026 10:00:00 GMT", "")
+	f.Add("*", "", "", "Sun, 29 Nov 2026 09:00:00 GMT")
+	info := &ObjectInfo{ETag: "abc", Modified: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)}
+	f.Fuzz(func(t *testing.T, match, noneMatch, modSince, unmodSince string) {
+		h := http.Header{}
+		for name, v := range map[string]string{"If-Match": match, "If-None-Match": noneMatch, "If-Modified-Since": modSince, "If-Unmodified-Since": unmodSince} {
+			if v != "" {
+				h.Set(name, v)
+			}
+		}
+		if err := CheckConditions(h, info); err != nil && !errors.Is(err, ErrNotModified) && !errors.Is(err, ErrPreconditionFailed) {
+			t.Fatalf("%v: %v", h, err)
 		}
 	})
 }

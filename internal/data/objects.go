@@ -342,6 +342,13 @@ type Object struct {
 // GetObject opens an object for reading, whole or a range of it (see
 // ParseRange). The bytes stream from JetStream a few chunks at a time.
 func (s *Service) GetObject(ctx context.Context, bucket, key string, rangeHeader string) (*Object, error) {
+	return s.GetObjectIf(ctx, bucket, key, rangeHeader, nil)
+}
+
+// GetObjectIf is GetObject with a check of the object's info before any
+// of its bytes are read (a conditional read: CheckConditions); an error
+// from check is returned as it is.
+func (s *Service) GetObjectIf(ctx context.Context, bucket, key string, rangeHeader string, check func(*ObjectInfo) error) (*Object, error) {
 	h, err := s.bucket(ctx, bucket)
 	if err != nil {
 		return nil, err
@@ -352,6 +359,11 @@ func (s *Service) GetObject(ctx context.Context, bucket, key string, rangeHeader
 	info, err := h.info(ctx, key)
 	if err != nil {
 		return nil, err
+	}
+	if check != nil {
+		if err := check(info); err != nil {
+			return nil, err
+		}
 	}
 	var rng *Range
 	if rangeHeader != "" {

@@ -118,6 +118,35 @@ func TestObjects(t *testing.T) {
 	if code, b := get(n.URL() + ps.Path); code != 200 || b != "img/b.png" {
 		t.Fatalf("presigned GET: %d %q", code, b)
 	}
+	// A browser revalidating what it cached: 304, no body; HEAD too.
+	conditional := func(method, header, value string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, n.URL()+ps.Path, nil)
+		req.Header.Set(header, value)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	first, _ := conditional(http.MethodGet, "Cache-Control", "no-cache")
+	etag := first.Header.Get("ETag")
+	if etag == "" {
+		t.Fatal("a presigned GET without an ETag")
+	}
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		if resp, b := conditional(m, "If-None-Match", etag); resp.StatusCode != http.StatusNotModified || b != "" || resp.Header.Get("ETag") != etag {
+			t.Fatalf("%s If-None-Match its ETag: %d %q, ETag %q; want 304, no body, the ETag", m, resp.StatusCode, b, resp.Header.Get("ETag"))
+		}
+	}
+	if resp, b := conditional(http.MethodGet, "If-Match", `"other"`); resp.StatusCode != http.StatusPreconditionFailed || !strings.Contains(b, api.CodePreconditionFailed) {
+		t.Fatalf("If-Match another ETag: %d %q, want 412 PreconditionFailed", resp.StatusCode, b)
+	}
+	if resp, b := conditional(http.MethodGet, "If-None-Match", `"other"`); resp.StatusCode != http.StatusOK || b != "img/b.png" {
+		t.Fatalf("If-None-Match another ETag: %d %q, want the object", resp.StatusCode, b)
+	}
 	if code, _ := get(n.URL() + strings.Replace(ps.Path, "img/b.png", "img/a.bin", 1)); code != 403 {
 		t.Fatalf("tampered key: %d, want 403", code)
 	}

@@ -35,6 +35,9 @@ func errorFor(err error) (int, *api.Error) {
 	case errors.Is(err, data.ErrInvalidRange):
 		e.Code = api.CodeInvalidRange
 		return http.StatusRequestedRangeNotSatisfiable, e
+	case errors.Is(err, data.ErrPreconditionFailed):
+		e.Code = api.CodePreconditionFailed
+		return http.StatusPreconditionFailed, e
 	case errors.Is(err, data.ErrForbidden), errors.Is(err, data.ErrBadSignature):
 		e.Code = api.CodeAccessDenied
 		return http.StatusForbidden, e

@@ -105,6 +105,8 @@ func toS3(err error) *s3Error {
 		return newErr(http.StatusNotFound, "NoSuchUpload", "The specified multipart upload does not exist.")
 	case errors.Is(err, data.ErrInvalidRange):
 		return newErr(http.StatusRequestedRangeNotSatisfiable, "InvalidRange", "The requested range is not satisfiable")
+	case errors.Is(err, data.ErrPreconditionFailed):
+		return newErr(http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
 	case errors.Is(err, data.ErrNotEmpty):
 		return newErr(http.StatusConflict, "BucketNotEmpty", "The bucket you tried to delete is not empty")
 	case errors.Is(err, data.ErrTooLarge), errors.Is(err, function.ErrPayloadTooBig):
@@ -484,8 +486,13 @@ func checksumHeaders(w http.ResponseWriter, r *http.Request, info *data.ObjectIn
 func (a *API) getObject(w http.ResponseWriter, r *http.Request, bucket, key string) {
 	if r.Method == http.MethodHead && r.Header.Get("Range") == "" {
 		info, err := a.svc.HeadObject(r.Context(), bucket, key)
+		if err == nil {
+			err = data.CheckConditions(r.Header, info)
+		}
 		if err != nil {
-			a.writeError(w, r, err)
+			if !data.NotModified(w, info, err) {
+				a.writeError(w, r, err)
+			}
 			return
 		}
 		objectHeaders(w, info)
@@ -494,9 +501,15 @@ func (a *API) getObject(w http.ResponseWriter, r *http.Request, bucket, key stri
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	obj, err := a.svc.GetObject(r.Context(), bucket, key, r.Header.Get("Range"))
+	var seen *data.ObjectInfo
+	obj, err := a.svc.GetObjectIf(r.Context(), bucket, key, r.Header.Get("Range"), func(info *data.ObjectInfo) error {
+		seen = info
+		return data.CheckConditions(r.Header, info)
+	})
 	if err != nil {
-		a.writeError(w, r, err)
+		if !data.NotModified(w, seen, err) {
+			a.writeError(w, r, err)
+		}
 		return
 	}
 	defer obj.Body.Close()

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -98,6 +99,47 @@ func TestS3SDK(t *testing.T) {
 	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("photos"), Key: aws.String("dir/a b.txt")})
 	if err != nil || *head.ContentLength != 13 || *head.ContentType != "text/plain" {
 		t.Fatalf("HeadObject: %+v %v", head, err)
+	}
+	// Conditional reads, as caches and browsers make them (RFC 9110's
+	// order: If-Match before If-Unmodified-Since, If-None-Match before
+	// If-Modified-Since).
+	then, before, other := head.LastModified, head.LastModified.Add(-time.Hour), aws.String(`"other"`)
+	for _, tc := range []struct {
+		name string
+		in   s3.GetObjectInput
+		code string // "": the object
+	}{
+		{"If-None-Match its ETag", s3.GetObjectInput{IfNoneMatch: head.ETag}, "NotModified"},
+		{"If-None-Match another", s3.GetObjectInput{IfNoneMatch: other}, ""},
+		{"If-Match another", s3.GetObjectInput{IfMatch: other}, "PreconditionFailed"},
+		{"If-Match its ETag", s3.GetObjectInput{IfMatch: head.ETag}, ""},
+		{"If-Modified-Since its time", s3.GetObjectInput{IfModifiedSince: then}, "NotModified"},
+		{"If-Modified-Since before", s3.GetObjectInput{IfModifiedSince: &before}, ""},
+		{"If-Unmodified-Since before", s3.GetObjectInput{IfUnmodifiedSince: &before}, "PreconditionFailed"},
+		{"If-Match over If-Unmodified-Since", s3.GetObjectInput{IfMatch: head.ETag, IfUnmodifiedSince: &before}, ""},
+		{"If-None-Match over If-Modified-Since", s3.GetObjectInput{IfNoneMatch: other, IfModifiedSince: then}, ""},
+	} {
+		in := tc.in
+		in.Bucket, in.Key = aws.String("photos"), aws.String("dir/a b.txt")
+		out, err := c.GetObject(ctx, &in)
+		if tc.code != "" {
+			if apiCode(err) != tc.code {
+				t.Errorf("GetObject %s: %v, want %s", tc.name, err, tc.code)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("GetObject %s: %v", tc.name, err)
+			continue
+		}
+		got, err := io.ReadAll(out.Body)
+		out.Body.Close()
+		if err != nil || string(got) != string(body) {
+			t.Errorf("GetObject %s: %q, %v", tc.name, got, err)
+		}
+	}
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("photos"), Key: aws.String("dir/a b.txt"), IfNoneMatch: head.ETag}); apiCode(err) != "NotModified" {
+		t.Errorf("HeadObject If-None-Match its ETag: %v, want NotModified", err)
 	}
 	cp, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("photos"), Key: aws.String("copy.txt"), CopySource: aws.String("photos/dir/a%20b.txt")})
 	if err != nil {

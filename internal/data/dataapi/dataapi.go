@@ -494,8 +494,13 @@ func (a *API) getObject(w http.ResponseWriter, r *http.Request) {
 func (a *API) get(w http.ResponseWriter, r *http.Request, bucket, key string) {
 	if r.Method == http.MethodHead {
 		info, err := a.svc.HeadObject(r.Context(), bucket, key)
+		if err == nil {
+			err = data.CheckConditions(r.Header, info)
+		}
 		if err != nil {
-			writeHeadError(w, err)
+			if !data.NotModified(w, info, err) {
+				writeHeadError(w, err)
+			}
 			return
 		}
 		objectHeaders(w, info)
@@ -503,8 +508,15 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, bucket, key string) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	obj, err := a.svc.GetObject(r.Context(), bucket, key, r.Header.Get("Range"))
+	var seen *data.ObjectInfo
+	obj, err := a.svc.GetObjectIf(r.Context(), bucket, key, r.Header.Get("Range"), func(info *data.ObjectInfo) error {
+		seen = info
+		return data.CheckConditions(r.Header, info)
+	})
 	if err != nil {
+		if data.NotModified(w, seen, err) {
+			return
+		}
 		if errors.Is(err, data.ErrInvalidRange) {
 			if info, herr := a.svc.HeadObject(r.Context(), bucket, key); herr == nil {
 				w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(info.Size, 10))
@@ -544,6 +556,7 @@ func objectHeaders(w http.ResponseWriter, info *data.ObjectInfo) {
 }
 
 // writeHeadError answers a HEAD: the status only, no body.
+
 func writeHeadError(w http.ResponseWriter, err error) {
 	rec := &statusOnly{ResponseWriter: w}
 	gateway.WriteError(rec, err)
