@@ -127,7 +127,7 @@ func (s *Service) UploadPart(ctx context.Context, bucket, key, id string, number
 	}
 	h := &bucketHandle{js: s.js, obs: s.uploads, stream: s.uploadsStr, name: UploadsBucket, store: UploadsBucket}
 	// A part's ETag is its MD5: the multipart ETag is made of them.
-	info, err := h.put(ctx, partName(id, number), r, size, map[string]string{}, true, s.cfg.MaxObjectBytes)
+	info, err := h.put(ctx, partName(id, number), r, size, map[string]string{}, true, s.cfg.MaxObjectBytes, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 
@@ -47,13 +48,19 @@ const (
 // put stores r as key. With withMD5 the MD5 of the bytes goes into meta as
 // the ETag; without, the ETag is meta's, or infoOf derives it from the
 // digest.
-func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size int64, meta map[string]string, withMD5 bool, limit int64) (*ObjectInfo, error) {
+func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size int64, meta map[string]string, withMD5 bool, limit int64, cond *PutObjectOptions) (*ObjectInfo, error) {
 	if size >= 0 {
 		limit = min(limit, size)
 	}
-	old, err := h.obs.GetInfo(ctx, key, jetstream.GetObjectInfoShowDeleted())
-	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+	old, oldSeq, err := h.lastInfo(ctx, key)
+	if err != nil {
 		return nil, fmt.Errorf("put %s/%s: %w", h.name, key, err)
+	}
+	conditional := cond != nil && (cond.IfNoneMatch != "" || cond.IfMatch != "")
+	if conditional {
+		if err := checkPut(cond, old, h.name); err != nil {
+			return nil, err
+		}
 	}
 	id := newNUID()
 	subj := "$O." + h.store + ".C." + id
@@ -124,8 +131,14 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 	}
 	m := nats.NewMsg(h.metaSubject(key))
 	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	if conditional {
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(oldSeq, 10))
+	}
 	m.Data = b
 	if _, err := h.js.PublishMsg(ctx, m); err != nil {
+		if conditional && wrongLastSequence(err) {
+			return fail(wrapf(ErrPreconditionFailed, "put %s/%s: the object changed while the body was uploaded", h.name, key))
+		}
 		return fail(fmt.Errorf("put %s/%s: %w", h.name, key, err))
 	}
 	info.ModTime = time.Now().UTC()
@@ -133,6 +146,41 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 		h.purge(context.WithoutCancel(ctx), "$O."+h.store+".C."+old.NUID)
 	}
 	return infoOf(h.name, info), nil
+}
+
+// lastInfo reads the last info of key, deleted or not, and its stream
+// sequence; nil and 0 when the key never held an object.
+func (h *bucketHandle) lastInfo(ctx context.Context, key string) (*jetstream.ObjectInfo, uint64, error) {
+	m, err := h.stream.GetLastMsgForSubject(ctx, h.metaSubject(key))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var oi jetstream.ObjectInfo
+	if err := json.Unmarshal(m.Data, &oi); err != nil {
+		return nil, 0, fmt.Errorf("the info of %s: %w", key, err)
+	}
+	return &oi, m.Sequence, nil
+}
+
+// checkPut checks a conditional put's If-None-Match / If-Match against
+// the key's last info.
+func checkPut(cond *PutObjectOptions, old *jetstream.ObjectInfo, bucket string) error {
+	live := old != nil && !old.Deleted
+	if cond.IfNoneMatch == "*" && live {
+		return wrapf(ErrPreconditionFailed, "If-None-Match: * but %s/%s exists", bucket, old.Name)
+	}
+	if cond.IfMatch != "" {
+		if !live {
+			return wrapf(ErrPreconditionFailed, "If-Match %s but the key holds no object", truncate(cond.IfMatch, 100))
+		}
+		if etag := infoOf(bucket, old).ETag; !etagIn(cond.IfMatch, etag, false) {
+			return wrapf(ErrPreconditionFailed, "If-Match %s but the object's ETag is %q", truncate(cond.IfMatch, 100), etag)
+		}
+	}
+	return nil
 }
 
 // purge removes the messages of subject from the object store's stream;

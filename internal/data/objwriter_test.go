@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nimbus-run/nimbus/internal/store/storetest"
@@ -129,5 +130,102 @@ func BenchmarkDeleteObjects(b *testing.B) {
 	})
 	if l, err := s.ListObjects(ctx, "files", ListOptions{Prefix: "del/"}); err != nil || len(l.Objects) != 0 {
 		b.Fatalf("left after the deletes: %d, %v", len(l.Objects), err)
+	}
+}
+
+// TestConditionalPut: If-None-Match: * stores only where no object is,
+// If-Match only over the named ETag; of racing creators exactly one wins,
+// and the losers leave no chunks behind.
+func TestConditionalPut(t *testing.T) {
+	ctx := context.Background()
+	s := filesService(t)
+	put := func(key, body string, opt PutObjectOptions) (*ObjectInfo, error) {
+		return s.PutObject(ctx, "files", key, strings.NewReader(body), int64(len(body)), opt)
+	}
+	read := func(key string) string {
+		t.Helper()
+		obj, err := s.GetObject(ctx, "files", key, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer obj.Body.Close()
+		b, err := io.ReadAll(obj.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	first, err := put("k", "one", PutObjectOptions{IfNoneMatch: "*"})
+	if err != nil {
+		t.Fatalf("If-None-Match: * on a new key: %v", err)
+	}
+	if _, err := put("k", "two", PutObjectOptions{IfNoneMatch: "*"}); !errors.Is(err, ErrPreconditionFailed) {
+		t.Fatalf("If-None-Match: * over an object: %v, want ErrPreconditionFailed", err)
+	}
+	if _, err := put("k", "two", PutObjectOptions{IfMatch: `"stale"`}); !errors.Is(err, ErrPreconditionFailed) {
+		t.Fatalf("If-Match another ETag: %v, want ErrPreconditionFailed", err)
+	}
+	if got := read("k"); got != "one" {
+		t.Fatalf("after refused puts the object holds %q", got)
+	}
+	if _, err := put("k", "two", PutObjectOptions{IfMatch: `"` + first.ETag + `"`}); err != nil {
+		t.Fatalf("If-Match its ETag: %v", err)
+	}
+	if got := read("k"); got != "two" {
+		t.Fatalf("after If-Match the object holds %q", got)
+	}
+	if _, err := put("absent", "x", PutObjectOptions{IfMatch: "*"}); !errors.Is(err, ErrPreconditionFailed) {
+		t.Fatalf("If-Match on an absent key: %v, want ErrPreconditionFailed", err)
+	}
+	if err := s.DeleteObject(ctx, "files", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put("k", "three", PutObjectOptions{IfNoneMatch: "*"}); err != nil {
+		t.Fatalf("If-None-Match: * over a deleted object: %v", err)
+	}
+	if _, err := put("k", "x", PutObjectOptions{IfNoneMatch: `"abc"`}); err == nil || errors.Is(err, ErrPreconditionFailed) {
+		t.Fatalf("If-None-Match with an ETag on a write: %v, want a field error", err)
+	}
+
+	// Racing creators of one key, each with a body of several chunks.
+	const racers = 8
+	var wins atomic.Int32
+	var winner atomic.Value
+	errs := make(chan error, racers)
+	for i := range racers {
+		go func() {
+			body := strings.Repeat(string(rune('a'+i)), 2*ChunkSize+1)
+			_, err := put("lock", body, PutObjectOptions{IfNoneMatch: "*"})
+			if err == nil {
+				wins.Add(1)
+				winner.Store(body)
+			}
+			if errors.Is(err, ErrPreconditionFailed) {
+				err = nil
+			}
+			errs <- err
+		}()
+	}
+	for range racers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if wins.Load() != 1 {
+		t.Fatalf("%d racing creators won, want 1", wins.Load())
+	}
+	if got := read("lock"); got != winner.Load().(string) {
+		t.Fatalf("the object holds %d bytes of %q, not the winner's", len(got), got[:1])
+	}
+	h, err := s.bucket(ctx, "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := h.stream.Info(ctx, jetstream.WithSubjectFilter("$O."+h.store+".C.>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(info.State.Subjects); n != 2 { // "k" and "lock"
+		t.Fatalf("the bucket holds the chunks of %d objects, want 2: the losers' chunks stayed", n)
 	}
 }

@@ -102,3 +102,11 @@ func parseAck(b []byte) (uint64, error) {
 	}
 	return ack.Seq, nil
 }
+
+// wrongLastSequence says whether a publish was refused because its subject
+// had another last sequence than it expected (a conditional write lost).
+func wrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}

@@ -353,8 +353,7 @@ func (h *tableHandle) write(ctx context.Context, key string, body []byte, expect
 		c.wrote(key, ev, e, err == nil)
 	}
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		if wrongLastSequence(err) {
 			return 0, errWrongSeq
 		}
 		if errors.Is(err, nats.ErrNoResponders) {

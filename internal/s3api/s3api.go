@@ -450,7 +450,8 @@ func metaOf(h http.Header) map[string]string {
 
 func (a *API) putObject(w http.ResponseWriter, r *http.Request, bucket, key string, body io.Reader) {
 	info, err := a.svc.PutObject(r.Context(), bucket, key, body, bodySize(r),
-		data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), MD5ETag: true})
+		data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), MD5ETag: true,
+			IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match")})
 	if err != nil {
 		a.writeError(w, r, err)
 		return

@@ -183,6 +183,20 @@ func TestS3SDK(t *testing.T) {
 	if n != 5 {
 		t.Fatalf("paged %d objects, want 5", n)
 	}
+	// Conditional writes: create-if-absent, replace-if-unchanged.
+	lock, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("photos"), Key: aws.String("lock"), Body: strings.NewReader("a"), IfNoneMatch: aws.String("*")})
+	if err != nil {
+		t.Fatalf("PutObject If-None-Match * on a new key: %v", err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("photos"), Key: aws.String("lock"), Body: strings.NewReader("b"), IfNoneMatch: aws.String("*")}); apiCode(err) != "PreconditionFailed" {
+		t.Fatalf("PutObject If-None-Match * over an object: %v, want PreconditionFailed", err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("photos"), Key: aws.String("lock"), Body: strings.NewReader("b"), IfMatch: aws.String(`"stale"`)}); apiCode(err) != "PreconditionFailed" {
+		t.Fatalf("PutObject If-Match another ETag: %v, want PreconditionFailed", err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("photos"), Key: aws.String("lock"), Body: strings.NewReader("b"), IfMatch: lock.ETag}); err != nil {
+		t.Fatalf("PutObject If-Match its ETag: %v", err)
+	}
 	long := strings.Repeat("k", 1025) // over S3's key limit: an error of its own
 	del, err := c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("photos"), Delete: &types.Delete{Objects: []types.ObjectIdentifier{
 		{Key: aws.String("p/a")}, {Key: aws.String(long)}, {Key: aws.String("p/b")}, {Key: aws.String("p/never")}}}})

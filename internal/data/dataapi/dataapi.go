@@ -474,7 +474,8 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, bucket, key string) {
 		}
 	}
 	info, err := a.svc.PutObject(r.Context(), bucket, key, r.Body, r.ContentLength,
-		data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: meta})
+		data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: meta,
+			IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match")})
 	if err != nil {
 		gateway.WriteError(w, err)
 		return
