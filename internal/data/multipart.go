@@ -172,8 +172,10 @@ type CompletePart struct {
 
 // CompleteUpload assembles the parts, in the order given (ascending part
 // numbers), into the object, and ends the upload. The ETag is S3's: the
-// MD5 of the parts' MD5s, a dash, and the number of parts.
-func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, want []CompletePart) (*ObjectInfo, error) {
+// MD5 of the parts' MD5s, a dash, and the number of parts. ifNoneMatch
+// and ifMatch make it conditional as a put is (PutObjectOptions); a
+// refused completion leaves the upload to be completed again.
+func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, want []CompletePart, ifNoneMatch, ifMatch string) (*ObjectInfo, error) {
 	u, err := s.upload(ctx, bucket, key, id)
 	if err != nil {
 		return nil, err
@@ -228,7 +230,8 @@ func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, wa
 		}
 		pw.Close()
 	}()
-	info, err := s.PutObject(ctx, bucket, key, pr, total, PutObjectOptions{ContentType: u.ContentType, Metadata: u.Metadata, etag: etag})
+	info, err := s.PutObject(ctx, bucket, key, pr, total, PutObjectOptions{ContentType: u.ContentType, Metadata: u.Metadata, etag: etag,
+		IfNoneMatch: ifNoneMatch, IfMatch: ifMatch})
 	pr.CloseWithError(errors.New("assembly ended"))
 	<-done
 	if err != nil {

@@ -690,7 +690,7 @@ func (a *API) completeUpload(w http.ResponseWriter, r *http.Request, bucket, key
 	for i, p := range req.Parts {
 		parts[i] = data.CompletePart{Number: p.PartNumber, ETag: p.ETag}
 	}
-	info, err := a.svc.CompleteUpload(r.Context(), bucket, key, id, parts)
+	info, err := a.svc.CompleteUpload(r.Context(), bucket, key, id, parts, r.Header.Get("If-None-Match"), r.Header.Get("If-Match"))
 	if err != nil {
 		a.writeError(w, r, err)
 		return

@@ -297,6 +297,18 @@ func TestS3Multipart(t *testing.T) {
 	if err != nil || len(lp.Parts) != 1 || *lp.Parts[0].Size != 4 {
 		t.Fatalf("ListParts: %+v %v", lp, err)
 	}
+	// A conditional completion over an existing object is refused, and
+	// the upload stays to be completed or aborted.
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("big"), Key: aws.String("x"), Body: strings.NewReader("there")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("big"), Key: aws.String("x"), UploadId: up.UploadId, IfNoneMatch: aws.String("*"),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: lp.Parts[0].ETag}}}}); apiCode(err) != "PreconditionFailed" {
+		t.Fatalf("CompleteMultipartUpload If-None-Match * over an object: %v, want PreconditionFailed", err)
+	}
+	if lp, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String("big"), Key: aws.String("x"), UploadId: up.UploadId}); err != nil || len(lp.Parts) != 1 {
+		t.Fatalf("ListParts after a refused completion: %+v %v", lp, err)
+	}
 	if _, err := c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String("big"), Key: aws.String("x"), UploadId: up.UploadId}); err != nil {
 		t.Fatal(err)
 	}
