@@ -126,13 +126,16 @@ func (s *Service) Changes(ctx context.Context, table string, from uint64, limit 
 		if err != nil {
 			return nil, err
 		}
-		n := 0
+		n, last := 0, false
 		for m := range batch.Messages() {
 			n++
 			md, err := m.Metadata()
 			if err != nil {
 				continue
 			}
+			// Nothing after it: stop without another fetch, which
+			// would make the ordered consumer anew.
+			last = md.NumPending == 0
 			c, err := h.change(m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream, md.Timestamp)
 			if err == nil {
 				out = append(out, *c)
@@ -141,7 +144,7 @@ func (s *Service) Changes(ctx context.Context, table string, from uint64, limit 
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			return nil, err
 		}
-		if n == 0 {
+		if n == 0 || last {
 			break
 		}
 	}

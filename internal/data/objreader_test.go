@@ -173,20 +173,7 @@ func TestReadsDeleteTheirConsumers(t *testing.T) {
 			t.Fatalf("read %d: %q, %v", i, got, err)
 		}
 	}
-	consumers := func(stream jetstream.Stream) int {
-		t.Helper()
-		info, err := stream.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State.Consumers
-	}
-	for range 20 { // the listing without the index (the object store's watcher)
-		if l, err := listAll(ctx, h, ListOptions{Limit: 10}); err != nil || len(l.Objects) != 1 {
-			t.Fatalf("list: %+v, %v", l, err)
-		}
-	}
-	if n := consumers(h.stream); n != 0 {
+	if n := settledConsumers(t, h.stream, 0); n != 0 {
 		t.Errorf("the bucket's stream holds %d consumers after the reads, want 0", n)
 	}
 
@@ -200,13 +187,32 @@ func TestReadsDeleteTheirConsumers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := consumers(th.stream)
+	before := settledConsumers(t, th.stream, -1)
 	for range 20 {
 		if c, err := s.Changes(ctx, "orders", 1, 10); err != nil || len(c) != 1 {
 			t.Fatalf("changes: %d, %v", len(c), err)
 		}
 	}
-	if n := consumers(th.stream); n != before {
+	if n := settledConsumers(t, th.stream, before); n != before {
 		t.Errorf("the table's stream holds %d consumers after reading its changes, %d before", n, before)
+	}
+}
+
+// settledConsumers returns how many consumers stream holds, once that is
+// want or 5 s have passed (want -1: at once). An ordered consumer makes a
+// new server consumer for each fetch and deletes the last one in the
+// background: this allows those a moment.
+func settledConsumers(t *testing.T, stream jetstream.Stream, want int) int {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		info, err := stream.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := info.State.Consumers; want < 0 || n == want || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
