@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nimbus-run/nimbus/internal/store"
 )
 
 // feed keeps an in-memory index of a stream's subjects current: an
@@ -36,6 +38,7 @@ type feed struct {
 	changed chan struct{} // closed on the next change; nil: nobody waits
 
 	cc     jetstream.ConsumeContext
+	done   func() // deletes the consumer
 	cancel context.CancelFunc
 }
 
@@ -52,11 +55,14 @@ func (f *feed) start(stream jetstream.Stream, cfg jetstream.OrderedConsumerConfi
 	}
 	f.initial = info.State.LastSeq
 	cfg.DeliverPolicy = jetstream.DeliverLastPerSubjectPolicy
-	cons, err := stream.OrderedConsumer(ctx, cfg)
+	// Deleted when the feed stops (and gone after a minute without a
+	// pull if it could not be): nats.go would leave it for 5 minutes.
+	cons, done, err := store.ReadConsumer(ctx, stream, cfg)
 	if err != nil {
 		cancel()
 		return fmt.Errorf("%s: index: %w", f.what, err)
 	}
+	f.done = done
 	f.cc, err = cons.Consume(func(m jetstream.Msg) {
 		md, err := m.Metadata()
 		if err != nil {
@@ -72,6 +78,7 @@ func (f *feed) start(stream jetstream.Stream, cfg jetstream.OrderedConsumerConfi
 	}))
 	if err != nil {
 		cancel()
+		done()
 		return fmt.Errorf("%s: index: %w", f.what, err)
 	}
 	return nil
@@ -90,6 +97,9 @@ func (f *feed) stop() {
 	}
 	if f.cancel != nil {
 		f.cancel()
+	}
+	if f.done != nil {
+		f.done()
 	}
 	f.fail(errIndexStopped)
 }
@@ -233,6 +243,18 @@ func (l *lazyIndex[T, P]) get(start func() (P, error)) P {
 	}
 	l.cur.Store((*T)(x))
 	return x
+}
+
+// dropIf stops the index and forgets it if idle says so, so that the
+// next get starts a new one.
+func (l *lazyIndex[T, P]) dropIf(idle func(P) bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if x := P(l.cur.Load()); x != nil && !l.closed && idle(x) {
+		x.stop()
+		l.cur.Store(nil)
+		l.tried = time.Time{}
+	}
 }
 
 // close stops the index; none starts after it.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/btree"
@@ -26,7 +27,8 @@ import (
 //
 // Memory is the names (about their length plus a string header and the
 // B-tree's share each): a million objects with 40-byte keys take some 70
-// MB on each node that lists the bucket. docs/data.md says so.
+// MB on each node that lists the bucket, until it has not been listed for
+// indexIdle. docs/data.md says so.
 //
 // The names are in a B-tree (github.com/google/btree), not a sorted slice
 // as the table index's partitions are: a bucket is one ordered space, and
@@ -34,6 +36,26 @@ import (
 type objIndex struct {
 	feed
 	names *btree.BTreeG[string]
+	used  atomic.Int64 // when it last served a listing, in Unix nanoseconds
+}
+
+// indexIdle is how long a bucket's name index lives without a listing:
+// then dropIdleIndexes stops it and frees its memory, and the next
+// listing builds it again (reading every object's info once).
+var indexIdle = 10 * time.Minute
+
+// dropIdleIndexes stops the name indexes of the buckets that have not
+// been listed on this node for indexIdle.
+func (s *Service) dropIdleIndexes() {
+	s.mu.RLock()
+	handles := make([]*bucketHandle, 0, len(s.stores))
+	for _, h := range s.stores {
+		handles = append(handles, h)
+	}
+	s.mu.RUnlock()
+	for _, h := range handles {
+		h.idx.dropIf(func(x *objIndex) bool { return time.Since(time.Unix(0, x.used.Load())) >= indexIdle })
+	}
 }
 
 // startObjIndex builds the index of h and keeps it current until stop.
@@ -230,7 +252,11 @@ func (h *bucketHandle) indexed(ctx context.Context) *objIndex {
 		}
 		return x, err
 	})
-	if x != nil && x.synced(ctx, h.stream) {
+	if x == nil {
+		return nil
+	}
+	x.used.Store(time.Now().UnixNano())
+	if x.synced(ctx, h.stream) {
 		return x
 	}
 	return nil

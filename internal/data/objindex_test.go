@@ -246,3 +246,54 @@ func TestIndexStartsAgainAfterFailure(t *testing.T) {
 		t.Fatal("no new index after indexRetry")
 	}
 }
+
+// TestIdleIndexIsDropped: a bucket not listed for indexIdle loses its name
+// index (its memory and its consumer); the next listing builds a new one
+// and misses nothing written meanwhile.
+func TestIdleIndexIsDropped(t *testing.T) {
+	ctx := context.Background()
+	s := filesService(t)
+	put := func(k string) {
+		t.Helper()
+		if _, err := s.PutObject(ctx, "files", k, strings.NewReader(k), int64(len(k)), PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		t.Helper()
+		l, err := s.ListObjects(ctx, "files", ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(l.Objects)
+	}
+	put("a")
+	if n := count(); n != 1 {
+		t.Fatalf("listed %d", n)
+	}
+	h, err := s.bucket(ctx, "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := h.idx.cur.Load()
+	s.dropIdleIndexes()
+	if h.idx.cur.Load() != first {
+		t.Fatal("an index listed a moment ago was dropped")
+	}
+	defer func(d time.Duration) { indexIdle = d }(indexIdle)
+	indexIdle = 0
+	s.dropIdleIndexes()
+	if h.idx.cur.Load() != nil {
+		t.Fatal("the idle index is still there")
+	}
+	if n := settledConsumers(t, h.stream, 0); n != 0 {
+		t.Fatalf("the bucket's stream holds %d consumers after the drop, want 0", n)
+	}
+	put("b")
+	if n := count(); n != 2 {
+		t.Fatalf("listed %d after the drop, want 2", n)
+	}
+	if x := h.idx.cur.Load(); x == nil || x == first {
+		t.Fatal("no new index after the drop")
+	}
+}
