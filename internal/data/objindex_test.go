@@ -199,24 +199,8 @@ func BenchmarkListObjects(b *testing.B) {
 func TestIndexStartsAgainAfterFailure(t *testing.T) {
 	ctx := context.Background()
 	s := filesService(t)
-	put := func(k string) {
-		t.Helper()
-		if _, err := s.PutObject(ctx, "files", k, strings.NewReader(k), int64(len(k)), PutObjectOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	list := func() string {
-		t.Helper()
-		l, err := s.ListObjects(ctx, "files", ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var keys []string
-		for _, o := range l.Objects {
-			keys = append(keys, o.Key)
-		}
-		return strings.Join(keys, " ")
-	}
+	put := func(k string) { putKey(t, s, k) }
+	list := func() string { return strings.Join(listKeys(t, s), " ") }
 	put("a")
 	if got := list(); got != "a" {
 		t.Fatalf("listed %q", got)
@@ -253,20 +237,8 @@ func TestIndexStartsAgainAfterFailure(t *testing.T) {
 func TestIdleIndexIsDropped(t *testing.T) {
 	ctx := context.Background()
 	s := filesService(t)
-	put := func(k string) {
-		t.Helper()
-		if _, err := s.PutObject(ctx, "files", k, strings.NewReader(k), int64(len(k)), PutObjectOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	count := func() int {
-		t.Helper()
-		l, err := s.ListObjects(ctx, "files", ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(l.Objects)
-	}
+	put := func(k string) { putKey(t, s, k) }
+	count := func() int { return len(listKeys(t, s)) }
 	put("a")
 	if n := count(); n != 1 {
 		t.Fatalf("listed %d", n)
@@ -296,4 +268,26 @@ func TestIdleIndexIsDropped(t *testing.T) {
 	if x := h.idx.cur.Load(); x == nil || x == first {
 		t.Fatal("no new index after the drop")
 	}
+}
+
+// putKey stores files/k, its own name for bytes.
+func putKey(t *testing.T, s *Service, k string) {
+	t.Helper()
+	if _, err := s.PutObject(context.Background(), "files", k, strings.NewReader(k), int64(len(k)), PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// listKeys lists the keys of the first page of files.
+func listKeys(t *testing.T, s *Service) []string {
+	t.Helper()
+	l, err := s.ListObjects(context.Background(), "files", ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range l.Objects {
+		keys = append(keys, o.Key)
+	}
+	return keys
 }
