@@ -20,40 +20,47 @@ bench:
 load:
 	$(GO) run ./bench/load
 
-fuzz:  # every fuzzer, 30 s each (about 17 minutes)
-	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime 30s ./internal/apigateway
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime 30s ./internal/apitext
-	$(GO) test -run '^$$' -fuzz '^FuzzCheckConditions$$' -fuzztime 30s ./internal/data
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeToken$$' -fuzztime 30s ./internal/data
-	$(GO) test -run '^$$' -fuzz '^FuzzKeyOrder$$' -fuzztime 30s ./internal/data
-	$(GO) test -run '^$$' -fuzz '^FuzzParseAck$$' -fuzztime 30s ./internal/data
-	$(GO) test -run '^$$' -fuzz '^FuzzParseCondition$$' -fuzztime 30s ./internal/data
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRange$$' -fuzztime 30s ./internal/data
-	$(GO) test -run '^$$' -fuzz '^FuzzTopLevel$$' -fuzztime 30s ./internal/data
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeKeyRequest$$' -fuzztime 30s ./internal/data/dataapi
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodePutItem$$' -fuzztime 30s ./internal/data/dataapi
-	$(GO) test -run '^$$' -fuzz '^FuzzFromHTTP$$' -fuzztime 30s ./internal/events/cloudevent
-	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime 30s ./internal/events/pattern
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 30s ./internal/events/pattern
-	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime 30s ./internal/events/pattern
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./internal/events/schedule
-	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 30s ./internal/events/webhook
-	$(GO) test -run '^$$' -fuzz '^FuzzSpec$$' -fuzztime 30s ./internal/function
-	$(GO) test -run '^$$' -fuzz '^FuzzWriteResponse$$' -fuzztime 30s ./internal/gateway/apigw
-	$(GO) test -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime 30s ./internal/gateway/cors
-	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime 30s ./internal/gateway/route
-	$(GO) test -run '^$$' -fuzz '^FuzzParseTemplate$$' -fuzztime 30s ./internal/gateway/route
-	$(GO) test -run '^$$' -fuzz '^FuzzMembers$$' -fuzztime 30s ./internal/jsonscan
-	$(GO) test -run '^$$' -fuzz '^FuzzMembersAnyInput$$' -fuzztime 30s ./internal/jsonscan
-	$(GO) test -run '^$$' -fuzz '^FuzzInvokeAPI$$' -fuzztime 30s ./internal/lambdaapi
-	$(GO) test -run '^$$' -fuzz '^FuzzRuntimeAPI$$' -fuzztime 30s ./internal/lambdaapi
-	$(GO) test -run '^$$' -fuzz '^FuzzRuntimeConn$$' -fuzztime 30s ./internal/lambdaapi
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./internal/manifest
-	$(GO) test -run '^$$' -fuzz '^FuzzInstrumentLoops$$' -fuzztime 30s ./internal/runtime/wasm
-	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthorization$$' -fuzztime 30s ./internal/sigv4
-	$(GO) test -run '^$$' -fuzz '^FuzzStoredAndAPIInput$$' -fuzztime 30s ./internal/workflow
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./internal/workflow/asl
-	$(GO) test -run '^$$' -fuzz '^FuzzPath$$' -fuzztime 30s ./internal/workflow/asl
+# Every fuzzer as package:Fuzzer (make fuzz runs each for 30 s, about 17 minutes).
+FUZZERS = \
+	./internal/apigateway:FuzzCompile \
+	./internal/apitext:FuzzParseRequest \
+	./internal/data:FuzzCheckConditions \
+	./internal/data:FuzzDecodeToken \
+	./internal/data:FuzzKeyOrder \
+	./internal/data:FuzzParseAck \
+	./internal/data:FuzzParseCondition \
+	./internal/data:FuzzParseRange \
+	./internal/data:FuzzTopLevel \
+	./internal/data/dataapi:FuzzDecodeKeyRequest \
+	./internal/data/dataapi:FuzzDecodePutItem \
+	./internal/events/cloudevent:FuzzFromHTTP \
+	./internal/events/pattern:FuzzCompile \
+	./internal/events/pattern:FuzzDecode \
+	./internal/events/pattern:FuzzMatch \
+	./internal/events/schedule:FuzzParse \
+	./internal/events/webhook:FuzzVerify \
+	./internal/function:FuzzSpec \
+	./internal/gateway/apigw:FuzzWriteResponse \
+	./internal/gateway/cors:FuzzHandle \
+	./internal/gateway/route:FuzzMatch \
+	./internal/gateway/route:FuzzParseTemplate \
+	./internal/jsonscan:FuzzMembers \
+	./internal/jsonscan:FuzzMembersAnyInput \
+	./internal/lambdaapi:FuzzInvokeAPI \
+	./internal/lambdaapi:FuzzRuntimeAPI \
+	./internal/lambdaapi:FuzzRuntimeConn \
+	./internal/manifest:FuzzParse \
+	./internal/runtime/wasm:FuzzInstrumentLoops \
+	./internal/sigv4:FuzzParseAuthorization \
+	./internal/workflow:FuzzStoredAndAPIInput \
+	./internal/workflow/asl:FuzzParse \
+	./internal/workflow/asl:FuzzPath
+
+fuzz:
+	@for f in $(FUZZERS); do \
+		echo "== $${f#*:} ($${f%%:*})"; \
+		$(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime 30s "$${f%%:*}" || exit 1; \
+	done
 
 lint:
 	$(GO) vet ./...
