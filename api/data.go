@@ -354,9 +354,23 @@ func (c *Client) ListObjects(ctx context.Context, bucket, prefix, delimiter, cur
 // PutObject uploads an object from body (streamed); size is its length,
 // or -1 when unknown.
 func (c *Client) PutObject(ctx context.Context, bucket, key string, body io.Reader, size int64, contentType string, meta map[string]string) (*Object, error) {
+	return c.PutObjectIf(ctx, bucket, key, body, size, contentType, meta, "", "")
+}
+
+// PutObjectIf is PutObject made conditional: ifNoneMatch "*" stores the
+// object only where the key holds none, ifMatch (an ETag) only over that
+// object; a condition that does not hold is an *Error with code
+// CodePreconditionFailed.
+func (c *Client) PutObjectIf(ctx context.Context, bucket, key string, body io.Reader, size int64, contentType string, meta map[string]string, ifNoneMatch, ifMatch string) (*Object, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.BaseURL+objectPath(bucket, key), body)
 	if err != nil {
 		return nil, err
+	}
+	if ifNoneMatch != "" {
+		req.Header.Set("If-None-Match", ifNoneMatch)
+	}
+	if ifMatch != "" {
+		req.Header.Set("If-Match", `"`+strings.Trim(ifMatch, `"`)+`"`)
 	}
 	req.ContentLength = size
 	if size == 0 {

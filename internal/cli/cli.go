@@ -26,7 +26,7 @@ const (
 	ExitError = 1 // the operation failed (function error, node unreachable)
 	ExitUsage = 2 // the input was wrong (bad flags, manifest, spec, name)
 	// ExitConditionFailed: a conditional write's condition did not hold
-	// (--if-absent, --if-revision) and nothing changed, so that a script
+	// (--if-absent, --if-revision, --if-match) and nothing changed, so that a script
 	// can tell "someone got there first" from a typing error.
 	ExitConditionFailed = 3
 )
@@ -91,7 +91,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch {
 	case errors.As(err, &ue):
 		return ExitUsage
-	case errors.As(err, &ae) && ae.Code == api.CodeConditionFailed:
+	case errors.As(err, &ae) && (ae.Code == api.CodeConditionFailed || ae.Code == api.CodePreconditionFailed):
 		return ExitConditionFailed
 	case errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusTooManyRequests:
 		return ExitUsage

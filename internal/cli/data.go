@@ -421,12 +421,13 @@ func newObjRb(e *env) *cobra.Command {
 }
 
 func newObjPut(e *env) *cobra.Command {
-	var contentType string
-	var quiet bool
+	var contentType, ifMatch string
+	var quiet, ifAbsent bool
 	var meta []string
 	cmd := &cobra.Command{
 		Use: "put BUCKET/KEY FILE", Short: "Upload a file (- for stdin), streamed", Args: cobra.ExactArgs(2),
-		Example: "  nimbus obj put avatars/img/ada.png ada.png --content-type image/png\n  tar c src | nimbus obj put backups/src.tar -",
+		Example: "  nimbus obj put avatars/img/ada.png ada.png --content-type image/png\n  tar c src | nimbus obj put backups/src.tar -\n" +
+			"  nimbus obj put locks/deploy owner.txt --if-absent   # exit 3 if the key holds an object",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bucket, key, err := splitObject(args[0])
 			if err != nil {
@@ -458,7 +459,11 @@ func newObjPut(e *env) *cobra.Command {
 				defer p.done()
 				r = io.TeeReader(r, p)
 			}
-			o, err := e.client().PutObject(cmd.Context(), bucket, key, r, size, contentType, md)
+			ifNoneMatch := ""
+			if ifAbsent {
+				ifNoneMatch = "*"
+			}
+			o, err := e.client().PutObjectIf(cmd.Context(), bucket, key, r, size, contentType, md, ifNoneMatch, ifMatch)
 			if err != nil {
 				return err
 			}
@@ -472,6 +477,8 @@ func newObjPut(e *env) *cobra.Command {
 	cmd.Flags().StringVar(&contentType, "content-type", "", "the object's content type")
 	cmd.Flags().StringArrayVar(&meta, "meta", nil, "user metadata NAME=VALUE (repeatable)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	cmd.Flags().BoolVar(&ifAbsent, "if-absent", false, "store only if the key holds no object (If-None-Match: *); exit 3 if it does")
+	cmd.Flags().StringVar(&ifMatch, "if-match", "", "store only over the object with this ETag (If-Match); exit 3 if it changed")
 	return cmd
 }
 

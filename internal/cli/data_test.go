@@ -102,6 +102,24 @@ func TestCLIObjects(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "avatars/img/photo.bin") || !strings.Contains(r.stdout, hex.EncodeToString(sum[:])) || !strings.Contains(r.stderr, "upload [") {
 		t.Fatalf("put: %+v", r)
 	}
+	// Conditional puts: a condition that does not hold exits 3 and
+	// changes nothing.
+	etag := hex.EncodeToString(sum[:])
+	if r := run(t, n, "", "obj", "put", "avatars/img/photo.bin", src, "--if-absent", "-q"); r.code != cli.ExitConditionFailed || !strings.Contains(r.stderr, "precondition failed") {
+		t.Fatalf("put --if-absent over an object: %+v, want exit 3", r)
+	}
+	if r := run(t, n, "", "obj", "put", "avatars/img/photo.bin", src, "--if-match", "0123", "-q"); r.code != cli.ExitConditionFailed {
+		t.Fatalf("put --if-match another ETag: %+v, want exit 3", r)
+	}
+	if r := run(t, n, "", "obj", "put", "avatars/img/photo.bin", src, "--if-match", etag, "-q", "--content-type", "image/x-test", "--meta", "owner=ada"); r.code != 0 {
+		t.Fatalf("put --if-match its ETag: %+v", r)
+	}
+	if r := run(t, n, "", "obj", "put", "avatars/new.bin", src, "--if-absent", "-q"); r.code != 0 {
+		t.Fatalf("put --if-absent of a new key: %+v", r)
+	}
+	if r := run(t, n, "", "obj", "rm", "avatars/new.bin"); r.code != 0 {
+		t.Fatalf("rm: %+v", r)
+	}
 	out := filepath.Join(dir, "back.bin")
 	if r := run(t, n, "", "obj", "get", "avatars/img/photo.bin", out); r.code != 0 || !strings.Contains(r.stderr, "download [") {
 		t.Fatalf("get: %+v", r)
