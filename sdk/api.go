@@ -20,8 +20,8 @@ import (
 var (
 	// ErrNotFound: no such item, object, table or bucket.
 	ErrNotFound = errors.New("not found")
-	// ErrConditionFailed: a conditional write (IfAbsent, IfRevision) found
-	// another revision.
+	// ErrConditionFailed: a conditional write (IfAbsent, IfRevision;
+	// PutIfAbsent, PutIfMatch) found another revision or object.
 	ErrConditionFailed = errors.New("condition failed")
 	// ErrAccessDenied: the function's spec does not list the table or
 	// bucket under uses (the message names what is missing).
@@ -54,7 +54,7 @@ func (e *APIError) Is(target error) bool {
 	case ErrNotFound:
 		return e.Code == "NotFound"
 	case ErrConditionFailed:
-		return e.Code == "ConditionFailed"
+		return e.Code == "ConditionFailed" || e.Code == "PreconditionFailed"
 	case ErrAccessDenied:
 		return e.Code == "AccessDenied"
 	case ErrInvalidRange:

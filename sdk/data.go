@@ -329,8 +329,21 @@ type Object struct {
 type ObjectOption func(*objectOptions)
 
 type objectOptions struct {
-	contentType string
-	meta        map[string]string
+	contentType          string
+	meta                 map[string]string
+	ifNoneMatch, ifMatch string
+}
+
+// PutIfAbsent makes a Put store the object only when the key holds none
+// (a lock, a create-once file); otherwise it fails with
+// ErrConditionFailed and nothing changes.
+func PutIfAbsent() ObjectOption { return func(o *objectOptions) { o.ifNoneMatch = "*" } }
+
+// PutIfMatch makes a Put replace the object only while its ETag is etag
+// (what an earlier Put, Get or Head returned); otherwise it fails with
+// ErrConditionFailed and nothing changes.
+func PutIfMatch(etag string) ObjectOption {
+	return func(o *objectOptions) { o.ifMatch = `"` + strings.Trim(etag, `"`) + `"` }
 }
 
 // ContentType sets the object's content type.
@@ -370,6 +383,12 @@ func (b *BucketRef) Put(ctx context.Context, key string, body []byte, opts ...Ob
 	}
 	for k, v := range o.meta {
 		req.Header[metaPrefix+k] = v
+	}
+	if o.ifNoneMatch != "" {
+		req.Header["If-None-Match"] = o.ifNoneMatch
+	}
+	if o.ifMatch != "" {
+		req.Header["If-Match"] = o.ifMatch
 	}
 	resp, err := do(ctx, req)
 	if err != nil {

@@ -648,6 +648,21 @@ func testSDKBucket(t *testing.T, fn opsFn, c *api.Client, files, other string) {
 		for _, k := range []string{"docs/b.txt", "docs/sub/c.txt", "img/x.png", "top.txt"} {
 			fn.ok(t, op{"op": "obj_put", "bucket": files, "object": k, "body": []byte("content of " + k)}, nil)
 		}
+		// Conditional puts: a condition that does not hold is
+		// ErrConditionFailed and changes nothing.
+		for _, c := range []op{
+			{"op": "obj_put", "bucket": files, "object": "docs/a.bin", "body": []byte("x"), "if_absent": true},
+			{"op": "obj_put", "bucket": files, "object": "docs/a.bin", "body": []byte("x"), "if_match": "0123"},
+		} {
+			if e := fn.fail(t, c); !e.Condition || e.Code != "PreconditionFailed" {
+				t.Fatalf("%v: error %+v, want a failed condition", c, e)
+			}
+		}
+		var again sdk.ObjectInfo
+		fn.ok(t, op{"op": "obj_put", "bucket": files, "object": "docs/a.bin", "body": body, "content_type": "application/x-test",
+			"meta": map[string]string{"owner": "ada", "Color": "Blue"}, "if_match": put.ETag}, &again)
+		fn.ok(t, op{"op": "obj_put", "bucket": files, "object": "docs/once.txt", "body": []byte("once"), "if_absent": true}, nil)
+		fn.ok(t, op{"op": "obj_delete", "bucket": files, "object": "docs/once.txt"}, nil)
 		var empty sdk.ObjectInfo
 		fn.ok(t, op{"op": "obj_put", "bucket": other, "object": "empty", "body": []byte{}}, &empty)
 		if empty.Size != 0 {

@@ -29,6 +29,7 @@ type call struct {
 	Keys       []json.RawMessage `json:"keys"`
 	IfAbsent   bool              `json:"if_absent"`
 	IfRevision uint64            `json:"if_revision"`
+	IfMatch    string            `json:"if_match"`
 
 	Partition json.RawMessage `json:"partition"`
 	Where     string          `json:"where"`
@@ -163,6 +164,12 @@ func run(ctx context.Context, c *call) (any, error) {
 		}
 		for k, v := range c.Meta {
 			opts = append(opts, sdk.Metadata(k, v))
+		}
+		if c.IfAbsent {
+			opts = append(opts, sdk.PutIfAbsent())
+		}
+		if c.IfMatch != "" {
+			opts = append(opts, sdk.PutIfMatch(c.IfMatch))
 		}
 		return b.Put(ctx, c.Object, c.Body, opts...)
 	case "obj_get":
