@@ -557,7 +557,6 @@ func objectHeaders(w http.ResponseWriter, info *data.ObjectInfo) {
 }
 
 // writeHeadError answers a HEAD: the status only, no body.
-
 func writeHeadError(w http.ResponseWriter, err error) {
 	rec := &statusOnly{ResponseWriter: w}
 	gateway.WriteError(rec, err)
