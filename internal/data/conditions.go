@@ -66,3 +66,28 @@ func NotModified(w http.ResponseWriter, info *ObjectInfo, err error) bool {
 	w.WriteHeader(http.StatusNotModified)
 	return true
 }
+
+// CopySourceConditions checks S3's conditions on a copy's source
+// (x-amz-copy-source-if-match, -if-none-match, -if-modified-since,
+// -if-unmodified-since) as CheckConditions does a read's, except that
+// every condition that does not hold is ErrPreconditionFailed: a copy has
+// no 304.
+func CopySourceConditions(h http.Header) func(*ObjectInfo) error {
+	const prefix = "X-Amz-Copy-Source-"
+	cond := http.Header{}
+	for _, name := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		if v := h.Get(prefix + name); v != "" {
+			cond.Set(name, v)
+		}
+	}
+	if len(cond) == 0 {
+		return nil
+	}
+	return func(info *ObjectInfo) error {
+		err := CheckConditions(cond, info)
+		if errors.Is(err, ErrNotModified) {
+			return wrapf(ErrPreconditionFailed, "the copy source is not modified (x-amz-copy-source-if-none-match or -if-modified-since)")
+		}
+		return err
+	}
+}

@@ -434,8 +434,10 @@ const deleteConcurrency = 16
 
 // CopyObject copies an object, streaming it through the node. With
 // replace nil the copy keeps the source's content type and metadata.
-func (s *Service) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, replace *PutObjectOptions) (*ObjectInfo, error) {
-	src, err := s.GetObject(ctx, srcBucket, srcKey, "")
+// check, when not nil, vets the source's info before its bytes are read
+// (S3's x-amz-copy-source-if-* conditions: CopySourceConditions).
+func (s *Service) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, replace *PutObjectOptions, check func(*ObjectInfo) error) (*ObjectInfo, error) {
+	src, err := s.GetObjectIf(ctx, srcBucket, srcKey, "", check)
 	if err != nil {
 		return nil, err
 	}

@@ -560,7 +560,7 @@ func (a *API) copyObject(w http.ResponseWriter, r *http.Request, bucket, key str
 	if strings.EqualFold(r.Header.Get("X-Amz-Metadata-Directive"), "REPLACE") {
 		replace = &data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header)}
 	}
-	info, err := a.svc.CopyObject(r.Context(), sb, sk, bucket, key, replace)
+	info, err := a.svc.CopyObject(r.Context(), sb, sk, bucket, key, replace, data.CopySourceConditions(r.Header))
 	if err != nil {
 		a.writeError(w, r, err)
 		return

@@ -148,6 +148,28 @@ func TestS3SDK(t *testing.T) {
 	if *cp.CopyObjectResult.ETag != *put.ETag {
 		t.Errorf("copy ETag %s, want the source's %s", *cp.CopyObjectResult.ETag, *put.ETag)
 	}
+	// Conditions on the copy's source: any that does not hold is 412.
+	for _, in := range []s3.CopyObjectInput{
+		{CopySourceIfMatch: other},
+		{CopySourceIfNoneMatch: head.ETag},
+		{CopySourceIfUnmodifiedSince: &before},
+		{CopySourceIfModifiedSince: then},
+	} {
+		in.Bucket, in.Key, in.CopySource = aws.String("photos"), aws.String("copy2.txt"), aws.String("photos/dir/a%20b.txt")
+		if _, err := c.CopyObject(ctx, &in); apiCode(err) != "PreconditionFailed" {
+			t.Errorf("CopyObject with a source condition that does not hold (%+v): %v, want PreconditionFailed", in, err)
+		}
+	}
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("photos"), Key: aws.String("copy2.txt")}); err == nil {
+		t.Error("a refused copy left copy2.txt")
+	}
+	if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("photos"), Key: aws.String("copy2.txt"), CopySource: aws.String("photos/dir/a%20b.txt"),
+		CopySourceIfMatch: head.ETag, CopySourceIfModifiedSince: &before}); err != nil {
+		t.Errorf("CopyObject with source conditions that hold: %v", err)
+	}
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("photos"), Key: aws.String("copy2.txt")}); err != nil {
+		t.Fatal(err)
+	}
 	// An object put through the Nimbus API has the SHA-256 for ETag, in
 	// S3's answers too.
 	native := []byte("written natively")

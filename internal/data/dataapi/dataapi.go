@@ -592,7 +592,7 @@ func (a *API) copyObject(w http.ResponseWriter, r *http.Request) {
 		gateway.WriteError(w, err)
 		return
 	}
-	info, err := a.svc.CopyObject(r.Context(), req.SourceBucket, req.SourceKey, r.PathValue("bucket"), req.Key, nil)
+	info, err := a.svc.CopyObject(r.Context(), req.SourceBucket, req.SourceKey, r.PathValue("bucket"), req.Key, nil, nil)
 	if err != nil {
 		gateway.WriteError(w, err)
 		return
