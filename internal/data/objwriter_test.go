@@ -54,35 +54,40 @@ func BenchmarkPutSmallObject(b *testing.B) {
 	})
 }
 
-// BenchmarkGetSmallObject reads 1 KB objects whole from 8 goroutines.
+// BenchmarkGetSmallObject reads objects whole from 8 goroutines: of 1 KB
+// (one chunk) and of 600 KB (three chunks, an image, say).
 func BenchmarkGetSmallObject(b *testing.B) {
 	ctx := context.Background()
 	s := filesService(b)
-	body := bytes.Repeat([]byte("x"), 1024)
-	const objects = 100
-	for i := range objects {
-		if _, err := s.PutObject(ctx, "files", fmt.Sprintf("small/%d", i), bytes.NewReader(body), int64(len(body)), PutObjectOptions{}); err != nil {
-			b.Fatal(err)
+	for _, size := range []int{1 << 10, 600 << 10} {
+		body := bytes.Repeat([]byte("x"), size)
+		const objects = 100
+		for i := range objects {
+			if _, err := s.PutObject(ctx, "files", fmt.Sprintf("%d/%d", size, i), bytes.NewReader(body), int64(len(body)), PutObjectOptions{}); err != nil {
+				b.Fatal(err)
+			}
 		}
+		b.Run(fmt.Sprintf("%dKB", size>>10), func(b *testing.B) {
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					obj, err := s.GetObject(ctx, "files", fmt.Sprintf("%d/%d", size, next.Add(1)%objects), "")
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					got, err := io.ReadAll(obj.Body)
+					obj.Body.Close()
+					if err != nil || !bytes.Equal(got, body) {
+						b.Errorf("read %d bytes, %v", len(got), err)
+						return
+					}
+				}
+			})
+		})
 	}
-	var next atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(4)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			obj, err := s.GetObject(ctx, "files", fmt.Sprintf("small/%d", next.Add(1)%objects), "")
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			got, err := io.ReadAll(obj.Body)
-			obj.Body.Close()
-			if err != nil || !bytes.Equal(got, body) {
-				b.Errorf("read %d bytes, %v", len(got), err)
-				return
-			}
-		}
-	})
 }
 
 // BenchmarkDeleteObjects deletes 1,000 objects: in one DeleteObjects call
