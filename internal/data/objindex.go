@@ -174,7 +174,11 @@ func (h *bucketHandle) infos(ctx context.Context, keys []string) ([]ObjectInfo, 
 	if err := nc.PublishRequest(directGet+h.stream.CachedInfo().Config.Name, inbox, body); err != nil {
 		return nil, err
 	}
-	found := make(map[string]*ObjectInfo, len(keys))
+	at := make(map[string]int, len(keys))
+	for i, k := range keys {
+		at[k] = i
+	}
+	found := make([]*ObjectInfo, len(keys))
 	for {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
@@ -190,16 +194,24 @@ func (h *bucketHandle) infos(ctx context.Context, keys []string) ([]ObjectInfo, 
 		if err := json.Unmarshal(m.Data, &oi); err != nil || oi.Deleted {
 			continue
 		}
-		oi.ModTime, _ = time.Parse(time.RFC3339Nano, m.Header.Get(jetstream.TimeStampHeaer))
-		found[oi.Name] = infoOf(h.name, &oi)
+		if i, ok := at[oi.Name]; ok {
+			oi.ModTime, _ = time.Parse(time.RFC3339Nano, m.Header.Get(jetstream.TimeStampHeaer))
+			found[i] = infoOf(h.name, &oi)
+		}
 	}
-	out := make([]ObjectInfo, 0, len(keys))
-	for _, k := range keys {
-		if o := found[k]; o != nil {
+	return present(found), nil
+}
+
+// present returns the infos found, in their order, leaving out the keys
+// that held no object.
+func present(found []*ObjectInfo) []ObjectInfo {
+	out := make([]ObjectInfo, 0, len(found))
+	for _, o := range found {
+		if o != nil {
 			out = append(out, *o)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // infosFromLeader reads the infos of keys, in their order, one request
@@ -225,13 +237,7 @@ func (h *bucketHandle) infosFromLeader(ctx context.Context, keys []string) ([]Ob
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	infos := make([]ObjectInfo, 0, len(keys))
-	for _, o := range out {
-		if o != nil {
-			infos = append(infos, *o)
-		}
-	}
-	return infos, nil
+	return present(out), nil
 }
 
 // directGet is the subject prefix of a stream's direct gets (the store's

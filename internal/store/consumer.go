@@ -7,9 +7,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ReadConsumer makes an ordered consumer for a short read of stream (an
-// object's download, a page of changes, records or dead letters, a
-// workflow's history); done deletes it as soon as the read ends.
+// ReadConsumer makes an ordered consumer that reads stream for a while
+// (an object's download, a page of changes, records or dead letters, a
+// workflow's history, or an index's feed for as long as it runs); done
+// deletes it as soon as the reading ends.
 //
 // nats.go leaves an ordered consumer on the server until it has been idle
 // for 5 minutes, and a stream holds at most 1,000 consumers
