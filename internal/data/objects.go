@@ -12,11 +12,11 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 )
 
 // Objects live in a JetStream object store per bucket. Nimbus keeps its
@@ -416,16 +416,15 @@ func (s *Service) DeleteObjects(ctx context.Context, bucket string, keys []strin
 		return nil, err
 	}
 	errs := make([]error, len(keys))
-	sem := make(chan struct{}, deleteConcurrency)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(deleteConcurrency)
 	for i, k := range keys {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		g.Go(func() error {
 			errs[i] = s.DeleteObject(ctx, bucket, k)
+			return nil // each key's error is its own
 		})
 	}
-	wg.Wait()
+	g.Wait() //nolint:errcheck // the goroutines return none
 	return errs, nil
 }
 
