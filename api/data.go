@@ -26,8 +26,9 @@ const (
 	// CodeAccessDenied: a function used a table or bucket its spec does
 	// not list, or a presigned URL is tampered with or expired (403).
 	CodeAccessDenied = "AccessDenied"
-	// CodePreconditionFailed: a read's If-Match or If-Unmodified-Since
-	// does not hold for the object (412).
+	// CodePreconditionFailed: an object read's If-Match or
+	// If-Unmodified-Since, or a put's If-None-Match: * or If-Match, does
+	// not hold (412).
 	CodePreconditionFailed = "PreconditionFailed"
 )
 
