@@ -29,7 +29,7 @@ const (
 	metaUserPrefix  = "m-"
 	// ChunkSize is the chunk size of objects Nimbus writes. Every chunk but
 	// the last is full, which keeps range reads cheap to position.
-	ChunkSize = 256 << 10
+	ChunkSize = 256<<10 - 64
 	// MaxObjectKeyBytes is S3's limit on key length.
 	MaxObjectKeyBytes = 1024
 	// MaxUserMetadataBytes is S3's limit on user metadata.
