@@ -30,9 +30,8 @@ import (
 // MB on each node that lists the bucket, until it has not been listed for
 // indexIdle. docs/data.md says so.
 //
-// The names are in a B-tree (github.com/google/btree), not a sorted slice
-// as the table index's partitions are: a bucket is one ordered space, and
-// a put into a slice of a million names would move 16 MB.
+// The names are in a B-tree (github.com/google/btree), as a table's keys
+// are: a put into a sorted slice of a million names would move 8 MB.
 type objIndex struct {
 	feed
 	names *btree.BTreeG[string]
