@@ -48,9 +48,12 @@ func keyLess(a, b string) bool {
 	return as < bs
 }
 
-// partitionEnd is a sort token after every sort token: ptok + partitionEnd
-// is a seek pivot past the last key of partition ptok.
-const partitionEnd = ".~"
+// sortEnd sorts after every sort token (the token alphabet ends at 'z'):
+// ptok + partitionEnd is a seek pivot past the last key of partition ptok.
+const (
+	sortEnd      = "~"
+	partitionEnd = "." + sortEnd
+)
 
 func newKeyIndex(what string) *keyIndex {
 	return &keyIndex{feed: feed{what: what}, keys: btree.NewG(32, keyLess)}
@@ -101,33 +104,57 @@ func (x *keyIndex) has(key string) (present, ok bool) {
 
 // partition returns up to n keys of partition ptok, in sort key order (or
 // reversed), strictly after the KV key after when it is set, whose sort
-// token passes keep. The keys are full KV keys.
-func (x *keyIndex) partition(ptok, after string, reverse bool, keep func(stok string) bool, n int) []string {
+// token meets cc (nil: every key). The keys are full KV keys.
+//
+// A condition's keys are one run in sort order (each operator selects an
+// interval of one type's tokens, begins_with too), so the walk starts at
+// the condition's seek point and ends at the first key past the run: a
+// page costs O(log n) plus its keys, wherever the run lies in the
+// partition, rather than a filter of every key before it.
+func (x *keyIndex) partition(ptok, after string, reverse bool, cc *compiled, n int) []string {
 	if n <= 0 {
 		return nil
+	}
+	start := after
+	if cc != nil {
+		// The later of the cursor and the seek point (in reverse, the
+		// earlier).
+		if from := ptok + "." + cc.seek(reverse); after == "" || keyLess(after, from) != reverse {
+			start = from
+		}
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var out []string
+	// A cursor that meets cc lies in the run (a page's last key does).
+	inRun := false
+	if _, s, ok := strings.Cut(after, "."); ok && cc != nil {
+		inRun = cc.match(s)
+	}
 	visit := func(k string) bool {
 		p, s, _ := strings.Cut(k, ".")
 		if p != ptok {
 			return false
 		}
-		if k != after && (keep == nil || keep(s)) {
-			out = append(out, k)
+		if k == after {
+			return true
 		}
+		if cc != nil && !cc.match(s) {
+			return !inRun // before the run: go on; after it: done
+		}
+		inRun = true
+		out = append(out, k)
 		return len(out) < n
 	}
 	switch {
-	case reverse && after == "":
+	case reverse && start == "":
 		x.keys.DescendLessOrEqual(ptok+partitionEnd, visit)
 	case reverse:
-		x.keys.DescendLessOrEqual(after, visit)
-	case after == "":
+		x.keys.DescendLessOrEqual(start, visit)
+	case start == "":
 		x.keys.AscendGreaterOrEqual(ptok, visit)
 	default:
-		x.keys.AscendGreaterOrEqual(after, visit)
+		x.keys.AscendGreaterOrEqual(start, visit)
 	}
 	return out
 }

@@ -216,6 +216,29 @@ func compileCondition(c *Condition) (*compiled, error) {
 	return cc, nil
 }
 
+// seek returns a sort token from which a walk of a partition in order (in
+// reverse: down from which) passes no key the condition matches before
+// its first: the operand, a bound, or the edge of the operand's type
+// (numbers sort before strings, sortEnd after every token).
+func (c *compiled) seek(reverse bool) string {
+	typeStart, typeEnd := firstString, sortEnd
+	if c.num {
+		typeStart, typeEnd = "", firstString
+	}
+	switch {
+	case !reverse && (c.op == "<" || c.op == "<="):
+		return typeStart
+	case !reverse: // = > >= between, and begins_with, whose prefix sorts first
+		return c.lo
+	case c.op == "between":
+		return c.hi
+	case c.op == "=" || c.op == "<" || c.op == "<=":
+		return c.lo
+	default: // > >= begins_with
+		return typeEnd
+	}
+}
+
 // match reports whether the sort token tok meets the condition. As in
 // DynamoDB, a condition compares only keys of its operand's type.
 func (c *compiled) match(tok string) bool {
@@ -352,13 +375,9 @@ func (s *Service) Query(ctx context.Context, table string, q Query) (*Page, erro
 	if after != "" && !strings.HasPrefix(after, ptok+".") {
 		return nil, invalid("cursor", "the cursor belongs to another partition")
 	}
-	var keep func(stok string) bool
-	if cc != nil {
-		keep = cc.match
-	}
 	if x := h.indexed(ctx); x != nil {
 		return h.page(ctx, func(n int) []string {
-			ks := x.partition(ptok, after, q.Reverse, keep, n)
+			ks := x.partition(ptok, after, q.Reverse, cc, n)
 			if len(ks) > 0 {
 				after = ks[len(ks)-1]
 			}
@@ -380,7 +399,7 @@ func (s *Service) Query(ctx context.Context, table string, q Query) (*Page, erro
 		if after != "" && ((!q.Reverse && k <= after) || (q.Reverse && k >= after)) {
 			continue
 		}
-		if keep != nil && !keep(k[len(ptok)+1:]) {
+		if cc != nil && !cc.match(k[len(ptok)+1:]) {
 			continue
 		}
 		cand = append(cand, k)
