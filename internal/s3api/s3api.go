@@ -93,6 +93,8 @@ func toS3(err error) *s3Error {
 		return newErr(http.StatusBadRequest, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.")
 	case errors.Is(err, sigv4.ErrBadSignature), errors.Is(err, errChunkSignature):
 		return newErr(http.StatusForbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.")
+	case errors.Is(err, sigv4.ErrExpired):
+		return newErr(http.StatusForbidden, "AccessDenied", "Request has expired %s", strings.TrimPrefix(msg, sigv4.ErrExpired.Error()+" "))
 	case errors.Is(err, sigv4.ErrStale):
 		return newErr(http.StatusForbidden, "RequestTimeTooSkewed", "%s", msg)
 	case errors.Is(err, sigv4.ErrMalformed):

@@ -361,3 +361,87 @@ func TestS3Routing(t *testing.T) {
 		t.Fatalf("S3-signed request: %d %s, want an S3 XML 403", resp.StatusCode, b)
 	}
 }
+
+// TestS3PresignedURLs: URLs presigned by the AWS SDK's presign client
+// (SigV4 in the query string, how browsers upload to and download from S3
+// without credentials) work for GET, HEAD and PUT, and a tampered, expired
+// or wrongly signed one gets S3's 403.
+func TestS3PresignedURLs(t *testing.T) {
+	ctx := context.Background()
+	_, client, wrong := startS3(t)
+	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("shared")}); err != nil {
+		t.Fatal(err)
+	}
+	presign := s3.NewPresignClient(client)
+	minute := s3.WithPresignExpires(time.Minute)
+
+	// Upload through a presigned PUT, with no credentials of its own.
+	put, err := presign.PresignPutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("shared"), Key: aws.String("up/a b.txt")}, minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(put.Method, put.URL, strings.NewReader("uploaded by a browser"))
+	for k, v := range put.SignedHeader {
+		req.Header[k] = v
+	}
+	status, body := do(t, req)
+	if status != 200 {
+		t.Fatalf("presigned PUT: %d %s", status, body)
+	}
+
+	get, err := presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("shared"), Key: aws.String("up/a b.txt")}, minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ = http.NewRequest(get.Method, get.URL, nil)
+	if status, body := do(t, req); status != 200 || body != "uploaded by a browser" {
+		t.Fatalf("presigned GET: %d %q", status, body)
+	}
+	head, err := presign.PresignHeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("shared"), Key: aws.String("up/a b.txt")}, minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ = http.NewRequest(head.Method, head.URL, nil)
+	if status, _ := do(t, req); status != 200 {
+		t.Fatalf("presigned HEAD: %d", status)
+	}
+
+	refused := func(what, url, code string) string {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		status, body := do(t, req)
+		if status != 403 || !strings.Contains(body, "<Code>"+code+"</Code>") {
+			t.Errorf("%s: %d %s, want 403 %s", what, status, body, code)
+		}
+		return body
+	}
+	// Another key under the same signature.
+	refused("tampered key", strings.Replace(get.URL, "a%20b.txt", "other.txt", 1), "SignatureDoesNotMatch")
+	// A longer life than was signed.
+	refused("tampered expiry", strings.Replace(get.URL, "X-Amz-Expires=60", "X-Amz-Expires=600", 1), "SignatureDoesNotMatch")
+	bad, err := s3.NewPresignClient(wrong).PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("shared"), Key: aws.String("up/a b.txt")}, minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused("wrong secret", bad.URL, "SignatureDoesNotMatch")
+	short, err := presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("shared"), Key: aws.String("up/a b.txt")}, s3.WithPresignExpires(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if body := refused("expired", short.URL, "AccessDenied"); !strings.Contains(body, "<Message>Request has expired at 20") {
+		t.Errorf("expired URL: %s, want S3's message, with the time it expired", body)
+	}
+}
+
+// do sends req and returns its status and body.
+func do(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}

@@ -79,6 +79,9 @@ var (
 	// ErrStale: the signed date is too far from now, or a presigned URL
 	// has expired.
 	ErrStale = errors.New("sigv4: stale date")
+	// ErrExpired: a presigned URL has expired (also ErrStale). S3 tells
+	// it apart: AccessDenied, "Request has expired".
+	ErrExpired = fmt.Errorf("%w: presigned URL expired", ErrStale)
 )
 
 // Lookup returns the secret access key of an access key id.
@@ -198,7 +201,7 @@ func (o Options) Verify(r *http.Request, body []byte, lookup Lookup, now time.Ti
 			return nil, fmt.Errorf("%w: presigned URL is dated %s, in the future", ErrStale, amzDate)
 		}
 		if now.After(date.Add(expires)) {
-			return nil, fmt.Errorf("%w: presigned URL expired at %s", ErrStale, date.Add(expires).Format(timeFormat))
+			return nil, fmt.Errorf("%w at %s", ErrExpired, date.Add(expires).Format(timeFormat))
 		}
 	} else if d := now.Sub(date); d > o.MaxSkew || d < -o.MaxSkew {
 		return nil, fmt.Errorf("%w: signature date %s is more than %s from the server time %s", ErrStale, amzDate, o.MaxSkew, now.UTC().Format(timeFormat))
