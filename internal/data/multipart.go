@@ -117,8 +117,9 @@ func (s *Service) upload(ctx context.Context, bucket, key, id string) (*Upload, 
 func partName(id string, n int) string { return id + "/" + strconv.Itoa(n) }
 
 // UploadPart stores one part (1 to 10000) and returns its ETag. A part
-// uploaded again replaces the earlier one.
-func (s *Service) UploadPart(ctx context.Context, bucket, key, id string, number int, r io.Reader, size int64) (*Part, error) {
+// uploaded again replaces the earlier one; expect, when set, checks its
+// sums as PutObjectOptions.Expect does.
+func (s *Service) UploadPart(ctx context.Context, bucket, key, id string, number int, r io.Reader, size int64, expect func(Sums) error) (*Part, error) {
 	if _, err := s.upload(ctx, bucket, key, id); err != nil {
 		return nil, err
 	}
@@ -127,7 +128,7 @@ func (s *Service) UploadPart(ctx context.Context, bucket, key, id string, number
 	}
 	h := &bucketHandle{js: s.js, obs: s.uploads, stream: s.uploadsStr, name: UploadsBucket, store: UploadsBucket}
 	// A part's ETag is its MD5: the multipart ETag is made of them.
-	info, err := h.put(ctx, partName(id, number), r, size, map[string]string{}, true, s.cfg.MaxObjectBytes, nil)
+	info, err := h.put(ctx, partName(id, number), r, size, map[string]string{}, true, s.cfg.MaxObjectBytes, &PutObjectOptions{Expect: expect})
 	if err != nil {
 		return nil, err
 	}

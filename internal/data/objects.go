@@ -98,9 +98,18 @@ type PutObjectOptions struct {
 	// info to be the one checked: a put that loses a race is
 	// ErrPreconditionFailed and leaves nothing behind.
 	IfNoneMatch, IfMatch string
+	// Expect, when set, sees the sums of the body once it is read whole,
+	// before the object is visible: an error fails the put, which then
+	// stores nothing. The S3 API checks Content-MD5 and SHA-256 checksums
+	// so, without hashing the bytes a second time.
+	Expect func(Sums) error
 	// etag overrides the computed ETag (multipart completion, copies).
 	etag string
 }
+
+// Sums are what a put computes of a body: its SHA-256, always, and its
+// MD5 with MD5ETag (nil otherwise).
+type Sums struct{ MD5, SHA256 []byte }
 
 // PutBucket creates a bucket; an existing one is unchanged.
 func (s *Service) PutBucket(ctx context.Context, name string) (*BucketDef, Change, error) {

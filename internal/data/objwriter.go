@@ -117,13 +117,20 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 	if size >= 0 && int64(total) != size {
 		return fail(invalid("body", "the body is %d bytes, %d were announced", total, size))
 	}
+	sums := Sums{SHA256: body.sha.Sum(nil)}
 	if body.md5 != nil {
-		meta[metaETag] = hex.EncodeToString(body.md5.Sum(nil))
+		sums.MD5 = body.md5.Sum(nil)
+		meta[metaETag] = hex.EncodeToString(sums.MD5)
+	}
+	if cond != nil && cond.Expect != nil {
+		if err := cond.Expect(sums); err != nil {
+			return fail(err)
+		}
 	}
 	info := &jetstream.ObjectInfo{
 		ObjectMeta: jetstream.ObjectMeta{Name: key, Metadata: meta, Opts: &jetstream.ObjectMetaOptions{ChunkSize: ChunkSize}},
 		Bucket:     h.store, NUID: id, Size: total, Chunks: chunks,
-		Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(body.sha.Sum(nil)),
+		Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sums.SHA256),
 	}
 	b, err := json.Marshal(info)
 	if err != nil {

@@ -72,6 +72,9 @@ type chunkedReader struct {
 	sig    string       // the current chunk's declared signature
 	done   bool
 	err    error
+	// trailer holds the trailers after the last chunk, by lower-case
+	// name (checkedBody checks a checksum among them).
+	trailer map[string]string
 }
 
 func newChunkedReader(r io.Reader, signer *chunkSigner) *chunkedReader {
@@ -170,8 +173,7 @@ func (c *chunkedReader) verify(chunkHash string) error {
 }
 
 // trailers reads the trailer lines after the last chunk up to the empty
-// line. Checksums in them are not checked: the object store keeps its own
-// SHA-256 of the bytes.
+// line into trailer.
 func (c *chunkedReader) trailers() error {
 	for range 16 {
 		line, err := c.line()
@@ -181,6 +183,14 @@ func (c *chunkedReader) trailers() error {
 		if err != nil {
 			return err
 		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			return fmt.Errorf("aws-chunked: trailer %q is not name:value", truncate(line, 40))
+		}
+		if c.trailer == nil {
+			c.trailer = map[string]string{}
+		}
+		c.trailer[strings.ToLower(strings.TrimSpace(name))] = strings.TrimSpace(value)
 	}
 	return errors.New("aws-chunked: too many trailers")
 }

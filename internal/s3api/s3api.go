@@ -451,14 +451,20 @@ func metaOf(h http.Header) map[string]string {
 }
 
 func (a *API) putObject(w http.ResponseWriter, r *http.Request, bucket, key string, body io.Reader) {
+	body, sums, err := checkUpload(r, body)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	info, err := a.svc.PutObject(r.Context(), bucket, key, body, bodySize(r),
 		data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), MD5ETag: true,
-			IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match")})
+			IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match"), Expect: sums.expect})
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	w.Header().Set("ETag", quote(info.ETag))
+	sums.echo(w)
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -668,12 +674,18 @@ func (a *API) uploadPart(w http.ResponseWriter, r *http.Request, bucket, key, id
 		a.writeError(w, r, newErr(http.StatusNotImplemented, "NotImplemented", "UploadPartCopy is not supported"))
 		return
 	}
-	p, err := a.svc.UploadPart(r.Context(), bucket, key, id, n, body, bodySize(r))
+	body, sums, err := checkUpload(r, body)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	p, err := a.svc.UploadPart(r.Context(), bucket, key, id, n, body, bodySize(r), sums.expect)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	w.Header().Set("ETag", quote(p.ETag))
+	sums.echo(w)
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -445,3 +445,104 @@ func do(t *testing.T, req *http.Request) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// TestS3Checksums: uploads carrying a checksum the AWS SDK computed (each
+// of S3's algorithms, as a trailer of an aws-chunked body or a header) or
+// a Content-MD5 are stored, and the checksum is echoed; a sum that does
+// not match the body is 400 BadDigest and stores nothing, leaving an
+// object it would have replaced as it was; a malformed one is refused.
+func TestS3Checksums(t *testing.T) {
+	ctx := context.Background()
+	_, c, _ := startS3(t)
+	bucket := aws.String("sums")
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: bucket}); err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("integrity "), 100_000) // 1 MB: several aws-chunked chunks
+	content := func(key string) string {
+		t.Helper()
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: bucket, Key: aws.String(key)})
+		if apiCode(err) == "NoSuchKey" {
+			return "<none>"
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Body.Close()
+		b, _ := io.ReadAll(out.Body)
+		return string(b)
+	}
+
+	sha := sha256.Sum256(body)
+	for _, alg := range []types.ChecksumAlgorithm{types.ChecksumAlgorithmCrc32, types.ChecksumAlgorithmCrc32c,
+		types.ChecksumAlgorithmCrc64nvme, types.ChecksumAlgorithmSha1, types.ChecksumAlgorithmSha256} {
+		out, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: bucket, Key: aws.String("ok-" + string(alg)), Body: bytes.NewReader(body), ChecksumAlgorithm: alg})
+		if err != nil {
+			t.Fatalf("put with %s: %v", alg, err)
+		}
+		echoed := map[types.ChecksumAlgorithm]*string{types.ChecksumAlgorithmCrc32: out.ChecksumCRC32, types.ChecksumAlgorithmCrc32c: out.ChecksumCRC32C,
+			types.ChecksumAlgorithmCrc64nvme: out.ChecksumCRC64NVME, types.ChecksumAlgorithmSha1: out.ChecksumSHA1, types.ChecksumAlgorithmSha256: out.ChecksumSHA256}[alg]
+		if echoed == nil || *echoed == "" {
+			t.Errorf("put with %s: the checksum was not echoed", alg)
+		}
+		if alg == types.ChecksumAlgorithmSha256 && (echoed == nil || *echoed != base64.StdEncoding.EncodeToString(sha[:])) {
+			t.Errorf("put with SHA256 echoed %v, want the body's", echoed)
+		}
+		if content("ok-"+string(alg)) != string(body) {
+			t.Errorf("put with %s: stored something else", alg)
+		}
+	}
+	sum := md5.Sum(body)
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: bucket, Key: aws.String("kept"), Body: bytes.NewReader(body),
+		ContentMD5: aws.String(base64.StdEncoding.EncodeToString(sum[:]))}); err != nil {
+		t.Fatalf("put with the right Content-MD5: %v", err)
+	}
+
+	wrongMD5 := md5.Sum([]byte("something else"))
+	for name, in := range map[string]*s3.PutObjectInput{
+		"crc32":       {ChecksumCRC32: aws.String("AAAAAA==")},
+		"crc64nvme":   {ChecksumCRC64NVME: aws.String("AAAAAAAAAAA=")},
+		"sha256":      {ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(make([]byte, 32)))},
+		"content-md5": {ContentMD5: aws.String(base64.StdEncoding.EncodeToString(wrongMD5[:]))},
+	} {
+		for _, key := range []string{"new-" + name, "kept"} {
+			in.Bucket, in.Key, in.Body = bucket, aws.String(key), bytes.NewReader([]byte("tampered on the way"))
+			if _, err := c.PutObject(ctx, in); apiCode(err) != "BadDigest" {
+				t.Errorf("put %s with a wrong %s: %v, want BadDigest", key, name, err)
+			}
+		}
+		if got := content("new-" + name); got != "<none>" {
+			t.Errorf("a put refused for its %s stored %d bytes", name, len(got))
+		}
+	}
+	if content("kept") != string(body) {
+		t.Error("refused puts changed the object they would have replaced")
+	}
+	for name, in := range map[string]*s3.PutObjectInput{
+		"Content-MD5 not base64": {ContentMD5: aws.String("not base64!")},
+		"CRC32 of 3 bytes":       {ChecksumCRC32: aws.String("AAAA")},
+	} {
+		in.Bucket, in.Key, in.Body = bucket, aws.String("malformed"), bytes.NewReader(body)
+		if _, err := c.PutObject(ctx, in); apiCode(err) != "InvalidDigest" && apiCode(err) != "InvalidRequest" {
+			t.Errorf("%s: %v, want InvalidDigest or InvalidRequest", name, err)
+		}
+	}
+
+	// A part with a wrong checksum is refused and not listed.
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: bucket, Key: aws.String("parts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: bucket, Key: aws.String("parts"), UploadId: up.UploadId, PartNumber: aws.Int32(1),
+		Body: bytes.NewReader(body), ChecksumCRC32C: aws.String("AAAAAA==")}); apiCode(err) != "BadDigest" {
+		t.Errorf("part with a wrong CRC32C: %v, want BadDigest", err)
+	}
+	if _, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: bucket, Key: aws.String("parts"), UploadId: up.UploadId, PartNumber: aws.Int32(2),
+		Body: bytes.NewReader(body), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c}); err != nil {
+		t.Errorf("part with its CRC32C: %v", err)
+	}
+	parts, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: bucket, Key: aws.String("parts"), UploadId: up.UploadId})
+	if err != nil || len(parts.Parts) != 1 || *parts.Parts[0].PartNumber != 2 {
+		t.Errorf("parts after one refused and one stored: %+v, %v", parts, err)
+	}
+}

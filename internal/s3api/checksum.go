@@ -1,0 +1,198 @@
+package s3api
+
+import (
+	"bytes"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"hash"
+	"hash/crc32"
+	"hash/crc64"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/nimbus-run/nimbus/internal/data"
+)
+
+// Integrity checks of uploads, as S3 makes them: a PutObject or UploadPart
+// may carry the MD5 of its body (Content-MD5) and one checksum
+// (x-amz-checksum-<algorithm>), as a header or, with aws-chunked, as a
+// trailer after the last chunk (named in x-amz-trailer). The AWS SDKs send
+// a CRC32 trailer with every upload by default. A sum that does not match
+// fails the put before the object is visible, so it stores nothing (the
+// data layer purges the chunks), and the client gets 400 BadDigest. A
+// malformed sum is refused before a byte is read.
+//
+// The data layer hashes every body with SHA-256, and S3 uploads with MD5
+// for their ETag: those sums are checked from its data.Sums (Expect).
+// Only the other algorithms hash the body here, as it streams through.
+
+// checksumAlgorithms are S3's, by header suffix, with their names in S3's
+// messages. MD5 and SHA-256 come from the data layer (new is nil).
+var checksumAlgorithms = map[string]struct {
+	label string
+	size  int // bytes
+	new   func() hash.Hash
+}{
+	"crc32":     {"CRC32", 4, func() hash.Hash { return crc32.NewIEEE() }},
+	"crc32c":    {"CRC32C", 4, func() hash.Hash { return crc32.New(crc32.MakeTable(crc32.Castagnoli)) }},
+	"crc64nvme": {"CRC64NVME", 8, func() hash.Hash { return crc64.New(crc64NVME) }},
+	"sha1":      {"SHA1", sha1.Size, sha1.New},
+	"sha256":    {"SHA256", sha256.Size, nil},
+}
+
+// crc64NVME is CRC-64/NVME (polynomial 0xad93d23594c93659, reflected),
+// which hash/crc64 computes from the reversed polynomial.
+var crc64NVME = crc64.MakeTable(0x9a6c9329ac4bc9b5)
+
+const checksumHeaderPrefix = "X-Amz-Checksum-"
+
+// digestCheck is one sum to check: want is known from a header, or comes
+// from the trailer named header when the body ends.
+type digestCheck struct {
+	header  string // the header (or trailer) it came from, canonical
+	label   string // for messages: "Content-MD5", "CRC32", ...
+	size    int
+	h       hash.Hash // nil: the data layer's sum
+	want    []byte
+	trailer bool
+}
+
+// upload is the sums an upload declares.
+type upload struct {
+	checks  []*digestCheck
+	sum     *digestCheck   // the x-amz-checksum-*, echoed in the response
+	chunked *chunkedReader // whose trailers hold trailer sums
+}
+
+// checkUpload reads the sums r declares and returns the body to read,
+// which checks the sums the data layer does not compute at its end, and
+// the upload, whose expect checks the others. A body without declared sums
+// is returned as is, with a nil upload.
+func checkUpload(r *http.Request, body io.Reader) (io.Reader, *upload, error) {
+	u := &upload{}
+	u.chunked, _ = body.(*chunkedReader)
+	if v := r.Header.Get("Content-MD5"); v != "" {
+		want, err := base64.StdEncoding.DecodeString(v)
+		if err != nil || len(want) != md5.Size {
+			return nil, nil, newErr(http.StatusBadRequest, "InvalidDigest", "The Content-MD5 you specified was invalid.")
+		}
+		u.checks = append(u.checks, &digestCheck{header: "Content-Md5", label: "Content-MD5", size: md5.Size, want: want})
+	}
+	add := func(name string, trailer bool) error {
+		name = http.CanonicalHeaderKey(name)
+		suffix, found := strings.CutPrefix(name, checksumHeaderPrefix)
+		alg, ok := checksumAlgorithms[strings.ToLower(suffix)]
+		if !found || !ok {
+			return newErr(http.StatusBadRequest, "InvalidRequest", "%s is not a checksum S3 knows: use x-amz-checksum- and crc32, crc32c, crc64nvme, sha1 or sha256", truncate(name, 60))
+		}
+		if u.sum != nil {
+			return newErr(http.StatusBadRequest, "InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+		}
+		u.sum = &digestCheck{header: name, label: alg.label, size: alg.size, trailer: trailer}
+		if alg.new != nil {
+			u.sum.h = alg.new()
+		}
+		u.checks = append(u.checks, u.sum)
+		return nil
+	}
+	for name, v := range r.Header {
+		switch name {
+		case "X-Amz-Checksum-Mode", "X-Amz-Checksum-Type", "X-Amz-Checksum-Algorithm":
+			continue
+		}
+		if !strings.HasPrefix(name, checksumHeaderPrefix) {
+			continue
+		}
+		if err := add(name, false); err != nil {
+			return nil, nil, err
+		}
+		want, err := base64.StdEncoding.DecodeString(v[0])
+		if err != nil || len(want) != u.sum.size {
+			return nil, nil, newErr(http.StatusBadRequest, "InvalidRequest", "Value for %s header is invalid.", strings.ToLower(name))
+		}
+		u.sum.want = want
+	}
+	if t := strings.TrimSpace(r.Header.Get("X-Amz-Trailer")); t != "" {
+		if u.chunked == nil {
+			return nil, nil, newErr(http.StatusBadRequest, "InvalidRequest", "x-amz-trailer needs an aws-chunked body (x-amz-content-sha256: STREAMING-...)")
+		}
+		if err := add(t, true); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(u.checks) == 0 {
+		return body, nil, nil
+	}
+	if u.sum != nil && u.sum.h != nil {
+		return &digestReader{r: body, u: u}, u, nil
+	}
+	return body, u, nil
+}
+
+// expect checks the sums the data layer computed (data.PutObjectOptions.Expect).
+func (u *upload) expect(s data.Sums) error {
+	if u == nil {
+		return nil
+	}
+	for _, c := range u.checks {
+		if c.h != nil {
+			continue // checked by digestReader
+		}
+		got := s.SHA256
+		if c.label == "Content-MD5" {
+			got = s.MD5
+		}
+		if err := u.verify(c, got); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// verify compares got with what c expects, reading a trailer's value now
+// that the body has ended.
+func (u *upload) verify(c *digestCheck, got []byte) error {
+	if c.trailer {
+		v := u.chunked.trailer[strings.ToLower(c.header)]
+		want, err := base64.StdEncoding.DecodeString(v)
+		if v == "" || err != nil || len(want) != c.size {
+			return newErr(http.StatusBadRequest, "InvalidRequest", "The trailer %s that x-amz-trailer announced is missing or invalid.", strings.ToLower(c.header))
+		}
+		c.want = want
+	}
+	if bytes.Equal(got, c.want) {
+		return nil
+	}
+	if c.label == "Content-MD5" {
+		return newErr(http.StatusBadRequest, "BadDigest", "The Content-MD5 you specified did not match what we received.")
+	}
+	return newErr(http.StatusBadRequest, "BadDigest", "The %s you specified did not match the calculated checksum.", c.label)
+}
+
+// echo returns the checked checksum in the response, as S3 does.
+func (u *upload) echo(w http.ResponseWriter) {
+	if u != nil && u.sum != nil {
+		w.Header().Set(u.sum.header, base64.StdEncoding.EncodeToString(u.sum.want))
+	}
+}
+
+// digestReader hashes the body with the upload's checksum and checks it
+// at the end.
+type digestReader struct {
+	r io.Reader
+	u *upload
+}
+
+func (d *digestReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	d.u.sum.h.Write(p[:n])
+	if err == io.EOF {
+		if verr := d.u.verify(d.u.sum, d.u.sum.h.Sum(nil)); verr != nil {
+			return n, verr
+		}
+	}
+	return n, err
+}
