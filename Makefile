@@ -51,6 +51,7 @@ FUZZERS = \
 	./internal/lambdaapi:FuzzRuntimeConn \
 	./internal/manifest:FuzzParse \
 	./internal/runtime/wasm:FuzzInstrumentLoops \
+	./internal/s3api:FuzzChunkedReader \
 	./internal/sigv4:FuzzParseAuthorization \
 	./internal/workflow:FuzzStoredAndAPIInput \
 	./internal/workflow/asl:FuzzParse \
