@@ -164,6 +164,7 @@ type Service struct {
 	// kept for the life of the Service: see itemCache.
 	caches map[string]*itemCache
 	budget *cacheBudget
+	ops    *opMetrics
 
 	uploads    jetstream.ObjectStore
 	uploadsKV  jetstream.KeyValue
@@ -177,12 +178,14 @@ type Service struct {
 // New returns a Service over st; Start opens its buckets.
 func New(cfg Config, st *store.Store) *Service {
 	cfg.defaults()
-	return &Service{
+	s := &Service{
 		cfg: cfg, st: st, js: st.JS, log: cfg.Logger,
 		tables: map[string]*TableDef{}, buckets: map[string]*BucketDef{}, creds: map[string]*Principal{},
 		open: map[string]*tableHandle{}, stores: map[string]*bucketHandle{},
 		caches: map[string]*itemCache{}, budget: newCacheBudget(cfg.CacheBytes, cfg.Metrics),
 	}
+	s.ops = newOpMetrics(s, cfg.Metrics)
+	return s
 }
 
 // Start opens the catalogue, loads it and keeps watching it, and starts the
@@ -323,6 +326,7 @@ func (s *Service) apply(e jetstream.KeyValueEntry) {
 		if del {
 			delete(s.tables, name)
 			s.closeTable(name)
+			s.ops.forget(kindTable, name)
 			return
 		}
 		var d TableDef
@@ -342,6 +346,7 @@ func (s *Service) apply(e jetstream.KeyValueEntry) {
 		if del {
 			delete(s.buckets, name)
 			s.closeBucket(name)
+			s.ops.forget(kindBucket, name)
 			return
 		}
 		var d BucketDef

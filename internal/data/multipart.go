@@ -72,7 +72,8 @@ func (s *Service) startUploads(ctx context.Context) (err error) {
 }
 
 // CreateUpload starts a multipart upload.
-func (s *Service) CreateUpload(ctx context.Context, bucket, key string, opt PutObjectOptions) (*Upload, error) {
+func (s *Service) CreateUpload(ctx context.Context, bucket, key string, opt PutObjectOptions) (_ *Upload, err error) {
+	defer s.ops.done(kindBucket, bucket, opCreateUpload, time.Now(), &err)
 	if _, err := s.bucket(ctx, bucket); err != nil {
 		return nil, err
 	}
@@ -119,7 +120,8 @@ func partName(id string, n int) string { return id + "/" + strconv.Itoa(n) }
 // UploadPart stores one part (1 to 10000) and returns its ETag. A part
 // uploaded again replaces the earlier one; expect, when set, checks its
 // sums as PutObjectOptions.Expect does.
-func (s *Service) UploadPart(ctx context.Context, bucket, key, id string, number int, r io.Reader, size int64, expect func(Sums) error) (*Part, error) {
+func (s *Service) UploadPart(ctx context.Context, bucket, key, id string, number int, r io.Reader, size int64, expect func(Sums) error) (_ *Part, err error) {
+	defer s.ops.done(kindBucket, bucket, opUploadPart, time.Now(), &err)
 	if _, err := s.upload(ctx, bucket, key, id); err != nil {
 		return nil, err
 	}
@@ -132,6 +134,7 @@ func (s *Service) UploadPart(ctx context.Context, bucket, key, id string, number
 	if err != nil {
 		return nil, err
 	}
+	s.ops.bytesIn(bucket, info.Size)
 	return &Part{Number: number, ETag: info.ETag, Size: info.Size, Modified: info.Modified}, nil
 }
 
@@ -176,7 +179,8 @@ type CompletePart struct {
 // MD5 of the parts' MD5s, a dash, and the number of parts. ifNoneMatch
 // and ifMatch make it conditional as a put is (PutObjectOptions); a
 // refused completion leaves the upload to be completed again.
-func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, want []CompletePart, ifNoneMatch, ifMatch string) (*ObjectInfo, error) {
+func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, want []CompletePart, ifNoneMatch, ifMatch string) (_ *ObjectInfo, err error) {
+	defer s.ops.done(kindBucket, bucket, opCompleteUpload, time.Now(), &err)
 	u, err := s.upload(ctx, bucket, key, id)
 	if err != nil {
 		return nil, err
@@ -231,7 +235,7 @@ func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, wa
 		}
 		pw.Close()
 	}()
-	info, err := s.PutObject(ctx, bucket, key, pr, total, PutObjectOptions{ContentType: u.ContentType, Metadata: u.Metadata, etag: etag,
+	info, err := s.putObject(ctx, bucket, key, pr, total, PutObjectOptions{ContentType: u.ContentType, Metadata: u.Metadata, etag: etag,
 		IfNoneMatch: ifNoneMatch, IfMatch: ifMatch})
 	pr.CloseWithError(errors.New("assembly ended"))
 	<-done
@@ -249,7 +253,8 @@ func (h *bucketHandle) openParts(ctx context.Context, s *Service, info *ObjectIn
 }
 
 // AbortUpload ends an upload and removes its parts.
-func (s *Service) AbortUpload(ctx context.Context, bucket, key, id string) error {
+func (s *Service) AbortUpload(ctx context.Context, bucket, key, id string) (err error) {
+	defer s.ops.done(kindBucket, bucket, opAbortUpload, time.Now(), &err)
 	if _, err := s.upload(ctx, bucket, key, id); err != nil {
 		return err
 	}

@@ -274,7 +274,17 @@ func infoOf(bucket string, oi *jetstream.ObjectInfo) *ObjectInfo {
 // chunk. size is the expected size, or -1 when unknown; either way at most
 // the node's object limit is accepted. A failed put leaves any previous
 // object with the key in place.
-func (s *Service) PutObject(ctx context.Context, bucket, key string, r io.Reader, size int64, opt PutObjectOptions) (*ObjectInfo, error) {
+func (s *Service) PutObject(ctx context.Context, bucket, key string, r io.Reader, size int64, opt PutObjectOptions) (info *ObjectInfo, err error) {
+	defer s.ops.done(kindBucket, bucket, opPut, time.Now(), &err)
+	if info, err = s.putObject(ctx, bucket, key, r, size, opt); err == nil {
+		s.ops.bytesIn(bucket, info.Size)
+	}
+	return info, err
+}
+
+// putObject is PutObject, uncounted: copies and multipart completions
+// store objects too.
+func (s *Service) putObject(ctx context.Context, bucket, key string, r io.Reader, size int64, opt PutObjectOptions) (*ObjectInfo, error) {
 	h, err := s.bucket(ctx, bucket)
 	if err != nil {
 		return nil, err
@@ -319,7 +329,8 @@ func objectMeta(opt PutObjectOptions) (map[string]string, error) {
 }
 
 // HeadObject returns an object's info.
-func (s *Service) HeadObject(ctx context.Context, bucket, key string) (*ObjectInfo, error) {
+func (s *Service) HeadObject(ctx context.Context, bucket, key string) (_ *ObjectInfo, err error) {
+	defer s.ops.done(kindBucket, bucket, opHead, time.Now(), &err)
 	h, err := s.bucket(ctx, bucket)
 	if err != nil {
 		return nil, err
@@ -367,7 +378,16 @@ func (s *Service) GetObject(ctx context.Context, bucket, key string, rangeHeader
 // GetObjectIf is GetObject with a check of the object's info before any
 // of its bytes are read (a conditional read: CheckConditions); an error
 // from check is returned as it is.
-func (s *Service) GetObjectIf(ctx context.Context, bucket, key string, rangeHeader string, check func(*ObjectInfo) error) (*Object, error) {
+func (s *Service) GetObjectIf(ctx context.Context, bucket, key string, rangeHeader string, check func(*ObjectInfo) error) (obj *Object, err error) {
+	defer s.ops.done(kindBucket, bucket, opGet, time.Now(), &err)
+	if obj, err = s.getObjectIf(ctx, bucket, key, rangeHeader, check); err == nil {
+		obj.Body = s.ops.counted(bucket, obj.Body)
+	}
+	return obj, err
+}
+
+// getObjectIf is GetObjectIf, uncounted: copies read objects too.
+func (s *Service) getObjectIf(ctx context.Context, bucket, key string, rangeHeader string, check func(*ObjectInfo) error) (*Object, error) {
 	h, err := s.bucket(ctx, bucket)
 	if err != nil {
 		return nil, err
@@ -402,7 +422,13 @@ func (s *Service) GetObjectIf(ctx context.Context, bucket, key string, rangeHead
 }
 
 // DeleteObject removes an object; an absent one is not an error (as in S3).
-func (s *Service) DeleteObject(ctx context.Context, bucket, key string) error {
+func (s *Service) DeleteObject(ctx context.Context, bucket, key string) (err error) {
+	defer s.ops.done(kindBucket, bucket, opDelete, time.Now(), &err)
+	return s.deleteObject(ctx, bucket, key)
+}
+
+// deleteObject is DeleteObject, uncounted: DeleteObjects counts once.
+func (s *Service) deleteObject(ctx context.Context, bucket, key string) error {
 	h, err := s.bucket(ctx, bucket)
 	if err != nil {
 		return err
@@ -420,7 +446,8 @@ func (s *Service) DeleteObject(ctx context.Context, bucket, key string) error {
 // DeleteObjects removes objects, deleteConcurrency at a time (each is
 // three round trips to JetStream), and returns each one's error in the
 // order of keys: nil when it was deleted or was not there.
-func (s *Service) DeleteObjects(ctx context.Context, bucket string, keys []string) ([]error, error) {
+func (s *Service) DeleteObjects(ctx context.Context, bucket string, keys []string) (_ []error, err error) {
+	defer s.ops.done(kindBucket, bucket, opDeleteObjects, time.Now(), &err)
 	if _, err := s.bucket(ctx, bucket); err != nil {
 		return nil, err
 	}
@@ -429,7 +456,7 @@ func (s *Service) DeleteObjects(ctx context.Context, bucket string, keys []strin
 	g.SetLimit(deleteConcurrency)
 	for i, k := range keys {
 		g.Go(func() error {
-			errs[i] = s.DeleteObject(ctx, bucket, k)
+			errs[i] = s.deleteObject(ctx, bucket, k)
 			return nil // each key's error is its own
 		})
 	}
@@ -444,8 +471,9 @@ const deleteConcurrency = 16
 // replace nil the copy keeps the source's content type and metadata.
 // check, when not nil, vets the source's info before its bytes are read
 // (S3's x-amz-copy-source-if-* conditions: CopySourceConditions).
-func (s *Service) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, replace *PutObjectOptions, check func(*ObjectInfo) error) (*ObjectInfo, error) {
-	src, err := s.GetObjectIf(ctx, srcBucket, srcKey, "", check)
+func (s *Service) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, replace *PutObjectOptions, check func(*ObjectInfo) error) (_ *ObjectInfo, err error) {
+	defer s.ops.done(kindBucket, dstBucket, opCopy, time.Now(), &err)
+	src, err := s.getObjectIf(ctx, srcBucket, srcKey, "", check)
 	if err != nil {
 		return nil, err
 	}
@@ -464,7 +492,7 @@ func (s *Service) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, 
 	case src.Info.ETag != hex.EncodeToString(src.Info.SHA256()):
 		opt.etag = src.Info.ETag
 	}
-	return s.PutObject(ctx, dstBucket, dstKey, src.Body, src.Info.Size, opt)
+	return s.putObject(ctx, dstBucket, dstKey, src.Body, src.Info.Size, opt)
 }
 
 // ListOptions select objects of a bucket.
@@ -490,7 +518,8 @@ type ObjectList struct {
 // bucket's name index (objindex.go) and the info reads of what it returns;
 // without the index (it could not start or catch up), every page reads the
 // info of every object in the bucket.
-func (s *Service) ListObjects(ctx context.Context, bucket string, opt ListOptions) (*ObjectList, error) {
+func (s *Service) ListObjects(ctx context.Context, bucket string, opt ListOptions) (_ *ObjectList, err error) {
+	defer s.ops.done(kindBucket, bucket, opList, time.Now(), &err)
 	h, err := s.bucket(ctx, bucket)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -314,7 +315,8 @@ func pageLimit(n int) (int, error) {
 // headers only), sorts and filters them in memory, and reads the values of
 // the page's items: its cost grows with the partition's size, not the
 // page's. docs/data.md gives figures.
-func (s *Service) Query(ctx context.Context, table string, q Query) (*Page, error) {
+func (s *Service) Query(ctx context.Context, table string, q Query) (_ *Page, err error) {
+	defer s.ops.done(kindTable, table, opQuery, time.Now(), &err)
 	h, err := s.table(ctx, table)
 	if err != nil {
 		return nil, err
@@ -409,7 +411,8 @@ func (s *Service) Query(ctx context.Context, table string, q Query) (*Page, erro
 
 // Scan returns every item of the table, a page at a time, in key order.
 // Each page lists the whole table's keys: a full scan costs O(n²/limit).
-func (s *Service) Scan(ctx context.Context, table string, limit int, cur string) (*Page, error) {
+func (s *Service) Scan(ctx context.Context, table string, limit int, cur string) (_ *Page, err error) {
+	defer s.ops.done(kindTable, table, opScan, time.Now(), &err)
 	h, err := s.table(ctx, table)
 	if err != nil {
 		return nil, err

@@ -379,7 +379,8 @@ func withOld(item, old []byte) []byte {
 //
 // ErrNoSuchTable, a field error for a bad item, ErrTooLarge, and
 // ErrConditionFailed when opt's condition does not hold.
-func (s *Service) Put(ctx context.Context, table string, item json.RawMessage, opt PutOptions) (uint64, error) {
+func (s *Service) Put(ctx context.Context, table string, item json.RawMessage, opt PutOptions) (_ uint64, err error) {
+	defer s.ops.done(kindTable, table, opPut, time.Now(), &err)
 	h, err := s.table(ctx, table)
 	if err != nil {
 		return 0, err
@@ -440,7 +441,8 @@ func conditionError(want uint64, cur stored) error {
 // to the stream's last message for the key (a direct get), so on a single
 // node they see every write that has been acknowledged. With replicas in a
 // cluster, a direct get may be answered by a replica that is behind.
-func (s *Service) Get(ctx context.Context, table string, key json.RawMessage) (*Entry, error) {
+func (s *Service) Get(ctx context.Context, table string, key json.RawMessage) (_ *Entry, err error) {
+	defer s.ops.done(kindTable, table, opGet, time.Now(), &err)
 	h, err := s.table(ctx, table)
 	if err != nil {
 		return nil, err
@@ -470,7 +472,8 @@ type DeleteOptions struct {
 
 // Delete removes an item. Deleting an absent item is not an error, unless
 // the delete is conditional.
-func (s *Service) Delete(ctx context.Context, table string, key json.RawMessage, opt DeleteOptions) error {
+func (s *Service) Delete(ctx context.Context, table string, key json.RawMessage, opt DeleteOptions) (err error) {
+	defer s.ops.done(kindTable, table, opDelete, time.Now(), &err)
 	h, err := s.table(ctx, table)
 	if err != nil {
 		return err
@@ -518,7 +521,8 @@ func (h *tableHandle) delete(ctx context.Context, key string, ifRev uint64, reas
 // new item. Without a condition a missing item is created from the key and
 // the patch; with IfRevision it must exist at that revision. Key
 // attributes cannot change.
-func (s *Service) Update(ctx context.Context, table string, key, patch json.RawMessage, opt DeleteOptions) (*Entry, error) {
+func (s *Service) Update(ctx context.Context, table string, key, patch json.RawMessage, opt DeleteOptions) (_ *Entry, err error) {
+	defer s.ops.done(kindTable, table, opUpdate, time.Now(), &err)
 	h, err := s.table(ctx, table)
 	if err != nil {
 		return nil, err
@@ -653,7 +657,8 @@ func (r BatchResult) Err() error { return r.err }
 
 // BatchPut puts up to MaxBatch items, each on its own (a batch is not a
 // transaction): the results say which were written.
-func (s *Service) BatchPut(ctx context.Context, table string, items []json.RawMessage) ([]BatchResult, error) {
+func (s *Service) BatchPut(ctx context.Context, table string, items []json.RawMessage) (_ []BatchResult, err error) {
+	defer s.ops.done(kindTable, table, opBatchPut, time.Now(), &err)
 	h, err := s.table(ctx, table)
 	if err != nil {
 		return nil, err
@@ -687,7 +692,8 @@ func (s *Service) BatchPut(ctx context.Context, table string, items []json.RawMe
 
 // BatchGet reads up to MaxBatch items; the result has one entry per key,
 // nil where no item has the key.
-func (s *Service) BatchGet(ctx context.Context, table string, keys []json.RawMessage) ([]*Entry, error) {
+func (s *Service) BatchGet(ctx context.Context, table string, keys []json.RawMessage) (_ []*Entry, err error) {
+	defer s.ops.done(kindTable, table, opBatchGet, time.Now(), &err)
 	h, err := s.table(ctx, table)
 	if err != nil {
 		return nil, err
