@@ -40,6 +40,35 @@ type feed struct {
 	cc     jetstream.ConsumeContext
 	done   func() // deletes the consumer
 	cancel context.CancelFunc
+
+	// touched: the index served a reader or writer since the last idle
+	// check (touch); idleSince: when the checks began to find it
+	// untouched (idleFor, the sweeper's alone).
+	touched   atomic.Bool
+	idleSince time.Time
+}
+
+// touch marks the index used. It only reads a shared flag when it is
+// set already, so the writes of a busy table do not contend on it.
+func (f *feed) touch() {
+	if !f.touched.Load() {
+		f.touched.Store(true)
+	}
+}
+
+// idleFor reports whether successive checks have found the index
+// untouched for d. Called from one goroutine (the sweeper, under the
+// lazyIndex's lock), every TTLInterval: an index is dropped between d and
+// d plus one interval after its last use.
+func (f *feed) idleFor(now time.Time, d time.Duration) bool {
+	if f.touched.Swap(false) {
+		f.idleSince = time.Time{}
+		return false
+	}
+	if f.idleSince.IsZero() {
+		f.idleSince = now
+	}
+	return now.Sub(f.idleSince) >= d
 }
 
 // start follows the subjects of stream that cfg filters, calling apply

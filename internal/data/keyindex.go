@@ -30,7 +30,8 @@ import (
 //
 // Memory is the keys themselves (about their encoded length, a string
 // header and the B-tree's share each): a million items with short keys
-// take some 85 MB per node. docs/data.md says so.
+// take some 85 MB per node, until the node has not used the index for
+// indexIdle (dropIdleIndexes). docs/data.md says so.
 type keyIndex struct {
 	feed
 	keys *btree.BTreeG[string]
@@ -188,15 +189,20 @@ func (h *tableHandle) indexed(ctx context.Context) *keyIndex {
 }
 
 // index returns the table's key index, starting it on first use (and
-// again after a failure, see lazyIndex), or nil when it cannot run.
+// again after a failure, see lazyIndex), or nil when it cannot run. It
+// marks the index used: one unused for indexIdle is dropped.
 func (h *tableHandle) index() *keyIndex {
-	return h.idx.get(func() (*keyIndex, error) {
+	x := h.idx.get(func() (*keyIndex, error) {
 		x, err := startKeyIndex(h)
 		if err != nil {
 			h.log.Warn("data: key index not started; queries list keys through JetStream", "table", h.def.Name, "err", err)
 		}
 		return x, err
 	})
+	if x != nil {
+		x.touch()
+	}
+	return x
 }
 
 // closeIndex stops the key index, if one runs.

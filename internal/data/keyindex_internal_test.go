@@ -1,12 +1,14 @@
 package data
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestKeyIndexOrder drives a key index with random puts and deletes of
@@ -213,5 +215,62 @@ func BenchmarkQueryRun(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestIdleTableIndexIsDropped: a table's key index that served nothing for
+// indexIdle is stopped with its consumer, and the next write or query
+// builds a new one that holds the writes made in between.
+func TestIdleTableIndexIsDropped(t *testing.T) {
+	ctx := context.Background()
+	s := filesService(t)
+	if _, _, err := s.PutTable(ctx, TableDef{Name: "events", Key: "pk", Sort: "n"}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(n int) {
+		t.Helper()
+		if _, err := s.Put(ctx, "events", json.RawMessage(fmt.Sprintf(`{"pk":"p","n":%d}`, n)), PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		t.Helper()
+		p, err := s.Query(ctx, "events", Query{Partition: json.RawMessage(`"p"`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(p.Items)
+	}
+	put(1)
+	if n := count(); n != 1 {
+		t.Fatalf("queried %d items", n)
+	}
+	h, err := s.table(ctx, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := h.idx.cur.Load()
+	if first == nil {
+		t.Fatal("no index after a query")
+	}
+	s.dropIdleIndexes()
+	if h.idx.cur.Load() != first {
+		t.Fatal("an index used a moment ago was dropped")
+	}
+	defer func(d time.Duration) { indexIdle = d }(indexIdle)
+	indexIdle = 0
+	s.dropIdleIndexes()
+	if h.idx.cur.Load() != nil {
+		t.Fatal("the idle index is still there")
+	}
+	if n := settledConsumers(t, h.stream, 0); n != 0 {
+		t.Fatalf("the table's stream holds %d consumers after the drop, want 0", n)
+	}
+	put(2) // starts a new index, which reads both items from the stream
+	if x := h.idx.cur.Load(); x == nil || x == first {
+		t.Fatal("no new index after the drop")
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("queried %d items after the drop, want 2", n)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/btree"
@@ -35,25 +34,34 @@ import (
 type objIndex struct {
 	feed
 	names *btree.BTreeG[string]
-	used  atomic.Int64 // when it last served a listing, in Unix nanoseconds
 }
 
-// indexIdle is how long a bucket's name index lives without a listing:
-// then dropIdleIndexes stops it and frees its memory, and the next
-// listing builds it again (reading every object's info once).
+// indexIdle is how long an index lives unused: a bucket's without a
+// listing, a table's without a read or write through it. Then
+// dropIdleIndexes stops it and frees its memory, and the next use builds
+// it again (a bucket's reads every object's info once, a table's every
+// key's last message).
 var indexIdle = 10 * time.Minute
 
-// dropIdleIndexes stops the name indexes of the buckets that have not
-// been listed on this node for indexIdle.
+// dropIdleIndexes stops the indexes of the buckets and tables this node
+// has not used for indexIdle.
 func (s *Service) dropIdleIndexes() {
+	now := time.Now()
 	s.mu.RLock()
-	handles := make([]*bucketHandle, 0, len(s.stores))
+	buckets := make([]*bucketHandle, 0, len(s.stores))
 	for _, h := range s.stores {
-		handles = append(handles, h)
+		buckets = append(buckets, h)
+	}
+	tables := make([]*tableHandle, 0, len(s.open))
+	for _, h := range s.open {
+		tables = append(tables, h)
 	}
 	s.mu.RUnlock()
-	for _, h := range handles {
-		h.idx.dropIf(func(x *objIndex) bool { return time.Since(time.Unix(0, x.used.Load())) >= indexIdle })
+	for _, h := range buckets {
+		h.idx.dropIf(func(x *objIndex) bool { return x.idleFor(now, indexIdle) })
+	}
+	for _, h := range tables {
+		h.idx.dropIf(func(x *keyIndex) bool { return x.idleFor(now, indexIdle) })
 	}
 }
 
@@ -260,7 +268,7 @@ func (h *bucketHandle) indexed(ctx context.Context) *objIndex {
 	if x == nil {
 		return nil
 	}
-	x.used.Store(time.Now().UnixNano())
+	x.touch()
 	if x.synced(ctx, h.stream) {
 		return x
 	}
