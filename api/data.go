@@ -210,7 +210,9 @@ type Object struct {
 	ETag        string            `json:"etag"`
 	ContentType string            `json:"content_type,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
-	Modified    time.Time         `json:"modified"`
+	// Headers are the ObjectHeaders the object keeps and is served with.
+	Headers  map[string]string `json:"headers,omitempty"`
+	Modified time.Time         `json:"modified"`
 }
 
 // ObjectList is the body of GET /api/v1/buckets/{bucket}/objects.
@@ -355,7 +357,27 @@ func (c *Client) ListObjects(ctx context.Context, bucket, prefix, delimiter, cur
 // PutObject uploads an object from body (streamed); size is its length,
 // or -1 when unknown.
 func (c *Client) PutObject(ctx context.Context, bucket, key string, body io.Reader, size int64, contentType string, meta map[string]string) (*Object, error) {
-	return c.PutObjectIf(ctx, bucket, key, body, size, contentType, meta, "", "")
+	return c.PutObjectWith(ctx, bucket, key, body, size, &PutObjectOptions{ContentType: contentType, Metadata: meta})
+}
+
+// ObjectHeaders are the HTTP headers an object keeps, as S3 keeps them:
+// given when it is put (or its multipart upload created), returned with
+// every get and head. A website's assets need them: Cache-Control for
+// caches, Content-Encoding for precompressed files, Content-Disposition
+// for downloads.
+var ObjectHeaders = []string{"Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Expires"}
+
+// PutObjectOptions describe an object to put.
+type PutObjectOptions struct {
+	ContentType string
+	// Metadata is user metadata.
+	Metadata map[string]string
+	// Headers are ObjectHeaders the object keeps and is served with.
+	Headers map[string]string
+	// IfNoneMatch "*" stores the object only where the key holds none,
+	// IfMatch (an ETag) only over that object; a condition that does not
+	// hold is an *Error with code CodePreconditionFailed.
+	IfNoneMatch, IfMatch string
 }
 
 // PutObjectIf is PutObject made conditional: ifNoneMatch "*" stores the
@@ -363,25 +385,35 @@ func (c *Client) PutObject(ctx context.Context, bucket, key string, body io.Read
 // object; a condition that does not hold is an *Error with code
 // CodePreconditionFailed.
 func (c *Client) PutObjectIf(ctx context.Context, bucket, key string, body io.Reader, size int64, contentType string, meta map[string]string, ifNoneMatch, ifMatch string) (*Object, error) {
+	return c.PutObjectWith(ctx, bucket, key, body, size, &PutObjectOptions{ContentType: contentType, Metadata: meta, IfNoneMatch: ifNoneMatch, IfMatch: ifMatch})
+}
+
+// PutObjectWith uploads an object from body (streamed) as opt describes;
+// size is its length, or -1 when unknown.
+func (c *Client) PutObjectWith(ctx context.Context, bucket, key string, body io.Reader, size int64, opt *PutObjectOptions) (*Object, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.BaseURL+objectPath(bucket, key), body)
 	if err != nil {
 		return nil, err
 	}
-	if ifNoneMatch != "" {
-		req.Header.Set("If-None-Match", ifNoneMatch)
+	if opt.IfNoneMatch != "" {
+		req.Header.Set("If-None-Match", opt.IfNoneMatch)
 	}
-	if ifMatch != "" {
-		req.Header.Set("If-Match", `"`+strings.Trim(ifMatch, `"`)+`"`)
+	if opt.IfMatch != "" {
+		req.Header.Set("If-Match", `"`+strings.Trim(opt.IfMatch, `"`)+`"`)
+	}
+	for k, v := range opt.Headers {
+		req.Header.Set(k, v)
 	}
 	req.ContentLength = size
 	if size == 0 {
 		req.Body = http.NoBody
 	}
+	contentType := opt.ContentType
 	if contentType == "" {
 		contentType = "application/octet-stream"
 	}
 	req.Header.Set("Content-Type", contentType)
-	for k, v := range meta {
+	for k, v := range opt.Metadata {
 		req.Header.Set(HeaderMetaPrefix+k, v)
 	}
 	resp, err := c.send(req)
@@ -406,6 +438,10 @@ func (c *Client) GetObject(ctx context.Context, bucket, key, rangeHeader string)
 	if rangeHeader != "" {
 		req.Header.Set("Range", rangeHeader)
 	}
+	// The bytes as stored: without this, Go's transport asks for gzip
+	// and inflates an object stored with Content-Encoding: gzip, whose
+	// length and digest then no longer match.
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := c.send(req)
 	if err != nil {
 		return nil, err

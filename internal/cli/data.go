@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -423,11 +424,12 @@ func newObjRb(e *env) *cobra.Command {
 func newObjPut(e *env) *cobra.Command {
 	var contentType, ifMatch string
 	var quiet, ifAbsent bool
-	var meta []string
+	var meta, headers []string
 	cmd := &cobra.Command{
 		Use: "put BUCKET/KEY FILE", Short: "Upload a file (- for stdin), streamed", Args: cobra.ExactArgs(2),
 		Example: "  nimbus obj put avatars/img/ada.png ada.png --content-type image/png\n  tar c src | nimbus obj put backups/src.tar -\n" +
-			"  nimbus obj put locks/deploy owner.txt --if-absent   # exit 3 if the key holds an object",
+			"  nimbus obj put locks/deploy owner.txt --if-absent   # exit 3 if the key holds an object\n" +
+			"  nimbus obj put web/app.js app.js.gz --content-type text/javascript -H 'Content-Encoding: gzip' -H 'Cache-Control: max-age=600'",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bucket, key, err := splitObject(args[0])
 			if err != nil {
@@ -436,6 +438,18 @@ func newObjPut(e *env) *cobra.Command {
 			md, err := parseEnv(meta)
 			if err != nil {
 				return err
+			}
+			hd := map[string]string{}
+			for _, h := range headers {
+				name, value, ok := strings.Cut(h, ":")
+				if !ok || strings.TrimSpace(name) == "" {
+					return usagef("--header %q: want NAME: VALUE, e.g. 'Cache-Control: max-age=600'", h)
+				}
+				name = http.CanonicalHeaderKey(strings.TrimSpace(name))
+				if !slices.Contains(api.ObjectHeaders, name) {
+					return usagef("--header %s: objects keep only %s", name, strings.Join(api.ObjectHeaders, ", "))
+				}
+				hd[name] = strings.TrimSpace(value)
 			}
 			var r io.Reader = e.stdin
 			size := int64(-1)
@@ -463,7 +477,8 @@ func newObjPut(e *env) *cobra.Command {
 			if ifAbsent {
 				ifNoneMatch = "*"
 			}
-			o, err := e.client().PutObjectIf(cmd.Context(), bucket, key, r, size, contentType, md, ifNoneMatch, ifMatch)
+			o, err := e.client().PutObjectWith(cmd.Context(), bucket, key, r, size, &api.PutObjectOptions{
+				ContentType: contentType, Metadata: md, Headers: hd, IfNoneMatch: ifNoneMatch, IfMatch: ifMatch})
 			if err != nil {
 				return err
 			}
@@ -476,6 +491,7 @@ func newObjPut(e *env) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&contentType, "content-type", "", "the object's content type")
 	cmd.Flags().StringArrayVar(&meta, "meta", nil, "user metadata NAME=VALUE (repeatable)")
+	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "a header the object keeps and is served with, 'NAME: VALUE' (repeatable): "+strings.Join(api.ObjectHeaders, ", "))
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	cmd.Flags().BoolVar(&ifAbsent, "if-absent", false, "store only if the key holds no object (If-None-Match: *); exit 3 if it does")
 	cmd.Flags().StringVar(&ifMatch, "if-match", "", "store only over the object with this ETag (If-Match); exit 3 if it changed")

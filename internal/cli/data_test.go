@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -129,6 +130,35 @@ func TestCLIObjects(t *testing.T) {
 	}
 	if r := run(t, n, "", "obj", "get", "avatars/img/photo.bin", "--range", "10-19"); r.code != 0 || r.stdout != string(body[10:20]) {
 		t.Fatalf("get --range to stdout: %d bytes, %q", len(r.stdout), r.stderr)
+	}
+	// Stored headers: a precompressed file keeps its Content-Encoding
+	// and comes back as stored (the download checks its SHA-256).
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(bytes.Repeat([]byte("let x = 1;\n"), 500))
+	zw.Close()
+	js := filepath.Join(dir, "app.js.gz")
+	if err := os.WriteFile(js, gz.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, n, "", "obj", "put", "avatars/app.js", js, "-q", "-o", "json", "-H", "Content-Encoding: gzip", "--header", "Cache-Control: max-age=600")
+	if r.code != 0 || !strings.Contains(r.stdout, `"Content-Encoding": "gzip"`) || !strings.Contains(r.stdout, `"Cache-Control": "max-age=600"`) {
+		t.Fatalf("put -H: %+v", r)
+	}
+	if r := run(t, n, "", "obj", "get", "avatars/app.js", filepath.Join(dir, "app.js.back"), "-q"); r.code != 0 {
+		t.Fatalf("get of a gzip-encoded object: %+v", r)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "app.js.back")); !bytes.Equal(got, gz.Bytes()) {
+		t.Fatalf("got %d bytes back, want the %d gzip bytes", len(got), gz.Len())
+	}
+	if r := run(t, n, "", "obj", "put", "avatars/x", js, "-q", "-H", "X-Frame-Options: DENY"); r.code != 2 || !strings.Contains(r.stderr, "Cache-Control") {
+		t.Fatalf("put -H of a header objects do not keep: %+v, want exit 2 naming the ones they do", r)
+	}
+	if r := run(t, n, "", "obj", "put", "avatars/x", js, "-q", "-H", "no colon"); r.code != 2 || !strings.Contains(r.stderr, "NAME: VALUE") {
+		t.Fatalf("put -H without a colon: %+v", r)
+	}
+	if r := run(t, n, "", "obj", "rm", "avatars/app.js"); r.code != 0 {
+		t.Fatalf("rm: %+v", r)
 	}
 	if r := run(t, n, "", "obj", "ls", "avatars", "--delimiter", "/"); r.code != 0 || !strings.Contains(r.stdout, "img/") {
 		t.Fatalf("ls --delimiter: %+v", r)

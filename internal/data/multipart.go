@@ -39,6 +39,7 @@ type Upload struct {
 	Key         string            `json:"key"`
 	ContentType string            `json:"content_type,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
+	Headers     map[string]string `json:"headers,omitempty"`
 	Created     time.Time         `json:"created"`
 }
 
@@ -85,7 +86,7 @@ func (s *Service) CreateUpload(ctx context.Context, bucket, key string, opt PutO
 	}
 	var id [16]byte
 	rand.Read(id[:])
-	u := &Upload{ID: hex.EncodeToString(id[:]), Bucket: bucket, Key: key, ContentType: opt.ContentType, Metadata: opt.Metadata, Created: s.cfg.Now().UTC()}
+	u := &Upload{ID: hex.EncodeToString(id[:]), Bucket: bucket, Key: key, ContentType: opt.ContentType, Metadata: opt.Metadata, Headers: opt.Headers, Created: s.cfg.Now().UTC()}
 	b, _ := json.Marshal(u)
 	if _, err := s.uploadsKV.Create(ctx, u.ID, b); err != nil {
 		return nil, fmt.Errorf("create upload: %w", err)
@@ -235,7 +236,7 @@ func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, wa
 		}
 		pw.Close()
 	}()
-	info, err := s.putObject(ctx, bucket, key, pr, total, PutObjectOptions{ContentType: u.ContentType, Metadata: u.Metadata, etag: etag,
+	info, err := s.putObject(ctx, bucket, key, pr, total, PutObjectOptions{ContentType: u.ContentType, Metadata: u.Metadata, Headers: u.Headers, etag: etag,
 		IfNoneMatch: ifNoneMatch, IfMatch: ifMatch})
 	pr.CloseWithError(errors.New("assembly ended"))
 	<-done

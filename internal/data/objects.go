@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -17,6 +19,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/nimbus-run/nimbus/api"
 )
 
 // Objects live in a JetStream object store per bucket. Nimbus keeps its
@@ -24,9 +28,10 @@ import (
 // digest's (hex MD5 of the bytes, or S3's multipart form), the content
 // type, and user metadata under "m-<name>".
 const (
-	metaETag        = "etag"
-	metaContentType = "content-type"
-	metaUserPrefix  = "m-"
+	metaETag         = "etag"
+	metaContentType  = "content-type"
+	metaUserPrefix   = "m-"
+	metaHeaderPrefix = "h-"
 	// ChunkSize is the chunk size of objects Nimbus writes. Every chunk but
 	// the last is full, which keeps range reads cheap to position.
 	ChunkSize = 256<<10 - 64
@@ -62,7 +67,9 @@ type ObjectInfo struct {
 	ETag        string            `json:"etag"`
 	ContentType string            `json:"content_type,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
-	Modified    time.Time         `json:"modified"`
+	// Headers are the object's StoredHeaders, by canonical name.
+	Headers  map[string]string `json:"headers,omitempty"`
+	Modified time.Time         `json:"modified"`
 	// Digest is the SHA-256 of the bytes, "SHA-256=<base64url>".
 	Digest string `json:"digest,omitempty"`
 
@@ -85,6 +92,8 @@ type PutObjectOptions struct {
 	ContentType string
 	// Metadata is user metadata (S3's x-amz-meta-*), names lower-cased.
 	Metadata map[string]string
+	// Headers are StoredHeaders to keep with the object (HeadersOf).
+	Headers map[string]string
 	// MD5ETag makes the ETag the hex MD5 of the bytes, which S3 clients
 	// expect of a single-part object (the S3 API sets it). Otherwise the
 	// ETag is the hex SHA-256 the object store's digest holds anyway: MD5
@@ -255,6 +264,11 @@ func infoOf(bucket string, oi *jetstream.ObjectInfo) *ObjectInfo {
 				o.Metadata = map[string]string{}
 			}
 			o.Metadata[k[len(metaUserPrefix):]] = v
+		case strings.HasPrefix(k, metaHeaderPrefix):
+			if o.Headers == nil {
+				o.Headers = map[string]string{}
+			}
+			o.Headers[http.CanonicalHeaderKey(k[len(metaHeaderPrefix):])] = v
 		}
 	}
 	if o.ETag == "" {
@@ -325,7 +339,50 @@ func objectMeta(opt PutObjectOptions) (map[string]string, error) {
 	if n > MaxUserMetadataBytes {
 		return nil, invalid("metadata", "user metadata is %d bytes, the limit is %d", n, MaxUserMetadataBytes)
 	}
+	for k, v := range opt.Headers {
+		name := http.CanonicalHeaderKey(k)
+		if !slices.Contains(StoredHeaders, name) {
+			return nil, invalid("headers", "%q is not a header objects keep: use %s", truncate(k, 40), strings.Join(StoredHeaders, ", "))
+		}
+		if len(v) > maxStoredHeaderBytes || !validHeaderValue(v) {
+			return nil, invalid("headers", "%s must be at most %d bytes of printable text", name, maxStoredHeaderBytes)
+		}
+		if v != "" {
+			meta[metaHeaderPrefix+strings.ToLower(name)] = v
+		}
+	}
 	return meta, nil
+}
+
+// StoredHeaders are the HTTP headers an object keeps (api.ObjectHeaders).
+var StoredHeaders = api.ObjectHeaders
+
+// maxStoredHeaderBytes bounds each stored header's value.
+const maxStoredHeaderBytes = 1024
+
+// HeadersOf picks the StoredHeaders out of a request's headers.
+func HeadersOf(h http.Header) map[string]string {
+	var out map[string]string
+	for _, name := range StoredHeaders {
+		if v := h.Get(name); v != "" {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// validHeaderValue reports whether v may be sent as a header value:
+// printable ASCII, tabs and spaces, or UTF-8 (as S3 accepts).
+func validHeaderValue(v string) bool {
+	for _, r := range v {
+		if r < ' ' && r != '\t' || r == 0x7f {
+			return false
+		}
+	}
+	return utf8.ValidString(v)
 }
 
 // HeadObject returns an object's info.
@@ -478,7 +535,7 @@ func (s *Service) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, 
 		return nil, err
 	}
 	defer src.Body.Close()
-	opt := PutObjectOptions{ContentType: src.Info.ContentType, Metadata: src.Info.Metadata}
+	opt := PutObjectOptions{ContentType: src.Info.ContentType, Metadata: src.Info.Metadata, Headers: src.Info.Headers}
 	if replace != nil {
 		opt = *replace
 	}

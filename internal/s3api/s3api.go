@@ -457,7 +457,7 @@ func (a *API) putObject(w http.ResponseWriter, r *http.Request, bucket, key stri
 		return
 	}
 	info, err := a.svc.PutObject(r.Context(), bucket, key, body, bodySize(r),
-		data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), MD5ETag: true,
+		data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), Headers: data.HeadersOf(r.Header), MD5ETag: true,
 			IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match"), Expect: sums.expect})
 	if err != nil {
 		a.writeError(w, r, err)
@@ -468,7 +468,10 @@ func (a *API) putObject(w http.ResponseWriter, r *http.Request, bucket, key stri
 	w.WriteHeader(http.StatusOK)
 }
 
-func objectHeaders(w http.ResponseWriter, info *data.ObjectInfo) {
+// objectHeaders describes an object in a GET's or HEAD's response: its
+// stored headers, then the response-* overrides of the query (S3's, for a
+// presigned download that names its file, say).
+func objectHeaders(w http.ResponseWriter, r *http.Request, info *data.ObjectInfo) {
 	h := w.Header()
 	h.Set("Content-Type", info.ContentType)
 	h.Set("ETag", quote(info.ETag))
@@ -477,7 +480,20 @@ func objectHeaders(w http.ResponseWriter, info *data.ObjectInfo) {
 	for k, v := range info.Metadata {
 		h["X-Amz-Meta-"+k] = []string{v}
 	}
+	for k, v := range info.Headers {
+		h.Set(k, v)
+	}
+	q := r.URL.Query()
+	for _, name := range responseOverrides {
+		if v := q.Get("response-" + strings.ToLower(name)); v != "" {
+			h.Set(name, v)
+		}
+	}
 }
+
+// responseOverrides are the headers a GET or HEAD may set with a
+// response-<name> query parameter.
+var responseOverrides = append([]string{"Content-Type"}, data.StoredHeaders...)
 
 // checksumHeaders gives a client that asks (x-amz-checksum-mode: ENABLED,
 // which the AWS SDKs send by default) the SHA-256 of a whole object, which
@@ -504,7 +520,7 @@ func (a *API) getObject(w http.ResponseWriter, r *http.Request, bucket, key stri
 			}
 			return
 		}
-		objectHeaders(w, info)
+		objectHeaders(w, r, info)
 		checksumHeaders(w, r, info)
 		w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
 		w.WriteHeader(http.StatusOK)
@@ -522,7 +538,7 @@ func (a *API) getObject(w http.ResponseWriter, r *http.Request, bucket, key stri
 		return
 	}
 	defer obj.Body.Close()
-	objectHeaders(w, obj.Info)
+	objectHeaders(w, r, obj.Info)
 	status, length := http.StatusOK, obj.Info.Size
 	if obj.Range == nil {
 		checksumHeaders(w, r, obj.Info)
@@ -566,7 +582,7 @@ func (a *API) copyObject(w http.ResponseWriter, r *http.Request, bucket, key str
 	}
 	var replace *data.PutObjectOptions
 	if strings.EqualFold(r.Header.Get("X-Amz-Metadata-Directive"), "REPLACE") {
-		replace = &data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header)}
+		replace = &data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), Headers: data.HeadersOf(r.Header)}
 	}
 	info, err := a.svc.CopyObject(r.Context(), sb, sk, bucket, key, replace, data.CopySourceConditions(r.Header))
 	if err != nil {
@@ -650,7 +666,7 @@ func (a *API) deleteObjects(w http.ResponseWriter, r *http.Request, bucket strin
 }
 
 func (a *API) createUpload(w http.ResponseWriter, r *http.Request, bucket, key string) {
-	u, err := a.svc.CreateUpload(r.Context(), bucket, key, data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header)})
+	u, err := a.svc.CreateUpload(r.Context(), bucket, key, data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), Headers: data.HeadersOf(r.Header)})
 	if err != nil {
 		a.writeError(w, r, err)
 		return

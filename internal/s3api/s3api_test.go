@@ -2,6 +2,7 @@ package s3api_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/md5"
 	"crypto/rand"
@@ -544,5 +545,129 @@ func TestS3Checksums(t *testing.T) {
 	parts, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: bucket, Key: aws.String("parts"), UploadId: up.UploadId})
 	if err != nil || len(parts.Parts) != 1 || *parts.Parts[0].PartNumber != 2 {
 		t.Errorf("parts after one refused and one stored: %+v, %v", parts, err)
+	}
+}
+
+// TestS3StoredHeaders: the headers S3 keeps with an object (Cache-Control,
+// Content-Disposition, Content-Encoding, Content-Language, Expires) come
+// back with every head and get, through copies and multipart uploads;
+// response-* parameters override them for one get, presigned too; and a
+// gzip-encoded object is served as stored, not inflated.
+func TestS3StoredHeaders(t *testing.T) {
+	ctx := context.Background()
+	_, c, _ := startS3(t)
+	bucket := aws.String("site")
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: bucket}); err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(strings.Repeat("body { color: teal } ", 100)))
+	zw.Close()
+	expires := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: bucket, Key: aws.String("app.css"), Body: bytes.NewReader(gz.Bytes()),
+		ContentType: aws.String("text/css"), CacheControl: aws.String("public, max-age=31536000, immutable"),
+		ContentEncoding: aws.String("gzip"), ContentLanguage: aws.String("en"), ContentDisposition: aws.String("inline"),
+		Expires: aws.Time(expires)}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, cache, enc, lang, disp *string, exp *string) {
+		t.Helper()
+		for _, f := range []struct {
+			name      string
+			got, want *string
+		}{
+			{"Cache-Control", cache, aws.String("public, max-age=31536000, immutable")},
+			{"Content-Encoding", enc, aws.String("gzip")},
+			{"Content-Language", lang, aws.String("en")},
+			{"Content-Disposition", disp, aws.String("inline")},
+			{"Expires", exp, aws.String(expires.Format(http.TimeFormat))},
+		} {
+			if f.got == nil || *f.got != *f.want {
+				t.Errorf("%s: %s = %v, want %q", what, f.name, aws.ToString(f.got), *f.want)
+			}
+		}
+	}
+	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: bucket, Key: aws.String("app.css")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("head", head.CacheControl, head.ContentEncoding, head.ContentLanguage, head.ContentDisposition, head.ExpiresString)
+	get, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: bucket, Key: aws.String("app.css")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(get.Body)
+	get.Body.Close()
+	check("get", get.CacheControl, get.ContentEncoding, get.ContentLanguage, get.ContentDisposition, get.ExpiresString)
+	if !bytes.Equal(body, gz.Bytes()) {
+		t.Errorf("get returned %d bytes, want the %d gzip bytes as stored", len(body), gz.Len())
+	}
+
+	// response-* overrides, for one get.
+	over, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: bucket, Key: aws.String("app.css"),
+		ResponseContentDisposition: aws.String(`attachment; filename="app.css"`), ResponseContentType: aws.String("application/octet-stream")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	over.Body.Close()
+	if aws.ToString(over.ContentDisposition) != `attachment; filename="app.css"` || aws.ToString(over.ContentType) != "application/octet-stream" {
+		t.Errorf("overridden get: disposition %q, type %q", aws.ToString(over.ContentDisposition), aws.ToString(over.ContentType))
+	}
+	url, err := s3.NewPresignClient(c).PresignGetObject(ctx, &s3.GetObjectInput{Bucket: bucket, Key: aws.String("app.css"),
+		ResponseContentDisposition: aws.String(`attachment; filename="style.css"`)}, s3.WithPresignExpires(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(url.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Content-Disposition"); resp.StatusCode != 200 || got != `attachment; filename="style.css"` {
+		t.Errorf("presigned get with an override: %d, Content-Disposition %q", resp.StatusCode, got)
+	}
+
+	// A copy keeps them; a copy that replaces its metadata takes new ones.
+	if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: bucket, Key: aws.String("copy.css"), CopySource: aws.String("site/app.css")}); err != nil {
+		t.Fatal(err)
+	}
+	head, err = c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: bucket, Key: aws.String("copy.css")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("copy", head.CacheControl, head.ContentEncoding, head.ContentLanguage, head.ContentDisposition, head.ExpiresString)
+	if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: bucket, Key: aws.String("copy.css"), CopySource: aws.String("site/app.css"),
+		MetadataDirective: types.MetadataDirectiveReplace, CacheControl: aws.String("no-store")}); err != nil {
+		t.Fatal(err)
+	}
+	head, err = c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: bucket, Key: aws.String("copy.css")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(head.CacheControl) != "no-store" || head.ContentEncoding != nil {
+		t.Errorf("replacing copy: Cache-Control %q, Content-Encoding %q; want no-store and none", aws.ToString(head.CacheControl), aws.ToString(head.ContentEncoding))
+	}
+
+	// A multipart upload keeps the headers it was created with.
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: bucket, Key: aws.String("video.mp4"),
+		CacheControl: aws.String("max-age=60"), ContentDisposition: aws.String("attachment")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: bucket, Key: aws.String("video.mp4"), UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: strings.NewReader("frames")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: bucket, Key: aws.String("video.mp4"), UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: part.ETag}}}}); err != nil {
+		t.Fatal(err)
+	}
+	head, err = c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: bucket, Key: aws.String("video.mp4")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(head.CacheControl) != "max-age=60" || aws.ToString(head.ContentDisposition) != "attachment" {
+		t.Errorf("multipart: Cache-Control %q, Content-Disposition %q", aws.ToString(head.CacheControl), aws.ToString(head.ContentDisposition))
 	}
 }

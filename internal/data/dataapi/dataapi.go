@@ -419,7 +419,7 @@ func (a *API) deleteBucket(w http.ResponseWriter, r *http.Request) {
 
 // ObjectAPI converts an object's info to its wire form.
 func ObjectAPI(o *data.ObjectInfo) api.Object {
-	return api.Object{Bucket: o.Bucket, Key: o.Key, Size: o.Size, ETag: o.ETag, ContentType: o.ContentType, Metadata: o.Metadata, Modified: o.Modified}
+	return api.Object{Bucket: o.Bucket, Key: o.Key, Size: o.Size, ETag: o.ETag, ContentType: o.ContentType, Metadata: o.Metadata, Headers: o.Headers, Modified: o.Modified}
 }
 
 func (a *API) listObjects(w http.ResponseWriter, r *http.Request) {
@@ -474,7 +474,7 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, bucket, key string) {
 		}
 	}
 	info, err := a.svc.PutObject(r.Context(), bucket, key, r.Body, r.ContentLength,
-		data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: meta,
+		data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: meta, Headers: data.HeadersOf(r.Header),
 			IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match")})
 	if err != nil {
 		gateway.WriteError(w, err)
@@ -553,6 +553,9 @@ func objectHeaders(w http.ResponseWriter, info *data.ObjectInfo) {
 	}
 	for k, v := range info.Metadata {
 		h.Set(api.HeaderMetaPrefix+k, v)
+	}
+	for k, v := range info.Headers {
+		h.Set(k, v)
 	}
 }
 
