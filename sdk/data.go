@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -316,7 +317,10 @@ type ObjectInfo struct {
 	ETag        string            `json:"etag"`
 	ContentType string            `json:"content_type,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
-	Modified    time.Time         `json:"modified"`
+	// Headers are the HTTP headers the object keeps and is served with
+	// (see ObjectHeader), by canonical name.
+	Headers  map[string]string `json:"headers,omitempty"`
+	Modified time.Time         `json:"modified"`
 }
 
 // Object is an object read whole.
@@ -330,7 +334,7 @@ type ObjectOption func(*objectOptions)
 
 type objectOptions struct {
 	contentType          string
-	meta                 map[string]string
+	meta, headers        map[string]string
 	ifNoneMatch, ifMatch string
 }
 
@@ -348,6 +352,23 @@ func PutIfMatch(etag string) ObjectOption {
 
 // ContentType sets the object's content type.
 func ContentType(ct string) ObjectOption { return func(o *objectOptions) { o.contentType = ct } }
+
+// ObjectHeader sets an HTTP header the object keeps and is served with:
+// Cache-Control, Content-Disposition, Content-Encoding, Content-Language or
+// Expires (as S3 keeps them). Put fails on any other name.
+func ObjectHeader(name, value string) ObjectOption {
+	return func(o *objectOptions) {
+		if o.headers == nil {
+			o.headers = map[string]string{}
+		}
+		o.headers[canonicalHeader(name)] = value
+	}
+}
+
+// objectHeaders are the headers ObjectHeader takes (the node's list:
+// api.ObjectHeaders; the SDK does not import the api package, which would
+// grow every function).
+var objectHeaders = []string{"Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Expires"}
 
 // Metadata adds a user metadata entry (names are case-insensitive).
 func Metadata(name, value string) ObjectOption {
@@ -383,6 +404,12 @@ func (b *BucketRef) Put(ctx context.Context, key string, body []byte, opts ...Ob
 	}
 	for k, v := range o.meta {
 		req.Header[metaPrefix+k] = v
+	}
+	for k, v := range o.headers {
+		if !slices.Contains(objectHeaders, k) {
+			return nil, fmt.Errorf("bucket %s: put %s: objects keep only the headers %s, not %s", b.name, key, strings.Join(objectHeaders, ", "), k)
+		}
+		req.Header[k] = v
 	}
 	if o.ifNoneMatch != "" {
 		req.Header["If-None-Match"] = o.ifNoneMatch
@@ -471,11 +498,17 @@ func infoOf(key string, resp *apiResponse) ObjectInfo {
 	info.Size, _ = strconv.ParseInt(resp.header("Content-Length"), 10, 64)
 	info.Modified, _ = time.Parse(timeFormat, resp.header("Last-Modified"))
 	for k, v := range resp.headers() {
-		if name, ok := strings.CutPrefix(canonicalHeader(k), metaPrefix); ok {
+		k = canonicalHeader(k)
+		if name, ok := strings.CutPrefix(k, metaPrefix); ok {
 			if info.Metadata == nil {
 				info.Metadata = map[string]string{}
 			}
 			info.Metadata[strings.ToLower(name)] = v
+		} else if slices.Contains(objectHeaders, k) {
+			if info.Headers == nil {
+				info.Headers = map[string]string{}
+			}
+			info.Headers[k] = v
 		}
 	}
 	return info

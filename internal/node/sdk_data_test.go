@@ -727,6 +727,38 @@ func testSDKBucket(t *testing.T, fn opsFn, c *api.Client, files, other string) {
 			t.Fatalf("range of a missing object: error %+v, want NotFound", e)
 		}
 	})
+	t.Run("Headers", func(t *testing.T) {
+		var put sdk.ObjectInfo
+		fn.ok(t, op{"op": "obj_put", "bucket": files, "object": "site/app.css", "body": []byte("body{}"), "content_type": "text/css",
+			"headers": map[string]string{"cache-control": "max-age=600", "Content-Disposition": "inline"}}, &put)
+		if put.Headers["Cache-Control"] != "max-age=600" || put.Headers["Content-Disposition"] != "inline" {
+			t.Fatalf("put answered headers %v", put.Headers)
+		}
+		var h sdk.ObjectInfo
+		fn.ok(t, op{"op": "obj_head", "bucket": files, "object": "site/app.css"}, &h)
+		var got sdk.Object
+		fn.ok(t, op{"op": "obj_get", "bucket": files, "object": "site/app.css"}, &got)
+		for what, hs := range map[string]map[string]string{"head": h.Headers, "get": got.Headers} {
+			if len(hs) != 2 || hs["Cache-Control"] != "max-age=600" || hs["Content-Disposition"] != "inline" {
+				t.Errorf("%s: headers %v, want the two put", what, hs)
+			}
+		}
+		resp, err := c.GetObject(ctx, files, "site/app.css", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("Cache-Control") != "max-age=600" {
+			t.Errorf("the admin API serves Cache-Control %q", resp.Header.Get("Cache-Control"))
+		}
+		e := fn.fail(t, op{"op": "obj_put", "bucket": files, "object": "site/x", "body": []byte("x"), "headers": map[string]string{"X-Frame-Options": "DENY"}})
+		if !strings.Contains(e.Message, "Cache-Control") || !strings.Contains(e.Message, "X-Frame-Options") {
+			t.Errorf("put with a header objects do not keep: error %+v, want one naming it and the ones they keep", e)
+		}
+		if err := c.DeleteObject(ctx, files, "site/app.css"); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("Head", func(t *testing.T) {
 		var h sdk.ObjectInfo
 		fn.ok(t, op{"op": "obj_head", "bucket": files, "object": "docs/a.bin"}, &h)

@@ -42,6 +42,7 @@ type call struct {
 	Body        []byte            `json:"body"`
 	ContentType string            `json:"content_type"`
 	Meta        map[string]string `json:"meta"`
+	Headers     map[string]string `json:"headers"`
 	Prefix      string            `json:"prefix"`
 	Delimiter   string            `json:"delimiter"`
 	SrcBucket   string            `json:"src_bucket"`
@@ -164,6 +165,9 @@ func run(ctx context.Context, c *call) (any, error) {
 		}
 		for k, v := range c.Meta {
 			opts = append(opts, sdk.Metadata(k, v))
+		}
+		for k, v := range c.Headers {
+			opts = append(opts, sdk.ObjectHeader(k, v))
 		}
 		if c.IfAbsent {
 			opts = append(opts, sdk.PutIfAbsent())
