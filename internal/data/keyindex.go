@@ -20,44 +20,51 @@ import (
 // items stay until the sweeper removes them (reads hide them anyway).
 // Values are read by direct get, like Get.
 //
-// The keys are the items' KV keys ("<partition token>.<sort token>", or
-// the partition token alone) in a B-tree (github.com/google/btree) ordered
-// by partition token, then sort token (keyLess). An insert or delete costs
+// The keys are in a B-tree (github.com/google/btree) in their index form
+// (indexKey): the KV key with its '.' between the tokens turned into a
+// byte below every token character, so that plain string order is the
+// order of partition token, then sort token. (The KV keys themselves do
+// not sort so: '-', a token character, sorts before '.', so "a-.x" <
+// "a.x" although partition "a" < "a-".) An insert or delete costs
 // O(log n) whatever the table's shape: the sorted slices this replaced
 // moved half a partition (or half the list of partitions) on every new
-// key, so a table of 100,000 items took 3.6 s of CPU to index, 300,000
+// key, so a table of 100,000 items took 3.4 s of CPU to index, 300,000
 // took 86 s, and a growing table's index fell behind its writes.
 //
-// Memory is the keys themselves (about their encoded length, a string
-// header and the B-tree's share each): a million items with short keys
-// take some 85 MB per node, until the node has not used the index for
+// Memory is the keys themselves (their encoded length, a string header
+// and the B-tree's share each): a million items with 23-byte keys take
+// 67 MB per node, until the node has not used the index for
 // indexIdle (dropIdleIndexes). docs/data.md says so.
 type keyIndex struct {
 	feed
-	keys *btree.BTreeG[string]
+	keys *btree.BTreeG[string] // index form
 }
 
-// keyLess orders KV keys by partition token, then sort token. Comparing
-// the keys whole would not: '-', a token character, sorts before the '.'
-// between the tokens, so "a-.x" < "a.x" although partition "a" < "a-".
-func keyLess(a, b string) bool {
-	ap, as, _ := strings.Cut(a, ".")
-	bp, bs, _ := strings.Cut(b, ".")
-	if ap != bp {
-		return ap < bp
-	}
-	return as < bs
-}
-
-// sortEnd sorts after every sort token (the token alphabet ends at 'z'):
-// ptok + partitionEnd is a seek pivot past the last key of partition ptok.
+// Index form: sep replaces the first '.' of a KV key; partitionEnd sorts
+// after every key of a partition and before the next partition's keys
+// (which continue the token with a token character, '-' or above).
 const (
-	sortEnd      = "~"
-	partitionEnd = "." + sortEnd
+	sep          = "\x00"
+	partitionEnd = "\x01"
 )
 
+// indexKey is a KV key's index form; kvKeyOf is its inverse.
+func indexKey(kv string) string {
+	if i := strings.IndexByte(kv, '.'); i >= 0 {
+		return kv[:i] + sep + kv[i+1:]
+	}
+	return kv
+}
+
+func kvKeyOf(ik string) string {
+	if i := strings.IndexByte(ik, sep[0]); i >= 0 {
+		return ik[:i] + "." + ik[i+1:]
+	}
+	return ik
+}
+
 func newKeyIndex(what string) *keyIndex {
-	return &keyIndex{feed: feed{what: what}, keys: btree.NewG(32, keyLess)}
+	return &keyIndex{feed: feed{what: what}, keys: btree.NewOrderedG[string](32)}
 }
 
 // startKeyIndex builds the index of h and keeps it current until stop.
@@ -81,13 +88,14 @@ func startKeyIndex(h *tableHandle) (*keyIndex, error) {
 }
 
 func (x *keyIndex) apply(key string, del bool, seq uint64) {
+	ik := indexKey(key)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	defer x.advance(seq)
 	if del {
-		x.keys.Delete(key)
+		x.keys.Delete(ik)
 	} else {
-		x.keys.ReplaceOrInsert(key)
+		x.keys.ReplaceOrInsert(ik)
 	}
 }
 
@@ -95,12 +103,13 @@ func (x *keyIndex) apply(key string, del bool, seq uint64) {
 // while the index is not built. A put uses it only as a hint (the write
 // is conditional on the revision either way).
 func (x *keyIndex) has(key string) (present, ok bool) {
+	ik := indexKey(key)
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	if !x.ready() {
 		return false, false
 	}
-	return x.keys.Has(key), true
+	return x.keys.Has(ik), true
 }
 
 // partition returns up to n keys of partition ptok, in sort key order (or
@@ -116,45 +125,49 @@ func (x *keyIndex) partition(ptok, after string, reverse bool, cc *compiled, n i
 	if n <= 0 {
 		return nil
 	}
-	start := after
+	prefix := ptok + sep
+	var cursor string // after, in index form
+	inRun := false    // a cursor that meets cc lies in the run (a page's last key does)
+	if after != "" {
+		cursor = indexKey(after)
+		inRun = cc != nil && cc.match(strings.TrimPrefix(cursor, prefix))
+	}
+	start := cursor // "": the partition's edge
 	if cc != nil {
 		// The later of the cursor and the seek point (in reverse, the
 		// earlier).
-		if from := ptok + "." + cc.seek(reverse); after == "" || keyLess(after, from) != reverse {
+		if from := prefix + cc.seek(reverse); start == "" || (start < from) != reverse {
 			start = from
 		}
+	}
+	switch {
+	case start != "":
+	case reverse:
+		start = ptok + partitionEnd
+	default:
+		start = prefix
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var out []string
-	// A cursor that meets cc lies in the run (a page's last key does).
-	inRun := false
-	if _, s, ok := strings.Cut(after, "."); ok && cc != nil {
-		inRun = cc.match(s)
-	}
 	visit := func(k string) bool {
-		p, s, _ := strings.Cut(k, ".")
-		if p != ptok {
-			return false
+		stok, ok := strings.CutPrefix(k, prefix)
+		if !ok {
+			return false // another partition
 		}
-		if k == after {
+		if cursor != "" && k == cursor {
 			return true
 		}
-		if cc != nil && !cc.match(s) {
+		if cc != nil && !cc.match(stok) {
 			return !inRun // before the run: go on; after it: done
 		}
 		inRun = true
-		out = append(out, k)
+		out = append(out, ptok+"."+stok)
 		return len(out) < n
 	}
-	switch {
-	case reverse && start == "":
-		x.keys.DescendLessOrEqual(ptok+partitionEnd, visit)
-	case reverse:
+	if reverse {
 		x.keys.DescendLessOrEqual(start, visit)
-	case start == "":
-		x.keys.AscendGreaterOrEqual(ptok, visit)
-	default:
+	} else {
 		x.keys.AscendGreaterOrEqual(start, visit)
 	}
 	return out
@@ -166,12 +179,13 @@ func (x *keyIndex) scan(after string, n int) []string {
 	if n <= 0 {
 		return nil
 	}
+	ia := indexKey(after)
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	out := make([]string, 0, min(n, x.keys.Len()))
-	x.keys.AscendGreaterOrEqual(after, func(k string) bool {
-		if k != after {
-			out = append(out, k)
+	x.keys.AscendGreaterOrEqual(ia, func(k string) bool {
+		if after == "" || k != ia {
+			out = append(out, kvKeyOf(k))
 		}
 		return len(out) < n
 	})

@@ -139,9 +139,10 @@ func TestKeyIndexOrder(t *testing.T) {
 	}
 }
 
-// TestKeyLess: partitions sort by token, though '-', a token character,
-// sorts before the '.' that ends a partition token.
-func TestKeyLess(t *testing.T) {
+// TestIndexKeyOrder: index keys sort by partition token, then sort token,
+// though '-', a token character, sorts before the '.' that ends a
+// partition token in a KV key; and they convert back.
+func TestIndexKeyOrder(t *testing.T) {
 	for _, c := range []struct {
 		a, b string
 		less bool
@@ -149,11 +150,22 @@ func TestKeyLess(t *testing.T) {
 		{"a.x", "a-.x", true}, {"a-.x", "a.x", false}, // partition a before a-
 		{"a.x", "a.y", true}, {"a.y", "a.x", false},
 		{"a", "a-", true}, {"a", "a.x", true}, // a key without a sort token first
-		{"a.x", "a" + partitionEnd, true}, {"a-", "a" + partitionEnd, false},
+		{"a.zz", "a-", true}, {"a.x-y", "a.x", false},
 	} {
-		if got := keyLess(c.a, c.b); got != c.less {
-			t.Errorf("keyLess(%q, %q) = %v, want %v", c.a, c.b, got, c.less)
+		if got := indexKey(c.a) < indexKey(c.b); got != c.less {
+			t.Errorf("%q < %q in index form = %v, want %v", c.a, c.b, got, c.less)
 		}
+		for _, k := range []string{c.a, c.b} {
+			if back := kvKeyOf(indexKey(k)); back != k {
+				t.Errorf("%q comes back as %q", k, back)
+			}
+		}
+	}
+	if end := "a" + partitionEnd; !(indexKey("a.zzz") < end && end < indexKey("a-") && end < indexKey("a-.a")) {
+		t.Error("partitionEnd does not fall between partition a and partition a-")
+	}
+	if e := indexKey("a.") + sortEnd; !(indexKey("a.zzz") < e && e < indexKey("a-")) {
+		t.Error("sortEnd does not fall between a's last sort token and the next partition")
 	}
 }
 

@@ -217,6 +217,9 @@ func compileCondition(c *Condition) (*compiled, error) {
 	return cc, nil
 }
 
+// sortEnd sorts after every sort token (their alphabet ends at 'z').
+const sortEnd = "~"
+
 // seek returns a sort token from which a walk of a partition in order (in
 // reverse: down from which) passes no key the condition matches before
 // its first: the operand, a bound, or the edge of the operand's type
