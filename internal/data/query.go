@@ -49,9 +49,8 @@ type Page struct {
 // compiled is a condition with its operands as tokens.
 type compiled struct {
 	op     string
-	lo, hi string   // token bounds (by op)
-	prefix KeyValue // begins_with
-	num    bool     // the operands are numbers: only number keys match
+	lo, hi string // token bounds (by op; begins_with: hi is exclusive)
+	num    bool   // the operands are numbers: only number keys match
 }
 
 // firstString is the smallest string token: every number token is below it.
@@ -208,7 +207,9 @@ func compileCondition(c *Condition) (*compiled, error) {
 		if v.IsNum {
 			return nil, invalid("condition.value", "begins_with needs a string")
 		}
-		cc.prefix = v
+		// The strings that begin with v are the tokens from v's up to
+		// that of v and a 0xff byte, which no UTF-8 string holds.
+		cc.hi = tokenEncoding.EncodeToString(append(append([]byte{tagString}, v.Str...), 0xff))
 	default:
 		if len(c.Value2) > 0 {
 			return nil, invalid("condition.value2", "only between takes a second value")
@@ -234,11 +235,11 @@ func (c *compiled) seek(reverse bool) string {
 		return typeStart
 	case !reverse: // = > >= between, and begins_with, whose prefix sorts first
 		return c.lo
-	case c.op == "between":
+	case c.op == "between" || c.op == "begins_with":
 		return c.hi
 	case c.op == "=" || c.op == "<" || c.op == "<=":
 		return c.lo
-	default: // > >= begins_with
+	default: // > >=
 		return typeEnd
 	}
 }
@@ -263,8 +264,7 @@ func (c *compiled) match(tok string) bool {
 	case "between":
 		return c.lo <= tok && tok <= c.hi
 	case "begins_with":
-		v, err := DecodeToken(tok)
-		return err == nil && !v.IsNum && strings.HasPrefix(v.Str, c.prefix.Str)
+		return c.lo <= tok && tok < c.hi
 	}
 	return false
 }
