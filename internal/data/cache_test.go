@@ -6,10 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -59,23 +56,11 @@ func TestReadsAcrossNodes(t *testing.T) {
 // metric reads one sample of the node's /metrics.
 func metric(t *testing.T, n *node.Node, series string) float64 {
 	t.Helper()
-	resp, err := http.Get(n.URL() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	v, ok := scrape(t, n)[series]
+	if !ok {
+		t.Fatalf("no %s in /metrics", series)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				t.Fatalf("%s: %v", line, err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("no %s in /metrics", series)
-	return 0
+	return v
 }
 
 // TestCacheLinearizable runs writers and readers of a few hot keys on a
