@@ -260,3 +260,63 @@ func TestStoredHeaders(t *testing.T) {
 		t.Errorf("a refused put stored something: %v", err)
 	}
 }
+
+// TestPresignedCORS: a web page of another origin can upload through a
+// presigned PUT URL and read through a presigned GET URL, as a browser
+// does it: the preflight is answered, responses (refusals too) allow the
+// page's origin and let its scripts read the object's headers.
+func TestPresignedCORS(t *testing.T) {
+	n, c := startNode(t)
+	ctx := context.Background()
+	if _, err := c.PutBucket(ctx, "uploads"); err != nil {
+		t.Fatal(err)
+	}
+	up, err := c.Presign(ctx, "uploads", &api.PresignRequest{Key: "photo.jpg", Method: "PUT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const origin = "https://app.example.com"
+	send := func(method, path string, body io.Reader, hdr map[string]string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, n.URL()+path, body)
+		req.Header.Set("Origin", origin)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	pre := send(http.MethodOptions, up.Path, nil, map[string]string{
+		"Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "content-type, cache-control"})
+	if pre.StatusCode != http.StatusNoContent || pre.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(pre.Header.Get("Access-Control-Allow-Methods"), "PUT") ||
+		!strings.Contains(strings.ToLower(pre.Header.Get("Access-Control-Allow-Headers")), "cache-control") {
+		t.Fatalf("preflight of a presigned PUT: %d %v", pre.StatusCode, pre.Header)
+	}
+	put := send(http.MethodPut, up.Path, strings.NewReader("jpeg bytes"), map[string]string{"Content-Type": "image/jpeg"})
+	if put.StatusCode != 200 || put.Header.Get("Access-Control-Allow-Origin") != "*" || put.Header.Get("Access-Control-Expose-Headers") == "" {
+		t.Fatalf("cross-origin presigned PUT: %d %v", put.StatusCode, put.Header)
+	}
+	down, err := c.Presign(ctx, "uploads", &api.PresignRequest{Key: "photo.jpg", Method: "GET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if get := send(http.MethodGet, down.Path, nil, nil); get.StatusCode != 200 || get.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("cross-origin presigned GET: %d %v", get.StatusCode, get.Header)
+	}
+	// A refusal reaches the page's script too, which can then say why.
+	bad := send(http.MethodGet, strings.Replace(down.Path, "photo.jpg", "other.jpg", 1), nil, nil)
+	if bad.StatusCode != 403 || bad.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("tampered presigned GET: %d %v", bad.StatusCode, bad.Header)
+	}
+	// The management API itself stays same-origin.
+	resp := send(http.MethodGet, "/api/v1/buckets/uploads", nil, map[string]string{"Authorization": "Bearer " + n.Token()})
+	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("the management API answered a cross-origin request with CORS headers: %v", resp.Header)
+	}
+}

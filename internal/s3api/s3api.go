@@ -24,6 +24,7 @@ import (
 
 	"github.com/nimbus-run/nimbus/internal/data"
 	"github.com/nimbus-run/nimbus/internal/function"
+	"github.com/nimbus-run/nimbus/internal/gateway/cors"
 	"github.com/nimbus-run/nimbus/internal/sigv4"
 )
 
@@ -226,6 +227,12 @@ func bodySize(r *http.Request) int64 {
 
 // ServeHTTP routes an S3 request by method, path and query.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A presigned URL (SigV4 in its query) may be used from any web page
+	// (cors.Presigned); its preflight carries the query but no signature
+	// of its own.
+	if r.URL.Query().Has("X-Amz-Credential") && cors.Presigned.Handle(w, r) {
+		return
+	}
 	body, err := a.authenticate(r)
 	if err != nil {
 		a.writeError(w, r, err)

@@ -381,13 +381,32 @@ func TestS3PresignedURLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(put.Method, put.URL, strings.NewReader("uploaded by a browser"))
+	// As a browser page of another origin sends it: a preflight, then
+	// the PUT.
+	req, _ := http.NewRequest(http.MethodOptions, put.URL, nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Access-Control-Request-Method", "PUT")
+	req.Header.Set("Access-Control-Request-Headers", "content-type")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "PUT") {
+		t.Fatalf("preflight of a presigned PUT: %d %v", resp.StatusCode, resp.Header)
+	}
+	req, _ = http.NewRequest(put.Method, put.URL, strings.NewReader("uploaded by a browser"))
 	for k, v := range put.SignedHeader {
 		req.Header[k] = v
 	}
-	status, body := do(t, req)
-	if status != 200 {
-		t.Fatalf("presigned PUT: %d %s", status, body)
+	req.Header.Set("Origin", "https://app.example.com")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("cross-origin presigned PUT: %d %v", resp.StatusCode, resp.Header)
 	}
 
 	get, err := presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("shared"), Key: aws.String("up/a b.txt")}, minute)

@@ -20,6 +20,7 @@ import (
 	"github.com/nimbus-run/nimbus/internal/data"
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/gateway"
+	"github.com/nimbus-run/nimbus/internal/gateway/cors"
 )
 
 // Mux is where the routes go (the gateway).
@@ -72,6 +73,7 @@ func Register(m Mux, svc *data.Service) *API {
 	m.Handle("GET "+data.PresignPath+"{bucket}/{key...}", http.HandlerFunc(a.presigned))
 	m.Handle("HEAD "+data.PresignPath+"{bucket}/{key...}", http.HandlerFunc(a.presigned))
 	m.Handle("PUT "+data.PresignPath+"{bucket}/{key...}", http.HandlerFunc(a.presigned))
+	m.Handle("OPTIONS "+data.PresignPath+"{bucket}/{key...}", http.HandlerFunc(a.presigned))
 	return a
 }
 
@@ -638,6 +640,14 @@ func (a *API) presign(w http.ResponseWriter, r *http.Request) {
 
 // presigned serves a presigned URL.
 func (a *API) presigned(w http.ResponseWriter, r *http.Request) {
+	if cors.Presigned.Handle(w, r) {
+		return // a preflight, answered
+	}
+	if r.Method == http.MethodOptions {
+		w.Header().Set("Allow", "GET, HEAD, PUT, OPTIONS")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	bucket, key := r.PathValue("bucket"), r.PathValue("key")
 	if err := a.svc.VerifyPresigned(r.Method, bucket, key, r.URL.Query()); err != nil {
 		if r.Method == http.MethodHead {

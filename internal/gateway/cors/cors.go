@@ -19,6 +19,23 @@ import (
 	"time"
 )
 
+// Presigned is the policy of presigned object URLs (the Nimbus API's and
+// S3's): web pages of any origin may use them, so that a browser uploads
+// straight to a bucket and downloads from it. The URL is the credential;
+// no cookie or other ambient authority rides along, so the same-origin
+// rule has nothing to protect. Preflights are answered; responses, errors
+// too, carry Access-Control-Allow-Origin: * and expose every header.
+var Presigned = func() *Policy {
+	p, err := New(Config{
+		AllowOrigins: []string{"*"}, AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPut},
+		AllowHeaders: []string{"*"}, ExposeHeaders: []string{"*"}, MaxAge: time.Hour,
+	})
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
+
 // MaxMaxAge is the largest MaxAge accepted (API Gateway's limit).
 const MaxMaxAge = 24 * time.Hour
 
