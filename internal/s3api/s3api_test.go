@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -302,6 +303,19 @@ func TestS3Multipart(t *testing.T) {
 	get.Body.Close()
 	if err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("read back %d bytes (%v), equal %v", len(got), err, bytes.Equal(got, body))
+	}
+	// The transfer manager's download asks for part 1 first and fetches
+	// the other parts in parallel when the answer counts them.
+	dl, err := os.CreateTemp(t.TempDir(), "download")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	if _, err := tm.DownloadObject(ctx, &transfermanager.DownloadObjectInput{Bucket: aws.String("big"), Key: aws.String("blob"), WriterAt: dl}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(dl.Name()); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("transfer manager download: %d bytes (%v), equal %v", len(got), err, bytes.Equal(got, body))
 	}
 	// A copy is one part: S3 gives it the MD5 of its bytes.
 	cp, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("big"), Key: aws.String("blob-copy"), CopySource: aws.String("big/blob")})
