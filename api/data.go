@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -451,6 +452,50 @@ func (c *Client) GetObject(ctx context.Context, bucket, key, rangeHeader string)
 		return nil, decodeError(resp)
 	}
 	return resp, nil
+}
+
+// HeadObject describes an object without reading it: size, ETag, content
+// type, modification time, user metadata and stored headers.
+func (c *Client) HeadObject(ctx context.Context, bucket, key string) (*Object, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, c.BaseURL+objectPath(bucket, key), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.send(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		// A HEAD answer has no body to say more.
+		code := map[int]string{http.StatusNotFound: CodeNotFound, http.StatusUnauthorized: CodeUnauthorized,
+			http.StatusForbidden: CodeAccessDenied}[resp.StatusCode]
+		if code == "" {
+			code = http.StatusText(resp.StatusCode)
+		}
+		msg := fmt.Sprintf("%s/%s: %s", bucket, key, http.StatusText(resp.StatusCode))
+		if resp.StatusCode == http.StatusNotFound {
+			msg = fmt.Sprintf("no object %s in bucket %s (or no such bucket)", key, bucket)
+		}
+		return nil, &Error{Status: resp.StatusCode, Code: code, Message: msg}
+	}
+	h := resp.Header
+	o := &Object{Bucket: bucket, Key: key, Size: resp.ContentLength, ETag: strings.Trim(h.Get("ETag"), `"`), ContentType: h.Get("Content-Type")}
+	o.Modified, _ = http.ParseTime(h.Get("Last-Modified"))
+	for k, vs := range h {
+		if name, ok := strings.CutPrefix(k, HeaderMetaPrefix); ok {
+			if o.Metadata == nil {
+				o.Metadata = map[string]string{}
+			}
+			o.Metadata[strings.ToLower(name)] = vs[0]
+		} else if slices.Contains(ObjectHeaders, k) {
+			if o.Headers == nil {
+				o.Headers = map[string]string{}
+			}
+			o.Headers[k] = vs[0]
+		}
+	}
+	return o, nil
 }
 
 // DeleteObject removes an object.

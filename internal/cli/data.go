@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -315,7 +316,7 @@ func newObj(e *env) *cobra.Command {
 		Short: "Manage buckets and their objects",
 		Long:  "Objects are named BUCKET/KEY; keys may hold slashes.",
 	}
-	cmd.AddCommand(newObjLs(e), newObjMb(e), newObjRb(e), newObjPut(e), newObjGet(e), newObjRm(e), newObjPresign(e))
+	cmd.AddCommand(newObjLs(e), newObjMb(e), newObjRb(e), newObjPut(e), newObjGet(e), newObjStat(e), newObjRm(e), newObjPresign(e))
 	return cmd
 }
 
@@ -567,6 +568,39 @@ func download(w io.Writer, resp *http.Response, sum hash.Hash, want []byte) erro
 		return fmt.Errorf("the %d bytes downloaded do not match the object's SHA-256 (damaged on the way)", n)
 	}
 	return nil
+}
+
+func newObjStat(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use: "stat BUCKET/KEY", Short: "Describe an object without downloading it", Args: cobra.ExactArgs(1),
+		Example: "  nimbus obj stat web/app.js\n  nimbus obj stat web/app.js -o json",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bucket, key, err := splitObject(args[0])
+			if err != nil {
+				return err
+			}
+			o, err := e.client().HeadObject(cmd.Context(), bucket, key)
+			if err != nil {
+				return err
+			}
+			if e.json() {
+				return e.printJSON(o)
+			}
+			w := e.stdout
+			fmt.Fprintf(w, "%s/%s\n", bucket, o.Key)
+			fmt.Fprintf(w, "  size          %s (%d bytes)\n", humanBytes64(o.Size), o.Size)
+			fmt.Fprintf(w, "  etag          %s\n", o.ETag)
+			fmt.Fprintf(w, "  content type  %s\n", o.ContentType)
+			fmt.Fprintf(w, "  modified      %s\n", o.Modified.UTC().Format(time.RFC3339))
+			for _, k := range slices.Sorted(maps.Keys(o.Headers)) {
+				fmt.Fprintf(w, "  header        %s: %s\n", k, o.Headers[k])
+			}
+			for _, k := range slices.Sorted(maps.Keys(o.Metadata)) {
+				fmt.Fprintf(w, "  meta          %s=%s\n", k, o.Metadata[k])
+			}
+			return nil
+		},
+	}
 }
 
 func newObjRm(e *env) *cobra.Command {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -150,6 +151,18 @@ func TestCLIObjects(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(filepath.Join(dir, "app.js.back")); !bytes.Equal(got, gz.Bytes()) {
 		t.Fatalf("got %d bytes back, want the %d gzip bytes", len(got), gz.Len())
+	}
+	if r := run(t, n, "", "obj", "stat", "avatars/app.js"); r.code != 0 || !strings.Contains(r.stdout, "header        Cache-Control: max-age=600") ||
+		!strings.Contains(r.stdout, "Content-Encoding: gzip") || !strings.Contains(r.stdout, fmt.Sprintf("(%d bytes)", gz.Len())) {
+		t.Fatalf("stat: %+v", r)
+	}
+	var st api.Object
+	if r := run(t, n, "", "obj", "stat", "avatars/app.js", "-o", "json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil ||
+		st.Size != int64(gz.Len()) || st.Headers["Content-Encoding"] != "gzip" || st.ContentType != "application/octet-stream" {
+		t.Fatalf("stat -o json: %+v (%+v)", r, st)
+	}
+	if r := run(t, n, "", "obj", "stat", "avatars/none"); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "no object none in bucket avatars") {
+		t.Fatalf("stat of a missing object: %+v", r)
 	}
 	if r := run(t, n, "", "obj", "put", "avatars/x", js, "-q", "-H", "X-Frame-Options: DENY"); r.code != 2 || !strings.Contains(r.stderr, "Cache-Control") {
 		t.Fatalf("put -H of a header objects do not keep: %+v, want exit 2 naming the ones they do", r)
