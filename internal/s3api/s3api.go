@@ -72,6 +72,13 @@ type s3Error struct {
 
 func (e *s3Error) Error() string { return e.code + ": " + e.message }
 
+// Is makes a 4xx answer an invalid request to those who know only the
+// function package's sentinels: the data layer's metrics count a put that
+// failed its checksum as the client's error, not the node's.
+func (e *s3Error) Is(target error) bool {
+	return target == function.ErrInvalid && e.status >= 400 && e.status < 500
+}
+
 func newErr(status int, code, format string, args ...any) *s3Error {
 	return &s3Error{status: status, code: code, message: fmt.Sprintf(format, args...)}
 }

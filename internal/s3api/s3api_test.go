@@ -487,7 +487,7 @@ func do(t *testing.T, req *http.Request) (int, string) {
 // object it would have replaced as it was; a malformed one is refused.
 func TestS3Checksums(t *testing.T) {
 	ctx := context.Background()
-	_, c, _ := startS3(t)
+	n, c, _ := startS3(t)
 	bucket := aws.String("sums")
 	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: bucket}); err != nil {
 		t.Fatal(err)
@@ -551,6 +551,16 @@ func TestS3Checksums(t *testing.T) {
 	}
 	if content("kept") != string(body) {
 		t.Error("refused puts changed the object they would have replaced")
+	}
+	// The node's metrics count them as the client's errors.
+	resp, err := http.Get(n.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `nimbus_bucket_operations_total{bucket="sums",op="put",result="invalid"} 8`) {
+		t.Errorf("metrics of 8 refused puts: %s", grepLines(string(metrics), `bucket="sums",op="put"`))
 	}
 	for name, in := range map[string]*s3.PutObjectInput{
 		"Content-MD5 not base64": {ContentMD5: aws.String("not base64!")},
@@ -703,4 +713,15 @@ func TestS3StoredHeaders(t *testing.T) {
 	if aws.ToString(head.CacheControl) != "max-age=60" || aws.ToString(head.ContentDisposition) != "attachment" {
 		t.Errorf("multipart: Cache-Control %q, Content-Disposition %q", aws.ToString(head.CacheControl), aws.ToString(head.ContentDisposition))
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return strings.Join(out, "; ")
 }
