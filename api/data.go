@@ -229,6 +229,10 @@ type PresignRequest struct {
 	Method string `json:"method"`
 	// Expires is a duration ("15m"; default 1h, at most 7 days).
 	Expires string `json:"expires,omitempty"`
+	// Download, for a GET, is a file name: the URL's answers say
+	// Content-Disposition: attachment with it, so a browser saves the
+	// object under that name. It is signed with the rest of the URL.
+	Download string `json:"download,omitempty"`
 }
 
 // PresignResult holds the URL: the node's URL plus Path.

@@ -620,10 +620,12 @@ func newObjRm(e *env) *cobra.Command {
 func newObjPresign(e *env) *cobra.Command {
 	var put bool
 	var expires time.Duration
+	var downloadAs string
 	cmd := &cobra.Command{
 		Use: "presign BUCKET/KEY", Short: "Print a URL that lets anyone GET (or --put) one object until it expires", Args: cobra.ExactArgs(1),
 		Example: `  curl -o a.png "$(nimbus obj presign avatars/img/a.png --expires 15m)"
-  curl -T a.png "$(nimbus obj presign avatars/img/a.png --put)"`,
+  curl -T a.png "$(nimbus obj presign avatars/img/a.png --put)"
+  nimbus obj presign invoices/2026/0042.pdf --download-as "Invoice 42.pdf"   # browsers save it so`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bucket, key, err := splitObject(args[0])
 			if err != nil {
@@ -633,7 +635,7 @@ func newObjPresign(e *env) *cobra.Command {
 			if put {
 				method = "PUT"
 			}
-			res, err := e.client().Presign(cmd.Context(), bucket, &api.PresignRequest{Key: key, Method: method, Expires: expires.String()})
+			res, err := e.client().Presign(cmd.Context(), bucket, &api.PresignRequest{Key: key, Method: method, Expires: expires.String(), Download: downloadAs})
 			if err != nil {
 				return err
 			}
@@ -646,6 +648,7 @@ func newObjPresign(e *env) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&put, "put", false, "a URL for uploading (PUT) instead of downloading")
+	cmd.Flags().StringVar(&downloadAs, "download-as", "", "a file name browsers save the download under (Content-Disposition: attachment)")
 	cmd.Flags().DurationVar(&expires, "expires", time.Hour, "how long the URL works (at most 168h)")
 	return cmd
 }

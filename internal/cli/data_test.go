@@ -191,6 +191,17 @@ func TestCLIObjects(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(body)) {
 		t.Fatalf("GET of the presigned URL: %s, %d bytes", resp.Status, resp.ContentLength)
 	}
+	r = run(t, n, "", "obj", "presign", "avatars/img/photo.bin", "--download-as", "ada.bin")
+	if r.code != 0 {
+		t.Fatalf("presign --download-as: %+v", r)
+	}
+	if resp, err = http.Get(strings.TrimSpace(r.stdout)); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if cd := resp.Header.Get("Content-Disposition"); resp.StatusCode != http.StatusOK || cd != `attachment; filename=ada.bin` {
+		t.Fatalf("GET of a URL presigned --download-as: %s, Content-Disposition %q", resp.Status, cd)
+	}
 	if r := run(t, n, "", "obj", "get", "avatars/none", filepath.Join(dir, "none")); r.code == 0 || !strings.Contains(r.stderr, "no such key") {
 		t.Fatalf("get of a missing key: %+v", r)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"mime"
 	"net/url"
 	"slices"
 	"strconv"
@@ -145,10 +146,21 @@ const (
 )
 
 // Presign returns the path and query of a presigned URL for method (GET or
-// PUT) of bucket/key, valid for expires.
-func (s *Service) Presign(method, bucket, key string, expires time.Duration) (string, time.Time, error) {
+// PUT) of bucket/key, valid for expires. download, for a GET, is a file
+// name: the URL's answers say Content-Disposition: attachment with it
+// (Disposition), so a browser saves the object under that name. It is
+// signed with the rest.
+func (s *Service) Presign(method, bucket, key string, expires time.Duration, download string) (string, time.Time, error) {
 	if method != "GET" && method != "PUT" {
 		return "", time.Time{}, invalid("method", "presigned URLs are for GET or PUT, not %q", truncate(method, 20))
+	}
+	if download != "" {
+		if method != "GET" {
+			return "", time.Time{}, invalid("download", "a download name is for a GET URL")
+		}
+		if len(download) > 255 || !validHeaderValue(download) || strings.ContainsAny(download, "/\\") {
+			return "", time.Time{}, invalid("download", "a download name is a file name of at most 255 bytes of printable text, without / or \\")
+		}
 	}
 	if _, err := s.Bucket(bucket); err != nil {
 		return "", time.Time{}, err
@@ -161,7 +173,10 @@ func (s *Service) Presign(method, bucket, key string, expires time.Duration) (st
 	}
 	exp := s.cfg.Now().Add(expires).Truncate(time.Second)
 	es := strconv.FormatInt(exp.Unix(), 10)
-	q := url.Values{"method": {method}, "expires": {es}, "signature": {s.presignMAC(method, bucket, key, es)}}
+	q := url.Values{"method": {method}, "expires": {es}, "signature": {s.presignMAC(method, bucket, key, es, download)}}
+	if download != "" {
+		q.Set("download", download)
+	}
 	return PresignPath + url.PathEscape(bucket) + "/" + urlpath.Key(key) + "?" + q.Encode(), exp, nil
 }
 
@@ -176,7 +191,7 @@ func (s *Service) VerifyPresigned(method, bucket, key string, q url.Values) erro
 	if err != nil || q.Get("method") != method {
 		return wrapf(ErrBadSignature, "the presigned URL is malformed or for another method")
 	}
-	if !hmac.Equal([]byte(q.Get("signature")), []byte(s.presignMAC(method, bucket, key, es))) {
+	if !hmac.Equal([]byte(q.Get("signature")), []byte(s.presignMAC(method, bucket, key, es, q.Get("download")))) {
 		return wrapf(ErrBadSignature, "the presigned URL's signature does not match")
 	}
 	if s.cfg.Now().Unix() > exp {
@@ -185,8 +200,17 @@ func (s *Service) VerifyPresigned(method, bucket, key string, q url.Values) erro
 	return nil
 }
 
-func (s *Service) presignMAC(method, bucket, key, expires string) string {
-	return s.mac("presign", method+"\n"+bucket+"\n"+key+"\n"+expires)
+func (s *Service) presignMAC(method, bucket, key, expires, download string) string {
+	msg := method + "\n" + bucket + "\n" + key + "\n" + expires
+	if download != "" { // URLs minted before download names keep their signatures
+		msg += "\ndownload\n" + download
+	}
+	return s.mac("presign", msg)
+}
+
+// Disposition is the Content-Disposition of a download saved as name.
+func Disposition(name string) string {
+	return mime.FormatMediaType("attachment", map[string]string{"filename": name})
 }
 
 // Describe says what a principal is, for logs and errors.

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"testing"
@@ -318,5 +319,54 @@ func TestPresignedCORS(t *testing.T) {
 	resp := send(http.MethodGet, "/api/v1/buckets/uploads", nil, map[string]string{"Authorization": "Bearer " + n.Token()})
 	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("the management API answered a cross-origin request with CORS headers: %v", resp.Header)
+	}
+}
+
+// TestPresignedDownloadName: a presigned GET URL minted with a download
+// name makes browsers save the object under it (Content-Disposition, with
+// RFC 2231's encoding for a name that is not ASCII); the name is signed
+// with the URL, and only a GET URL takes one.
+func TestPresignedDownloadName(t *testing.T) {
+	n, c := startNode(t)
+	ctx := context.Background()
+	if _, err := c.PutBucket(ctx, "invoices"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, "invoices", "2026/0042.pdf", strings.NewReader("%PDF-1.7"), 8, "application/pdf", nil); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := c.Presign(ctx, "invoices", &api.PresignRequest{Key: "2026/0042.pdf", Method: "GET", Download: "Rechnung März.pdf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		req, _ := http.NewRequest(method, n.URL()+ps.Path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		_, params, err := mime.ParseMediaType(resp.Header.Get("Content-Disposition"))
+		if resp.StatusCode != 200 || err != nil || params["filename"] != "Rechnung März.pdf" ||
+			!strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment;") {
+			t.Fatalf("%s: %d, Content-Disposition %q (%v)", method, resp.StatusCode, resp.Header.Get("Content-Disposition"), err)
+		}
+	}
+	tampered := strings.Replace(ps.Path, "download=", "download=x", 1)
+	if resp, err := http.Get(n.URL() + tampered); err != nil || resp.StatusCode != 403 {
+		t.Fatalf("a changed download name: %v %v, want 403", resp, err)
+	}
+	plain, err := c.Presign(ctx, "invoices", &api.PresignRequest{Key: "2026/0042.pdf", Method: "GET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.Get(n.URL() + plain.Path + "&download=evil.html"); err != nil || resp.StatusCode != 403 {
+		t.Fatalf("a download name added to a URL minted without one: %v %v, want 403", resp, err)
+	}
+	if _, err := c.Presign(ctx, "invoices", &api.PresignRequest{Key: "up.pdf", Method: "PUT", Download: "x.pdf"}); !isCode(err, api.CodeInvalid) {
+		t.Fatalf("a PUT URL with a download name: %v, want InvalidRequest", err)
+	}
+	if _, err := c.Presign(ctx, "invoices", &api.PresignRequest{Key: "2026/0042.pdf", Method: "GET", Download: "../../etc/passwd"}); !isCode(err, api.CodeInvalid) {
+		t.Fatalf("a download name with a path: %v, want InvalidRequest", err)
 	}
 }

@@ -490,11 +490,13 @@ func (a *API) getObject(w http.ResponseWriter, r *http.Request) {
 	if !a.allow(w, r, data.KindBucket) {
 		return
 	}
-	a.get(w, r, r.PathValue("bucket"), r.PathValue("key"))
+	a.get(w, r, r.PathValue("bucket"), r.PathValue("key"), "")
 }
 
 // get serves an object or a range of it; HEAD only its headers.
-func (a *API) get(w http.ResponseWriter, r *http.Request, bucket, key string) {
+// get answers a GET or HEAD of an object; disposition, when set, replaces
+// its Content-Disposition (a presigned download's name).
+func (a *API) get(w http.ResponseWriter, r *http.Request, bucket, key, disposition string) {
 	if r.Method == http.MethodHead {
 		info, err := a.svc.HeadObject(r.Context(), bucket, key)
 		if err == nil {
@@ -506,7 +508,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, bucket, key string) {
 			}
 			return
 		}
-		objectHeaders(w, info)
+		objectHeaders(w, info, disposition)
 		w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
 		w.WriteHeader(http.StatusOK)
 		return
@@ -529,7 +531,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, bucket, key string) {
 		return
 	}
 	defer obj.Body.Close()
-	objectHeaders(w, obj.Info)
+	objectHeaders(w, obj.Info, disposition)
 	status, length := http.StatusOK, obj.Info.Size
 	if obj.Range != nil {
 		status, length = http.StatusPartialContent, obj.Range.Length
@@ -541,8 +543,9 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, bucket, key string) {
 	io.Copy(w, obj.Body) //nolint:errcheck // a failure mid-body can only cut the response short
 }
 
-// ObjectHeaders sets the headers describing an object.
-func objectHeaders(w http.ResponseWriter, info *data.ObjectInfo) {
+// ObjectHeaders sets the headers describing an object; disposition, when
+// set, replaces its Content-Disposition.
+func objectHeaders(w http.ResponseWriter, info *data.ObjectInfo, disposition string) {
 	h := w.Header()
 	h.Set("Content-Type", info.ContentType)
 	h.Set("ETag", `"`+info.ETag+`"`)
@@ -558,6 +561,9 @@ func objectHeaders(w http.ResponseWriter, info *data.ObjectInfo) {
 	}
 	for k, v := range info.Headers {
 		h.Set(k, v)
+	}
+	if disposition != "" {
+		h.Set("Content-Disposition", disposition)
 	}
 }
 
@@ -626,7 +632,7 @@ func (a *API) presign(w http.ResponseWriter, r *http.Request) {
 	if method == "" {
 		method = http.MethodGet
 	}
-	path, at, err := a.svc.Presign(method, r.PathValue("bucket"), req.Key, exp)
+	path, at, err := a.svc.Presign(method, r.PathValue("bucket"), req.Key, exp, req.Download)
 	if err != nil {
 		gateway.WriteError(w, err)
 		return
@@ -661,5 +667,9 @@ func (a *API) presigned(w http.ResponseWriter, r *http.Request) {
 		a.put(w, r, bucket, key)
 		return
 	}
-	a.get(w, r, bucket, key)
+	disposition := ""
+	if name := r.URL.Query().Get("download"); name != "" {
+		disposition = data.Disposition(name)
+	}
+	a.get(w, r, bucket, key, disposition)
 }
