@@ -573,12 +573,23 @@ func (b *BucketRef) List(ctx context.Context, opt ListOptions) (*ObjectList, err
 	return &l, nil
 }
 
+// PresignOption sets what a presigned URL does beside its method.
+type PresignOption func(map[string]string)
+
+// DownloadAs makes a presigned GET URL answer with Content-Disposition:
+// attachment and name, so a browser saves the object under that name. The
+// name is signed with the URL.
+func DownloadAs(name string) PresignOption { return func(b map[string]string) { b["download"] = name } }
+
 // Presign returns a URL that lets anyone holding it GET or PUT (method)
 // the object under key until it expires (at most 7 days; 0 for 1 hour).
-func (b *BucketRef) Presign(ctx context.Context, method, key string, expires time.Duration) (string, time.Time, error) {
+func (b *BucketRef) Presign(ctx context.Context, method, key string, expires time.Duration, opts ...PresignOption) (string, time.Time, error) {
 	body := map[string]string{"key": key, "method": method}
 	if expires > 0 {
 		body["expires"] = expires.String()
+	}
+	for _, o := range opts {
+		o(body)
 	}
 	var out struct {
 		URL     string    `json:"url"`

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"reflect"
@@ -889,6 +890,19 @@ func testSDKBucket(t *testing.T, fn opsFn, c *api.Client, files, other string) {
 			if resp.StatusCode != 200 || string(got) != "v:"+key {
 				t.Errorf("presigned GET of %q: status %d, %q", key, resp.StatusCode, got)
 			}
+		}
+		// A presigned download that names its file.
+		var p struct {
+			URL string `json:"url"`
+		}
+		fn.ok(t, op{"op": "presign", "bucket": other, "object": "odd/a//b", "method": "GET", "download": "ünï b.txt"}, &p)
+		resp, err := http.Get(p.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if _, params, err := mime.ParseMediaType(resp.Header.Get("Content-Disposition")); resp.StatusCode != 200 || err != nil || params["filename"] != "ünï b.txt" {
+			t.Errorf("presigned GET with sdk.DownloadAs: %d, Content-Disposition %q", resp.StatusCode, resp.Header.Get("Content-Disposition"))
 		}
 		var l sdk.ObjectList
 		fn.ok(t, op{"op": "obj_list", "bucket": other, "prefix": "odd/"}, &l)

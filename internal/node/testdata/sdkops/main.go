@@ -49,6 +49,7 @@ type call struct {
 	SrcObject   string            `json:"src_object"`
 	Method      string            `json:"method"`
 	Expires     string            `json:"expires"`
+	Download    string            `json:"download"`
 	Offset      int64             `json:"offset"`
 	Length      int64             `json:"length"`
 
@@ -196,7 +197,11 @@ func run(ctx context.Context, c *call) (any, error) {
 				return nil, err
 			}
 		}
-		u, exp, err := b.Presign(ctx, c.Method, c.Object, d)
+		var opts []sdk.PresignOption
+		if c.Download != "" {
+			opts = append(opts, sdk.DownloadAs(c.Download))
+		}
+		u, exp, err := b.Presign(ctx, c.Method, c.Object, d, opts...)
 		if err != nil {
 			return nil, err
 		}
