@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestKeyIndexOrder drives a key index with random puts and deletes of
@@ -289,30 +288,8 @@ func TestIdleTableIndexIsDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := h.idx.cur.Load()
-	if first == nil {
-		t.Fatal("no index after a query")
-	}
-	s.dropIdleIndexes()
-	if h.idx.cur.Load() != first {
-		t.Fatal("an index used a moment ago was dropped")
-	}
-	defer func(d time.Duration) { indexIdle = d }(indexIdle)
-	indexIdle = 0
-	s.dropIdleIndexes()
-	if h.idx.cur.Load() != nil {
-		t.Fatal("the idle index is still there")
-	}
-	if n := settledConsumers(t, h.stream, 0); n != 0 {
-		t.Fatalf("the table's stream holds %d consumers after the drop, want 0", n)
-	}
-	put(2) // starts a new index, which reads both items from the stream
-	if x := h.idx.cur.Load(); x == nil || x == first {
-		t.Fatal("no new index after the drop")
-	}
-	if n := count(); n != 2 {
-		t.Fatalf("queried %d items after the drop, want 2", n)
-	}
+	// The put starts a new index, which reads both items from the stream.
+	checkIdleDrop(t, s, &h.idx, h.stream, func() { put(2) }, count, 2)
 }
 
 // TestScanOrderWithoutIndex: a scan listed through JetStream (the key

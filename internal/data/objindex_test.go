@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nimbus-run/nimbus/internal/store/storetest"
@@ -247,25 +248,40 @@ func TestIdleIndexIsDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := h.idx.cur.Load()
+	checkIdleDrop(t, s, &h.idx, h.stream, func() { put("b") }, count, 2)
+}
+
+// checkIdleDrop checks the life of index l of stream, used a moment ago:
+// kept by dropIdleIndexes then, dropped with its consumer once idle, and
+// built anew after write, by then holding want items (count).
+func checkIdleDrop[T any, P interface {
+	*T
+	usable() bool
+	stop()
+}](t *testing.T, s *Service, l *lazyIndex[T, P], stream jetstream.Stream, write func(), count func() int, want int) {
+	t.Helper()
+	first := l.cur.Load()
+	if first == nil {
+		t.Fatal("no index after a use")
+	}
 	s.dropIdleIndexes()
-	if h.idx.cur.Load() != first {
-		t.Fatal("an index listed a moment ago was dropped")
+	if l.cur.Load() != first {
+		t.Fatal("an index used a moment ago was dropped")
 	}
 	defer func(d time.Duration) { indexIdle = d }(indexIdle)
 	indexIdle = 0
 	s.dropIdleIndexes()
-	if h.idx.cur.Load() != nil {
+	if l.cur.Load() != nil {
 		t.Fatal("the idle index is still there")
 	}
-	if n := settledConsumers(t, h.stream, 0); n != 0 {
-		t.Fatalf("the bucket's stream holds %d consumers after the drop, want 0", n)
+	if n := settledConsumers(t, stream, 0); n != 0 {
+		t.Fatalf("the stream holds %d consumers after the drop, want 0", n)
 	}
-	put("b")
-	if n := count(); n != 2 {
-		t.Fatalf("listed %d after the drop, want 2", n)
+	write()
+	if n := count(); n != want {
+		t.Fatalf("%d items after the drop, want %d", n, want)
 	}
-	if x := h.idx.cur.Load(); x == nil || x == first {
+	if x := l.cur.Load(); x == nil || x == first {
 		t.Fatal("no new index after the drop")
 	}
 }
