@@ -26,7 +26,7 @@ import (
 // Objects live in a JetStream object store per bucket. Nimbus keeps its
 // own attributes in the object's metadata map: an ETag that is not the
 // digest's (hex MD5 of the bytes, or S3's multipart form), the content
-// type, user metadata under "m-<name>" and StoredHeaders under "h-<name>".
+// type, user metadata under "m-<name>" and its stored headers (api.ObjectHeaders) under "h-<name>".
 const (
 	metaETag         = "etag"
 	metaContentType  = "content-type"
@@ -72,7 +72,7 @@ type ObjectInfo struct {
 	ETag        string            `json:"etag"`
 	ContentType string            `json:"content_type,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
-	// Headers are the object's StoredHeaders, by canonical name.
+	// Headers are the object's stored headers (api.ObjectHeaders), by canonical name.
 	Headers  map[string]string `json:"headers,omitempty"`
 	Modified time.Time         `json:"modified"`
 	// Digest is the SHA-256 of the bytes, "SHA-256=<base64url>".
@@ -97,7 +97,7 @@ type PutObjectOptions struct {
 	ContentType string
 	// Metadata is user metadata (S3's x-amz-meta-*), names lower-cased.
 	Metadata map[string]string
-	// Headers are StoredHeaders to keep with the object (HeadersOf).
+	// Headers are stored headers (api.ObjectHeaders) to keep with the object (HeadersOf).
 	Headers map[string]string
 	// MD5ETag makes the ETag the hex MD5 of the bytes, which S3 clients
 	// expect of a single-part object (the S3 API sets it). Otherwise the
@@ -346,8 +346,8 @@ func objectMeta(opt PutObjectOptions) (map[string]string, error) {
 	}
 	for k, v := range opt.Headers {
 		name := http.CanonicalHeaderKey(k)
-		if !slices.Contains(StoredHeaders, name) {
-			return nil, invalid("headers", "%q is not a header objects keep: use %s", truncate(k, 40), strings.Join(StoredHeaders, ", "))
+		if !slices.Contains(api.ObjectHeaders, name) {
+			return nil, invalid("headers", "%q is not a header objects keep: use %s", truncate(k, 40), strings.Join(api.ObjectHeaders, ", "))
 		}
 		if len(v) > maxStoredHeaderBytes || !validHeaderValue(v) {
 			return nil, invalid("headers", "%s must be at most %d bytes of printable text", name, maxStoredHeaderBytes)
@@ -359,16 +359,13 @@ func objectMeta(opt PutObjectOptions) (map[string]string, error) {
 	return meta, nil
 }
 
-// StoredHeaders are the HTTP headers an object keeps (api.ObjectHeaders).
-var StoredHeaders = api.ObjectHeaders
-
 // maxStoredHeaderBytes bounds each stored header's value.
 const maxStoredHeaderBytes = 1024
 
-// HeadersOf picks the StoredHeaders out of a request's headers.
+// HeadersOf picks the stored headers (api.ObjectHeaders) out of a request's headers.
 func HeadersOf(h http.Header) map[string]string {
 	var out map[string]string
-	for _, name := range StoredHeaders {
+	for _, name := range api.ObjectHeaders {
 		if v := h.Get(name); v != "" {
 			if out == nil {
 				out = map[string]string{}

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nimbus-run/nimbus/api"
 	"github.com/nimbus-run/nimbus/internal/data"
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/gateway/cors"
@@ -507,7 +508,7 @@ func objectHeaders(w http.ResponseWriter, r *http.Request, info *data.ObjectInfo
 
 // responseOverrides are the headers a GET or HEAD may set with a
 // response-<name> query parameter.
-var responseOverrides = append([]string{"Content-Type"}, data.StoredHeaders...)
+var responseOverrides = append([]string{"Content-Type"}, api.ObjectHeaders...)
 
 // checksumHeaders gives a client that asks (x-amz-checksum-mode: ENABLED,
 // which the AWS SDKs send by default) the SHA-256 of a whole object, which
