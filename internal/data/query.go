@@ -444,14 +444,21 @@ func (s *Service) Scan(ctx context.Context, table string, limit int, cur string)
 		return nil, err
 	}
 	// In the key index's order (indexKey), so that a cursor means the
-	// same to either way of scanning.
-	byIndex := func(a, b string) int { return strings.Compare(indexKey(a), indexKey(b)) }
-	slices.SortFunc(keys, byIndex)
-	i, found := slices.BinarySearchFunc(keys, after, byIndex)
+	// same to either way of scanning: each key turned once, not at every
+	// comparison.
+	for i, k := range keys {
+		keys[i] = indexKey(k)
+	}
+	sort.Strings(keys)
+	i, found := slices.BinarySearch(keys, indexKey(after))
 	if found {
 		i++
 	}
-	return h.page(ctx, sliceKeys(keys[i:]), limit)
+	keys = keys[i:]
+	for i, k := range keys {
+		keys[i] = kvKeyOf(k)
+	}
+	return h.page(ctx, sliceKeys(keys), limit)
 }
 
 // sliceKeys hands out cand n keys at a time, for page.
