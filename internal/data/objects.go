@@ -18,7 +18,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/nimbus-run/nimbus/api"
 )
@@ -511,15 +510,7 @@ func (s *Service) DeleteObjects(ctx context.Context, bucket string, keys []strin
 		return nil, err
 	}
 	errs := make([]error, len(keys))
-	var g errgroup.Group
-	g.SetLimit(deleteConcurrency)
-	for i, k := range keys {
-		g.Go(func() error {
-			errs[i] = s.deleteObject(ctx, bucket, k)
-			return nil // each key's error is its own
-		})
-	}
-	g.Wait() //nolint:errcheck // the goroutines return none
+	parallel(len(keys), deleteConcurrency, func(i int) { errs[i] = s.deleteObject(ctx, bucket, keys[i]) })
 	return errs, nil
 }
 
