@@ -213,8 +213,11 @@ type Trigger struct {
 // restarts and nodes, unique per function and trigger.
 func consumerName(fn, name string) string {
 	sum := sha256.Sum256([]byte(fn + "/" + name))
-	return "nimbus-trigger-" + hex.EncodeToString(sum[:10])
+	return triggerConsumerPrefix + hex.EncodeToString(sum[:10])
 }
+
+// triggerConsumerPrefix begins the name of every trigger's consumer.
+const triggerConsumerPrefix = "nimbus-trigger-"
 
 // StartTrigger starts a trigger: a durable consumer on the table's or
 // bucket's stream, and a goroutine that invokes the function with batches
@@ -285,6 +288,20 @@ func (s *Service) StartTrigger(ctx context.Context, spec TriggerSpec, inv Invoke
 func (t *Trigger) Stop() {
 	t.cancel()
 	<-t.done
+}
+
+// Remove ends the trigger and deletes its durable consumer, for a trigger
+// that was removed or moved to another table or bucket: its position is
+// no use any more, and on a bucket it would keep old object infos for it
+// (objhistory.go). Another node removing it too finds nothing to delete.
+func (t *Trigger) Remove(ctx context.Context) error {
+	t.Stop()
+	info := t.cons.CachedInfo()
+	err := t.s.js.DeleteConsumer(ctx, info.Stream, info.Name)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("trigger %s: deleting its consumer on %s: %w", t.spec.Name, info.Stream, err)
+	}
+	return nil
 }
 
 // Delivered is how many records the trigger has delivered successfully.

@@ -74,8 +74,9 @@ type Config struct {
 	Replicas int
 	// MaxObjectBytes bounds one object (default 5 GiB).
 	MaxObjectBytes int64
-	// TTLInterval is how often expired items are looked for, and idle
-	// bucket name indexes dropped (default 1m).
+	// TTLInterval is how often expired items are looked for, the
+	// superseded object infos the triggers have read purged, and idle
+	// indexes dropped (default 1m).
 	TTLInterval time.Duration
 	// Functions resolves function specs for permission checks.
 	Functions Catalog

@@ -55,7 +55,9 @@ type bucketHandle struct {
 
 	// idx is the name index (objindex.go), started on first listing.
 	idx lazyIndex[objIndex, *objIndex]
-	log *slog.Logger
+	// hist keeps old infos for the bucket's triggers (objhistory.go).
+	hist infoHistory
+	log  *slog.Logger
 }
 
 // metaSubject is the subject of the infos of the object named key.
@@ -236,6 +238,10 @@ func (s *Service) bucket(ctx context.Context, name string) (*bucketHandle, error
 		return nil, fmt.Errorf("bucket %s: %w", name, err)
 	}
 	h = &bucketHandle{def: def, js: s.js, obs: obs, stream: stream, name: name, store: BucketPrefix + name, log: s.log}
+	if err := h.refreshFloor(ctx); err != nil {
+		// Until a sweep reads it, old infos wait for it to be compacted.
+		s.log.Warn("data: reading the triggers' position failed", "bucket", name, "err", err)
+	}
 	s.mu.Lock()
 	if s.buckets[name] == def {
 		s.stores[name] = h
@@ -494,8 +500,7 @@ func (s *Service) deleteObject(ctx context.Context, bucket, key string) error {
 	if err := ValidateObjectKey(key); err != nil {
 		return err
 	}
-	err = h.obs.Delete(ctx, key)
-	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+	if err := h.remove(ctx, key); err != nil {
 		return fmt.Errorf("delete %s/%s: %w", bucket, key, err)
 	}
 	return nil

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"strconv"
 	"sync"
 	"time"
 
@@ -20,14 +19,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Writing objects. put stores an object exactly as the object store's own
-// Put does (chunks on $O.<store>.C.<nuid>, then the info on
-// $O.<store>.M.<name> with a subject rollup, then the replaced object's
-// chunks purged), so every NATS client reads what Nimbus writes; but:
+// Writing objects. put stores an object as the object store's own Put
+// does (chunks on $O.<store>.C.<nuid>, then the info on
+// $O.<store>.M.<name>, then the replaced object's chunks purged), so every
+// NATS client reads what Nimbus writes; but:
+//
+//   - the info replaces the previous ones only once the bucket's triggers
+//     have read them (objhistory.go), where Put's rollup removes them at
+//     once;
 //
 //   - at most putWindow chunks are unacknowledged at a time: nats.go's Put
 //     lets 4,000 run ahead (1 GB of 256 KB chunks), which a fast client and
 //     a slow disk turn into memory on the node;
+//
 //   - the body is read and hashed (SHA-256 for the digest, and MD5 for an
 //     MD5 ETag) on a goroutine of its own while the caller publishes:
 //     hashing is most of a put's CPU, and need not share one core with
@@ -132,24 +136,26 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 		Bucket:     h.store, NUID: id, Size: total, Chunks: chunks,
 		Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sums.SHA256),
 	}
-	b, err := json.Marshal(info)
-	if err != nil {
-		return fail(fmt.Errorf("put %s/%s: %w", h.name, key, err))
-	}
-	m := nats.NewMsg(h.metaSubject(key))
-	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
-	if conditional {
-		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(oldSeq, 10))
-	}
-	m.Data = b
-	if _, err := h.js.PublishMsg(ctx, m); err != nil {
-		if conditional && wrongLastSequence(err) {
+	// The info replaces the one read at the start. A write that landed
+	// meanwhile is replaced in turn (its chunks purged too), unless the put
+	// was conditional on what it read.
+	for {
+		err := h.publishInfo(ctx, info, oldSeq)
+		if err == nil {
+			break
+		}
+		if !wrongLastSequence(err) {
+			return fail(fmt.Errorf("put %s/%s: %w", h.name, key, err))
+		}
+		if conditional {
 			return fail(wrapf(ErrPreconditionFailed, "put %s/%s: the object changed while the body was uploaded", h.name, key))
 		}
-		return fail(fmt.Errorf("put %s/%s: %w", h.name, key, err))
+		if old, oldSeq, err = h.lastInfo(ctx, key); err != nil {
+			return fail(fmt.Errorf("put %s/%s: %w", h.name, key, err))
+		}
 	}
 	info.ModTime = time.Now().UTC()
-	if old != nil && !old.Deleted {
+	if old != nil && !old.Deleted && old.NUID != "" {
 		h.purge(context.WithoutCancel(ctx), "$O."+h.store+".C."+old.NUID)
 	}
 	return infoOf(h.name, info), nil

@@ -33,6 +33,7 @@ func (s *Service) sweepLoop() {
 			return
 		case <-t.C:
 			s.SweepExpired(s.ctx)
+			s.CompactInfos(s.ctx)
 			s.dropIdleIndexes()
 		}
 	}

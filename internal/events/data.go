@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nimbus-run/nimbus/api"
@@ -21,14 +22,18 @@ type DataTrigger interface {
 	// Stop ends the trigger and waits for its batch in flight; the
 	// durable position stays, so a restart resumes where it stopped.
 	Stop()
+	// Remove stops the trigger and deletes its durable position, for a
+	// trigger that is gone from the function's spec.
+	Remove(ctx context.Context) error
 	Delivered() uint64
 	LastError() string
 }
 
 type dataRunner struct {
-	fn string
-	t  api.Trigger
-	dt DataTrigger
+	fn  string
+	t   api.Trigger
+	dt  DataTrigger
+	log *slog.Logger
 }
 
 func (s *Service) startData(fn string, t api.Trigger) (runner, error) {
@@ -43,11 +48,20 @@ func (s *Service) startData(fn string, t api.Trigger) (runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &dataRunner{fn: fn, t: t, dt: dt}, nil
+	return &dataRunner{fn: fn, t: t, dt: dt, log: s.log}, nil
 }
 
 func (r *dataRunner) spec() api.Trigger { return r.t }
 func (r *dataRunner) stop()             { r.dt.Stop() }
+
+// remove deletes the durable position: on a bucket it would keep old
+// object infos for a trigger that no longer reads them.
+func (r *dataRunner) remove(ctx context.Context) {
+	if err := r.dt.Remove(ctx); err != nil {
+		r.log.Warn("events: trigger stopped, its position not deleted", "function", r.fn, "trigger", r.t.Name, "err", err)
+	}
+}
+
 func (r *dataRunner) status(context.Context) api.TriggerStatus {
 	st := api.TriggerStatus{Function: r.fn, Name: r.t.Name, Kind: r.t.Kind(), Trigger: r.t, State: "active"}
 	if e := r.dt.LastError(); e != "" {

@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 
@@ -14,6 +15,7 @@ type fakeData struct {
 	mu      sync.Mutex
 	running map[string]api.Trigger // function/name -> trigger
 	started int
+	removed []string // function/name of the triggers removed for good
 }
 
 type fakeDataTrigger struct {
@@ -34,12 +36,20 @@ func (t *fakeDataTrigger) Stop() {
 	delete(t.d.running, t.key)
 	t.d.mu.Unlock()
 }
+func (t *fakeDataTrigger) Remove(context.Context) error {
+	t.Stop()
+	t.d.mu.Lock()
+	t.d.removed = append(t.d.removed, t.key)
+	t.d.mu.Unlock()
+	return nil
+}
 func (t *fakeDataTrigger) Delivered() uint64 { return 0 }
 func (t *fakeDataTrigger) LastError() string { return "" }
 
 // TestDataTriggerHandOff checks that table and bucket triggers are
-// validated, handed to Config.Data, restarted when they change and
-// stopped when they are removed.
+// validated, handed to Config.Data, restarted when they change (keeping
+// their durable position) and removed, position and all, when they are
+// removed from the function.
 func TestDataTriggerHandOff(t *testing.T) {
 	funcs := newFuncs()
 	funcs.set("sink", echo)
@@ -75,5 +85,8 @@ func TestDataTriggerHandOff(t *testing.T) {
 	defer fd.mu.Unlock()
 	if len(fd.running) != 1 || fd.running["sink/sink-0"].Batch != 20 || fd.started != 3 {
 		t.Fatalf("after the change: running %+v, %d starts; want the table trigger with batch 20, 3 starts", fd.running, fd.started)
+	}
+	if !slices.Equal(fd.removed, []string{"sink/sink-1"}) {
+		t.Fatalf("removed %q, want the bucket trigger sink/sink-1 alone (a changed trigger keeps its position)", fd.removed)
 	}
 }

@@ -304,7 +304,11 @@ func (s *Service) reconcile() {
 				if sameTrigger(r.spec(), t) {
 					continue
 				}
-				r.stop()
+				if old := r.spec(); old.Table != t.Table || old.Bucket != t.Bucket {
+					s.retire(r)
+				} else {
+					r.stop()
+				}
 				delete(s.runners, k)
 			}
 			r, err := s.startRunner(fn, t)
@@ -317,10 +321,24 @@ func (s *Service) reconcile() {
 	}
 	for k, r := range s.runners {
 		if !want[k] {
-			r.stop()
+			s.retire(r)
 			delete(s.runners, k)
 		}
 	}
+}
+
+// retire stops the runner of a trigger that is gone, or reads another
+// table or bucket now. A table or bucket trigger's durable position goes
+// with it (every node running it tries; the first deletes it).
+func (s *Service) retire(r runner) {
+	rm, ok := r.(interface{ remove(context.Context) })
+	if !ok {
+		r.stop()
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 15*time.Second)
+	defer cancel()
+	rm.remove(ctx)
 }
 
 func sameTrigger(a, b api.Trigger) bool {

@@ -1115,6 +1115,18 @@ func testSDKBucketTrigger(t *testing.T, n *node.Node, runtime string, code []byt
 		ETag string `json:"etag"`
 	}
 	var got []seen
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		recs, err := c.Records(ctx, fn, 50)
+		t.Logf("seen %+v; records (err %v):", got, err)
+		for _, r := range recs {
+			t.Logf("  %s %s %s cold=%v init=%.0fms dur=%.0fms %s: %s %s", r.ID, r.Source, r.Status, r.ColdStart, r.InitMS, r.DurationMS, r.Started.Format(time.StampMilli), r.Error, r.Logs)
+		}
+		sts, err := c.Triggers(ctx)
+		t.Logf("triggers (err %v): %+v", err, sts)
+	})
 	nodetest.Eventually(t, 10*time.Second, "the function to see img/a.png and img/b.png", func() bool {
 		p, err := c.Query(ctx, "seen", &api.QueryRequest{Partition: json.RawMessage(strconv.Quote(bucket))})
 		if err != nil {
