@@ -20,8 +20,9 @@ import (
 //	hex-size[;chunk-signature=sig]\r\n data \r\n ... 0[;chunk-signature=sig]\r\n [trailers \r\n] \r\n
 //
 // where each signature chains from the previous one (the first from the
-// request's own signature), and trailers (a checksum, and its signature)
-// may follow the last chunk. chunkedReader decodes the stream as it is
+// request's own signature), and trailers (a checksum, and in a signed
+// stream its signature, which chains from the last chunk's) may follow the
+// last chunk. chunkedReader decodes the stream as it is
 // read, verifying each chunk's signature when it has a signer, so a
 // tampered chunk fails the upload before its bytes are stored.
 //
@@ -172,13 +173,22 @@ func (c *chunkedReader) verify(chunkHash string) error {
 	return nil
 }
 
+// trailerSignature is the trailer that signs the others in a signed
+// stream (STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER).
+const trailerSignature = "x-amz-trailer-signature"
+
 // trailers reads the trailer lines after the last chunk up to the empty
-// line into trailer.
+// line into trailer. In a signed stream they must carry their signature:
+// HMAC of "AWS4-HMAC-SHA256-TRAILER", the date, the scope, the last
+// chunk's signature and the SHA-256 of the other trailers as
+// "name:value\n" lines, in their order. Without that check a checksum
+// trailer could be replaced on the way.
 func (c *chunkedReader) trailers() error {
+	var canonical strings.Builder
 	for range 16 {
 		line, err := c.line()
 		if err == io.EOF || (err == nil && line == "") {
-			return nil
+			return c.verifyTrailers(canonical.String())
 		}
 		if err != nil {
 			return err
@@ -190,9 +200,33 @@ func (c *chunkedReader) trailers() error {
 		if c.trailer == nil {
 			c.trailer = map[string]string{}
 		}
-		c.trailer[strings.ToLower(strings.TrimSpace(name))] = strings.TrimSpace(value)
+		name, value = strings.ToLower(strings.TrimSpace(name)), strings.TrimSpace(value)
+		c.trailer[name] = value
+		if name != trailerSignature {
+			canonical.WriteString(name + ":" + value + "\n")
+		}
 	}
 	return errors.New("aws-chunked: too many trailers")
+}
+
+// verifyTrailers checks the trailer signature of a signed stream.
+func (c *chunkedReader) verifyTrailers(canonical string) error {
+	if c.signer == nil || canonical == "" {
+		return nil
+	}
+	sig, ok := c.trailer[trailerSignature]
+	if !ok {
+		return fmt.Errorf("aws-chunked: %w: the trailers have no %s", errChunkSignature, trailerSignature)
+	}
+	sum := sha256.Sum256([]byte(canonical))
+	s := c.signer
+	sts := "AWS4-HMAC-SHA256-TRAILER\n" + s.amzDate + "\n" + s.scope + "\n" + s.prev + "\n" + hex.EncodeToString(sum[:])
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(sts))
+	if !hmac.Equal([]byte(hex.EncodeToString(m.Sum(nil))), []byte(sig)) {
+		return fmt.Errorf("aws-chunked: %w: the trailer signature", errChunkSignature)
+	}
+	return nil
 }
 
 func (c *chunkedReader) line() (string, error) {
