@@ -326,7 +326,8 @@ func objectBench(ctx context.Context, c *api.Client, svc *data.Service, dir stri
 	return nil
 }
 
-// download writes an object to a file and syncs it, as the file copy does.
+// download writes an object to a file as `nimbus obj get` does
+// (api.CopyBody), and syncs it, as the file copy does.
 func download(ctx context.Context, c *api.Client, key, path string, size int64) error {
 	resp, err := c.GetObject(ctx, "bench", key, "")
 	if err != nil {
@@ -338,7 +339,7 @@ func download(ctx context.Context, c *api.Client, key, path string, size int64) 
 		return err
 	}
 	defer out.Close()
-	n, err := io.Copy(out, resp.Body)
+	n, err := api.CopyBody(out, resp.Body)
 	if err != nil || n != size {
 		return fmt.Errorf("download: %d bytes, %v", n, err)
 	}

@@ -557,7 +557,7 @@ func newObjGet(e *env) *cobra.Command {
 // download copies resp's body to w and checks its length, and, with sum,
 // that it hashes to want.
 func download(w io.Writer, resp *http.Response, sum hash.Hash, want []byte) error {
-	n, err := io.Copy(w, resp.Body)
+	n, err := api.CopyBody(w, resp.Body)
 	if err != nil {
 		return fmt.Errorf("download cut short after %d bytes: %w", n, err)
 	}
