@@ -80,19 +80,57 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store: jetstream: %w", err)
 	}
 	s := &Store{cfg: cfg, NC: nc, JS: js}
+	// A cluster that has just started may have elected its leader before
+	// every server reported in: until they have, placing replicas fails
+	// with "no suitable peers for placement". Wait for them (once placed,
+	// the streams a node creates after these are placed too).
+	deadline := time.Now().Add(clusterWait)
+	for {
+		err = s.open(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if !noPeers(err) || time.Now().After(deadline) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// clusterWait bounds how long Open waits for a forming cluster's servers.
+const clusterWait = 30 * time.Second
+
+// noPeers says whether err is JetStream's refusal to place a stream's
+// replicas for want of servers (JSClusterNoPeersErrF).
+func noPeers(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsClusterNoPeers
+}
+
+// jsClusterNoPeers is nats-server's JSClusterNoPeersErrF, which nats.go
+// has no name for.
+const jsClusterNoPeers = 10005
+
+// open creates or binds the platform's buckets and streams.
+func (s *Store) open(ctx context.Context) (err error) {
+	cfg := s.cfg
 	s.Functions, err = s.KV(ctx, jetstream.KeyValueConfig{
 		Bucket: FunctionsBucket, Description: "function specs by name", History: 5,
 		Storage: jetstream.FileStorage,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.Code, err = s.ObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: CodeBucket, Description: "code artifacts by sha256",
 		Storage: jetstream.FileStorage,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.Records, err = s.Stream(ctx, jetstream.StreamConfig{
 		Name: RecordsStream, Description: "one record per invocation",
@@ -101,9 +139,9 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		Discard: jetstream.DiscardOld, Duplicates: 2 * time.Minute,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: records stream: %w", err)
+		return fmt.Errorf("store: records stream: %w", err)
 	}
-	return s, nil
+	return nil
 }
 
 // KV returns a bucket, creating it with cfg when it does not exist. With
