@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -118,6 +119,15 @@ func (s *Service) upload(ctx context.Context, bucket, key, id string) (*Upload, 
 
 func partName(id string, n int) string { return id + "/" + strconv.Itoa(n) }
 
+// partsHandle reads and writes parts in the uploads store. No trigger reads
+// it, so a part uploaded again replaces the earlier one's info at once
+// (objhistory.go).
+func (s *Service) partsHandle() *bucketHandle {
+	h := &bucketHandle{js: s.js, obs: s.uploads, stream: s.uploadsStr, name: UploadsBucket, store: UploadsBucket, log: s.log}
+	h.hist.floor = math.MaxUint64
+	return h
+}
+
 // UploadPart stores one part (1 to 10000) and returns its ETag. A part
 // uploaded again replaces the earlier one; expect, when set, checks its
 // sums as PutObjectOptions.Expect does.
@@ -129,9 +139,8 @@ func (s *Service) UploadPart(ctx context.Context, bucket, key, id string, number
 	if number < 1 || number > MaxParts {
 		return nil, invalid("partNumber", "%d is out of range: use 1 to %d", number, MaxParts)
 	}
-	h := &bucketHandle{js: s.js, obs: s.uploads, stream: s.uploadsStr, name: UploadsBucket, store: UploadsBucket}
 	// A part's ETag is its MD5: the multipart ETag is made of them.
-	info, err := h.put(ctx, partName(id, number), r, size, map[string]string{}, true, s.cfg.MaxObjectBytes, &PutObjectOptions{Expect: expect})
+	info, err := s.partsHandle().put(ctx, partName(id, number), r, size, map[string]string{}, true, s.cfg.MaxObjectBytes, &PutObjectOptions{Expect: expect})
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +228,7 @@ func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, wa
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ph := &bucketHandle{js: s.js, obs: s.uploads, stream: s.uploadsStr, name: UploadsBucket, store: UploadsBucket}
+		ph := s.partsHandle()
 		for _, w := range want {
 			info, err := ph.info(ctx, partName(id, w.Number))
 			if err == nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-run/nimbus/internal/data"
 	"github.com/nimbus-run/nimbus/internal/keys"
@@ -277,7 +278,7 @@ func TestS3SDK(t *testing.T) {
 // TestS3Multipart uploads 50 MB with the transfer manager (multipart, 8 MiB
 // parts, concurrent) and reads it back.
 func TestS3Multipart(t *testing.T) {
-	_, c, _ := startS3(t)
+	n, c, _ := startS3(t)
 	ctx := context.Background()
 	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("big")}); err != nil {
 		t.Fatal(err)
@@ -330,9 +331,21 @@ func TestS3Multipart(t *testing.T) {
 	if _, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("big"), Key: aws.String("x"), UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: bytes.NewReader([]byte("part"))}); err != nil {
 		t.Fatal(err)
 	}
+	// A part uploaded again replaces the first, whose info goes at once.
+	if _, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("big"), Key: aws.String("x"), UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: bytes.NewReader([]byte("part"))}); err != nil {
+		t.Fatal(err)
+	}
 	lp, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String("big"), Key: aws.String("x"), UploadId: up.UploadId})
 	if err != nil || len(lp.Parts) != 1 || *lp.Parts[0].Size != 4 {
 		t.Fatalf("ListParts: %+v %v", lp, err)
+	}
+	uploads, err := n.Store.JS.Stream(ctx, "OBJ_"+data.UploadsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infoSubj := "$O." + data.UploadsBucket + ".M." + base64.URLEncoding.EncodeToString([]byte(*up.UploadId+"/1"))
+	if si, err := uploads.Info(ctx, jetstream.WithSubjectFilter(infoSubj)); err != nil || si.State.Subjects[infoSubj] != 1 {
+		t.Fatalf("the part uploaded twice has %v infos (%v), want 1", si.State.Subjects, err)
 	}
 	// A conditional completion over an existing object is refused, and
 	// the upload stays to be completed or aborted.
