@@ -50,7 +50,23 @@ type Part struct {
 	ETag     string    `json:"etag"`
 	Size     int64     `json:"size"`
 	Modified time.Time `json:"modified"`
+	// Checksum is the checksum the part was uploaded with, once checked,
+	// as the caller put it (PartOptions.Checksum); "" if none.
+	Checksum string `json:"checksum,omitempty"`
 }
+
+// PartOptions are an UploadPart's checks.
+type PartOptions struct {
+	// Expect checks the part's sums, as PutObjectOptions.Expect does.
+	Expect func(Sums) error
+	// Checksum, called once Expect has passed, is the checksum to keep
+	// with the part (the S3 API's "CRC32 <base64>"): CompleteUpload
+	// compares it with the one the completion names for the part.
+	Checksum func() string
+}
+
+// metaChecksum holds a part's Checksum in its info.
+const metaChecksum = "checksum"
 
 func (s *Service) startUploads(ctx context.Context) (err error) {
 	s.uploads, err = s.st.ObjectStore(ctx, jetstream.ObjectStoreConfig{
@@ -129,9 +145,8 @@ func (s *Service) partsHandle() *bucketHandle {
 }
 
 // UploadPart stores one part (1 to 10000) and returns its ETag. A part
-// uploaded again replaces the earlier one; expect, when set, checks its
-// sums as PutObjectOptions.Expect does.
-func (s *Service) UploadPart(ctx context.Context, bucket, key, id string, number int, r io.Reader, size int64, expect func(Sums) error) (_ *Part, err error) {
+// uploaded again replaces the earlier one.
+func (s *Service) UploadPart(ctx context.Context, bucket, key, id string, number int, r io.Reader, size int64, opt PartOptions) (_ *Part, err error) {
 	defer s.ops.done(kindBucket, bucket, opUploadPart, time.Now(), &err)
 	if _, err := s.upload(ctx, bucket, key, id); err != nil {
 		return nil, err
@@ -139,13 +154,28 @@ func (s *Service) UploadPart(ctx context.Context, bucket, key, id string, number
 	if number < 1 || number > MaxParts {
 		return nil, invalid("partNumber", "%d is out of range: use 1 to %d", number, MaxParts)
 	}
+	// The part's info is written after Expect, with meta as it is then.
+	meta := map[string]string{}
+	expect := func(sums Sums) error {
+		if opt.Expect != nil {
+			if err := opt.Expect(sums); err != nil {
+				return err
+			}
+		}
+		if opt.Checksum != nil {
+			if c := opt.Checksum(); c != "" {
+				meta[metaChecksum] = c
+			}
+		}
+		return nil
+	}
 	// A part's ETag is its MD5: the multipart ETag is made of them.
-	info, err := s.partsHandle().put(ctx, partName(id, number), r, size, map[string]string{}, true, s.cfg.MaxObjectBytes, &PutObjectOptions{Expect: expect})
+	info, err := s.partsHandle().put(ctx, partName(id, number), r, size, meta, true, s.cfg.MaxObjectBytes, &PutObjectOptions{Expect: expect})
 	if err != nil {
 		return nil, err
 	}
 	s.ops.bytesIn(bucket, info.Size)
-	return &Part{Number: number, ETag: info.ETag, Size: info.Size, Modified: info.Modified}, nil
+	return &Part{Number: number, ETag: info.ETag, Size: info.Size, Modified: info.Modified, Checksum: meta[metaChecksum]}, nil
 }
 
 // Parts lists an upload's parts by number.
@@ -172,16 +202,18 @@ func (s *Service) parts(ctx context.Context, id string) ([]Part, error) {
 			continue
 		}
 		info := infoOf(UploadsBucket, oi)
-		out = append(out, Part{Number: n, ETag: info.ETag, Size: info.Size, Modified: info.Modified})
+		out = append(out, Part{Number: n, ETag: info.ETag, Size: info.Size, Modified: info.Modified, Checksum: oi.Metadata[metaChecksum]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })
 	return out, nil
 }
 
-// CompletePart names a part to assemble, with the ETag its upload returned.
+// CompletePart names a part to assemble, with the ETag its upload
+// returned and, optionally, its checksum (as Part.Checksum).
 type CompletePart struct {
-	Number int
-	ETag   string
+	Number   int
+	ETag     string
+	Checksum string
 }
 
 // CompleteUpload assembles the parts, in the order given (ascending part
@@ -212,6 +244,13 @@ func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, wa
 		p, ok := byNum[w.Number]
 		if !ok || strings.Trim(w.ETag, `"`) != p.ETag {
 			return nil, invalid("parts", "part %d was not uploaded, or its ETag does not match (InvalidPart)", w.Number)
+		}
+		if w.Checksum != "" && w.Checksum != p.Checksum {
+			was := "no checksum"
+			if p.Checksum != "" {
+				was = p.Checksum
+			}
+			return nil, invalid("parts", "part %d: the checksum named, %s, is not the one it was uploaded with, %s (InvalidPart)", w.Number, truncate(w.Checksum, 80), was)
 		}
 		if i > 0 && w.Number <= want[i-1].Number {
 			return nil, invalid("parts", "parts must be listed in ascending order (InvalidPartOrder)")

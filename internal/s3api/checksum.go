@@ -11,6 +11,7 @@ import (
 	"hash/crc64"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/nimbus-run/nimbus/internal/data"
@@ -173,6 +174,54 @@ func (u *upload) verify(c *digestCheck, got []byte) error {
 }
 
 // echo returns the checked checksum in the response, as S3 does.
+// partChecksum is the checked x-amz-checksum-* of a part, as the part
+// keeps it ("CRC32 <base64>", see completedChecksum); "" without one.
+func (u *upload) partChecksum() string {
+	if u == nil || u.sum == nil {
+		return ""
+	}
+	return u.sum.label + " " + base64.StdEncoding.EncodeToString(u.sum.want)
+}
+
+// partChecksums are the checksum elements of a part in
+// CompleteMultipartUpload and ListParts, by algorithm label.
+type partChecksums struct {
+	CRC32     string `xml:"ChecksumCRC32,omitempty"`
+	CRC32C    string `xml:"ChecksumCRC32C,omitempty"`
+	CRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
+	SHA1      string `xml:"ChecksumSHA1,omitempty"`
+	SHA256    string `xml:"ChecksumSHA256,omitempty"`
+}
+
+// fields lists the elements by label.
+func (c *partChecksums) fields() map[string]*string {
+	return map[string]*string{"CRC32": &c.CRC32, "CRC32C": &c.CRC32C, "CRC64NVME": &c.CRC64NVME, "SHA1": &c.SHA1, "SHA256": &c.SHA256}
+}
+
+// String is the checksum a completion names for a part, in the form the
+// part keeps (partChecksum): "" for none; several (which S3 refuses) are
+// joined, so that they match no part.
+func (c partChecksums) String() string {
+	var out []string
+	for label, v := range c.fields() {
+		if *v != "" {
+			out = append(out, label+" "+*v)
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
+}
+
+// checksumsOf are the elements of a part's kept checksum.
+func checksumsOf(kept string) partChecksums {
+	var c partChecksums
+	label, v, ok := strings.Cut(kept, " ")
+	if f := c.fields()[label]; ok && f != nil {
+		*f = v
+	}
+	return c
+}
+
 func (u *upload) echo(w http.ResponseWriter) {
 	if u != nil && u.sum != nil {
 		w.Header().Set(u.sum.header, base64.StdEncoding.EncodeToString(u.sum.want))

@@ -710,7 +710,7 @@ func (a *API) uploadPart(w http.ResponseWriter, r *http.Request, bucket, key, id
 		a.writeError(w, r, err)
 		return
 	}
-	p, err := a.svc.UploadPart(r.Context(), bucket, key, id, n, body, bodySize(r), sums.expect)
+	p, err := a.svc.UploadPart(r.Context(), bucket, key, id, n, body, bodySize(r), data.PartOptions{Expect: sums.expect, Checksum: sums.partChecksum})
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -725,6 +725,7 @@ func (a *API) completeUpload(w http.ResponseWriter, r *http.Request, bucket, key
 		Parts []struct {
 			PartNumber int    `xml:"PartNumber"`
 			ETag       string `xml:"ETag"`
+			partChecksums
 		} `xml:"Part"`
 	}
 	if err := readXML(body, &req); err != nil {
@@ -733,7 +734,7 @@ func (a *API) completeUpload(w http.ResponseWriter, r *http.Request, bucket, key
 	}
 	parts := make([]data.CompletePart, len(req.Parts))
 	for i, p := range req.Parts {
-		parts[i] = data.CompletePart{Number: p.PartNumber, ETag: p.ETag}
+		parts[i] = data.CompletePart{Number: p.PartNumber, ETag: p.ETag, Checksum: p.partChecksums.String()}
 	}
 	info, err := a.svc.CompleteUpload(r.Context(), bucket, key, id, parts, r.Header.Get("If-None-Match"), r.Header.Get("If-Match"))
 	if err != nil {
@@ -761,6 +762,7 @@ func (a *API) listParts(w http.ResponseWriter, r *http.Request, bucket, key, id 
 		LastModified string `xml:"LastModified"`
 		ETag         string `xml:"ETag"`
 		Size         int64  `xml:"Size"`
+		partChecksums
 	}
 	q := r.URL.Query()
 	marker, _ := strconv.Atoi(q.Get("part-number-marker"))
@@ -791,7 +793,7 @@ func (a *API) listParts(w http.ResponseWriter, r *http.Request, bucket, key, id 
 			out.IsTruncated = true
 			break
 		}
-		out.Parts = append(out.Parts, partXML{PartNumber: p.Number, LastModified: isoTime(p.Modified), ETag: quote(p.ETag), Size: p.Size})
+		out.Parts = append(out.Parts, partXML{PartNumber: p.Number, LastModified: isoTime(p.Modified), ETag: quote(p.ETag), Size: p.Size, partChecksums: checksumsOf(p.Checksum)})
 		out.NextPartNumberMarker = p.Number
 	}
 	writeXML(w, http.StatusOK, out)

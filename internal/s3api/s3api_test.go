@@ -594,13 +594,40 @@ func TestS3Checksums(t *testing.T) {
 		Body: bytes.NewReader(body), ChecksumCRC32C: aws.String("AAAAAA==")}); apiCode(err) != "BadDigest" {
 		t.Errorf("part with a wrong CRC32C: %v, want BadDigest", err)
 	}
-	if _, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: bucket, Key: aws.String("parts"), UploadId: up.UploadId, PartNumber: aws.Int32(2),
-		Body: bytes.NewReader(body), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c}); err != nil {
-		t.Errorf("part with its CRC32C: %v", err)
+	part2, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: bucket, Key: aws.String("parts"), UploadId: up.UploadId, PartNumber: aws.Int32(2),
+		Body: bytes.NewReader(body), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c})
+	if err != nil || part2.ChecksumCRC32C == nil {
+		t.Fatalf("part with its CRC32C: %+v, %v", part2, err)
 	}
 	parts, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: bucket, Key: aws.String("parts"), UploadId: up.UploadId})
 	if err != nil || len(parts.Parts) != 1 || *parts.Parts[0].PartNumber != 2 {
-		t.Errorf("parts after one refused and one stored: %+v, %v", parts, err)
+		t.Fatalf("parts after one refused and one stored: %+v, %v", parts, err)
+	}
+	// The part keeps its checksum: listed, and compared with the one a
+	// completion names.
+	if got := parts.Parts[0].ChecksumCRC32C; got == nil || *got != *part2.ChecksumCRC32C {
+		t.Errorf("ListParts gives the part CRC32C %v, want %s", got, *part2.ChecksumCRC32C)
+	}
+	complete := func(p types.CompletedPart) error {
+		p.PartNumber, p.ETag = aws.Int32(2), part2.ETag
+		_, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: bucket, Key: aws.String("parts"), UploadId: up.UploadId,
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{p}}})
+		return err
+	}
+	for name, p := range map[string]types.CompletedPart{
+		"another CRC32C":        {ChecksumCRC32C: aws.String("AAAAAA==")},
+		"a CRC32, not CRC32C":   {ChecksumCRC32: part2.ChecksumCRC32C},
+		"the CRC32C and a SHA1": {ChecksumCRC32C: part2.ChecksumCRC32C, ChecksumSHA1: aws.String("AAAAAAAAAAAAAAAAAAAAAAAAAAA=")},
+	} {
+		if err := complete(p); apiCode(err) != "InvalidPart" {
+			t.Errorf("completion naming %s for the part: %v, want InvalidPart", name, err)
+		}
+	}
+	if err := complete(types.CompletedPart{ChecksumCRC32C: part2.ChecksumCRC32C}); err != nil {
+		t.Fatalf("completion naming the part's CRC32C: %v", err)
+	}
+	if got := content("parts"); got != string(body) {
+		t.Errorf("the completed upload holds %d bytes, want the part's %d", len(got), len(body))
 	}
 }
 
