@@ -6,14 +6,19 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-run/nimbus/api"
 	"github.com/nimbus-run/nimbus/internal/data"
@@ -368,5 +373,78 @@ func TestPresignedDownloadName(t *testing.T) {
 	}
 	if _, err := c.Presign(ctx, "invoices", &api.PresignRequest{Key: "2026/0042.pdf", Method: "GET", Download: "../../etc/passwd"}); !isCode(err, api.CodeInvalid) {
 		t.Fatalf("a download name with a path: %v, want InvalidRequest", err)
+	}
+}
+
+// TestConcurrentWritesOfOneKey: puts and deletes of one key from many
+// goroutines leave one of the objects put, or none, whole; and no chunks of
+// the others. Each write replaces the info it read, or reads again: before,
+// a put that replaced another put landed meanwhile left that put's chunks in
+// the stream for good. After the sweep's compaction the key has one info.
+func TestConcurrentWritesOfOneKey(t *testing.T) {
+	n, _ := startNode(t)
+	ctx := context.Background()
+	if _, _, err := n.Data.PutBucket(ctx, "contended"); err != nil {
+		t.Fatal(err)
+	}
+	bodies := make([][]byte, 8)
+	for i := range bodies {
+		bodies[i] = bytes.Repeat([]byte{byte('a' + i)}, 600_000+i) // three chunks
+	}
+	var wg sync.WaitGroup
+	for round := range 5 {
+		for i, b := range bodies {
+			wg.Go(func() {
+				if round == 4 && i%3 == 0 {
+					if err := n.Data.DeleteObject(ctx, "contended", "k"); err != nil {
+						t.Error(err)
+					}
+					return
+				}
+				if _, err := n.Data.PutObject(ctx, "contended", "k", bytes.NewReader(b), int64(len(b)), data.PutObjectOptions{}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	stream, err := n.Store.JS.Stream(ctx, "OBJ_"+data.BucketPrefix+"contended")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks := func() uint64 {
+		si, err := stream.Info(ctx, jetstream.WithSubjectFilter("$O."+data.BucketPrefix+"contended.C.>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		for _, c := range si.State.Subjects {
+			n += c
+		}
+		return n
+	}
+	obj, err := n.Data.GetObject(ctx, "contended", "k", "")
+	switch {
+	case errors.Is(err, data.ErrNoSuchKey):
+		if got := chunks(); got != 0 {
+			t.Errorf("the key is deleted but %d chunks are left", got)
+		}
+	case err != nil:
+		t.Fatal(err)
+	default:
+		got, err := io.ReadAll(obj.Body)
+		obj.Body.Close()
+		if err != nil || !slices.ContainsFunc(bodies, func(b []byte) bool { return bytes.Equal(b, got) }) {
+			t.Fatalf("the key holds %d bytes (%v), not one of the objects put", len(got), err)
+		}
+		if c := chunks(); c != 3 {
+			t.Errorf("the stream holds %d chunks, want the object's 3", c)
+		}
+	}
+	n.Data.CompactInfos(ctx)
+	subj := "$O." + data.BucketPrefix + "contended.M." + base64.URLEncoding.EncodeToString([]byte("k"))
+	si, err := stream.Info(ctx, jetstream.WithSubjectFilter(subj))
+	if err != nil || si.State.Subjects[subj] != 1 {
+		t.Errorf("after compaction the key has %v infos (%v), want 1", si.State.Subjects, err)
 	}
 }
