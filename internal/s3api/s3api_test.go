@@ -765,3 +765,81 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "; ")
 }
+
+// TestS3UploadPartCopy: a multipart upload made of ranges copied from an
+// object in another bucket (UploadPartCopy, which aws s3 cp uses between
+// buckets for objects over 8 MB) and an uploaded part holds their bytes,
+// and a copied part's ETag is its bytes' MD5. A copy-source condition that
+// fails is 412, a malformed range 400 InvalidArgument, a range past the
+// source's end 416 InvalidRange, a missing source 404 NoSuchKey.
+func TestS3UploadPartCopy(t *testing.T) {
+	ctx := context.Background()
+	_, c, _ := startS3(t)
+	for _, b := range []string{"src", "dst"} {
+		if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := make([]byte, 12<<20+77)
+	rand.Read(src)
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("src"), Key: aws.String("big file"), Body: bytes.NewReader(src)}); err != nil {
+		t.Fatal(err)
+	}
+	dst, key := aws.String("dst"), aws.String("joined")
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: dst, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyPart := func(n int32, in s3.UploadPartCopyInput) (*s3.UploadPartCopyOutput, error) {
+		in.Bucket, in.Key, in.UploadId, in.PartNumber = dst, key, up.UploadId, aws.Int32(n)
+		if in.CopySource == nil {
+			in.CopySource = aws.String("src/big%20file")
+		}
+		return c.UploadPartCopy(ctx, &in)
+	}
+	var parts []types.CompletedPart
+	for i, rng := range []string{"bytes=0-5242879", "bytes=5242880-10485759"} {
+		out, err := copyPart(int32(i+1), s3.UploadPartCopyInput{CopySourceRange: aws.String(rng)})
+		if err != nil {
+			t.Fatalf("copy of %s: %v", rng, err)
+		}
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.CopyPartResult.ETag})
+	}
+	if sum := md5.Sum(src[:5<<20]); *parts[0].ETag != `"`+hex.EncodeToString(sum[:])+`"` {
+		t.Errorf("copied part 1 has ETag %s, want its bytes' MD5 %x", *parts[0].ETag, sum)
+	}
+	tail := []byte("and an uploaded tail")
+	out, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: dst, Key: key, UploadId: up.UploadId, PartNumber: aws.Int32(3), Body: bytes.NewReader(tail)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(3), ETag: out.ETag})
+
+	for name, tc := range map[string]struct {
+		in   s3.UploadPartCopyInput
+		code string
+	}{
+		"a failing If-Match":   {s3.UploadPartCopyInput{CopySourceIfMatch: aws.String(`"nope"`)}, "PreconditionFailed"},
+		"a suffix range":       {s3.UploadPartCopyInput{CopySourceRange: aws.String("bytes=-100")}, "InvalidArgument"},
+		"a range past the end": {s3.UploadPartCopyInput{CopySourceRange: aws.String("bytes=20000000-20000100")}, "InvalidRange"},
+		"a missing source":     {s3.UploadPartCopyInput{CopySource: aws.String("src/missing")}, "NoSuchKey"},
+	} {
+		if _, err := copyPart(4, tc.in); apiCode(err) != tc.code {
+			t.Errorf("copy with %s: %v, want %s", name, err, tc.code)
+		}
+	}
+
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: dst, Key: key, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}); err != nil {
+		t.Fatal(err)
+	}
+	get, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: dst, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(get.Body)
+	get.Body.Close()
+	if want := append(src[:10<<20:10<<20], tail...); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the joined object has %d bytes (%v), equal %v; want the two copied ranges and the tail, %d bytes", len(got), err, bytes.Equal(got, want), len(want))
+	}
+}
