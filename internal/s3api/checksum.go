@@ -173,9 +173,9 @@ func (u *upload) verify(c *digestCheck, got []byte) error {
 	return newErr(http.StatusBadRequest, "BadDigest", "The %s you specified did not match the calculated checksum.", c.label)
 }
 
-// echo returns the checked checksum in the response, as S3 does.
 // partChecksum is the checked x-amz-checksum-* of a part, as the part
-// keeps it ("CRC32 <base64>", see completedChecksum); "" without one.
+// keeps it ("CRC32 <base64>", as partChecksums.String names it); "" without
+// one.
 func (u *upload) partChecksum() string {
 	if u == nil || u.sum == nil {
 		return ""
@@ -222,6 +222,7 @@ func checksumsOf(kept string) partChecksums {
 	return c
 }
 
+// echo returns the checked checksum in the response, as S3 does.
 func (u *upload) echo(w http.ResponseWriter) {
 	if u != nil && u.sum != nil {
 		w.Header().Set(u.sum.header, base64.StdEncoding.EncodeToString(u.sum.want))
