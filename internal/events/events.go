@@ -304,7 +304,7 @@ func (s *Service) reconcile() {
 				if sameTrigger(r.spec(), t) {
 					continue
 				}
-				if old := r.spec(); old.Table != t.Table || old.Bucket != t.Bucket {
+				if old := r.spec(); old.Table != t.Table || old.Bucket != t.Bucket || old.Stream != t.Stream || old.Subject != t.Subject {
 					s.retire(r)
 				} else {
 					r.stop()
@@ -328,8 +328,9 @@ func (s *Service) reconcile() {
 }
 
 // retire stops the runner of a trigger that is gone, or reads another
-// table or bucket now. A table or bucket trigger's durable position goes
-// with it (every node running it tries; the first deletes it).
+// source now (table, bucket, stream or subject). A stream, table or bucket
+// trigger's durable position goes with it (every node running it tries;
+// the first deletes it).
 func (s *Service) retire(r runner) {
 	rm, ok := r.(interface{ remove(context.Context) })
 	if !ok {

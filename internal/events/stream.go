@@ -189,6 +189,18 @@ func (s *Service) replicate(ctx context.Context, st jetstream.Stream) (jetstream
 
 func (r *streamRunner) spec() api.Trigger { return r.t }
 
+// remove stops the runner of a trigger that is gone and deletes its
+// durable consumer: left, it kept the stream's messages for it as pending
+// for ever (nats consumer ls still listed it). The stream stays, also one
+// Nimbus made for the trigger's subject, which other triggers may read.
+func (r *streamRunner) remove(ctx context.Context) {
+	r.stop()
+	err := r.s.js.DeleteConsumer(ctx, r.stream, r.cons.CachedInfo().Name)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		r.s.log.Warn("events: trigger stopped, its consumer not deleted", "function", r.fn, "trigger", r.t.Name, "err", err)
+	}
+}
+
 // stop ends the runner and hands back every record it holds but has not
 // settled, so that another node's runner takes them at once instead of
 // after the ack wait: those in the iterator's buffer (drained), in the

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -276,5 +278,56 @@ func oneByOne(stream string) map[string]api.Trigger {
 	return map[string]api.Trigger{
 		"unordered": {Stream: stream, Batch: 1},
 		"ordered":   {Stream: stream, Batch: 1, OrderedBy: "key"},
+	}
+}
+
+// TestRemovedTriggerDeletesItsConsumer: a stream trigger removed from its
+// function takes its durable consumer with it (left, the consumer kept
+// the stream's messages pending for it for ever); one moved to another
+// subject leaves no consumer on the old one's stream.
+func TestRemovedTriggerDeletesItsConsumer(t *testing.T) {
+	funcs := newFuncs()
+	funcs.set("sink", echo)
+	h := newHarness(t, startNATS(t, t.TempDir()), funcs, events.Config{})
+	ctx := context.Background()
+	// consumers lists the filters of the trigger consumers of every stream.
+	consumers := func() []string {
+		t.Helper()
+		var out []string
+		streams := h.st.JS.ListStreams(ctx)
+		for si := range streams.Info() {
+			st, err := h.st.JS.Stream(ctx, si.Config.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := st.ListConsumers(ctx)
+			for ci := range l.Info() {
+				if strings.HasPrefix(ci.Name, "nimbus-trigger-") {
+					out = append(out, ci.Config.FilterSubject)
+				}
+			}
+			if err := l.Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := streams.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, step := range []struct {
+		triggers []api.Trigger
+		want     []string
+	}{
+		{[]api.Trigger{{Name: "t", Subject: "orders.eu"}}, []string{"orders.eu"}},
+		{[]api.Trigger{{Name: "t", Subject: "orders.us"}}, []string{"orders.us"}},
+		{nil, nil},
+	} {
+		if _, err := h.events.PutTriggers(ctx, "sink", step.triggers); err != nil {
+			t.Fatal(err)
+		}
+		if got := consumers(); !slices.Equal(got, step.want) {
+			t.Fatalf("triggers %+v: consumers on %q, want %q", step.triggers, got, step.want)
+		}
 	}
 }
