@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-run/nimbus/api"
 	"github.com/nimbus-run/nimbus/internal/events"
@@ -284,7 +285,7 @@ func oneByOne(stream string) map[string]api.Trigger {
 // TestRemovedTriggerDeletesItsConsumer: a stream trigger removed from its
 // function takes its durable consumer with it (left, the consumer kept
 // the stream's messages pending for it for ever); one moved to another
-// subject leaves no consumer on the old one's stream.
+// subject of the same stream reads the new subject.
 func TestRemovedTriggerDeletesItsConsumer(t *testing.T) {
 	funcs := newFuncs()
 	funcs.set("sink", echo)
@@ -314,6 +315,11 @@ func TestRemovedTriggerDeletesItsConsumer(t *testing.T) {
 			t.Fatal(err)
 		}
 		return out
+	}
+	// Both subjects are the same stream's: a moved trigger found its old
+	// consumer there by name, filter and all.
+	if _, err := h.st.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
+		t.Fatal(err)
 	}
 	for _, step := range []struct {
 		triggers []api.Trigger
