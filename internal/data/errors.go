@@ -29,6 +29,8 @@ var (
 	ErrForbidden error = kindError{"access denied", nil}
 	// ErrInvalidRange: an HTTP Range outside the object.
 	ErrInvalidRange error = kindError{"requested range not satisfiable", function.ErrInvalid}
+	// ErrInvalidPart: a part number past an object's parts (ObjectInfo.Part).
+	ErrInvalidPart error = kindError{"no such part", function.ErrInvalid}
 	// ErrNotModified and ErrPreconditionFailed: a conditional read of an
 	// object (CheckConditions) answered with 304 and 412.
 	ErrNotModified        error = kindError{"not modified", nil}

@@ -263,6 +263,10 @@ func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, wa
 		total += p.Size
 	}
 	etag := hex.EncodeToString(sum.Sum(nil)) + "-" + strconv.Itoa(len(want))
+	sizes := make([]int64, len(want))
+	for i, w := range want {
+		sizes[i] = byNum[w.Number].Size
+	}
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go func() {
@@ -285,7 +289,7 @@ func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, wa
 		pw.Close()
 	}()
 	info, err := s.putObject(ctx, bucket, key, pr, total, PutObjectOptions{ContentType: u.ContentType, Metadata: u.Metadata, Headers: u.Headers, etag: etag,
-		IfNoneMatch: ifNoneMatch, IfMatch: ifMatch})
+		parts: partsLayout(sizes), IfNoneMatch: ifNoneMatch, IfMatch: ifMatch})
 	pr.CloseWithError(errors.New("assembly ended"))
 	<-done
 	if err != nil {
@@ -324,4 +328,62 @@ func (s *Service) dropUpload(ctx context.Context, id string, parts []Part) {
 	if err := s.uploadsKV.Purge(ctx, id); err != nil {
 		s.log.Warn("data: upload record not removed (it expires on its own)", "upload", id, "err", err)
 	}
+}
+
+// partsLayout writes the sizes of a multipart object's parts, in order,
+// as runs: "8388608*6,2097152" is six parts of 8 MiB and one of 2 MiB.
+// Clients upload parts of one size but the last, so it is short.
+func partsLayout(sizes []int64) string {
+	var b strings.Builder
+	for i := 0; i < len(sizes); {
+		j := i + 1
+		for j < len(sizes) && sizes[j] == sizes[i] {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(sizes[i], 10))
+		if j-i > 1 {
+			b.WriteString("*" + strconv.Itoa(j-i))
+		}
+		i = j
+	}
+	return b.String()
+}
+
+// Part returns where part n (from 1) of the object lies, and how many
+// parts it has: those of its multipart upload, or one part, the whole
+// object, for an object put whole (or copied). A part it does not have is
+// ErrInvalidPart.
+func (o *ObjectInfo) Part(n int) (rng Range, count int, err error) {
+	if o.parts == "" {
+		if n != 1 {
+			return Range{}, 1, wrapf(ErrInvalidPart, "part %d of an object of one part", n)
+		}
+		return Range{Start: 0, Length: o.Size}, 1, nil
+	}
+	var start int64
+	found := false
+	for run := range strings.SplitSeq(o.parts, ",") {
+		sizeText, times, repeated := strings.Cut(run, "*")
+		size, err1 := strconv.ParseInt(sizeText, 10, 64)
+		k := 1
+		var err2 error
+		if repeated {
+			k, err2 = strconv.Atoi(times)
+		}
+		if err1 != nil || err2 != nil || size < 0 || k < 1 {
+			return Range{}, 0, fmt.Errorf("object %s: unreadable part sizes %q", o.Key, truncate(o.parts, 80))
+		}
+		if !found && n > count && n <= count+k {
+			rng, found = Range{Start: start + int64(n-count-1)*size, Length: size}, true
+		}
+		count += k
+		start += int64(k) * size
+	}
+	if !found {
+		return Range{}, count, wrapf(ErrInvalidPart, "part %d of an object of %d parts", n, count)
+	}
+	return rng, count, nil
 }

@@ -29,6 +29,7 @@ import (
 const (
 	metaETag         = "etag"
 	metaContentType  = "content-type"
+	metaParts        = "parts" // a multipart object's part sizes (partsLayout)
 	metaUserPrefix   = "m-"
 	metaHeaderPrefix = "h-"
 	// ChunkSize is the chunk size of objects Nimbus writes. Every chunk but
@@ -81,6 +82,7 @@ type ObjectInfo struct {
 
 	nuid   string
 	chunks uint32
+	parts  string // the part sizes of a multipart object (partsLayout)
 }
 
 // SHA256 returns the SHA-256 of the object's bytes, from its digest; nil
@@ -120,6 +122,8 @@ type PutObjectOptions struct {
 	Expect func(Sums) error
 	// etag overrides the computed ETag (multipart completion, copies).
 	etag string
+	// parts is the part sizes of a multipart completion (partsLayout).
+	parts string
 }
 
 // Sums are what a put computes of a body: its SHA-256, always, and its
@@ -269,6 +273,8 @@ func infoOf(bucket string, oi *jetstream.ObjectInfo) *ObjectInfo {
 			o.ETag = v
 		case k == metaContentType:
 			o.ContentType = v
+		case k == metaParts:
+			o.parts = v
 		case strings.HasPrefix(k, metaUserPrefix):
 			if o.Metadata == nil {
 				o.Metadata = map[string]string{}
@@ -333,6 +339,9 @@ func objectMeta(opt PutObjectOptions) (map[string]string, error) {
 	meta := map[string]string{}
 	if opt.etag != "" {
 		meta[metaETag] = opt.etag
+	}
+	if opt.parts != "" {
+		meta[metaParts] = opt.parts
 	}
 	if opt.ContentType != "" {
 		meta[metaContentType] = opt.ContentType
@@ -452,6 +461,32 @@ func (s *Service) GetObjectIf(ctx context.Context, bucket, key string, rangeHead
 
 // getObjectIf is GetObjectIf, uncounted: copies read objects too.
 func (s *Service) getObjectIf(ctx context.Context, bucket, key string, rangeHeader string, check func(*ObjectInfo) error) (*Object, error) {
+	return s.getObjectRange(ctx, bucket, key, check, func(info *ObjectInfo) (*Range, error) {
+		if rangeHeader == "" {
+			return nil, nil
+		}
+		return ParseRange(rangeHeader, info.Size)
+	})
+}
+
+// GetObjectPart opens part n of an object, as S3's GetObject with
+// partNumber does (ObjectInfo.Part), and says how many parts it has.
+func (s *Service) GetObjectPart(ctx context.Context, bucket, key string, n int, check func(*ObjectInfo) error) (obj *Object, parts int, err error) {
+	defer s.ops.done(kindBucket, bucket, opGet, time.Now(), &err)
+	obj, err = s.getObjectRange(ctx, bucket, key, check, func(info *ObjectInfo) (*Range, error) {
+		rng, count, err := info.Part(n)
+		parts = count
+		return &rng, err
+	})
+	if err == nil {
+		obj.Body = s.ops.counted(bucket, obj.Body)
+	}
+	return obj, parts, err
+}
+
+// getObjectRange opens the range of an object that rangeOf picks from its
+// info (nil: all of it), once check has passed.
+func (s *Service) getObjectRange(ctx context.Context, bucket, key string, check func(*ObjectInfo) error, rangeOf func(*ObjectInfo) (*Range, error)) (*Object, error) {
 	h, err := s.bucket(ctx, bucket)
 	if err != nil {
 		return nil, err
@@ -468,11 +503,9 @@ func (s *Service) getObjectIf(ctx context.Context, bucket, key string, rangeHead
 			return nil, err
 		}
 	}
-	var rng *Range
-	if rangeHeader != "" {
-		if rng, err = ParseRange(rangeHeader, info.Size); err != nil {
-			return nil, err
-		}
+	rng, err := rangeOf(info)
+	if err != nil {
+		return nil, err
 	}
 	start, length := int64(0), info.Size
 	if rng != nil {

@@ -117,6 +117,8 @@ func toS3(err error) *s3Error {
 		return newErr(http.StatusNotFound, "NoSuchUpload", "The specified multipart upload does not exist.")
 	case errors.Is(err, data.ErrInvalidRange):
 		return newErr(http.StatusRequestedRangeNotSatisfiable, "InvalidRange", "The requested range is not satisfiable")
+	case errors.Is(err, data.ErrInvalidPart):
+		return newErr(http.StatusRequestedRangeNotSatisfiable, "InvalidPartNumber", "The requested partnumber is not satisfiable")
 	case errors.Is(err, data.ErrPreconditionFailed):
 		return newErr(http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
 	case errors.Is(err, data.ErrNotEmpty):
@@ -525,7 +527,8 @@ func checksumHeaders(w http.ResponseWriter, r *http.Request, info *data.ObjectIn
 }
 
 func (a *API) getObject(w http.ResponseWriter, r *http.Request, bucket, key string) {
-	if r.Method == http.MethodHead && r.Header.Get("Range") == "" {
+	partNumber := r.URL.Query().Get("partNumber")
+	if r.Method == http.MethodHead && r.Header.Get("Range") == "" && partNumber == "" {
 		info, err := a.svc.HeadObject(r.Context(), bucket, key)
 		if err == nil {
 			err = data.CheckConditions(r.Header, info)
@@ -543,10 +546,31 @@ func (a *API) getObject(w http.ResponseWriter, r *http.Request, bucket, key stri
 		return
 	}
 	var seen *data.ObjectInfo
-	obj, err := a.svc.GetObjectIf(r.Context(), bucket, key, r.Header.Get("Range"), func(info *data.ObjectInfo) error {
+	check := func(info *data.ObjectInfo) error {
 		seen = info
 		return data.CheckConditions(r.Header, info)
-	})
+	}
+	var obj *data.Object
+	var err error
+	if partNumber == "" {
+		obj, err = a.svc.GetObjectIf(r.Context(), bucket, key, r.Header.Get("Range"), check)
+	} else {
+		// One part of a multipart object, by its number (the transfer
+		// managers' parallel downloads); an object put whole is one part.
+		n, perr := strconv.Atoi(partNumber)
+		switch {
+		case perr != nil || n < 1 || n > data.MaxParts:
+			err = newErr(http.StatusBadRequest, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive")
+		case r.Header.Get("Range") != "":
+			err = newErr(http.StatusBadRequest, "InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
+		default:
+			var parts int
+			obj, parts, err = a.svc.GetObjectPart(r.Context(), bucket, key, n, check)
+			if err == nil && parts > 1 {
+				w.Header().Set("X-Amz-Mp-Parts-Count", strconv.Itoa(parts))
+			}
+		}
+	}
 	if err != nil {
 		if !data.NotModified(w, seen, err) {
 			a.writeError(w, r, err)
@@ -556,9 +580,12 @@ func (a *API) getObject(w http.ResponseWriter, r *http.Request, bucket, key stri
 	defer obj.Body.Close()
 	objectHeaders(w, r, obj.Info)
 	status, length := http.StatusOK, obj.Info.Size
-	if obj.Range == nil {
+	switch {
+	case obj.Range == nil:
 		checksumHeaders(w, r, obj.Info)
-	} else {
+	case obj.Range.Length == 0: // the one part of an empty object: no range to state
+		length = 0
+	default:
 		status, length = http.StatusPartialContent, obj.Range.Length
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", obj.Range.Start, obj.Range.Start+obj.Range.Length-1, obj.Info.Size))
 	}

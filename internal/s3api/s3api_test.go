@@ -323,6 +323,37 @@ func TestS3Multipart(t *testing.T) {
 	if sum := md5.Sum(body); err != nil || *cp.CopyObjectResult.ETag != `"`+hex.EncodeToString(sum[:])+`"` {
 		t.Fatalf("copy of a multipart object: %v, want ETag %x", err, sum)
 	}
+	// Parts by number: six of 8 MiB and the last 2 MiB; the copy has one.
+	for _, tc := range []struct {
+		key         string
+		part        int32
+		start, size int
+		count       int32 // 0: not stated (one part)
+	}{
+		{"blob", 2, 8 << 20, 8 << 20, 7}, {"blob", 7, 48 << 20, 2 << 20, 7}, {"blob-copy", 1, 0, 50 << 20, 0},
+	} {
+		head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("big"), Key: aws.String(tc.key), PartNumber: aws.Int32(tc.part)})
+		if err != nil || *head.ContentLength != int64(tc.size) || aws.ToInt32(head.PartsCount) != tc.count {
+			t.Fatalf("head of %s part %d: %v; want %d bytes of %d parts", tc.key, tc.part, err, tc.size, tc.count)
+		}
+		get, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("big"), Key: aws.String(tc.key), PartNumber: aws.Int32(tc.part)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(get.Body)
+		get.Body.Close()
+		if err != nil || !bytes.Equal(got, body[tc.start:tc.start+tc.size]) || aws.ToInt32(get.PartsCount) != tc.count {
+			t.Fatalf("get of %s part %d: %d bytes (%v), %d parts; want bytes %d-%d of %d parts", tc.key, tc.part, len(got), err, aws.ToInt32(get.PartsCount), tc.start, tc.start+tc.size, tc.count)
+		}
+	}
+	for _, tc := range []struct {
+		key  string
+		part int32
+	}{{"blob", 8}, {"blob-copy", 2}} {
+		if _, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("big"), Key: aws.String(tc.key), PartNumber: aws.Int32(tc.part)}); apiCode(err) != "InvalidPartNumber" {
+			t.Errorf("get of %s part %d: %v, want InvalidPartNumber", tc.key, tc.part, err)
+		}
+	}
 	// Abort and ListParts.
 	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("big"), Key: aws.String("x")})
 	if err != nil {
