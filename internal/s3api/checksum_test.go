@@ -81,17 +81,21 @@ func TestChecksumTrailer(t *testing.T) {
 	}
 }
 
-// FuzzChunkedReader decodes arbitrary bodies as aws-chunked (no panic, no
-// more bytes out than in), and round-trips data split into chunks of the
-// sizes the input picks, with a checksum trailer.
+// FuzzChunkedReader decodes arbitrary bodies as aws-chunked, unsigned and
+// signed (no panic, no more bytes out than in), and round-trips data split
+// into chunks of the sizes the input picks, with a checksum trailer.
 func FuzzChunkedReader(f *testing.F) {
 	f.Add([]byte("5\r\nhello\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==\r\n\r\n"), uint8(3))
 	f.Add([]byte("0;chunk-signature=abc\r\n\r\n"), uint8(0))
+	f.Add([]byte("0;chunk-signature=abc\r\nx-amz-checksum-crc32:AAAAAA==\r\nx-amz-trailer-signature:00\r\n\r\n"), uint8(0))
 	f.Add([]byte("ffffffffffffffff\r\n"), uint8(1))
 	f.Fuzz(func(t *testing.T, body []byte, split uint8) {
-		out, err := io.ReadAll(newChunkedReader(bytes.NewReader(body), nil))
-		if err == nil && len(out) > len(body) {
-			t.Fatalf("decoded %d bytes from %d", len(out), len(body))
+		signer := &chunkSigner{key: []byte("key"), amzDate: "20261129T000000Z", scope: "20261129/us-east-1/s3/aws4_request", prev: "seed"}
+		for _, s := range []*chunkSigner{nil, signer} {
+			out, err := io.ReadAll(newChunkedReader(bytes.NewReader(body), s))
+			if err == nil && len(out) > len(body) {
+				t.Fatalf("decoded %d bytes from %d", len(out), len(body))
+			}
 		}
 		// Round trip: body as the data, in chunks of split+1 bytes.
 		var enc bytes.Buffer
