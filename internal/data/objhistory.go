@@ -33,26 +33,48 @@ import (
 // The floor is the least acknowledgement floor of the bucket's trigger
 // consumers, and the stream's last sequence when they were listed (a
 // trigger created later starts after it). It only ever lags the truth,
-// which keeps infos longer, never shorter, so each node refreshes its own
-// on every sweep. A node killed with names noted leaves their old infos (a
-// few hundred bytes each) until the name's next write rolls them up.
+// which keeps infos longer, never shorter, so each node keeps its own: read
+// when the node opens the bucket, on every sweep, and by a write that
+// would keep an old info when the floor is over floorRefresh old (so that
+// a key written again a few seconds later is rolled up at once, not noted
+// and purged on its own at the next sweep). A node killed with names noted
+// leaves their old infos (a few hundred bytes each) until the name's next
+// write rolls them up.
 
 // maxNoted bounds the names a bucket handle keeps for compaction: beyond
 // it, old infos wait for their name's next write.
 const maxNoted = 100_000
 
+// floorRefresh is how old a floor may be before a write that would keep an
+// old info reads it again.
+const floorRefresh = time.Second
+
 // infoHistory is a bucket handle's floor and the names it wrote whose old
 // infos wait for the triggers.
 type infoHistory struct {
-	mu    sync.Mutex
-	floor uint64
-	noted map[string]uint64 // meta subject -> the sequence of its newest info
+	mu         sync.Mutex
+	floor      uint64
+	read       time.Time         // when floor was read
+	refreshing bool              // a write is reading it
+	noted      map[string]uint64 // meta subject -> the sequence of its newest info
 }
 
 func (x *infoHistory) getFloor() uint64 {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.floor
+}
+
+// claimRefresh says whether the caller should read the floor again: it is
+// over floorRefresh old and no other write is reading it.
+func (x *infoHistory) claimRefresh(now time.Time) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.refreshing || now.Sub(x.read) < floorRefresh {
+		return false
+	}
+	x.refreshing = true
+	return true
 }
 
 // note records that the infos of subject below seq are superseded.
@@ -70,9 +92,21 @@ func (x *infoHistory) note(subject string, seq uint64) {
 // refreshFloor reads the bucket's floor: the stream's last sequence, then
 // the acknowledgement floor of each trigger consumer.
 func (h *bucketHandle) refreshFloor(ctx context.Context) error {
-	info, err := h.stream.Info(ctx)
+	floor, err := h.readFloor(ctx)
+	h.hist.mu.Lock()
+	defer h.hist.mu.Unlock()
+	h.hist.refreshing, h.hist.read = false, time.Now()
 	if err != nil {
 		return err
+	}
+	h.hist.floor = floor
+	return nil
+}
+
+func (h *bucketHandle) readFloor(ctx context.Context) (uint64, error) {
+	info, err := h.stream.Info(ctx)
+	if err != nil {
+		return 0, err
 	}
 	floor := info.State.LastSeq
 	cs := h.stream.ListConsumers(ctx)
@@ -81,13 +115,7 @@ func (h *bucketHandle) refreshFloor(ctx context.Context) error {
 			floor = min(floor, ci.AckFloor.Stream)
 		}
 	}
-	if err := cs.Err(); err != nil {
-		return err
-	}
-	h.hist.mu.Lock()
-	h.hist.floor = floor
-	h.hist.mu.Unlock()
-	return nil
+	return floor, cs.Err()
 }
 
 // publishInfo writes an info of key replacing the one at sequence last (0:
@@ -103,6 +131,9 @@ func (h *bucketHandle) publishInfo(ctx context.Context, info *jetstream.ObjectIn
 	m := nats.NewMsg(subj)
 	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(last, 10))
 	rollup := last <= h.hist.getFloor()
+	if !rollup && h.hist.claimRefresh(time.Now()) && h.refreshFloor(ctx) == nil {
+		rollup = last <= h.hist.getFloor()
+	}
 	if rollup {
 		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 	}
