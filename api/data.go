@@ -480,18 +480,20 @@ func CopyBody(w io.Writer, body io.Reader) (int64, error) {
 	}
 	free := make(chan []byte, blocks)
 	full := make(chan block, blocks) // never blocks: there are only blocks buffers
-	for range blocks {
-		free <- make([]byte, blockSize)
-	}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
-		for {
+		// Buffers are made as they are needed: a small body takes one.
+		for made := 0; ; {
 			var b []byte
-			select {
-			case b = <-free:
-			case <-done:
-				return
+			if made < blocks && len(free) == 0 {
+				b, made = make([]byte, blockSize), made+1
+			} else {
+				select {
+				case b = <-free:
+				case <-done:
+					return
+				}
 			}
 			n, err := io.ReadFull(body, b)
 			if err == io.ErrUnexpectedEOF {
