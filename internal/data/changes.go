@@ -293,13 +293,12 @@ func (t *Trigger) Stop() {
 // Remove ends the trigger and deletes its durable consumer, for a trigger
 // that was removed or moved to another table or bucket: its position is
 // no use any more, and on a bucket it would keep old object infos for it
-// (objhistory.go). Another node removing it too finds nothing to delete.
+// (objhistory.go). Another node removing it too finds nothing to delete
+// (store.DeleteDurable).
 func (t *Trigger) Remove(ctx context.Context) error {
 	t.Stop()
-	info := t.cons.CachedInfo()
-	err := t.s.js.DeleteConsumer(ctx, info.Stream, info.Name)
-	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("trigger %s: deleting its consumer on %s: %w", t.spec.Name, info.Stream, err)
+	if err := store.DeleteDurable(ctx, t.s.js, t.cons); err != nil {
+		return fmt.Errorf("trigger %s: deleting its consumer on %s: %w", t.spec.Name, t.cons.CachedInfo().Stream, err)
 	}
 	return nil
 }

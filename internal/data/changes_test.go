@@ -476,3 +476,52 @@ func TestBucketTriggerSeesReplacedObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRemoveSparesASuccessor: a node told late that a trigger was removed
+// must not delete the consumer another node has made since for the
+// trigger's return under the same name (its position is the new one's).
+func TestRemoveSparesASuccessor(t *testing.T) {
+	ctx := context.Background()
+	n := nodetest.Start(t, node.Config{})
+	if _, _, err := n.Data.PutTable(ctx, data.TableDef{Name: "orders", Key: "id"}); err != nil {
+		t.Fatal(err)
+	}
+	spec := data.TriggerSpec{Function: "f", Name: "back", Table: "orders"}
+	late, err := n.Data.StartTrigger(ctx, spec, &recorder{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Elsewhere: the trigger was removed (its consumer deleted), then
+	// added back.
+	stream, err := n.Store.JS.Stream(ctx, "KV_"+data.TablePrefix+"orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	names := stream.ConsumerNames(ctx)
+	for c := range names.Name() {
+		if strings.HasPrefix(c, "nimbus-trigger-") {
+			name = c
+		}
+	}
+	if err := n.Store.JS.DeleteConsumer(ctx, "KV_"+data.TablePrefix+"orders", name); err != nil {
+		t.Fatalf("deleting the trigger's consumer %q: %v", name, err)
+	}
+	back, err := n.Data.StartTrigger(ctx, spec, &recorder{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Stop()
+	if err := late.Remove(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Store.JS.Consumer(ctx, "KV_"+data.TablePrefix+"orders", name); err != nil {
+		t.Fatalf("the successor's consumer: %v, want it kept", err)
+	}
+	if err := back.Remove(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Store.JS.Consumer(ctx, "KV_"+data.TablePrefix+"orders", name); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("after its own removal the consumer: %v, want it gone", err)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/nimbus-run/nimbus/internal/events/cloudevent"
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/invoke"
+	"github.com/nimbus-run/nimbus/internal/store"
 )
 
 // CloudEvents types of stream triggers.
@@ -195,8 +196,7 @@ func (r *streamRunner) spec() api.Trigger { return r.t }
 // Nimbus made for the trigger's subject, which other triggers may read.
 func (r *streamRunner) remove(ctx context.Context) {
 	r.stop()
-	err := r.s.js.DeleteConsumer(ctx, r.stream, r.cons.CachedInfo().Name)
-	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if err := store.DeleteDurable(ctx, r.s.js, r.cons); err != nil {
 		r.s.log.Warn("events: trigger stopped, its consumer not deleted", "function", r.fn, "trigger", r.t.Name, "err", err)
 	}
 }

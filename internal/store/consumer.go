@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,3 +39,29 @@ func ReadConsumer(ctx context.Context, stream jetstream.Stream, cfg jetstream.Or
 
 // ReadConsumerIdle is how long an idle read consumer stays on the server.
 const ReadConsumerIdle = time.Minute
+
+// DeleteDurable deletes the durable consumer cons is bound to, for a
+// trigger that is gone, unless it is gone already or was made again since:
+// every node retires a removed trigger, and one told late may find the
+// consumer that another, told of the trigger's return, has just made
+// under the same name, whose position is not its to delete.
+func DeleteDurable(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer) error {
+	was := cons.CachedInfo()
+	gone := func(err error) bool {
+		return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
+	}
+	now, err := js.Consumer(ctx, was.Stream, was.Name)
+	if gone(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !now.CachedInfo().Created.Equal(was.Created) {
+		return nil
+	}
+	if err := js.DeleteConsumer(ctx, was.Stream, was.Name); err != nil && !gone(err) {
+		return err
+	}
+	return nil
+}
