@@ -42,10 +42,20 @@ type chunkSigner struct {
 
 const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
+// sign is the signature of a chunk whose SHA-256 is chunkHash.
 func (s *chunkSigner) sign(chunkHash string) string {
-	sts := "AWS4-HMAC-SHA256-PAYLOAD\n" + s.amzDate + "\n" + s.scope + "\n" + s.prev + "\n" + emptySHA256 + "\n" + chunkHash
+	return s.hmac("AWS4-HMAC-SHA256-PAYLOAD\n" + s.amzDate + "\n" + s.scope + "\n" + s.prev + "\n" + emptySHA256 + "\n" + chunkHash)
+}
+
+// signTrailers is the signature of trailers whose canonical form (see
+// trailers) hashes to trailersHash.
+func (s *chunkSigner) signTrailers(trailersHash string) string {
+	return s.hmac("AWS4-HMAC-SHA256-TRAILER\n" + s.amzDate + "\n" + s.scope + "\n" + s.prev + "\n" + trailersHash)
+}
+
+func (s *chunkSigner) hmac(stringToSign string) string {
 	m := hmac.New(sha256.New, s.key)
-	m.Write([]byte(sts))
+	m.Write([]byte(stringToSign))
 	return hex.EncodeToString(m.Sum(nil))
 }
 
@@ -219,11 +229,7 @@ func (c *chunkedReader) verifyTrailers(canonical string) error {
 		return fmt.Errorf("aws-chunked: %w: the trailers have no %s", errChunkSignature, trailerSignature)
 	}
 	sum := sha256.Sum256([]byte(canonical))
-	s := c.signer
-	sts := "AWS4-HMAC-SHA256-TRAILER\n" + s.amzDate + "\n" + s.scope + "\n" + s.prev + "\n" + hex.EncodeToString(sum[:])
-	m := hmac.New(sha256.New, s.key)
-	m.Write([]byte(sts))
-	if !hmac.Equal([]byte(hex.EncodeToString(m.Sum(nil))), []byte(sig)) {
+	if !hmac.Equal([]byte(c.signer.signTrailers(hex.EncodeToString(sum[:]))), []byte(sig)) {
 		return fmt.Errorf("aws-chunked: %w: the trailer signature", errChunkSignature)
 	}
 	return nil
