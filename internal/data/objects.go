@@ -242,10 +242,6 @@ func (s *Service) bucket(ctx context.Context, name string) (*bucketHandle, error
 		return nil, fmt.Errorf("bucket %s: %w", name, err)
 	}
 	h = &bucketHandle{def: def, js: s.js, obs: obs, stream: stream, name: name, store: BucketPrefix + name, log: s.log}
-	if err := h.refreshFloor(ctx); err != nil {
-		// Until a sweep reads it, old infos wait for it to be compacted.
-		s.log.Warn("data: reading the triggers' position failed", "bucket", name, "err", err)
-	}
 	s.mu.Lock()
 	if s.buckets[name] == def {
 		s.stores[name] = h

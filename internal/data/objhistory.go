@@ -34,10 +34,10 @@ import (
 // consumers, and the stream's last sequence when they were listed (a
 // trigger created later starts after it). It only ever lags the truth,
 // which keeps infos longer, never shorter, so each node keeps its own: read
-// when the node opens the bucket, on every sweep, and by a write that
-// would keep an old info when the floor is over floorRefresh old (so that
-// a key written again a few seconds later is rolled up at once, not noted
-// and purged on its own at the next sweep). A node killed with names noted
+// on every sweep, and by a write that would keep an old info when the
+// floor is over floorRefresh old or was never read (so that a key written
+// again a few seconds later is rolled up at once, not noted and purged on
+// its own at the next sweep). A node killed with names noted
 // leaves their old infos (a few hundred bytes each) until the name's next
 // write rolls them up.
 
