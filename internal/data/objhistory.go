@@ -33,13 +33,13 @@ import (
 // The floor is the least acknowledgement floor of the bucket's trigger
 // consumers, and the stream's last sequence when they were listed (a
 // trigger created later starts after it). It only ever lags the truth,
-// which keeps infos longer, never shorter, so each node keeps its own: read
-// on every sweep, and by a write that would keep an old info when the
-// floor is over floorRefresh old or was never read (so that a key written
-// again a few seconds later is rolled up at once, not noted and purged on
-// its own at the next sweep). A node killed with names noted
-// leaves their old infos (a few hundred bytes each) until the name's next
-// write rolls them up.
+// which keeps infos longer, never shorter, so each node keeps its own,
+// read by a sweep that has infos to purge and by a write that would keep
+// an old info when the floor is over floorRefresh old or was never read
+// (so that a key written again a few seconds later is rolled up at once,
+// not noted and purged on its own at the next sweep). A node killed with
+// names noted leaves their old infos (a few hundred bytes each) until the
+// name's next write rolls them up.
 
 // maxNoted bounds the names a bucket handle keeps for compaction: beyond
 // it, old infos wait for their name's next write.
@@ -180,7 +180,10 @@ func (h *bucketHandle) compactInfos(ctx context.Context) (int, error) {
 	h.hist.mu.Lock()
 	empty := len(h.hist.noted) == 0
 	h.hist.mu.Unlock()
-	if err := h.refreshFloor(ctx); err != nil || empty {
+	if empty {
+		return 0, nil
+	}
+	if err := h.refreshFloor(ctx); err != nil {
 		return 0, err
 	}
 	h.hist.mu.Lock()
