@@ -632,12 +632,18 @@ func (a *API) copyObject(w http.ResponseWriter, r *http.Request, bucket, key str
 		a.writeError(w, r, err)
 		return
 	}
+	writeCopyResult(w, "CopyObjectResult", info.Modified, info.ETag)
+}
+
+// writeCopyResult answers a copy (CopyObjectResult) or a part's
+// (CopyPartResult).
+func writeCopyResult(w http.ResponseWriter, element string, modified time.Time, etag string) {
 	writeXML(w, http.StatusOK, struct {
-		XMLName      xml.Name `xml:"CopyObjectResult"`
-		Xmlns        string   `xml:"xmlns,attr"`
-		LastModified string   `xml:"LastModified"`
-		ETag         string   `xml:"ETag"`
-	}{Xmlns: xmlns, LastModified: isoTime(info.Modified), ETag: quote(info.ETag)})
+		XMLName      xml.Name
+		Xmlns        string `xml:"xmlns,attr"`
+		LastModified string `xml:"LastModified"`
+		ETag         string `xml:"ETag"`
+	}{XMLName: xml.Name{Local: element}, Xmlns: xmlns, LastModified: isoTime(modified), ETag: quote(etag)})
 }
 
 // maxXMLBody bounds XML request bodies (a batch delete of 1000 long keys).
@@ -782,12 +788,7 @@ func (a *API) uploadPartCopy(w http.ResponseWriter, r *http.Request, bucket, key
 		a.writeError(w, r, err)
 		return
 	}
-	writeXML(w, http.StatusOK, struct {
-		XMLName      xml.Name `xml:"CopyPartResult"`
-		Xmlns        string   `xml:"xmlns,attr"`
-		LastModified string   `xml:"LastModified"`
-		ETag         string   `xml:"ETag"`
-	}{Xmlns: xmlns, LastModified: isoTime(p.Modified), ETag: quote(p.ETag)})
+	writeCopyResult(w, "CopyPartResult", p.Modified, p.ETag)
 }
 
 func (a *API) completeUpload(w http.ResponseWriter, r *http.Request, bucket, key, id string, body io.Reader) {
