@@ -87,7 +87,7 @@ func (s *Service) startStream(fn string, t api.Trigger) (runner, error) {
 	}
 	durable := "nimbus-trigger-" + escapeKey(fn+"-"+t.Name)
 	cons, err := stream.Consumer(ctx, durable)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if err == nil || errors.Is(err, jetstream.ErrConsumerNotFound) {
 		cfg := jetstream.ConsumerConfig{
 			Durable: durable, Description: "trigger " + t.Name + " of function " + fn,
 			AckPolicy: jetstream.AckExplicitPolicy, AckWait: s.cfg.AckWait, MaxDeliver: -1,
@@ -107,7 +107,16 @@ func (s *Service) startStream(fn string, t api.Trigger) (runner, error) {
 			cfg.PriorityGroups = []string{pinGroup}
 			cfg.PinnedTTL = 2 * s.cfg.AckWait
 		}
-		cons, err = stream.CreateOrUpdateConsumer(ctx, cfg)
+		if cons == nil {
+			cons, err = stream.CreateOrUpdateConsumer(ctx, cfg)
+		} else {
+			// The trigger may have changed since (batch, concurrency,
+			// ordered_by): the consumer takes its settings and keeps its
+			// position (where it started is fixed at its creation).
+			was := cons.CachedInfo().Config
+			cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = was.DeliverPolicy, was.OptStartSeq, was.OptStartTime
+			cons, err = stream.UpdateConsumer(ctx, cfg)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("consumer for stream %s: %w", r.stream, err)

@@ -337,3 +337,59 @@ func TestRemovedTriggerDeletesItsConsumer(t *testing.T) {
 		}
 	}
 }
+
+// TestTriggerChangesReachItsConsumer: a stream trigger changed in place
+// (ordered_by added or dropped, batch and concurrency raised) runs with its
+// consumer updated from the same position. The consumer was only made when
+// missing, so adding ordered_by left a trigger failing for good ("priority
+// group is not supported for this consumer") and a larger batch kept the old
+// consumer's MaxAckPending.
+func TestTriggerChangesReachItsConsumer(t *testing.T) {
+	funcs := newFuncs()
+	funcs.set("sink", echo)
+	h := newHarness(t, startNATS(t, t.TempDir()), funcs, events.Config{})
+	ctx := context.Background()
+	publish := func(n int) {
+		t.Helper()
+		m := nats.NewMsg("CHANGING.x")
+		m.Header.Set(events.KeyHeader, "k")
+		m.Data = []byte(fmt.Sprintf(`{"n":%d}`, n))
+		if _, err := h.st.JS.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, step := range []struct {
+		trigger    api.Trigger
+		pinned     bool
+		ackPending int
+	}{
+		{api.Trigger{Name: "t", Stream: "CHANGING"}, false, 1000},
+		{api.Trigger{Name: "t", Stream: "CHANGING", OrderedBy: "key"}, true, 1000},
+		{api.Trigger{Name: "t", Stream: "CHANGING", Batch: 500, Concurrency: 4}, false, 8000},
+	} {
+		if _, err := h.events.PutTriggers(ctx, "sink", []api.Trigger{step.trigger}); err != nil {
+			t.Fatal(err)
+		}
+		if sts := h.events.Triggers(ctx, "sink"); len(sts) != 1 || sts[0].State != "active" {
+			t.Fatalf("step %d: status %+v, want the trigger active", i, sts)
+		}
+		st, err := h.st.JS.Stream(ctx, "CHANGING")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg jetstream.ConsumerConfig
+		l := st.ListConsumers(ctx)
+		for ci := range l.Info() {
+			cfg = ci.Config
+		}
+		if (cfg.PriorityPolicy == jetstream.PriorityPolicyPinned) != step.pinned || cfg.MaxAckPending != step.ackPending {
+			t.Fatalf("step %d: consumer priority policy %v, max ack pending %d; want pinned %v, %d", i, cfg.PriorityPolicy, cfg.MaxAckPending, step.pinned, step.ackPending)
+		}
+		publish(i)
+		eventually(t, 10*time.Second, fmt.Sprintf("record %d delivered", i), func() bool { return len(funcs.callsOf("sink")) >= i+1 })
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(funcs.callsOf("sink")); n != 3 {
+		t.Fatalf("%d deliveries of 3 records: a change replayed the stream", n)
+	}
+}
