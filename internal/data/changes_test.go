@@ -369,20 +369,6 @@ func TestBucketTriggerSeesReplacedObjects(t *testing.T) {
 		}
 		return o
 	}
-	infos := func(bucket, key string) uint64 {
-		t.Helper()
-		stream, err := n.Store.JS.Stream(ctx, "OBJ_"+data.BucketPrefix+bucket)
-		if err != nil {
-			t.Fatal(err)
-		}
-		subj := "$O." + data.BucketPrefix + bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(key))
-		si, err := stream.Info(ctx, jetstream.WithSubjectFilter(subj))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return si.State.Subjects[subj]
-	}
-
 	v1 := put("uploads", "a", "one")
 	select {
 	case <-g.entered: // the function holds v1's event
@@ -401,10 +387,10 @@ func TestBucketTriggerSeesReplacedObjects(t *testing.T) {
 		put("plain", "k", body)
 	}
 	n.Data.CompactInfos(ctx)
-	if got := infos("uploads", "a"); got != 4 {
+	if got := objectInfos(t, n, "uploads", "a"); got != 4 {
 		t.Errorf("a has %d infos while the trigger has read none of them, want 4", got)
 	}
-	if got := infos("plain", "k"); got != 1 {
+	if got := objectInfos(t, n, "plain", "k"); got != 1 {
 		t.Errorf("k, in a bucket without triggers, has %d infos after compaction, want 1", got)
 	}
 	// The info "4444" writes lies past the floor the compaction read; a
@@ -413,7 +399,7 @@ func TestBucketTriggerSeesReplacedObjects(t *testing.T) {
 	put("plain", "k", "4444")
 	time.Sleep(1100 * time.Millisecond)
 	put("plain", "k", "55555")
-	if got := infos("plain", "k"); got != 1 {
+	if got := objectInfos(t, n, "plain", "k"); got != 1 {
 		t.Errorf("k written again a second later has %d infos, want 1", got)
 	}
 
@@ -438,7 +424,7 @@ func TestBucketTriggerSeesReplacedObjects(t *testing.T) {
 	// Acknowledgements land asynchronously: the floor follows.
 	nodetest.Eventually(t, 10*time.Second, "a compacted to its delete marker", func() bool {
 		n.Data.CompactInfos(ctx)
-		return infos("uploads", "a") == 1
+		return objectInfos(t, n, "uploads", "a") == 1
 	})
 	if _, err := n.Data.GetObject(ctx, "uploads", "a", ""); !errors.Is(err, data.ErrNoSuchKey) {
 		t.Errorf("get of the deleted a: err = %v, want ErrNoSuchKey", err)
@@ -524,4 +510,21 @@ func TestRemoveSparesASuccessor(t *testing.T) {
 	if _, err := n.Store.JS.Consumer(ctx, "KV_"+data.TablePrefix+"orders", name); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Fatalf("after its own removal the consumer: %v, want it gone", err)
 	}
+}
+
+// objectInfos counts the infos key's subject holds in bucket's stream: its
+// last, and the older ones kept for triggers (objhistory.go).
+func objectInfos(t *testing.T, n *node.Node, bucket, key string) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	stream, err := n.Store.JS.Stream(ctx, "OBJ_"+data.BucketPrefix+bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := "$O." + data.BucketPrefix + bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(key))
+	si, err := stream.Info(ctx, jetstream.WithSubjectFilter(subj))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return si.State.Subjects[subj]
 }
