@@ -373,7 +373,7 @@ func TestObjectMemory(t *testing.T) {
 	// another machine before, 68 MB at worst in ten), so this bound leaves
 	// room for a loaded machine.
 	// What remains is not Nimbus's buffers (a put has 16 chunks in flight
-	// and 4 read ahead, a download 4 chunks pulled ahead: about 6 MB) but
+	// and 8 being read or hashed, a download 4 chunks pulled ahead: about 7 MB) but
 	// JetStream's file store, which holds the 8 MB block being written for
 	// 10 s after the last write and loads each 8 MB block it reads, times
 	// two for the garbage collector's headroom (GOGC=100).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -443,5 +444,57 @@ func TestConcurrentWritesOfOneKey(t *testing.T) {
 	n.Data.CompactInfos(ctx)
 	if got := objectInfos(t, n, "contended", "k"); got != 1 {
 		t.Errorf("after compaction the key has %d infos, want 1", got)
+	}
+}
+
+// TestNATSClientsReadObjects reads what Nimbus writes with nats.go's own
+// object store client, which checks every object against the SHA-256
+// digest of its info: objects of one and of many chunks, with and without
+// an MD5 ETag (the hashing of a put runs apart from its reading and
+// publishing), and a key written twice.
+func TestNATSClientsReadObjects(t *testing.T) {
+	n, _ := startNode(t)
+	ctx := context.Background()
+	if _, _, err := n.Data.PutBucket(ctx, "shared"); err != nil {
+		t.Fatal(err)
+	}
+	obs, err := n.Store.JS.ObjectStore(ctx, data.BucketPrefix+"shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key  string
+		size int
+		md5  bool
+	}{
+		{"empty", 0, false},
+		{"small", 1000, true},
+		{"one-chunk", data.ChunkSize, false},
+		{"many", 9*data.ChunkSize + 777, false},
+		{"many-md5", 9*data.ChunkSize + 777, true},
+		{"many", 5*data.ChunkSize + 1, true}, // replaces the first "many"
+	} {
+		body := make([]byte, tc.size)
+		rand.Read(body)
+		o, err := n.Data.PutObject(ctx, "shared", tc.key, bytes.NewReader(body), int64(len(body)), data.PutObjectOptions{MD5ETag: tc.md5})
+		if err != nil {
+			t.Fatalf("put %s: %v", tc.key, err)
+		}
+		want := sha256.Sum256(body)
+		if tc.md5 {
+			sum := md5.Sum(body)
+			if o.ETag != hex.EncodeToString(sum[:]) {
+				t.Errorf("%s: ETag %s, want the MD5 %x", tc.key, o.ETag, sum)
+			}
+		} else if o.ETag != hex.EncodeToString(want[:]) {
+			t.Errorf("%s: ETag %s, want the SHA-256 %x", tc.key, o.ETag, want)
+		}
+		got, err := obs.GetBytes(ctx, tc.key)
+		if err != nil {
+			t.Fatalf("nats.go reads %s: %v", tc.key, err)
+		}
+		if !bytes.Equal(got, body) {
+			t.Fatalf("nats.go reads %s: %d bytes, not the %d put", tc.key, len(got), len(body))
+		}
 	}
 }

@@ -32,19 +32,24 @@ import (
 //     lets 4,000 run ahead (1 GB of 256 KB chunks), which a fast client and
 //     a slow disk turn into memory on the node;
 //
-//   - the body is read and hashed (SHA-256 for the digest, and MD5 for an
-//     MD5 ETag) on a goroutine of its own while the caller publishes:
-//     hashing is most of a put's CPU, and need not share one core with
-//     publishing (hashing in the caller held a 100 MB put to 381-515 MB/s,
-//     in the reader it makes 514-572).
+//   - the body is read on a goroutine of its own while the caller
+//     publishes, and each chunk, once published, is hashed (SHA-256 for
+//     the digest, and MD5 for an MD5 ETag) on a third: hashing is a third
+//     of a put's CPU and, as the one step that cannot be split, sets its
+//     pace. Hashing in the caller held a 100 MB put to 381-515 MB/s; in
+//     the reader, between reading a chunk and handing it over, it made
+//     514-572 then, and 870-920 on a later machine, where hashing apart
+//     makes 1000-1050 (bench/data's put, the same runs).
 const (
 	// putWindow is how many chunks a put has in flight: 4 MB. Four (1 MB)
 	// kept a 100 MB put waiting on acknowledgements at 44-59% of a file
 	// copy's speed, with a core idle; sixteen reach 64-68%, for some 3 MB
 	// more resident memory during the upload.
 	putWindow = 16
-	// putBuffers is how many chunks the body reader fills ahead.
-	putBuffers = 4
+	// putBuffers is how many chunks a put's reader and hasher hold: 2 MB.
+	// Four held the reader back while the hasher caught up (a 100 MB put
+	// 6-10% slower than with eight).
+	putBuffers = 8
 	// ackWait bounds the wait for one chunk's acknowledgement.
 	ackWait = 30 * time.Second
 )
@@ -98,7 +103,7 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 			return fail(fmt.Errorf("put %s/%s: reading the body: %w", h.name, key, err))
 		}
 		f, err := h.js.PublishMsgAsync(&nats.Msg{Subject: subj, Data: buf})
-		body.release(buf) // published: the connection has its own copy
+		body.hash(buf) // published: the connection has its own copy
 		if err != nil {
 			return fail(fmt.Errorf("put %s/%s: %w", h.name, key, err))
 		}
@@ -121,9 +126,8 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 	if size >= 0 && int64(total) != size {
 		return fail(invalid("body", "the body is %d bytes, %d were announced", total, size))
 	}
-	sums := Sums{SHA256: body.sha.Sum(nil)}
-	if body.md5 != nil {
-		sums.MD5 = body.md5.Sum(nil)
+	sums := body.sums()
+	if sums.MD5 != nil {
 		meta[metaETag] = hex.EncodeToString(sums.MD5)
 	}
 	if cond != nil && cond.Expect != nil {
@@ -234,15 +238,22 @@ func newNUID() string {
 
 // bodyReader reads an object's body into full chunks (every chunk but the
 // last is full, which keeps range reads cheap to position) on a goroutine
-// of its own, counting what passes against the limit and hashing it, up
-// to putBuffers chunks ahead of the publisher.
+// of its own, counting what passes against the limit, up to putBuffers
+// chunks ahead of the publisher. The publisher hands each chunk back to
+// be hashed: the first at once, the others on a goroutine of their own
+// (a hasher), in order, which returns their buffers to the reader.
 type bodyReader struct {
 	sha  hash.Hash
 	md5  hash.Hash // nil but for an MD5 ETag
 	free chan []byte
 	full chan filled
 	quit chan struct{}
-	done chan struct{}
+	done chan struct{} // closed when the reader has returned
+
+	// Used by the publisher only.
+	chunks int
+	hashes chan []byte   // chunks for the hasher, nil until the second
+	hashed chan struct{} // closed when the hasher has returned
 }
 
 type filled struct {
@@ -306,10 +317,6 @@ func (b *bodyReader) run(r io.Reader, limit int64) {
 			send(filled{err: wrapf(ErrTooLarge, "object is over the limit of %d bytes", limit)})
 			return
 		}
-		b.sha.Write(buf[:k])
-		if b.md5 != nil {
-			b.md5.Write(buf[:k])
-		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			if k == 0 {
 				recycle(buf)
@@ -330,6 +337,24 @@ func (b *bodyReader) run(r io.Reader, limit int64) {
 	}
 }
 
+// hasher hashes the chunks handed to hash, in order, and gives their
+// buffers back to the reader.
+func (b *bodyReader) hasher() {
+	defer close(b.hashed)
+	for buf := range b.hashes {
+		b.write(buf)
+	}
+}
+
+func (b *bodyReader) write(buf []byte) {
+	b.sha.Write(buf)
+	if b.md5 != nil {
+		b.md5.Write(buf)
+	}
+	// There are at most putBuffers buffers, so this never blocks.
+	b.free <- buf[:cap(buf)]
+}
+
 // next returns the next chunk, or io.EOF after the last one.
 func (b *bodyReader) next(ctx context.Context) ([]byte, error) {
 	select {
@@ -340,15 +365,48 @@ func (b *bodyReader) next(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// release hands a chunk's buffer back to the reader.
-func (b *bodyReader) release(buf []byte) { b.free <- buf[:cap(buf)] }
+// hash takes a published chunk to hash and then give back to the reader.
+// An object of one chunk (most are) is hashed at once, without a hasher.
+func (b *bodyReader) hash(buf []byte) {
+	b.chunks++
+	if b.chunks == 1 {
+		b.write(buf)
+		return
+	}
+	if b.hashes == nil {
+		b.hashes, b.hashed = make(chan []byte, putBuffers), make(chan struct{})
+		go b.hasher()
+	}
+	b.hashes <- buf // never blocks, as in write
+}
 
-// stop ends the reading goroutine and waits for it, so the body is never
-// read after put returns (net/http forbids reading a request body after
-// its handler has returned), and recycles the buffers.
+// sums waits for the chunks handed to hash to be hashed and returns their
+// sums.
+func (b *bodyReader) sums() Sums {
+	b.stopHasher()
+	s := Sums{SHA256: b.sha.Sum(nil)}
+	if b.md5 != nil {
+		s.MD5 = b.md5.Sum(nil)
+	}
+	return s
+}
+
+// stopHasher waits for the hasher, if any, to hash what it was handed.
+func (b *bodyReader) stopHasher() {
+	if b.hashes != nil {
+		close(b.hashes)
+		<-b.hashed
+		b.hashes = nil
+	}
+}
+
+// stop ends the reading and hashing goroutines and waits for them, so the
+// body is never read after put returns (net/http forbids reading a
+// request body after its handler has returned), and recycles the buffers.
 func (b *bodyReader) stop() {
 	close(b.quit)
 	<-b.done
+	b.stopHasher()
 	for {
 		select {
 		case buf := <-b.free:
