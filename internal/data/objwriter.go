@@ -38,8 +38,9 @@ import (
 //     of a put's CPU and, as the one step that cannot be split, sets its
 //     pace. Hashing in the caller held a 100 MB put to 381-515 MB/s; in
 //     the reader, between reading a chunk and handing it over, it made
-//     514-572 then, and 870-920 on a later machine, where hashing apart
-//     makes 1000-1050 (bench/data's put, the same runs).
+//     514-572 then, and 869-915 on a later machine, where hashing apart
+//     makes 1001-1050 (100 MB files put through the HTTP API, the two
+//     alternating in one process).
 const (
 	// putWindow is how many chunks a put has in flight: 4 MB. Four (1 MB)
 	// kept a 100 MB put waiting on acknowledgements at 44-59% of a file
