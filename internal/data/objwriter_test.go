@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/store/storetest"
 )
 
@@ -261,3 +262,100 @@ func TestConditionalPut(t *testing.T) {
 		t.Fatalf("the bucket holds the chunks of %d objects, want 2: the losers' chunks stayed", n)
 	}
 }
+
+// TestFailedPutLeavesNothing: a put that fails part way (a body over the
+// limit, shorter than announced, or broken off; a cancelled request; sums
+// its caller refuses) returns its error, leaves the key's object as it
+// was and purges the chunks it had published.
+func TestFailedPutLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	s := New(Config{MaxObjectBytes: 5 * ChunkSize}, storetest.Open(t))
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	if _, _, err := s.PutBucket(ctx, "files"); err != nil {
+		t.Fatal(err)
+	}
+	before := bytes.Repeat([]byte("v1"), ChunkSize) // two chunks
+	if _, err := s.PutObject(ctx, "files", "k", bytes.NewReader(before), int64(len(before)), PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.bucket(ctx, "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks := func() uint64 {
+		t.Helper()
+		info, err := h.stream.Info(ctx, jetstream.WithSubjectFilter("$O."+h.store+".C.>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		for _, c := range info.State.Subjects {
+			n += c
+		}
+		return n
+	}
+	body := func(n int) io.Reader { return io.LimitReader(neverEnding('x'), int64(n)) }
+	broken := errors.New("connection reset")
+	refused := errors.New("checksum mismatch")
+	cancelled, cancel := context.WithCancel(ctx)
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		r    io.Reader
+		size int64
+		opt  PutObjectOptions
+		want func(error) bool
+	}{
+		{"over the limit, size unknown", ctx, body(6 * ChunkSize), -1, PutObjectOptions{},
+			func(err error) bool { return errors.Is(err, ErrTooLarge) }},
+		{"shorter than announced", ctx, body(3*ChunkSize + 5), 4 * ChunkSize, PutObjectOptions{},
+			func(err error) bool { return errors.Is(err, function.ErrInvalid) }},
+		{"broken off", ctx, io.MultiReader(body(3*ChunkSize+5), failing{broken}), -1, PutObjectOptions{},
+			func(err error) bool { return errors.Is(err, broken) }},
+		{"cancelled", cancelled, io.MultiReader(body(2*ChunkSize), cancelOnRead(cancel), body(2*ChunkSize)), -1, PutObjectOptions{},
+			func(err error) bool { return errors.Is(err, context.Canceled) }},
+		{"sums refused", ctx, body(3*ChunkSize + 5), -1, PutObjectOptions{MD5ETag: true, Expect: func(Sums) error { return refused }},
+			func(err error) bool { return errors.Is(err, refused) }},
+	} {
+		_, err := s.PutObject(tc.ctx, "files", "k", tc.r, tc.size, tc.opt)
+		if !tc.want(err) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		obj, err := s.GetObject(ctx, "files", "k", "")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		got, err := io.ReadAll(obj.Body)
+		obj.Body.Close()
+		if err != nil || !bytes.Equal(got, before) {
+			t.Fatalf("%s: the key holds %d bytes (%v), not the object before", tc.name, len(got), err)
+		}
+		if n := chunks(); n != 2 {
+			t.Errorf("%s: the bucket holds %d chunks, want the 2 of the object before", tc.name, n)
+		}
+	}
+}
+
+// neverEnding is an endless reader of one byte.
+type neverEnding byte
+
+func (b neverEnding) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(b)
+	}
+	return len(p), nil
+}
+
+// failing is a reader that fails with err.
+type failing struct{ err error }
+
+func (f failing) Read([]byte) (int, error) { return 0, f.err }
+
+// cancelOnRead is a reader that cancels a context when read, and reads
+// nothing.
+type cancelOnRead context.CancelFunc
+
+func (c cancelOnRead) Read([]byte) (int, error) { c(); return 0, io.EOF }
