@@ -251,6 +251,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	q := r.URL.Query()
+	if name := unimplementedSubresource(r.Method, key == "", q); name != "" && bucket != "" {
+		a.writeError(w, r, notImplemented(name))
+		return
+	}
 	switch {
 	case bucket == "":
 		if r.Method != http.MethodGet {
@@ -288,15 +292,20 @@ func (a *API) bucketOp(w http.ResponseWriter, r *http.Request, bucket string, q 
 		w.WriteHeader(http.StatusOK)
 	case r.Method == http.MethodPost && q.Has("delete"):
 		a.deleteObjects(w, r, bucket, body)
-	case r.Method == http.MethodGet && q.Has("location"):
+	case r.Method == http.MethodGet && (q.Has("location") || q.Has("versioning")):
 		if _, err := a.svc.Bucket(bucket); err != nil {
 			a.writeError(w, r, err)
 			return
 		}
+		// No region to name; versioning never enabled (no Status).
+		root := "LocationConstraint"
+		if q.Has("versioning") {
+			root = "VersioningConfiguration"
+		}
 		writeXML(w, http.StatusOK, struct {
-			XMLName xml.Name `xml:"LocationConstraint"`
-			Xmlns   string   `xml:"xmlns,attr"`
-		}{Xmlns: xmlns})
+			XMLName xml.Name
+			Xmlns   string `xml:"xmlns,attr"`
+		}{XMLName: xml.Name{Local: root}, Xmlns: xmlns})
 	case r.Method == http.MethodGet:
 		a.listObjects(w, r, bucket, q)
 	default:
