@@ -70,11 +70,12 @@ const (
 	opUploadPart
 	opCompleteUpload
 	opAbortUpload
+	opListUploads
 	numOps
 )
 
 var opLabel = [numOps]string{"put", "get", "delete", "update", "batch_put", "batch_get", "query", "scan",
-	"head", "list", "copy", "delete_objects", "create_upload", "upload_part", "complete_upload", "abort_upload"}
+	"head", "list", "copy", "delete_objects", "create_upload", "upload_part", "complete_upload", "abort_upload", "list_uploads"}
 
 const (
 	resOK result = iota

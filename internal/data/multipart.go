@@ -1,6 +1,7 @@
 package data
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	"crypto/rand"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -317,6 +319,44 @@ func (s *Service) AbortUpload(ctx context.Context, bucket, key, id string) (err 
 	}
 	s.dropUpload(ctx, id, parts)
 	return nil
+}
+
+// Uploads lists the uploads in progress into bucket, by key and then by
+// the time they were created. It reads every upload record of the node's
+// cluster: there are few, since completed and aborted uploads leave none
+// and the others expire after UploadMaxAge.
+func (s *Service) Uploads(ctx context.Context, bucket string) (_ []Upload, err error) {
+	defer s.ops.done(kindBucket, bucket, opListUploads, time.Now(), &err)
+	if _, err := s.bucket(ctx, bucket); err != nil {
+		return nil, err
+	}
+	w, err := s.uploadsKV.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("list uploads: %w", err)
+	}
+	defer w.Stop() //nolint:errcheck // nothing to do about it
+	var out []Upload
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e := <-w.Updates():
+			if e == nil { // the records there were when the watch began
+				slices.SortFunc(out, func(a, b Upload) int {
+					return cmp.Or(strings.Compare(a.Key, b.Key), a.Created.Compare(b.Created), strings.Compare(a.ID, b.ID))
+				})
+				return out, nil
+			}
+			var u Upload
+			if err := json.Unmarshal(e.Value(), &u); err != nil {
+				s.log.Warn("data: unreadable upload record", "upload", e.Key(), "err", err)
+				continue
+			}
+			if u.Bucket == bucket {
+				out = append(out, u)
+			}
+		}
+	}
 }
 
 func (s *Service) dropUpload(ctx context.Context, id string, parts []Part) {

@@ -306,6 +306,8 @@ func (a *API) bucketOp(w http.ResponseWriter, r *http.Request, bucket string, q 
 			XMLName xml.Name
 			Xmlns   string `xml:"xmlns,attr"`
 		}{XMLName: xml.Name{Local: root}, Xmlns: xmlns})
+	case r.Method == http.MethodGet && q.Has("uploads"):
+		a.listUploads(w, r, bucket, q)
 	case r.Method == http.MethodGet:
 		a.listObjects(w, r, bucket, q)
 	default:
@@ -351,6 +353,14 @@ func httpTime(t time.Time) string { return t.UTC().Format(http.TimeFormat) }
 func isoTime(t time.Time) string  { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 func quote(etag string) string    { return `"` + etag + `"` }
 
+// ownerXML is an owner (of buckets, of uploads): Nimbus has one.
+type ownerXML struct {
+	ID          string `xml:"ID"`
+	DisplayName string `xml:"DisplayName"`
+}
+
+var nimbusOwner = ownerXML{ID: "nimbus", DisplayName: "nimbus"}
+
 type bucketXML struct {
 	Name         string `xml:"Name"`
 	CreationDate string `xml:"CreationDate"`
@@ -358,15 +368,11 @@ type bucketXML struct {
 
 func (a *API) listBuckets(w http.ResponseWriter, r *http.Request) {
 	out := struct {
-		XMLName xml.Name `xml:"ListAllMyBucketsResult"`
-		Xmlns   string   `xml:"xmlns,attr"`
-		Owner   struct {
-			ID          string `xml:"ID"`
-			DisplayName string `xml:"DisplayName"`
-		} `xml:"Owner"`
+		XMLName xml.Name    `xml:"ListAllMyBucketsResult"`
+		Xmlns   string      `xml:"xmlns,attr"`
+		Owner   ownerXML    `xml:"Owner"`
 		Buckets []bucketXML `xml:"Buckets>Bucket"`
-	}{Xmlns: xmlns}
-	out.Owner.ID, out.Owner.DisplayName = "nimbus", "nimbus"
+	}{Xmlns: xmlns, Owner: nimbusOwner}
 	for _, b := range a.svc.Buckets() {
 		out.Buckets = append(out.Buckets, bucketXML{Name: b.Name, CreationDate: isoTime(b.Created)})
 	}

@@ -29,9 +29,9 @@ var unimplemented = []string{
 
 // unimplementedSubresource returns the subresource of a request that Nimbus
 // does not implement, "" if there is none. Of those it implements in part:
-// a bucket's versioning may be read (it is never enabled), uploads are
-// created but not listed, and the only version of an object is "null", as
-// S3 names the version of an object in a bucket that was never versioned.
+// a bucket's versioning may be read (it is never enabled), and the only
+// version of an object is "null", as S3 names the version of an object in
+// a bucket that was never versioned.
 func unimplementedSubresource(method string, onBucket bool, q url.Values) string {
 	for name := range q {
 		if slices.Contains(unimplemented, name) {
@@ -41,8 +41,6 @@ func unimplementedSubresource(method string, onBucket bool, q url.Values) string
 	switch {
 	case q.Has("versioning") && (!onBucket || method != http.MethodGet):
 		return "versioning"
-	case q.Has("uploads") && onBucket:
-		return "uploads"
 	case q.Has("versionId") && q.Get("versionId") != "null":
 		return "versionId"
 	}

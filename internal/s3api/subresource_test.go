@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -115,5 +117,115 @@ func TestS3UnsupportedSubresources(t *testing.T) {
 	// The version S3 names an object of an unversioned bucket by is "null".
 	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("full"), Key: aws.String("k"), VersionId: aws.String("null")}); err != nil {
 		t.Fatalf("HeadObject of version null: %v", err)
+	}
+}
+
+// TestS3ListMultipartUploads lists the uploads in progress with the AWS
+// SDK: by key and then creation, under a prefix, rolled up by a delimiter,
+// page by page; completed and aborted uploads are gone from the list.
+func TestS3ListMultipartUploads(t *testing.T) {
+	_, c, _ := startS3(t)
+	ctx := context.Background()
+	for _, b := range []string{"media", "other"} {
+		if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create := func(bucket, key string) string {
+		t.Helper()
+		u, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // distinct creation times
+		return *u.UploadId
+	}
+	// Created out of key order; "b.mov" twice.
+	ids := map[string]string{}
+	for _, k := range []string{"c/2.mov", "b.mov", "a/1.mov", "c/1.mov"} {
+		ids[k] = create("media", k)
+	}
+	second := create("media", "b.mov")
+	create("other", "b.mov")
+
+	list := func(in *s3.ListMultipartUploadsInput) (keys []string, prefixes []string, out *s3.ListMultipartUploadsOutput) {
+		t.Helper()
+		in.Bucket = aws.String("media")
+		out, err := c.ListMultipartUploads(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range out.Uploads {
+			keys = append(keys, *u.Key+"@"+*u.UploadId)
+		}
+		for _, p := range out.CommonPrefixes {
+			prefixes = append(prefixes, *p.Prefix)
+		}
+		return keys, prefixes, out
+	}
+	all := []string{"a/1.mov@" + ids["a/1.mov"], "b.mov@" + ids["b.mov"], "b.mov@" + second, "c/1.mov@" + ids["c/1.mov"], "c/2.mov@" + ids["c/2.mov"]}
+	if keys, _, out := list(&s3.ListMultipartUploadsInput{}); strings.Join(keys, " ") != strings.Join(all, " ") || aws.ToBool(out.IsTruncated) {
+		t.Fatalf("uploads %v (truncated %v), want %v", keys, aws.ToBool(out.IsTruncated), all)
+	}
+	if keys, _, _ := list(&s3.ListMultipartUploadsInput{Prefix: aws.String("c/")}); strings.Join(keys, " ") != strings.Join(all[3:], " ") {
+		t.Fatalf("uploads under c/: %v", keys)
+	}
+	if keys, prefixes, _ := list(&s3.ListMultipartUploadsInput{Delimiter: aws.String("/")}); strings.Join(keys, " ") != strings.Join(all[1:3], " ") || strings.Join(prefixes, " ") != "a/ c/" {
+		t.Fatalf("with a delimiter: uploads %v, prefixes %v", keys, prefixes)
+	}
+	// Pages of two, through the SDK's markers: the page boundary falls
+	// between the two uploads of b.mov.
+	var paged []string
+	in := &s3.ListMultipartUploadsInput{MaxUploads: aws.Int32(2)}
+	for pages := 0; ; pages++ {
+		if pages == 5 {
+			t.Fatal("paging does not end")
+		}
+		keys, _, out := list(in)
+		paged = append(paged, keys...)
+		if !aws.ToBool(out.IsTruncated) {
+			break
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+	if strings.Join(paged, " ") != strings.Join(all, " ") {
+		t.Fatalf("paged uploads %v, want %v", paged, all)
+	}
+	// Pages of one with a delimiter: each prefix once.
+	var seen []string
+	in = &s3.ListMultipartUploadsInput{MaxUploads: aws.Int32(1), Delimiter: aws.String("/")}
+	for pages := 0; ; pages++ {
+		if pages == 6 {
+			t.Fatal("paging does not end")
+		}
+		keys, prefixes, out := list(in)
+		seen = append(append(seen, prefixes...), keys...)
+		if !aws.ToBool(out.IsTruncated) {
+			break
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+	if want := "a/ " + strings.Join(all[1:3], " ") + " c/"; strings.Join(seen, " ") != want {
+		t.Fatalf("paged with a delimiter: %v, want %s", seen, want)
+	}
+
+	if _, err := c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String("media"), Key: aws.String("b.mov"), UploadId: aws.String(second)}); err != nil {
+		t.Fatal(err)
+	}
+	part, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("media"), Key: aws.String("a/1.mov"), UploadId: aws.String(ids["a/1.mov"]), PartNumber: aws.Int32(1), Body: strings.NewReader("tiny")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: aws.String("media"), Key: aws.String("a/1.mov"), UploadId: aws.String(ids["a/1.mov"]),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: part.ETag}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _, _ := list(&s3.ListMultipartUploadsInput{}); strings.Join(keys, " ") != strings.Join([]string{all[1], all[3], all[4]}, " ") {
+		t.Fatalf("after an abort and a completion: %v", keys)
+	}
+	if _, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String("missing")}); apiCode(err) != "NoSuchBucket" {
+		t.Fatalf("uploads of a missing bucket: %v", err)
 	}
 }
