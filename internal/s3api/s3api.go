@@ -255,6 +255,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, notImplemented(name))
 		return
 	}
+	if r.Method == http.MethodPut || r.Method == http.MethodPost {
+		if name := unimplementedHeader(r.Header); name != "" {
+			a.writeError(w, r, headerNotImplemented(name))
+			return
+		}
+	}
 	switch {
 	case bucket == "":
 		if r.Method != http.MethodGet {

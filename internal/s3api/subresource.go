@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 )
 
 // S3 names a feature of a bucket or an object other than its contents
@@ -50,4 +51,34 @@ func unimplementedSubresource(method string, onBucket bool, q url.Values) string
 func notImplemented(name string) *s3Error {
 	return newErr(http.StatusNotImplemented, "NotImplemented",
 		"Nimbus does not implement the %q subresource of S3: the request was refused and changed nothing", name)
+}
+
+// unimplementedHeader returns the header of a write (PUT or POST) that asks
+// for what Nimbus would not do, "" if there is none: a client told its
+// object was stored must not be wrong about what was stored. So a write is
+// refused when it asks for server-side encryption (Nimbus does not encrypt
+// objects at rest, and has no KMS; with SSE-C the client believes only its
+// key reads the object), an object lock (retention or legal hold: nothing
+// would keep the object from being deleted), or tags (which would be
+// dropped). Canned ACLs (x-amz-acl, which tools send as "private") and
+// storage classes are accepted and ignored, as most S3-compatible stores
+// do: every object is private to the node's keys and stored one way.
+func unimplementedHeader(h http.Header) string {
+	for name := range h {
+		switch {
+		case strings.HasPrefix(name, "X-Amz-Server-Side-Encryption"),
+			strings.HasPrefix(name, "X-Amz-Copy-Source-Server-Side-Encryption"),
+			strings.HasPrefix(name, "X-Amz-Object-Lock-"),
+			name == "X-Amz-Bucket-Object-Lock-Enabled" && strings.EqualFold(h.Get(name), "true"),
+			name == "X-Amz-Tagging",
+			name == "X-Amz-Tagging-Directive" && strings.EqualFold(h.Get(name), "REPLACE"):
+			return name
+		}
+	}
+	return ""
+}
+
+func headerNotImplemented(name string) *s3Error {
+	return newErr(http.StatusNotImplemented, "NotImplemented",
+		"Nimbus does not implement the %s header (server-side encryption, object locks and tags are not kept): nothing was stored", name)
 }

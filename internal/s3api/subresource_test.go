@@ -3,6 +3,8 @@ package s3api_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"io"
 	"strings"
 	"testing"
@@ -227,5 +229,74 @@ func TestS3ListMultipartUploads(t *testing.T) {
 	}
 	if _, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String("missing")}); apiCode(err) != "NoSuchBucket" {
 		t.Fatalf("uploads of a missing bucket: %v", err)
+	}
+}
+
+// TestS3UnkeptPromises: a write that asks for server-side encryption, an
+// object lock or tags is refused with 501 and stores nothing, since Nimbus
+// would not keep the promise; a canned ACL and a storage class are
+// accepted and ignored.
+func TestS3UnkeptPromises(t *testing.T) {
+	_, c, _ := startS3(t)
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("vault")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("vault"), Key: aws.String("src"), Body: strings.NewReader("source")}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(in *s3.PutObjectInput) error {
+		in.Bucket, in.Key, in.Body = aws.String("vault"), aws.String("k"), strings.NewReader("secret")
+		_, err := c.PutObject(ctx, in)
+		return err
+	}
+	key := bytes.Repeat([]byte{7}, 32)
+	keyMD5 := md5.Sum(key)
+	until := time.Now().Add(24 * time.Hour)
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"SSE-S3", func() error { return put(&s3.PutObjectInput{ServerSideEncryption: types.ServerSideEncryptionAes256}) }},
+		{"SSE-KMS", func() error {
+			return put(&s3.PutObjectInput{ServerSideEncryption: types.ServerSideEncryptionAwsKms, SSEKMSKeyId: aws.String("alias/mine")})
+		}},
+		{"SSE-C", func() error {
+			return put(&s3.PutObjectInput{SSECustomerAlgorithm: aws.String("AES256"), SSECustomerKey: aws.String(base64.StdEncoding.EncodeToString(key)),
+				SSECustomerKeyMD5: aws.String(base64.StdEncoding.EncodeToString(keyMD5[:]))})
+		}},
+		{"object lock", func() error {
+			return put(&s3.PutObjectInput{ObjectLockMode: types.ObjectLockModeCompliance, ObjectLockRetainUntilDate: &until})
+		}},
+		{"legal hold", func() error {
+			return put(&s3.PutObjectInput{ObjectLockLegalHoldStatus: types.ObjectLockLegalHoldStatusOn})
+		}},
+		{"tags", func() error { return put(&s3.PutObjectInput{Tagging: aws.String("team=data")}) }},
+		{"multipart with SSE", func() error {
+			_, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("vault"), Key: aws.String("k"), ServerSideEncryption: types.ServerSideEncryptionAes256})
+			return err
+		}},
+		{"copy with new tags", func() error {
+			_, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("vault"), Key: aws.String("k"), CopySource: aws.String("vault/src"),
+				TaggingDirective: types.TaggingDirectiveReplace, Tagging: aws.String("team=data")})
+			return err
+		}},
+		{"bucket with object lock", func() error {
+			_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("locked"), ObjectLockEnabledForBucket: aws.Bool(true)})
+			return err
+		}},
+	} {
+		if err := tc.call(); apiCode(err) != "NotImplemented" {
+			t.Errorf("%s: %v, want NotImplemented", tc.name, err)
+		}
+	}
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("vault"), Key: aws.String("k")}); apiCode(err) != "NotFound" {
+		t.Fatalf("after the refused writes the key holds an object: %v", err)
+	}
+	if _, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("locked")}); apiCode(err) != "NotFound" {
+		t.Fatalf("the bucket with object lock was created: %v", err)
+	}
+	if err := put(&s3.PutObjectInput{ACL: types.ObjectCannedACLPrivate, StorageClass: types.StorageClassStandardIa}); err != nil {
+		t.Fatalf("a put with a canned ACL and a storage class: %v", err)
 	}
 }
