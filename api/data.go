@@ -574,6 +574,29 @@ func (c *Client) DeleteObject(ctx context.Context, bucket, key string) error {
 	return c.json(ctx, http.MethodDelete, objectPath(bucket, key), nil, nil)
 }
 
+// DeleteObjectIf removes an object only if it has the ETag ifMatch (or,
+// with "*", only if it exists): otherwise an *Error with code
+// CodePreconditionFailed, or CodeNotFound when the key holds no object.
+func (c *Client) DeleteObjectIf(ctx context.Context, bucket, key, ifMatch string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.BaseURL+objectPath(bucket, key), nil)
+	if err != nil {
+		return err
+	}
+	if ifMatch != "*" {
+		ifMatch = `"` + strings.Trim(ifMatch, `"`) + `"`
+	}
+	req.Header.Set("If-Match", ifMatch)
+	resp, err := c.send(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return decodeError(resp)
+	}
+	return nil
+}
+
 // CopyObject copies an object within or across buckets.
 func (c *Client) CopyObject(ctx context.Context, bucket string, req *CopyObjectRequest) (*Object, error) {
 	var out Object

@@ -604,17 +604,24 @@ func newObjStat(e *env) *cobra.Command {
 }
 
 func newObjRm(e *env) *cobra.Command {
-	return &cobra.Command{
+	var ifMatch string
+	cmd := &cobra.Command{
 		Use: "rm BUCKET/KEY", Short: "Delete an object", Args: cobra.ExactArgs(1),
-		Example: "  nimbus obj rm avatars/img/ada.png",
+		Example: "  nimbus obj rm avatars/img/ada.png\n" +
+			"  nimbus obj rm reports/q3.pdf --if-match 9b2cf535f27731c974343645a3985328   # exit 3 if it changed",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bucket, key, err := splitObject(args[0])
 			if err != nil {
 				return err
 			}
+			if ifMatch != "" {
+				return e.client().DeleteObjectIf(cmd.Context(), bucket, key, ifMatch)
+			}
 			return e.client().DeleteObject(cmd.Context(), bucket, key)
 		},
 	}
+	cmd.Flags().StringVar(&ifMatch, "if-match", "", "delete only the object with this ETag (If-Match; * for any object); exit 3 if it changed")
+	return cmd
 }
 
 func newObjPresign(e *env) *cobra.Command {

@@ -119,8 +119,14 @@ func TestCLIObjects(t *testing.T) {
 	if r := run(t, n, "", "obj", "put", "avatars/new.bin", src, "--if-absent", "-q"); r.code != 0 {
 		t.Fatalf("put --if-absent of a new key: %+v", r)
 	}
+	if r := run(t, n, "", "obj", "rm", "avatars/new.bin", "--if-match", "0123"); r.code != cli.ExitConditionFailed {
+		t.Fatalf("rm --if-match another ETag: %+v, want exit 3", r)
+	}
+	if r := run(t, n, "", "obj", "rm", "avatars/new.bin", "--if-match", etag); r.code != 0 {
+		t.Fatalf("rm --if-match its ETag: %+v", r)
+	}
 	if r := run(t, n, "", "obj", "rm", "avatars/new.bin"); r.code != 0 {
-		t.Fatalf("rm: %+v", r)
+		t.Fatalf("rm of a deleted object: %+v", r)
 	}
 	out := filepath.Join(dir, "back.bin")
 	if r := run(t, n, "", "obj", "get", "avatars/img/photo.bin", out); r.code != 0 || !strings.Contains(r.stderr, "download [") {

@@ -516,35 +516,61 @@ func (s *Service) getObjectRange(ctx context.Context, bucket, key string, check 
 
 // DeleteObject removes an object; an absent one is not an error (as in S3).
 func (s *Service) DeleteObject(ctx context.Context, bucket, key string) (err error) {
-	defer s.ops.done(kindBucket, bucket, opDelete, time.Now(), &err)
-	return s.deleteObject(ctx, bucket, key)
+	return s.DeleteObjectIf(ctx, bucket, key, "")
 }
 
-// deleteObject is DeleteObject, uncounted: DeleteObjects counts once.
-func (s *Service) deleteObject(ctx context.Context, bucket, key string) error {
+// DeleteObjectIf is DeleteObject made conditional, as S3's If-Match on a
+// delete: ifMatch "*" deletes only an object that exists, a list of
+// ETags (quotes optional) only an object with one of them. With a
+// condition, a key with no object is ErrNoSuchKey and an object with
+// another ETag ErrPreconditionFailed. The check and the delete are one
+// step: a write between them makes the delete check again.
+func (s *Service) DeleteObjectIf(ctx context.Context, bucket, key, ifMatch string) (err error) {
+	defer s.ops.done(kindBucket, bucket, opDelete, time.Now(), &err)
+	return s.deleteObject(ctx, bucket, DeleteOne{Key: key, IfMatch: ifMatch})
+}
+
+// DeleteOne names an object to delete, with DeleteObjectIf's If-Match.
+type DeleteOne struct{ Key, IfMatch string }
+
+// deleteObject is DeleteObjectIf, uncounted: DeleteObjects counts once.
+func (s *Service) deleteObject(ctx context.Context, bucket string, o DeleteOne) error {
 	h, err := s.bucket(ctx, bucket)
 	if err != nil {
 		return err
 	}
-	if err := ValidateObjectKey(key); err != nil {
+	if err := ValidateObjectKey(o.Key); err != nil {
 		return err
 	}
-	if err := h.remove(ctx, key); err != nil {
-		return fmt.Errorf("delete %s/%s: %w", bucket, key, err)
+	var check func(*jetstream.ObjectInfo) error
+	if o.IfMatch != "" {
+		check = func(old *jetstream.ObjectInfo) error {
+			if old == nil || old.Deleted {
+				return wrapf(ErrNoSuchKey, "If-Match %s but %s/%s holds no object", truncate(o.IfMatch, 100), bucket, truncate(o.Key, 200))
+			}
+			if etag := infoOf(bucket, old).ETag; !etagIn(o.IfMatch, etag, false) {
+				return wrapf(ErrPreconditionFailed, "If-Match %s but the object's ETag is %q", truncate(o.IfMatch, 100), etag)
+			}
+			return nil
+		}
+	}
+	if err := h.remove(ctx, o.Key, check); err != nil {
+		return fmt.Errorf("delete %s/%s: %w", bucket, o.Key, err)
 	}
 	return nil
 }
 
 // DeleteObjects removes objects, deleteConcurrency at a time (each is
 // three round trips to JetStream), and returns each one's error in the
-// order of keys: nil when it was deleted or was not there.
-func (s *Service) DeleteObjects(ctx context.Context, bucket string, keys []string) (_ []error, err error) {
+// order given: nil when it was deleted or, without a condition, was not
+// there.
+func (s *Service) DeleteObjects(ctx context.Context, bucket string, objs []DeleteOne) (_ []error, err error) {
 	defer s.ops.done(kindBucket, bucket, opDeleteObjects, time.Now(), &err)
 	if _, err := s.bucket(ctx, bucket); err != nil {
 		return nil, err
 	}
-	errs := make([]error, len(keys))
-	parallel(len(keys), deleteConcurrency, func(i int) { errs[i] = s.deleteObject(ctx, bucket, keys[i]) })
+	errs := make([]error, len(objs))
+	parallel(len(objs), deleteConcurrency, func(i int) { errs[i] = s.deleteObject(ctx, bucket, objs[i]) })
 	return errs, nil
 }
 

@@ -498,3 +498,31 @@ func TestNATSClientsReadObjects(t *testing.T) {
 		}
 	}
 }
+
+// TestConditionalDelete: DELETE with If-Match through the management API
+// (api.Client.DeleteObjectIf) deletes only the object with that ETag, or
+// with "*" only an object that exists.
+func TestConditionalDelete(t *testing.T) {
+	_, c := startNode(t)
+	ctx := context.Background()
+	if _, err := c.PutBucket(ctx, "notes"); err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.PutObject(ctx, "notes", "n", strings.NewReader("first"), 5, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ae *api.Error
+	if err := c.DeleteObjectIf(ctx, "notes", "n", "0123"); !errors.As(err, &ae) || ae.Code != api.CodePreconditionFailed {
+		t.Fatalf("delete with another ETag: %v", err)
+	}
+	if _, err := c.HeadObject(ctx, "notes", "n"); err != nil {
+		t.Fatalf("the object after a refused delete: %v", err)
+	}
+	if err := c.DeleteObjectIf(ctx, "notes", "n", o.ETag); err != nil {
+		t.Fatalf("delete with its ETag: %v", err)
+	}
+	if err := c.DeleteObjectIf(ctx, "notes", "n", "*"); !errors.As(err, &ae) || ae.Code != api.CodeNotFound {
+		t.Fatalf("delete if it exists, of a deleted object: %v", err)
+	}
+}

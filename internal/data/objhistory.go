@@ -151,12 +151,21 @@ func (h *bucketHandle) publishInfo(ctx context.Context, info *jetstream.ObjectIn
 // remove writes key's delete marker and purges its chunks. An absent or
 // already deleted object is left as it is (no second ObjectRemoved). A
 // put landing meanwhile is deleted too: the marker replaces the info it
-// read, or it reads again.
-func (h *bucketHandle) remove(ctx context.Context, key string) error {
+// read, or it reads again, and check (when not nil) vets every info read,
+// absent (nil) or deleted ones included, before the marker replaces it.
+func (h *bucketHandle) remove(ctx context.Context, key string, check func(*jetstream.ObjectInfo) error) error {
 	for {
 		old, last, err := h.lastInfo(ctx, key)
-		if err != nil || old == nil || old.Deleted {
+		if err != nil {
 			return err
+		}
+		if check != nil {
+			if err := check(old); err != nil {
+				return err
+			}
+		}
+		if old == nil || old.Deleted {
+			return nil
 		}
 		marker := *old
 		marker.Deleted, marker.Size, marker.Chunks, marker.Digest, marker.ModTime = true, 0, 0, "", time.Time{}

@@ -124,8 +124,10 @@ func BenchmarkDeleteObjects(b *testing.B) {
 	ctx := context.Background()
 	s := filesService(b)
 	keys := make([]string, 1000)
+	objs := make([]DeleteOne, len(keys))
 	for i := range keys {
 		keys[i] = fmt.Sprintf("del/%d", i)
+		objs[i] = DeleteOne{Key: keys[i]}
 	}
 	fill := func() {
 		b.StopTimer()
@@ -145,7 +147,7 @@ func BenchmarkDeleteObjects(b *testing.B) {
 	b.Run("batch", func(b *testing.B) {
 		for b.Loop() {
 			fill()
-			errs, err := s.DeleteObjects(ctx, "files", keys)
+			errs, err := s.DeleteObjects(ctx, "files", objs)
 			if err != nil || len(errs) != len(keys) || errors.Join(errs...) != nil {
 				b.Fatal(err, errors.Join(errs...))
 			}

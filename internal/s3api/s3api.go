@@ -341,7 +341,11 @@ func (a *API) objectOp(w http.ResponseWriter, r *http.Request, bucket, key strin
 		}
 		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodDelete:
-		if err := a.svc.DeleteObject(r.Context(), bucket, key); err != nil {
+		if r.Header.Get("X-Amz-If-Match-Last-Modified-Time") != "" || r.Header.Get("X-Amz-If-Match-Size") != "" {
+			a.writeError(w, r, newErr(http.StatusNotImplemented, "NotImplemented", "Nimbus checks a delete's If-Match, not x-amz-if-match-last-modified-time or x-amz-if-match-size (directory buckets' conditions): nothing was deleted"))
+			return
+		}
+		if err := a.svc.DeleteObjectIf(r.Context(), bucket, key, r.Header.Get("If-Match")); err != nil {
 			a.writeError(w, r, err)
 			return
 		}
@@ -688,7 +692,13 @@ func (a *API) deleteObjects(w http.ResponseWriter, r *http.Request, bucket strin
 	var req struct {
 		Quiet   bool `xml:"Quiet"`
 		Objects []struct {
-			Key string `xml:"Key"`
+			Key  string `xml:"Key"`
+			ETag string `xml:"ETag"` // a conditional delete's If-Match
+			// Directory buckets' conditions, which Nimbus does not check,
+			// and versions, which it does not keep.
+			LastModifiedTime string `xml:"LastModifiedTime"`
+			Size             string `xml:"Size"`
+			VersionID        string `xml:"VersionId"`
 		} `xml:"Object"`
 	}
 	if err := readXML(body, &req); err != nil {
@@ -699,11 +709,19 @@ func (a *API) deleteObjects(w http.ResponseWriter, r *http.Request, bucket strin
 		a.writeError(w, r, newErr(http.StatusBadRequest, "MalformedXML", "A batch delete names at most 1000 keys."))
 		return
 	}
-	keys := make([]string, len(req.Objects))
+	objs := make([]data.DeleteOne, len(req.Objects))
 	for i, o := range req.Objects {
-		keys[i] = o.Key
+		if o.LastModifiedTime != "" || o.Size != "" {
+			a.writeError(w, r, newErr(http.StatusNotImplemented, "NotImplemented", "Nimbus checks a delete's ETag, not its LastModifiedTime or Size (directory buckets' conditions): nothing was deleted"))
+			return
+		}
+		if o.VersionID != "" && o.VersionID != "null" {
+			a.writeError(w, r, notImplemented("versionId"))
+			return
+		}
+		objs[i] = data.DeleteOne{Key: o.Key, IfMatch: o.ETag}
 	}
-	errs, err := a.svc.DeleteObjects(r.Context(), bucket, keys)
+	errs, err := a.svc.DeleteObjects(r.Context(), bucket, objs)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -722,7 +740,8 @@ func (a *API) deleteObjects(w http.ResponseWriter, r *http.Request, bucket strin
 		Deleted []deleted `xml:"Deleted"`
 		Errors  []failed  `xml:"Error"`
 	}{Xmlns: xmlns}
-	for i, key := range keys {
+	for i, o := range objs {
+		key := o.Key
 		if err := errs[i]; err != nil {
 			e := toS3(err)
 			out.Errors = append(out.Errors, failed{Key: key, Code: e.code, Message: e.message})

@@ -300,3 +300,76 @@ func TestS3UnkeptPromises(t *testing.T) {
 		t.Fatalf("a put with a canned ACL and a storage class: %v", err)
 	}
 }
+
+// TestS3ConditionalDeletes: DeleteObject and DeleteObjects with If-Match
+// (S3's conditional deletes, since 2025) delete only the object with that
+// ETag, or with "*" only an object that exists; a condition Nimbus does
+// not check (a directory bucket's size or time, a version) is refused
+// rather than ignored.
+func TestS3ConditionalDeletes(t *testing.T) {
+	_, c, _ := startS3(t)
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("docs")}); err != nil {
+		t.Fatal(err)
+	}
+	etags := map[string]string{}
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		out, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("docs"), Key: aws.String(k), Body: strings.NewReader("body of " + k)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		etags[k] = *out.ETag
+	}
+	del := func(key string, in *s3.DeleteObjectInput) error {
+		in.Bucket, in.Key = aws.String("docs"), aws.String(key)
+		_, err := c.DeleteObject(ctx, in)
+		return err
+	}
+	exists := func(key string) bool {
+		_, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("docs"), Key: aws.String(key)})
+		return err == nil
+	}
+	if err := del("a", &s3.DeleteObjectInput{IfMatch: aws.String(etags["b"])}); apiCode(err) != "PreconditionFailed" || !exists("a") {
+		t.Fatalf("delete with another ETag: %v (object there: %v)", err, exists("a"))
+	}
+	if err := del("a", &s3.DeleteObjectInput{IfMatchSize: aws.Int64(9)}); apiCode(err) != "NotImplemented" || !exists("a") {
+		t.Fatalf("delete if of a size: %v", err)
+	}
+	if err := del("a", &s3.DeleteObjectInput{IfMatch: aws.String(etags["a"])}); err != nil || exists("a") {
+		t.Fatalf("delete with its ETag: %v (object there: %v)", err, exists("a"))
+	}
+	if err := del("a", &s3.DeleteObjectInput{IfMatch: aws.String("*")}); apiCode(err) != "NoSuchKey" {
+		t.Fatalf("delete if it exists, of a deleted object: %v", err)
+	}
+	if err := del("b", &s3.DeleteObjectInput{IfMatch: aws.String("*")}); err != nil || exists("b") {
+		t.Fatalf("delete if it exists: %v", err)
+	}
+	if err := del("never", &s3.DeleteObjectInput{}); err != nil {
+		t.Fatalf("unconditional delete of nothing: %v", err)
+	}
+
+	out, err := c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("docs"), Delete: &types.Delete{Objects: []types.ObjectIdentifier{
+		{Key: aws.String("c"), ETag: aws.String(etags["c"])},
+		{Key: aws.String("d"), ETag: aws.String(etags["c"])},
+		{Key: aws.String("e")},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deleted, failed []string
+	for _, d := range out.Deleted {
+		deleted = append(deleted, *d.Key)
+	}
+	for _, e := range out.Errors {
+		failed = append(failed, *e.Key+":"+*e.Code)
+	}
+	if strings.Join(deleted, ",") != "c,e" || strings.Join(failed, ",") != "d:PreconditionFailed" || exists("c") || !exists("d") || exists("e") {
+		t.Fatalf("batch delete: deleted %v, failed %v", deleted, failed)
+	}
+	_, err = c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("docs"), Delete: &types.Delete{Objects: []types.ObjectIdentifier{
+		{Key: aws.String("d"), VersionId: aws.String("3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY")},
+	}}})
+	if apiCode(err) != "NotImplemented" || !exists("d") {
+		t.Fatalf("batch delete of a version: %v (object there: %v)", err, exists("d"))
+	}
+}

@@ -581,7 +581,7 @@ func (a *API) deleteObject(w http.ResponseWriter, r *http.Request) {
 	if !a.allow(w, r, data.KindBucket) {
 		return
 	}
-	if err := a.svc.DeleteObject(r.Context(), r.PathValue("bucket"), r.PathValue("key")); err != nil {
+	if err := a.svc.DeleteObjectIf(r.Context(), r.PathValue("bucket"), r.PathValue("key"), r.Header.Get("If-Match")); err != nil {
 		gateway.WriteError(w, err)
 		return
 	}
