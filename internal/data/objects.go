@@ -577,21 +577,32 @@ func (s *Service) DeleteObjects(ctx context.Context, bucket string, objs []Delet
 // deleteConcurrency bounds the deletes of one DeleteObjects in flight.
 const deleteConcurrency = 16
 
-// CopyObject copies an object, streaming it through the node. With
-// replace nil the copy keeps the source's content type and metadata.
-// check, when not nil, vets the source's info before its bytes are read
-// (S3's x-amz-copy-source-if-* conditions: CopySourceConditions).
-func (s *Service) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, replace *PutObjectOptions, check func(*ObjectInfo) error) (_ *ObjectInfo, err error) {
+// CopyOptions are a copy's options beyond its source and destination.
+type CopyOptions struct {
+	// Replace, when not nil, gives the copy its own content type, metadata
+	// and stored headers; without, it keeps the source's.
+	Replace *PutObjectOptions
+	// Check, when not nil, vets the source's info before its bytes are
+	// read (S3's x-amz-copy-source-if-* conditions: CopySourceConditions).
+	Check func(*ObjectInfo) error
+	// IfNoneMatch and IfMatch make the copy's write conditional on the
+	// destination, as a put's (PutObjectOptions).
+	IfNoneMatch, IfMatch string
+}
+
+// CopyObject copies an object, streaming it through the node.
+func (s *Service) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, copt CopyOptions) (_ *ObjectInfo, err error) {
 	defer s.ops.done(kindBucket, dstBucket, opCopy, time.Now(), &err)
-	src, err := s.getObjectIf(ctx, srcBucket, srcKey, "", check)
+	src, err := s.getObjectIf(ctx, srcBucket, srcKey, "", copt.Check)
 	if err != nil {
 		return nil, err
 	}
 	defer src.Body.Close()
 	opt := PutObjectOptions{ContentType: src.Info.ContentType, Metadata: src.Info.Metadata, Headers: src.Info.Headers}
-	if replace != nil {
-		opt = *replace
+	if copt.Replace != nil {
+		opt = *copt.Replace
 	}
+	opt.IfNoneMatch, opt.IfMatch = copt.IfNoneMatch, copt.IfMatch
 	// The same bytes have the same MD5 or SHA-256: a copy keeps the
 	// source's ETag (an MD5 is stored, the SHA-256 derived again from the
 	// copy's digest). One of S3's multipart form ("<md5>-<parts>") names

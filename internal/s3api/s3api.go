@@ -648,11 +648,12 @@ func (a *API) copyObject(w http.ResponseWriter, r *http.Request, bucket, key str
 		a.writeError(w, r, err)
 		return
 	}
-	var replace *data.PutObjectOptions
+	opt := data.CopyOptions{Check: data.CopySourceConditions(r.Header),
+		IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match")}
 	if strings.EqualFold(r.Header.Get("X-Amz-Metadata-Directive"), "REPLACE") {
-		replace = &data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), Headers: data.HeadersOf(r.Header)}
+		opt.Replace = &data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), Headers: data.HeadersOf(r.Header)}
 	}
-	info, err := a.svc.CopyObject(r.Context(), sb, sk, bucket, key, replace, data.CopySourceConditions(r.Header))
+	info, err := a.svc.CopyObject(r.Context(), sb, sk, bucket, key, opt)
 	if err != nil {
 		a.writeError(w, r, err)
 		return

@@ -603,7 +603,7 @@ func (a *API) copyObject(w http.ResponseWriter, r *http.Request) {
 		gateway.WriteError(w, err)
 		return
 	}
-	info, err := a.svc.CopyObject(r.Context(), req.SourceBucket, req.SourceKey, r.PathValue("bucket"), req.Key, nil, nil)
+	info, err := a.svc.CopyObject(r.Context(), req.SourceBucket, req.SourceKey, r.PathValue("bucket"), req.Key, data.CopyOptions{})
 	if err != nil {
 		gateway.WriteError(w, err)
 		return

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // TestS3UnsupportedSubresources: a request for an S3 feature Nimbus does
@@ -371,5 +372,52 @@ func TestS3ConditionalDeletes(t *testing.T) {
 	}}})
 	if apiCode(err) != "NotImplemented" || !exists("d") {
 		t.Fatalf("batch delete of a version: %v (object there: %v)", err, exists("d"))
+	}
+}
+
+// TestS3ConditionalCopy: a CopyObject with If-None-Match: * or If-Match
+// writes its destination on those conditions, as a PutObject does (the
+// SDK does not model them yet: they are sent as headers).
+func TestS3ConditionalCopy(t *testing.T) {
+	_, c, _ := startS3(t)
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("src")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b"} {
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("src"), Key: aws.String(k), Body: strings.NewReader("body of " + k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp := func(from, to, header, value string) error {
+		_, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("src"), Key: aws.String(to), CopySource: aws.String("src/" + from)},
+			s3.WithAPIOptions(smithyhttp.AddHeaderValue(header, value)))
+		return err
+	}
+	read := func(key string) string {
+		t.Helper()
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("src"), Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Body.Close()
+		b, _ := io.ReadAll(out.Body)
+		return string(b)
+	}
+	if err := cp("a", "b", "If-None-Match", "*"); apiCode(err) != "PreconditionFailed" || read("b") != "body of b" {
+		t.Fatalf("copy over an object with If-None-Match: *: %v", err)
+	}
+	if err := cp("a", "new", "If-None-Match", "*"); err != nil || read("new") != "body of a" {
+		t.Fatalf("copy to a new key with If-None-Match: *: %v", err)
+	}
+	if err := cp("b", "new", "If-Match", `"0123"`); apiCode(err) != "PreconditionFailed" || read("new") != "body of a" {
+		t.Fatalf("copy over another ETag with If-Match: %v", err)
+	}
+	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("src"), Key: aws.String("new")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cp("b", "new", "If-Match", *head.ETag); err != nil || read("new") != "body of b" {
+		t.Fatalf("copy over its ETag with If-Match: %v", err)
 	}
 }
