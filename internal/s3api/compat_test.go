@@ -234,7 +234,7 @@ func TestS3ListMultipartUploads(t *testing.T) {
 }
 
 // TestS3UnkeptPromises: a write that asks for server-side encryption, an
-// object lock or tags is refused with 501 and stores nothing, since Nimbus
+// object lock, tags or an append is refused with 501 and stores nothing, since Nimbus
 // would not keep the promise; a canned ACL and a storage class are
 // accepted and ignored.
 func TestS3UnkeptPromises(t *testing.T) {
@@ -273,6 +273,7 @@ func TestS3UnkeptPromises(t *testing.T) {
 			return put(&s3.PutObjectInput{ObjectLockLegalHoldStatus: types.ObjectLockLegalHoldStatusOn})
 		}},
 		{"tags", func() error { return put(&s3.PutObjectInput{Tagging: aws.String("team=data")}) }},
+		{"append", func() error { return put(&s3.PutObjectInput{WriteOffsetBytes: aws.Int64(0)}) }},
 		{"multipart with SSE", func() error {
 			_, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("vault"), Key: aws.String("k"), ServerSideEncryption: types.ServerSideEncryptionAes256})
 			return err

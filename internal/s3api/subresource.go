@@ -59,8 +59,9 @@ func notImplemented(name string) *s3Error {
 // refused when it asks for server-side encryption (Nimbus does not encrypt
 // objects at rest, and has no KMS; with SSE-C the client believes only its
 // key reads the object), an object lock (retention or legal hold: nothing
-// would keep the object from being deleted), or tags (which would be
-// dropped). Canned ACLs (x-amz-acl, which tools send as "private") and
+// would keep the object from being deleted), tags (which would be
+// dropped), or an append (x-amz-write-offset-bytes, S3 Express's: the
+// object would be replaced by what was to be appended). Canned ACLs (x-amz-acl, which tools send as "private") and
 // storage classes are accepted and ignored, as most S3-compatible stores
 // do: every object is private to the node's keys and stored one way.
 func unimplementedHeader(h http.Header) string {
@@ -71,6 +72,7 @@ func unimplementedHeader(h http.Header) string {
 			strings.HasPrefix(name, "X-Amz-Object-Lock-"),
 			name == "X-Amz-Bucket-Object-Lock-Enabled" && strings.EqualFold(h.Get(name), "true"),
 			name == "X-Amz-Tagging",
+			name == "X-Amz-Write-Offset-Bytes",
 			name == "X-Amz-Tagging-Directive" && strings.EqualFold(h.Get(name), "REPLACE"):
 			return name
 		}
@@ -80,5 +82,5 @@ func unimplementedHeader(h http.Header) string {
 
 func headerNotImplemented(name string) *s3Error {
 	return newErr(http.StatusNotImplemented, "NotImplemented",
-		"Nimbus does not implement the %s header (server-side encryption, object locks and tags are not kept): nothing was stored", name)
+		"Nimbus does not implement the %s header (server-side encryption, object locks, tags and appends are not done): nothing was stored", name)
 }
