@@ -342,7 +342,7 @@ func (a *API) objectOp(w http.ResponseWriter, r *http.Request, bucket, key strin
 		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodDelete:
 		if r.Header.Get("X-Amz-If-Match-Last-Modified-Time") != "" || r.Header.Get("X-Amz-If-Match-Size") != "" {
-			a.writeError(w, r, newErr(http.StatusNotImplemented, "NotImplemented", "Nimbus checks a delete's If-Match, not x-amz-if-match-last-modified-time or x-amz-if-match-size (directory buckets' conditions): nothing was deleted"))
+			a.writeError(w, r, errDirectoryConditions)
 			return
 		}
 		if err := a.svc.DeleteObjectIf(r.Context(), bucket, key, r.Header.Get("If-Match")); err != nil {
@@ -713,7 +713,7 @@ func (a *API) deleteObjects(w http.ResponseWriter, r *http.Request, bucket strin
 	objs := make([]data.DeleteOne, len(req.Objects))
 	for i, o := range req.Objects {
 		if o.LastModifiedTime != "" || o.Size != "" {
-			a.writeError(w, r, newErr(http.StatusNotImplemented, "NotImplemented", "Nimbus checks a delete's ETag, not its LastModifiedTime or Size (directory buckets' conditions): nothing was deleted"))
+			a.writeError(w, r, errDirectoryConditions)
 			return
 		}
 		if o.VersionID != "" && o.VersionID != "null" {
@@ -742,14 +742,13 @@ func (a *API) deleteObjects(w http.ResponseWriter, r *http.Request, bucket strin
 		Errors  []failed  `xml:"Error"`
 	}{Xmlns: xmlns}
 	for i, o := range objs {
-		key := o.Key
 		if err := errs[i]; err != nil {
 			e := toS3(err)
-			out.Errors = append(out.Errors, failed{Key: key, Code: e.code, Message: e.message})
+			out.Errors = append(out.Errors, failed{Key: o.Key, Code: e.code, Message: e.message})
 			continue
 		}
 		if !req.Quiet {
-			out.Deleted = append(out.Deleted, deleted{Key: key})
+			out.Deleted = append(out.Deleted, deleted{Key: o.Key})
 		}
 	}
 	writeXML(w, http.StatusOK, out)

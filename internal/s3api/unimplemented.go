@@ -61,9 +61,10 @@ func notImplemented(name string) *s3Error {
 // key reads the object), an object lock (retention or legal hold: nothing
 // would keep the object from being deleted), tags (which would be
 // dropped), or an append (x-amz-write-offset-bytes, S3 Express's: the
-// object would be replaced by what was to be appended). Canned ACLs (x-amz-acl, which tools send as "private") and
-// storage classes are accepted and ignored, as most S3-compatible stores
-// do: every object is private to the node's keys and stored one way.
+// object would be replaced by what was to be appended). Canned ACLs
+// (x-amz-acl, which tools send as "private") and storage classes are
+// accepted and ignored, as most S3-compatible stores do: every object is
+// private to the node's keys and stored one way.
 func unimplementedHeader(h http.Header) string {
 	for name := range h {
 		switch {
@@ -71,9 +72,8 @@ func unimplementedHeader(h http.Header) string {
 			strings.HasPrefix(name, "X-Amz-Copy-Source-Server-Side-Encryption"),
 			strings.HasPrefix(name, "X-Amz-Object-Lock-"),
 			name == "X-Amz-Bucket-Object-Lock-Enabled" && strings.EqualFold(h.Get(name), "true"),
-			name == "X-Amz-Tagging",
-			name == "X-Amz-Write-Offset-Bytes",
-			name == "X-Amz-Tagging-Directive" && strings.EqualFold(h.Get(name), "REPLACE"):
+			name == "X-Amz-Tagging" && h.Get(name) != "",
+			name == "X-Amz-Write-Offset-Bytes":
 			return name
 		}
 	}
@@ -84,3 +84,9 @@ func headerNotImplemented(name string) *s3Error {
 	return newErr(http.StatusNotImplemented, "NotImplemented",
 		"Nimbus does not implement the %s header (server-side encryption, object locks, tags and appends are not done): nothing was stored", name)
 }
+
+// errDirectoryConditions refuses a delete conditional on an object's size
+// or time, which S3 checks in directory buckets only, and Nimbus not at
+// all.
+var errDirectoryConditions = newErr(http.StatusNotImplemented, "NotImplemented",
+	"Nimbus checks a delete's If-Match (an ETag), not an object's size or last-modified time (directory buckets' conditions): nothing was deleted")
