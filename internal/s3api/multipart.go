@@ -4,7 +4,6 @@ import (
 	"encoding/xml"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/nimbus-run/nimbus/internal/data"
@@ -14,14 +13,10 @@ import (
 // bucket, by key and then by the time they were created, with S3's prefix,
 // delimiter and paging by key-marker and upload-id-marker.
 func (a *API) listUploads(w http.ResponseWriter, r *http.Request, bucket string, q url.Values) {
-	maxUploads := 1000
-	if s := q.Get("max-uploads"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			a.writeError(w, r, newErr(http.StatusBadRequest, "InvalidArgument", "max-uploads must be a non-negative integer"))
-			return
-		}
-		maxUploads = min(n, 1000)
+	maxUploads, err := pageSize(q, "max-uploads")
+	if err != nil {
+		a.writeError(w, r, err)
+		return
 	}
 	uploads, err := a.svc.Uploads(r.Context(), bucket)
 	if err != nil {
@@ -30,10 +25,7 @@ func (a *API) listUploads(w http.ResponseWriter, r *http.Request, bucket string,
 	}
 	prefix, delim := q.Get("prefix"), q.Get("delimiter")
 	keyMarker, idMarker := q.Get("key-marker"), q.Get("upload-id-marker")
-	enc := func(s string) string { return s }
-	if q.Get("encoding-type") == "url" {
-		enc = func(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
-	}
+	enc := keyEncoder(q)
 	type uploadXML struct {
 		Key          string   `xml:"Key"`
 		UploadID     string   `xml:"UploadId"`

@@ -401,6 +401,29 @@ type prefixXML struct {
 	Prefix string `xml:"Prefix"`
 }
 
+// pageSize reads a listing's page size (max-keys, max-uploads): 1000 when
+// absent, and at most 1000.
+func pageSize(q url.Values, name string) (int, error) {
+	s := q.Get(name)
+	if s == "" {
+		return 1000, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, newErr(http.StatusBadRequest, "InvalidArgument", "%s must be a non-negative integer", name)
+	}
+	return min(n, 1000), nil
+}
+
+// keyEncoder writes keys into a listing as its encoding-type asks:
+// URL-encoded with "url", as they are otherwise.
+func keyEncoder(q url.Values) func(string) string {
+	if q.Get("encoding-type") == "url" {
+		return func(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
+	}
+	return func(s string) string { return s }
+}
+
 // listObjects serves ListObjectsV2 (and the V1 form with marker).
 func (a *API) listObjects(w http.ResponseWriter, r *http.Request, bucket string, q url.Values) {
 	v2 := q.Get("list-type") == "2"
@@ -416,14 +439,10 @@ func (a *API) listObjects(w http.ResponseWriter, r *http.Request, bucket string,
 		}
 		opt.After = after
 	}
-	maxKeys := 1000
-	if s := q.Get("max-keys"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			a.writeError(w, r, newErr(http.StatusBadRequest, "InvalidArgument", "max-keys must be a non-negative integer"))
-			return
-		}
-		maxKeys = min(n, 1000)
+	maxKeys, err := pageSize(q, "max-keys")
+	if err != nil {
+		a.writeError(w, r, err)
+		return
 	}
 	opt.Limit = max(maxKeys, 1)
 	l, err := a.svc.ListObjects(r.Context(), bucket, opt)
@@ -431,10 +450,7 @@ func (a *API) listObjects(w http.ResponseWriter, r *http.Request, bucket string,
 		a.writeError(w, r, err)
 		return
 	}
-	enc := func(s string) string { return s }
-	if q.Get("encoding-type") == "url" {
-		enc = func(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
-	}
+	enc := keyEncoder(q)
 	type result struct {
 		XMLName               xml.Name     `xml:"ListBucketResult"`
 		Xmlns                 string       `xml:"xmlns,attr"`
