@@ -218,12 +218,27 @@ type CompletePart struct {
 	Checksum string
 }
 
+// CompleteOptions are a completion's conditions and checks.
+type CompleteOptions struct {
+	// IfNoneMatch and IfMatch make the completion's write conditional, as
+	// a put's (PutObjectOptions).
+	IfNoneMatch, IfMatch string
+	// Check, when not nil, vets the parts named, in their order, before
+	// they are assembled (S3's x-amz-mp-object-size, and the checksum of
+	// the parts' checksums).
+	Check func([]Part) error
+	// Body, when not nil, wraps the assembled bytes on their way into the
+	// object (S3's checksum of the whole object): an error it returns
+	// fails the completion.
+	Body func(io.Reader) io.Reader
+}
+
 // CompleteUpload assembles the parts, in the order given (ascending part
 // numbers), into the object, and ends the upload. The ETag is S3's: the
-// MD5 of the parts' MD5s, a dash, and the number of parts. ifNoneMatch
-// and ifMatch make it conditional as a put is (PutObjectOptions); a
-// refused completion leaves the upload to be completed again.
-func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, want []CompletePart, ifNoneMatch, ifMatch string) (_ *ObjectInfo, err error) {
+// MD5 of the parts' MD5s, a dash, and the number of parts. A completion
+// refused (by opt's conditions or checks) stores nothing and leaves the
+// upload to be completed again.
+func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, want []CompletePart, opt CompleteOptions) (_ *ObjectInfo, err error) {
 	defer s.ops.done(kindBucket, bucket, opCompleteUpload, time.Now(), &err)
 	u, err := s.upload(ctx, bucket, key, id)
 	if err != nil {
@@ -266,8 +281,15 @@ func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, wa
 	}
 	etag := hex.EncodeToString(sum.Sum(nil)) + "-" + strconv.Itoa(len(want))
 	sizes := make([]int64, len(want))
+	named := make([]Part, len(want))
 	for i, w := range want {
-		sizes[i] = byNum[w.Number].Size
+		named[i] = byNum[w.Number]
+		sizes[i] = named[i].Size
+	}
+	if opt.Check != nil {
+		if err := opt.Check(named); err != nil {
+			return nil, err
+		}
 	}
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
@@ -290,8 +312,12 @@ func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, wa
 		}
 		pw.Close()
 	}()
-	info, err := s.putObject(ctx, bucket, key, pr, total, PutObjectOptions{ContentType: u.ContentType, Metadata: u.Metadata, Headers: u.Headers, etag: etag,
-		parts: partsLayout(sizes), IfNoneMatch: ifNoneMatch, IfMatch: ifMatch})
+	var body io.Reader = pr
+	if opt.Body != nil {
+		body = opt.Body(pr)
+	}
+	info, err := s.putObject(ctx, bucket, key, body, total, PutObjectOptions{ContentType: u.ContentType, Metadata: u.Metadata, Headers: u.Headers, etag: etag,
+		parts: partsLayout(sizes), IfNoneMatch: opt.IfNoneMatch, IfMatch: opt.IfMatch})
 	pr.CloseWithError(errors.New("assembly ended"))
 	<-done
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/nimbus-run/nimbus/internal/data"
@@ -245,4 +246,127 @@ func (d *digestReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// completion is what a CompleteMultipartUpload declares of the object it
+// makes: its size (x-amz-mp-object-size), and one checksum, either of its
+// bytes (x-amz-checksum-type FULL_OBJECT, CRC algorithms only) or of its
+// parts' checksums (COMPOSITE, the form S3 gives as "<base64>-<parts>").
+// Each is checked before the object is visible: a mismatch stores nothing
+// and leaves the upload to be completed again.
+type completion struct {
+	size      int64 // -1: not declared
+	sum       *digestCheck
+	newHash   func() hash.Hash
+	composite bool
+	parts     int // the -N of a composite value, 0 if it had none
+}
+
+func completionOf(h http.Header) (*completion, error) {
+	c := &completion{size: -1}
+	if v := h.Get("X-Amz-Mp-Object-Size"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, newErr(http.StatusBadRequest, "InvalidRequest", "Value for x-amz-mp-object-size header is invalid.")
+		}
+		c.size = n
+	}
+	typ := strings.ToUpper(h.Get("X-Amz-Checksum-Type"))
+	if typ != "" && typ != "FULL_OBJECT" && typ != "COMPOSITE" {
+		return nil, newErr(http.StatusBadRequest, "InvalidRequest", "Value for x-amz-checksum-type header is invalid: use FULL_OBJECT or COMPOSITE.")
+	}
+	for name, v := range h {
+		suffix, ok := strings.CutPrefix(name, checksumHeaderPrefix)
+		if !ok || name == "X-Amz-Checksum-Mode" || name == "X-Amz-Checksum-Type" || name == "X-Amz-Checksum-Algorithm" {
+			continue
+		}
+		alg, known := checksumAlgorithms[strings.ToLower(suffix)]
+		if !known {
+			return nil, newErr(http.StatusBadRequest, "InvalidRequest", "%s is not a checksum S3 knows: use x-amz-checksum- and crc32, crc32c, crc64nvme, sha1 or sha256", truncate(name, 60))
+		}
+		if c.sum != nil {
+			return nil, newErr(http.StatusBadRequest, "InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+		}
+		b64, n, hasN := strings.Cut(v[0], "-")
+		want, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || len(want) != alg.size {
+			return nil, newErr(http.StatusBadRequest, "InvalidRequest", "Value for %s header is invalid.", strings.ToLower(name))
+		}
+		if hasN {
+			if c.parts, err = strconv.Atoi(n); err != nil || c.parts < 1 {
+				return nil, newErr(http.StatusBadRequest, "InvalidRequest", "Value for %s header is invalid.", strings.ToLower(name))
+			}
+		}
+		c.sum = &digestCheck{header: name, label: alg.label, size: alg.size, want: want}
+		c.newHash = alg.new
+		if c.newHash == nil {
+			c.newHash = sha256.New
+		}
+		crc := alg.label != "SHA1" && alg.label != "SHA256"
+		c.composite = typ == "COMPOSITE" || hasN || (typ == "" && !crc)
+		if !c.composite && !crc {
+			return nil, newErr(http.StatusBadRequest, "InvalidRequest", "The FULL_OBJECT checksum type is for CRC algorithms: a %s checksum of a multipart object is COMPOSITE.", alg.label)
+		}
+	}
+	return c, nil
+}
+
+// check vets the parts named, in order (data.CompleteOptions.Check): the
+// object's size, and a composite checksum, made of the checksums the parts
+// were uploaded with.
+func (c *completion) check(parts []data.Part) error {
+	if c.size >= 0 {
+		var total int64
+		for _, p := range parts {
+			total += p.Size
+		}
+		if total != c.size {
+			return newErr(http.StatusBadRequest, "InvalidRequest", "The x-amz-mp-object-size header, %d, is not the size of the parts named, %d.", c.size, total)
+		}
+	}
+	if c.sum == nil || !c.composite {
+		return nil
+	}
+	h := c.newHash()
+	for _, p := range parts {
+		label, v, _ := strings.Cut(p.Checksum, " ")
+		raw, err := base64.StdEncoding.DecodeString(v)
+		if label != c.sum.label || err != nil {
+			return newErr(http.StatusBadRequest, "InvalidRequest", "Part %d was uploaded without a %s checksum: a composite checksum of the object is made of its parts'.", p.Number, c.sum.label)
+		}
+		h.Write(raw)
+	}
+	if c.parts != 0 && c.parts != len(parts) {
+		return newErr(http.StatusBadRequest, "BadDigest", "The %s you specified names %d parts; the completion names %d.", c.sum.label, c.parts, len(parts))
+	}
+	return (&upload{}).verify(c.sum, h.Sum(nil))
+}
+
+// body checks a whole-object checksum as the assembled bytes stream into
+// the object (data.CompleteOptions.Body).
+func (c *completion) body(r io.Reader) io.Reader {
+	if c.sum == nil || c.composite {
+		return r
+	}
+	c.sum.h = c.newHash()
+	return &digestReader{r: r, u: &upload{sum: c.sum, checks: []*digestCheck{c.sum}}}
+}
+
+// result is the checksum elements of the completion's answer: the
+// checksum checked, and its type.
+func (c *completion) result() (partChecksums, string) {
+	var out partChecksums
+	if c.sum == nil {
+		return out, ""
+	}
+	v := base64.StdEncoding.EncodeToString(c.sum.want)
+	typ := "FULL_OBJECT"
+	if c.composite {
+		typ = "COMPOSITE"
+		if c.parts != 0 {
+			v += "-" + strconv.Itoa(c.parts)
+		}
+	}
+	*out.fields()[c.sum.label] = v
+	return out, typ
 }

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
+	"hash/crc32"
 	"io"
 	"strings"
 	"testing"
@@ -420,5 +423,104 @@ func TestS3ConditionalCopy(t *testing.T) {
 	}
 	if err := cp("b", "new", "If-Match", *head.ETag); err != nil || read("new") != "body of b" {
 		t.Fatalf("copy over its ETag with If-Match: %v", err)
+	}
+}
+
+// TestS3CompletionChecksums: a CompleteMultipartUpload may declare the
+// object's CRC (FULL_OBJECT), the checksum of its parts' checksums
+// (COMPOSITE) or its size (x-amz-mp-object-size); each is checked before
+// the object is visible, and a mismatch stores nothing and leaves the
+// upload to be completed.
+func TestS3CompletionChecksums(t *testing.T) {
+	_, c, _ := startS3(t)
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("sums")}); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 5<<20+1000)
+	rand.Read(body)
+	halves := [][]byte{body[:5<<20], body[5<<20:]}
+	b64crc := func(b []byte) string {
+		return base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(b)))
+	}
+	var partCRCs []byte
+	for _, h := range halves {
+		partCRCs = binary.BigEndian.AppendUint32(partCRCs, crc32.ChecksumIEEE(h))
+	}
+	composite := b64crc(partCRCs) + "-2"
+	// start uploads the two parts with CRC32 checksums (or none) and
+	// returns a completion of them.
+	start := func(key string, withSums bool) func(in s3.CompleteMultipartUploadInput) (*s3.CompleteMultipartUploadOutput, error) {
+		t.Helper()
+		cin := &s3.CreateMultipartUploadInput{Bucket: aws.String("sums"), Key: aws.String(key)}
+		if withSums {
+			cin.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
+		}
+		u, err := c.CreateMultipartUpload(ctx, cin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var done []types.CompletedPart
+		for i, h := range halves {
+			in := &s3.UploadPartInput{Bucket: aws.String("sums"), Key: aws.String(key), UploadId: u.UploadId, PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(h)}
+			if withSums {
+				in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
+			}
+			p, err := c.UploadPart(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done = append(done, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: p.ETag, ChecksumCRC32: p.ChecksumCRC32})
+		}
+		return func(in s3.CompleteMultipartUploadInput) (*s3.CompleteMultipartUploadOutput, error) {
+			in.Bucket, in.Key, in.UploadId = aws.String("sums"), aws.String(key), u.UploadId
+			in.MultipartUpload = &types.CompletedMultipartUpload{Parts: done}
+			return c.CompleteMultipartUpload(ctx, &in)
+		}
+	}
+	stored := func(key string) bool {
+		t.Helper()
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("sums"), Key: aws.String(key)})
+		if apiCode(err) == "NoSuchKey" {
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(out.Body)
+		out.Body.Close()
+		if !bytes.Equal(got, body) {
+			t.Fatalf("%s holds %d bytes, not the %d uploaded", key, len(got), len(body))
+		}
+		return true
+	}
+
+	complete := start("full", true)
+	if _, err := complete(s3.CompleteMultipartUploadInput{ChecksumCRC32: aws.String(b64crc(halves[0])), ChecksumType: types.ChecksumTypeFullObject}); apiCode(err) != "BadDigest" || stored("full") {
+		t.Fatalf("a wrong whole-object CRC: %v", err)
+	}
+	out, err := complete(s3.CompleteMultipartUploadInput{ChecksumCRC32: aws.String(b64crc(body)), ChecksumType: types.ChecksumTypeFullObject})
+	if err != nil || aws.ToString(out.ChecksumCRC32) != b64crc(body) || out.ChecksumType != types.ChecksumTypeFullObject || !stored("full") {
+		t.Fatalf("the whole-object CRC, after the refused completion: %+v, %v", out, err)
+	}
+
+	complete = start("composite", true)
+	if _, err := complete(s3.CompleteMultipartUploadInput{ChecksumCRC32: aws.String(b64crc(body) + "-2"), ChecksumType: types.ChecksumTypeComposite}); apiCode(err) != "BadDigest" || stored("composite") {
+		t.Fatalf("a wrong composite CRC: %v", err)
+	}
+	out, err = complete(s3.CompleteMultipartUploadInput{ChecksumCRC32: aws.String(composite), ChecksumType: types.ChecksumTypeComposite})
+	if err != nil || aws.ToString(out.ChecksumCRC32) != composite || out.ChecksumType != types.ChecksumTypeComposite || !stored("composite") {
+		t.Fatalf("the composite CRC: %+v, %v", out, err)
+	}
+
+	complete = start("sized", false)
+	if _, err := complete(s3.CompleteMultipartUploadInput{MpuObjectSize: aws.Int64(int64(len(body) - 1))}); apiCode(err) != "InvalidRequest" || stored("sized") {
+		t.Fatalf("a wrong object size: %v", err)
+	}
+	if _, err := complete(s3.CompleteMultipartUploadInput{ChecksumCRC32: aws.String(composite), ChecksumType: types.ChecksumTypeComposite}); apiCode(err) != "InvalidRequest" || stored("sized") {
+		t.Fatalf("a composite CRC of parts uploaded without checksums: %v", err)
+	}
+	if _, err := complete(s3.CompleteMultipartUploadInput{MpuObjectSize: aws.Int64(int64(len(body)))}); err != nil || !stored("sized") {
+		t.Fatalf("the object's size: %v", err)
 	}
 }

@@ -863,11 +863,18 @@ func (a *API) completeUpload(w http.ResponseWriter, r *http.Request, bucket, key
 	for i, p := range req.Parts {
 		parts[i] = data.CompletePart{Number: p.PartNumber, ETag: p.ETag, Checksum: p.partChecksums.String()}
 	}
-	info, err := a.svc.CompleteUpload(r.Context(), bucket, key, id, parts, r.Header.Get("If-None-Match"), r.Header.Get("If-Match"))
+	c, err := completionOf(r.Header)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
+	info, err := a.svc.CompleteUpload(r.Context(), bucket, key, id, parts, data.CompleteOptions{
+		IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match"), Check: c.check, Body: c.body})
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	sums, typ := c.result()
 	writeXML(w, http.StatusOK, struct {
 		XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
 		Xmlns    string   `xml:"xmlns,attr"`
@@ -875,7 +882,9 @@ func (a *API) completeUpload(w http.ResponseWriter, r *http.Request, bucket, key
 		Bucket   string   `xml:"Bucket"`
 		Key      string   `xml:"Key"`
 		ETag     string   `xml:"ETag"`
-	}{Xmlns: xmlns, Location: "/" + bucket + "/" + key, Bucket: bucket, Key: key, ETag: quote(info.ETag)})
+		partChecksums
+		ChecksumType string `xml:"ChecksumType,omitempty"`
+	}{Xmlns: xmlns, Location: "/" + bucket + "/" + key, Bucket: bucket, Key: key, ETag: quote(info.ETag), partChecksums: sums, ChecksumType: typ})
 }
 
 func (a *API) listParts(w http.ResponseWriter, r *http.Request, bucket, key, id string) {
