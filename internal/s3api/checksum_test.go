@@ -11,6 +11,7 @@ import (
 	"hash/crc64"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -114,6 +115,59 @@ func FuzzChunkedReader(f *testing.F) {
 		}
 		if out, err := io.ReadAll(got); err != nil || !bytes.Equal(out, body) {
 			t.Fatalf("round trip: %d bytes of %d, %v", len(out), len(body), err)
+		}
+	})
+}
+
+// FuzzCompletion parses arbitrary completion headers (no panic; a parsed
+// checksum is answered as it was given), and checks a composite CRC32
+// made of the part checksums the input picks: accepted when right,
+// BadDigest when one byte is off.
+func FuzzCompletion(f *testing.F) {
+	f.Add("AAAAAA==-2", "COMPOSITE", "12", []byte{1, 2, 3, 4, 5, 6, 7, 8})
+	f.Add("DUoRhQ==", "FULL_OBJECT", "", []byte{})
+	f.Add("x", "", "-1", []byte{9})
+	f.Fuzz(func(t *testing.T, value, typ, size string, sums []byte) {
+		h := http.Header{}
+		h.Set("X-Amz-Checksum-Crc32", value)
+		h.Set("X-Amz-Checksum-Type", typ)
+		h.Set("X-Amz-Mp-Object-Size", size)
+		if c, err := completionOf(h); err == nil && value != "" {
+			// The answer names the same bytes, and the same part count.
+			got, _ := c.result()
+			gb, gn, _ := strings.Cut(got.CRC32, "-")
+			vb, vn, _ := strings.Cut(value, "-")
+			g, _ := base64.StdEncoding.DecodeString(gb)
+			v, _ := base64.StdEncoding.DecodeString(vb)
+			gi, _ := strconv.Atoi(gn)
+			vi, _ := strconv.Atoi(vn)
+			if !bytes.Equal(g, v) || gi != vi {
+				t.Fatalf("answered %q for %q", got.CRC32, value)
+			}
+		}
+		// A composite of len(sums)/4 parts, each with the CRC32 bytes given.
+		var parts []data.Part
+		for i := 0; i+4 <= len(sums); i += 4 {
+			parts = append(parts, data.Part{Number: i/4 + 1, Checksum: "CRC32 " + base64.StdEncoding.EncodeToString(sums[i:i+4])})
+		}
+		if len(parts) == 0 {
+			return
+		}
+		want := binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(sums[:4*len(parts)]))
+		for i, wantOK := range []bool{true, false} {
+			v := append([]byte(nil), want...)
+			v[0] ^= byte(i)
+			h := http.Header{}
+			h.Set("X-Amz-Checksum-Crc32", base64.StdEncoding.EncodeToString(v)+fmt.Sprintf("-%d", len(parts)))
+			c, err := completionOf(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.check(parts)
+			var se *s3Error
+			if wantOK && err != nil || !wantOK && (!errors.As(err, &se) || se.code != "BadDigest") {
+				t.Fatalf("composite of %d parts (right: %v): %v", len(parts), wantOK, err)
+			}
 		}
 	})
 }
