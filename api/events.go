@@ -304,9 +304,8 @@ var (
 	streamNameRE  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
 	subjectRE     = regexp.MustCompile(`^([^\s*>.]+|\*)(\.([^\s*>.]+|\*))*(\.>)?$|^>$`)
 	pubSubjectRE  = regexp.MustCompile(`^[^\s*>.]+(\.[^\s*>.]+)*$`)
-	// As internal/data's ValidateTableName and ValidateBucketName.
-	dataTableRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
-	dataBucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
+	// As internal/data's ValidateTableName.
+	dataTableRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 	// MaxBatch bounds Trigger.Batch.
 	MaxBatch = 10000
 )
@@ -385,8 +384,8 @@ func (t *Trigger) Validate(field string) error {
 		}
 		if kind == KindBucket {
 			only["events"], only["prefix"] = true, true
-			if !dataBucketRE.MatchString(t.Bucket) {
-				return bad("bucket", "%q is not a bucket name: use 3 to 63 lower-case letters, digits or '-'", trunc(t.Bucket))
+			if p := function.BucketNameProblem(t.Bucket); p != "" {
+				return bad("bucket", "%q is not a bucket name: %s", trunc(t.Bucket), p)
 			}
 			for i, e := range t.Events {
 				if e != "created" && e != "deleted" {

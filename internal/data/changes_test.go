@@ -345,18 +345,19 @@ func TestTriggerStopHandsBatchOver(t *testing.T) {
 // lost the earlier ObjectCreated. Once the trigger has read them, the
 // sweep's compaction leaves each key one info, as it does in a bucket
 // without triggers (where a write rolls up at once once the floor it read
-// is a second old); and removing the trigger deletes its consumer.
+// is a second old); and removing the trigger deletes its consumer. The
+// bucket's name has a dot, as S3's names may.
 func TestBucketTriggerSeesReplacedObjects(t *testing.T) {
 	ctx := context.Background()
 	n := nodetest.Start(t, node.Config{})
-	for _, b := range []string{"uploads", "plain"} {
+	for _, b := range []string{"img.uploads", "plain"} {
 		if _, _, err := n.Data.PutBucket(ctx, b); err != nil {
 			t.Fatal(err)
 		}
 	}
 	log := &changeLog{}
 	g := &gate{log: log, entered: make(chan struct{}), open: make(chan struct{})}
-	tr, err := n.Data.StartTrigger(ctx, data.TriggerSpec{Function: "f", Name: "uploads", Bucket: "uploads"}, g, nil)
+	tr, err := n.Data.StartTrigger(ctx, data.TriggerSpec{Function: "f", Name: "uploads", Bucket: "img.uploads"}, g, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,25 +370,25 @@ func TestBucketTriggerSeesReplacedObjects(t *testing.T) {
 		}
 		return o
 	}
-	v1 := put("uploads", "a", "one")
+	v1 := put("img.uploads", "a", "one")
 	select {
 	case <-g.entered: // the function holds v1's event
 	case <-time.After(10 * time.Second):
 		t.Fatal("the trigger delivered nothing")
 	}
-	v2 := put("uploads", "a", "two two")
-	v3 := put("uploads", "a", "three three three")
+	v2 := put("img.uploads", "a", "two two")
+	v3 := put("img.uploads", "a", "three three three")
 	for range 2 { // the second finds nothing to delete: no second event
-		if err := n.Data.DeleteObject(ctx, "uploads", "a"); err != nil {
+		if err := n.Data.DeleteObject(ctx, "img.uploads", "a"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	b := put("uploads", "b", "bee")
+	b := put("img.uploads", "b", "bee")
 	for _, body := range []string{"1", "22", "333"} {
 		put("plain", "k", body)
 	}
 	n.Data.CompactInfos(ctx)
-	if got := objectInfos(t, n, "uploads", "a"); got != 4 {
+	if got := objectInfos(t, n, "img.uploads", "a"); got != 4 {
 		t.Errorf("a has %d infos while the trigger has read none of them, want 4", got)
 	}
 	if got := objectInfos(t, n, "plain", "k"); got != 1 {
@@ -424,12 +425,12 @@ func TestBucketTriggerSeesReplacedObjects(t *testing.T) {
 	// Acknowledgements land asynchronously: the floor follows.
 	nodetest.Eventually(t, 10*time.Second, "a compacted to its delete marker", func() bool {
 		n.Data.CompactInfos(ctx)
-		return objectInfos(t, n, "uploads", "a") == 1
+		return objectInfos(t, n, "img.uploads", "a") == 1
 	})
-	if _, err := n.Data.GetObject(ctx, "uploads", "a", ""); !errors.Is(err, data.ErrNoSuchKey) {
+	if _, err := n.Data.GetObject(ctx, "img.uploads", "a", ""); !errors.Is(err, data.ErrNoSuchKey) {
 		t.Errorf("get of the deleted a: err = %v, want ErrNoSuchKey", err)
 	}
-	for _, o := range []struct{ bucket, key, body string }{{"uploads", "b", "bee"}, {"plain", "k", "55555"}} {
+	for _, o := range []struct{ bucket, key, body string }{{"img.uploads", "b", "bee"}, {"plain", "k", "55555"}} {
 		obj, err := n.Data.GetObject(ctx, o.bucket, o.key, "")
 		if err != nil {
 			t.Fatal(err)
@@ -440,7 +441,7 @@ func TestBucketTriggerSeesReplacedObjects(t *testing.T) {
 			t.Errorf("%s/%s = %q, %v; want %q", o.bucket, o.key, body, err, o.body)
 		}
 	}
-	l, err := n.Data.ListObjects(ctx, "uploads", data.ListOptions{})
+	l, err := n.Data.ListObjects(ctx, "img.uploads", data.ListOptions{})
 	if err != nil || len(l.Objects) != 1 || l.Objects[0].Key != "b" {
 		t.Errorf("list of uploads = %+v, %v; want b alone", l, err)
 	}
@@ -448,7 +449,7 @@ func TestBucketTriggerSeesReplacedObjects(t *testing.T) {
 	if err := tr.Remove(ctx); err != nil {
 		t.Fatal(err)
 	}
-	stream, err := n.Store.JS.Stream(ctx, "OBJ_"+data.BucketPrefix+"uploads")
+	stream, err := n.Store.JS.Stream(ctx, "OBJ_"+data.StoreName("img.uploads"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -517,11 +518,11 @@ func TestRemoveSparesASuccessor(t *testing.T) {
 func objectInfos(t *testing.T, n *node.Node, bucket, key string) uint64 {
 	t.Helper()
 	ctx := context.Background()
-	stream, err := n.Store.JS.Stream(ctx, "OBJ_"+data.BucketPrefix+bucket)
+	stream, err := n.Store.JS.Stream(ctx, "OBJ_"+data.StoreName(bucket))
 	if err != nil {
 		t.Fatal(err)
 	}
-	subj := "$O." + data.BucketPrefix + bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(key))
+	subj := "$O." + data.StoreName(bucket) + ".M." + base64.URLEncoding.EncodeToString([]byte(key))
 	si, err := stream.Info(ctx, jetstream.WithSubjectFilter(subj))
 	if err != nil {
 		t.Fatal(err)

@@ -382,8 +382,7 @@ func (s *Service) apply(e jetstream.KeyValueEntry) {
 }
 
 var (
-	tableNameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
-	bucketNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
+	tableNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 )
 
 // ValidateTableName checks a table name: 1 to 64 letters, digits, '-' and
@@ -395,15 +394,21 @@ func ValidateTableName(name string) error {
 	return nil
 }
 
-// ValidateBucketName checks a bucket name as S3 does for new buckets,
-// without dots (a bucket is a JetStream stream, whose names have none):
-// 3 to 63 lower-case letters, digits and '-', starting and ending with a
-// letter or digit.
+// ValidateBucketName checks a bucket name as S3 does for new buckets
+// (function.BucketNameProblem).
 func ValidateBucketName(name string) error {
-	if !bucketNameRE.MatchString(name) {
-		return invalid("bucket", "%q is not a valid bucket name: use 3 to 63 lower-case letters, digits or '-', starting and ending with a letter or digit", truncate(name, 80))
+	if p := function.BucketNameProblem(name); p != "" {
+		return invalid("bucket", "%q is not a valid bucket name: %s", truncate(name, 80), p)
 	}
 	return nil
+}
+
+// StoreName is the JetStream object store of a bucket. Store (and stream)
+// names have no dots, and S3's bucket names no '_', so a bucket's dots
+// become underscores: "assets.example.com" is nimbus_b_assets_example_com,
+// and no two buckets share a store.
+func StoreName(bucket string) string {
+	return BucketPrefix + strings.ReplaceAll(bucket, ".", "_")
 }
 
 // Validate checks a table definition and fills its defaults.

@@ -140,12 +140,12 @@ func (s *Service) PutBucket(ctx context.Context, name string) (*BucketDef, Chang
 	}
 	d := BucketDef{Name: name, Created: s.cfg.Now().UTC()}
 	if _, err := s.st.ObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket: BucketPrefix + name, Description: "objects of bucket " + name,
+		Bucket: StoreName(name), Description: "objects of bucket " + name,
 		Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
 	}); err != nil {
 		return nil, "", fmt.Errorf("create bucket %s: %w", name, err)
 	}
-	stream := "OBJ_" + BucketPrefix + name
+	stream := "OBJ_" + StoreName(name)
 	left, err := s.leftovers(ctx, stream)
 	if err != nil {
 		return nil, "", fmt.Errorf("create bucket %s: %w", name, err)
@@ -210,7 +210,7 @@ func (s *Service) DeleteBucket(ctx context.Context, name string, force bool) err
 		return fmt.Errorf("delete bucket %s: %w", name, err)
 	}
 	s.applyLocal(keyBucket+name, nil)
-	if err := s.js.DeleteObjectStore(ctx, BucketPrefix+name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrBucketNotFound) {
+	if err := s.js.DeleteObjectStore(ctx, StoreName(name)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return fmt.Errorf("delete bucket %s: %w", name, err)
 	}
 	return nil
@@ -227,21 +227,21 @@ func (s *Service) bucket(ctx context.Context, name string) (*bucketHandle, error
 	if def == nil {
 		return nil, wrapf(ErrNoSuchBucket, "bucket %q", truncate(name, 80))
 	}
-	if err := s.st.Replicate(ctx, "OBJ_"+BucketPrefix+name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if err := s.st.Replicate(ctx, "OBJ_"+StoreName(name)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("bucket %s: %w", name, err)
 	}
-	obs, err := s.js.ObjectStore(ctx, BucketPrefix+name)
+	obs, err := s.js.ObjectStore(ctx, StoreName(name))
 	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, wrapf(ErrNoSuchBucket, "bucket %q", name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", name, err)
 	}
-	stream, err := s.js.Stream(ctx, "OBJ_"+BucketPrefix+name)
+	stream, err := s.js.Stream(ctx, "OBJ_"+StoreName(name))
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", name, err)
 	}
-	h = &bucketHandle{def: def, js: s.js, obs: obs, stream: stream, name: name, store: BucketPrefix + name, log: s.log}
+	h = &bucketHandle{def: def, js: s.js, obs: obs, stream: stream, name: name, store: StoreName(name), log: s.log}
 	s.mu.Lock()
 	if s.buckets[name] == def {
 		s.stores[name] = h

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
 	"sort"
 	"strings"
@@ -140,10 +141,36 @@ type Uses struct {
 	Buckets []string `json:"buckets,omitempty" yaml:"buckets"`
 }
 
-var (
-	tableRefRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
-	bucketRefRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
-)
+var tableRefRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+
+// BucketNameProblem says what is wrong with a bucket name, "" if nothing.
+// The rules are S3's for new buckets: 3 to 63 lower-case letters, digits,
+// '-' and '.', starting and ending with a letter or digit, no two dots in
+// a row, not an IP address, and none of S3's reserved prefixes and
+// suffixes, so that any bucket an S3 client may create, Nimbus may hold.
+func BucketNameProblem(name string) string {
+	switch {
+	case !bucketNameRE.MatchString(name):
+		return "use 3 to 63 lower-case letters, digits, '-' or '.', starting and ending with a letter or digit"
+	case strings.Contains(name, ".."):
+		return "no two dots in a row"
+	case net.ParseIP(name) != nil:
+		return "not an IP address"
+	}
+	for _, p := range []string{"xn--", "sthree-", "amzn-s3-demo-"} {
+		if strings.HasPrefix(name, p) {
+			return "the prefix " + p + " is reserved"
+		}
+	}
+	for _, sfx := range []string{"-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"} {
+		if strings.HasSuffix(name, sfx) {
+			return "the suffix " + sfx + " is reserved"
+		}
+	}
+	return ""
+}
+
+var bucketNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 // Validate checks the names (as package data names tables and buckets).
 func (u *Uses) Validate() error {
@@ -153,8 +180,8 @@ func (u *Uses) Validate() error {
 		}
 	}
 	for i, b := range u.Buckets {
-		if !bucketRefRE.MatchString(b) {
-			return Invalid(fmt.Sprintf("uses.buckets[%d]", i), "%q is not a valid bucket name", truncate(b, 80))
+		if p := BucketNameProblem(b); p != "" {
+			return Invalid(fmt.Sprintf("uses.buckets[%d]", i), "%q is not a valid bucket name: %s", truncate(b, 80), p)
 		}
 	}
 	return nil

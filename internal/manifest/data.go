@@ -62,8 +62,8 @@ func (m *Manifest) validateData() error {
 		}
 	}
 	for _, name := range m.BucketNames() {
-		if err := (&function.Uses{Buckets: []string{name}}).Validate(); err != nil {
-			return &Error{Path: "buckets." + name, Msg: "not a valid bucket name: use 3 to 63 lower-case letters, digits or '-'"}
+		if p := function.BucketNameProblem(name); p != "" {
+			return &Error{Path: "buckets." + name, Msg: "not a valid bucket name: " + p}
 		}
 	}
 	for _, name := range m.Names() {

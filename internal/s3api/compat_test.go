@@ -524,3 +524,52 @@ func TestS3CompletionChecksums(t *testing.T) {
 		t.Fatalf("the object's size: %v", err)
 	}
 }
+
+// TestS3DottedBucketNames: bucket names with dots, which S3 allows and
+// sites use ("assets.example.com"), hold objects like any other; names S3
+// refuses are InvalidBucketName.
+func TestS3DottedBucketNames(t *testing.T) {
+	_, c, _ := startS3(t)
+	ctx := context.Background()
+	for _, b := range []string{"assets.example.com", "assets-example-com"} {
+		if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatalf("create %s: %v", b, err)
+		}
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b), Key: aws.String("css/site.css"), Body: strings.NewReader("in " + b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range []string{"assets.example.com", "assets-example-com"} {
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b), Key: aws.String("css/site.css")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(out.Body)
+		out.Body.Close()
+		if string(got) != "in "+b {
+			t.Fatalf("%s holds %q", b, got)
+		}
+		l, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(b)})
+		if err != nil || len(l.Contents) != 1 {
+			t.Fatalf("list %s: %+v %v", b, l, err)
+		}
+	}
+	lb, err := c.ListBuckets(ctx, &s3.ListBucketsInput{})
+	if err != nil || len(lb.Buckets) != 2 || *lb.Buckets[0].Name != "assets-example-com" || *lb.Buckets[1].Name != "assets.example.com" {
+		t.Fatalf("ListBuckets: %+v %v", lb, err)
+	}
+	for _, b := range []string{"a..b", "192.168.1.1", "xn--bucket", "bucket.mrap"} {
+		if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); apiCode(err) != "InvalidBucketName" {
+			t.Errorf("create %s: %v, want InvalidBucketName", b, err)
+		}
+	}
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("assets.example.com"), Key: aws.String("css/site.css")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String("assets.example.com")}); err != nil {
+		t.Fatalf("delete the dotted bucket: %v", err)
+	}
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("assets-example-com"), Key: aws.String("css/site.css")}); err != nil {
+		t.Fatalf("the other bucket after the dotted one was deleted: %v", err)
+	}
+}
