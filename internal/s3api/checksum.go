@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"hash"
 	"hash/crc32"
 	"hash/crc64"
@@ -28,8 +29,10 @@ import (
 // malformed sum is refused before a byte is read.
 //
 // The data layer hashes every body with SHA-256, and S3 uploads with MD5
-// for their ETag: those sums are checked from its data.Sums (Expect).
-// Only the other algorithms hash the body here, as it streams through.
+// for their ETag: those sums are checked from its data.Sums (Expect), and
+// so is a signed payload's x-amz-content-sha256, which the signature
+// check would otherwise hash as it streams (hashingReader). Only the
+// other algorithms hash the body here, as it streams through.
 
 // checksumAlgorithms are S3's, by header suffix, with their names in S3's
 // messages. MD5 and SHA-256 come from the data layer (new is nil).
@@ -67,15 +70,24 @@ type upload struct {
 	checks  []*digestCheck
 	sum     *digestCheck   // the x-amz-checksum-*, echoed in the response
 	chunked *chunkedReader // whose trailers hold trailer sums
+	// payload is the SHA-256 a signed payload declared (x-amz-content-sha256):
+	// the data layer's sum is checked against it, rather than hashing the
+	// body a second time as it streams (hashingReader).
+	payload []byte
 }
 
 // checkUpload reads the sums r declares and returns the body to read,
 // which checks the sums the data layer does not compute at its end, and
 // the upload, whose expect checks the others. A body without declared sums
-// is returned as is, with a nil upload.
+// (nor a signed payload's SHA-256) is returned as is, with a nil upload.
 func checkUpload(r *http.Request, body io.Reader) (io.Reader, *upload, error) {
 	u := &upload{}
 	u.chunked, _ = body.(*chunkedReader)
+	if h, ok := body.(*hashingReader); ok {
+		if want, err := hex.DecodeString(h.want); err == nil && len(want) == sha256.Size {
+			body, u.payload = h.r, want
+		}
+	}
 	if v := r.Header.Get("Content-MD5"); v != "" {
 		want, err := base64.StdEncoding.DecodeString(v)
 		if err != nil || len(want) != md5.Size {
@@ -125,7 +137,7 @@ func checkUpload(r *http.Request, body io.Reader) (io.Reader, *upload, error) {
 			return nil, nil, err
 		}
 	}
-	if len(u.checks) == 0 {
+	if len(u.checks) == 0 && u.payload == nil {
 		return body, nil, nil
 	}
 	if u.sum != nil && u.sum.h != nil {
@@ -138,6 +150,9 @@ func checkUpload(r *http.Request, body io.Reader) (io.Reader, *upload, error) {
 func (u *upload) expect(s data.Sums) error {
 	if u == nil {
 		return nil
+	}
+	if u.payload != nil && !bytes.Equal(s.SHA256, u.payload) {
+		return errContentSHA256
 	}
 	for _, c := range u.checks {
 		if c.h != nil {
