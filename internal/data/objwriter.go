@@ -339,12 +339,34 @@ func (b *bodyReader) run(r io.Reader, limit int64) {
 }
 
 // hasher hashes the chunks handed to hash, in order, and gives their
-// buffers back to the reader.
+// buffers back to the reader. With an MD5 too, a second goroutine computes
+// it, a chunk behind the SHA-256: MD5 is the slower of the two (930 MB/s
+// on one core here, SHA-256 2.1 GB/s), and one goroutine doing both held
+// an S3 put of 100 MB to 419-448 MB/s, against 448-509 with the two apart
+// (the AWS SDK in the same process, two alternating runs of five).
 func (b *bodyReader) hasher() {
 	defer close(b.hashed)
-	for buf := range b.hashes {
-		b.write(buf)
+	if b.md5 == nil {
+		for buf := range b.hashes {
+			b.sha.Write(buf)
+			b.free <- buf[:cap(buf)]
+		}
+		return
 	}
+	md5s, done := make(chan []byte, putBuffers), make(chan struct{})
+	go func() {
+		defer close(done)
+		for buf := range md5s {
+			b.md5.Write(buf)
+			b.free <- buf[:cap(buf)]
+		}
+	}()
+	for buf := range b.hashes {
+		b.sha.Write(buf)
+		md5s <- buf // never blocks: at most putBuffers buffers
+	}
+	close(md5s)
+	<-done
 }
 
 func (b *bodyReader) write(buf []byte) {
