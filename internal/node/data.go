@@ -43,7 +43,7 @@ func (n *Node) startData(ctx context.Context) error {
 		n.cfg.Events.Data = dataTriggers{n}
 	}
 	dataapi.Register(n.Gateway, n.Data)
-	n.S3 = s3api.New(s3api.Config{Dev: n.cfg.Dev, Logger: n.log}, n.Data, n.Keys)
+	n.S3 = s3api.New(s3api.Config{Dev: n.cfg.Dev, Logger: n.log, Domains: n.cfg.S3Domains}, n.Data, n.Keys)
 	return nil
 }
 

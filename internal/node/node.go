@@ -59,6 +59,9 @@ type Config struct {
 	NATSListen string
 	// Replicas for buckets and streams (external cluster only).
 	Replicas int
+	// S3Domains are the domains under which S3 requests may name their
+	// bucket in the host (virtual-hosted style, s3api.Config.Domains).
+	S3Domains []string
 	// QueueTimeout is how long a call waits at max concurrency (default 100ms).
 	QueueTimeout time.Duration
 	// Prestart is how many run-once instances are kept ready (default 2).

@@ -9,14 +9,21 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/nimbus-run/nimbus/internal/keys"
+	"github.com/nimbus-run/nimbus/internal/node"
+	"github.com/nimbus-run/nimbus/internal/node/nodetest"
 )
 
 // TestS3UnsupportedSubresources: a request for an S3 feature Nimbus does
@@ -571,5 +578,73 @@ func TestS3DottedBucketNames(t *testing.T) {
 	}
 	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("assets-example-com"), Key: aws.String("css/site.css")}); err != nil {
 		t.Fatalf("the other bucket after the dotted one was deleted: %v", err)
+	}
+}
+
+// TestS3VirtualHostedStyle: with --s3-domain, a request may name its
+// bucket in its host (BUCKET.DOMAIN/KEY), as the AWS SDKs do by default;
+// path-style requests keep working beside them.
+func TestS3VirtualHostedStyle(t *testing.T) {
+	n := nodetest.Start(t, node.Config{Dev: false, S3Domains: []string{"s3.nimbus.test"}})
+	ctx := context.Background()
+	k, err := n.Keys.Create(ctx, "vhost", keys.KindAWS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(n.URL(), "http://")
+	_, port, _ := net.SplitHostPort(addr)
+	// Every *.s3.nimbus.test host is the node.
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}}
+	client := func(pathStyle bool) *s3.Client {
+		return s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://s3.nimbus.test:" + port), UsePathStyle: pathStyle,
+			HTTPClient: hc, Credentials: credentials.NewStaticCredentialsProvider(k.ID, k.Secret, "")})
+	}
+	vh, ps := client(false), client(true)
+	if _, err := vh.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("photos")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vh.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("photos"), Key: aws.String("2026/a b.jpg"), Body: strings.NewReader("jpeg")}); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*s3.Client{"virtual-hosted": vh, "path": ps} {
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("photos"), Key: aws.String("2026/a b.jpg")})
+		if err != nil {
+			t.Fatalf("%s GET: %v", name, err)
+		}
+		b, _ := io.ReadAll(out.Body)
+		out.Body.Close()
+		if string(b) != "jpeg" {
+			t.Fatalf("%s GET: %q", name, b)
+		}
+		l, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("photos"), Prefix: aws.String("2026/")})
+		if err != nil || len(l.Contents) != 1 || *l.Contents[0].Key != "2026/a b.jpg" {
+			t.Fatalf("%s list: %+v %v", name, l, err)
+		}
+	}
+	// A presigned URL in the virtual-hosted style.
+	ps2, err := s3.NewPresignClient(vh).PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("photos"), Key: aws.String("2026/a b.jpg")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(ps2.URL, "http://photos.s3.nimbus.test:") {
+		t.Fatalf("presigned URL %s is not virtual-hosted", ps2.URL)
+	}
+	resp, err := hc.Get(ps2.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != "jpeg" {
+		t.Fatalf("presigned GET: %d %q", resp.StatusCode, b)
+	}
+	lb, err := vh.ListBuckets(ctx, &s3.ListBucketsInput{})
+	if err != nil || len(lb.Buckets) != 1 {
+		t.Fatalf("ListBuckets on the domain itself: %+v %v", lb, err)
+	}
+	if _, err := vh.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("photos"), Key: aws.String("2026/a b.jpg")}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,5 +1,6 @@
 // Package s3api serves Nimbus's buckets through the S3 API (path style,
-// /{bucket}/{key}), so S3 clients and SDKs work with an endpoint override:
+// /{bucket}/{key}, and virtual-hosted style under configured domains), so
+// S3 clients and SDKs work with an endpoint override:
 // buckets, objects (with Range), copies, batch deletes, ListObjectsV2 and
 // multipart uploads, with SigV4 verified against the node's access keys
 // (package keys) and errors in S3's XML shape.
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -38,8 +40,14 @@ type Credentials interface {
 // Config configures the API.
 type Config struct {
 	// Dev accepts any credentials (the signature is not checked).
-	Dev    bool
-	Logger *slog.Logger
+	Dev bool
+	// Domains are the host names under which a request's host names its
+	// bucket (virtual-hosted style: assets.s3.example.com/key, with the
+	// domain s3.example.com). None by default, as in other S3-compatible
+	// servers: a host such as nimbus.localhost would otherwise name a
+	// bucket "nimbus" in a path-style request.
+	Domains []string
+	Logger  *slog.Logger
 	// Now is the clock signatures are checked against (default time.Now).
 	Now func() time.Time
 }
@@ -236,6 +244,25 @@ func bodySize(r *http.Request) int64 {
 	return r.ContentLength
 }
 
+// bucketAndKey reads the bucket and key a request names: from its host
+// and path in the virtual-hosted style (bucket.<domain>/key, for any of
+// the configured domains), from its path alone in the path style
+// (/bucket/key).
+func (a *API) bucketAndKey(r *http.Request) (bucket, key string) {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, d := range a.cfg.Domains {
+		if b, ok := strings.CutSuffix(host, "."+strings.ToLower(d)); ok && b != "" {
+			return b, strings.TrimPrefix(r.URL.Path, "/")
+		}
+	}
+	bucket, key, _ = strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	return bucket, key
+}
+
 // ServeHTTP routes an S3 request by method, path and query.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A presigned URL (SigV4 in its query) may be used from any web page
@@ -249,7 +276,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	bucket, key := a.bucketAndKey(r)
 	q := r.URL.Query()
 	if name := unimplementedSubresource(r.Method, key == "", q); name != "" && bucket != "" {
 		a.writeError(w, r, notImplemented(name))
