@@ -67,7 +67,7 @@ type PartOptions struct {
 	Checksum func() string
 }
 
-// metaChecksum holds a part's Checksum in its info.
+// metaChecksum holds a part's or an object's Checksum in its info.
 const metaChecksum = "checksum"
 
 func (s *Service) startUploads(ctx context.Context) (err error) {
@@ -156,23 +156,10 @@ func (s *Service) UploadPart(ctx context.Context, bucket, key, id string, number
 	if number < 1 || number > MaxParts {
 		return nil, invalid("partNumber", "%d is out of range: use 1 to %d", number, MaxParts)
 	}
-	// The part's info is written after Expect, with meta as it is then.
+	// A part's ETag is its MD5: the multipart ETag is made of them. The
+	// put adds the checksum to meta.
 	meta := map[string]string{}
-	expect := func(sums Sums) error {
-		if opt.Expect != nil {
-			if err := opt.Expect(sums); err != nil {
-				return err
-			}
-		}
-		if opt.Checksum != nil {
-			if c := opt.Checksum(); c != "" {
-				meta[metaChecksum] = c
-			}
-		}
-		return nil
-	}
-	// A part's ETag is its MD5: the multipart ETag is made of them.
-	info, err := s.partsHandle().put(ctx, partName(id, number), r, size, meta, true, s.cfg.MaxObjectBytes, &PutObjectOptions{Expect: expect})
+	info, err := s.partsHandle().put(ctx, partName(id, number), r, size, meta, true, s.cfg.MaxObjectBytes, &PutObjectOptions{Expect: opt.Expect, Checksum: opt.Checksum})
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +218,8 @@ type CompleteOptions struct {
 	// object (S3's checksum of the whole object): an error it returns
 	// fails the completion.
 	Body func(io.Reader) io.Reader
+	// Checksum is the object's checksum to keep, as PutObjectOptions'.
+	Checksum func() string
 }
 
 // CompleteUpload assembles the parts, in the order given (ascending part
@@ -317,7 +306,7 @@ func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, wa
 		body = opt.Body(pr)
 	}
 	info, err := s.putObject(ctx, bucket, key, body, total, PutObjectOptions{ContentType: u.ContentType, Metadata: u.Metadata, Headers: u.Headers, etag: etag,
-		parts: partsLayout(sizes), IfNoneMatch: opt.IfNoneMatch, IfMatch: opt.IfMatch})
+		parts: partsLayout(sizes), IfNoneMatch: opt.IfNoneMatch, IfMatch: opt.IfMatch, Checksum: opt.Checksum})
 	pr.CloseWithError(errors.New("assembly ended"))
 	<-done
 	if err != nil {

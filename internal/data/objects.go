@@ -79,6 +79,11 @@ type ObjectInfo struct {
 	Modified time.Time         `json:"modified"`
 	// Digest is the SHA-256 of the bytes, "SHA-256=<base64url>".
 	Digest string `json:"digest,omitempty"`
+	// Checksum is the checksum the object was uploaded with, once checked,
+	// as its writer put it (PutObjectOptions.Checksum): the S3 API's
+	// "CRC32 <base64>", with "-<parts>" for a multipart object's checksum
+	// of its parts' checksums; "" if none.
+	Checksum string `json:"checksum,omitempty"`
 
 	nuid   string
 	chunks uint32
@@ -120,6 +125,9 @@ type PutObjectOptions struct {
 	// stores nothing. The S3 API checks Content-MD5 and SHA-256 checksums
 	// so, without hashing the bytes a second time.
 	Expect func(Sums) error
+	// Checksum, when not nil, is called once Expect has passed: a checksum
+	// to keep with the object (ObjectInfo.Checksum), "" for none.
+	Checksum func() string
 	// etag overrides the computed ETag (multipart completion, copies).
 	etag string
 	// parts is the part sizes of a multipart completion (partsLayout).
@@ -271,6 +279,8 @@ func infoOf(bucket string, oi *jetstream.ObjectInfo) *ObjectInfo {
 			o.ContentType = v
 		case k == metaParts:
 			o.parts = v
+		case k == metaChecksum:
+			o.Checksum = v
 		case strings.HasPrefix(k, metaUserPrefix):
 			if o.Metadata == nil {
 				o.Metadata = map[string]string{}
@@ -603,6 +613,11 @@ func (s *Service) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, 
 		opt = *copt.Replace
 	}
 	opt.IfNoneMatch, opt.IfMatch = copt.IfNoneMatch, copt.IfMatch
+	// The same bytes have the same checksum; not a multipart object's
+	// checksum of its parts' checksums, since the copy has no parts.
+	if c := src.Info.Checksum; c != "" && !strings.Contains(c, "-") {
+		opt.Checksum = func() string { return c }
+	}
 	// The same bytes have the same MD5 or SHA-256: a copy keeps the
 	// source's ETag (an MD5 is stored, the SHA-256 derived again from the
 	// copy's digest). One of S3's multipart form ("<md5>-<parts>") names

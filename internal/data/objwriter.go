@@ -136,6 +136,11 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 			return fail(err)
 		}
 	}
+	if cond != nil && cond.Checksum != nil {
+		if c := cond.Checksum(); c != "" {
+			meta[metaChecksum] = c
+		}
+	}
 	info := &jetstream.ObjectInfo{
 		ObjectMeta: jetstream.ObjectMeta{Name: key, Metadata: meta, Opts: &jetstream.ObjectMetaOptions{ChunkSize: ChunkSize}},
 		Bucket:     h.store, NUID: id, Size: total, Chunks: chunks,

@@ -367,6 +367,16 @@ func (c *completion) body(r io.Reader) io.Reader {
 	return &digestReader{r: r, u: &upload{sum: c.sum, checks: []*digestCheck{c.sum}}}
 }
 
+// kept is the checksum the object keeps (data.CompleteOptions.Checksum),
+// in the form a part's is kept: "CRC32 <base64>[-<parts>]".
+func (c *completion) kept() string {
+	if c.sum == nil {
+		return ""
+	}
+	sums, _ := c.result()
+	return sums.String()
+}
+
 // result is the checksum elements of the completion's answer: the
 // checksum checked, and its type.
 func (c *completion) result() (partChecksums, string) {

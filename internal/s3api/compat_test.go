@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"hash/crc32"
@@ -520,6 +521,14 @@ func TestS3CompletionChecksums(t *testing.T) {
 		t.Fatalf("the composite CRC: %+v, %v", out, err)
 	}
 
+	// The objects keep the checksums they were completed with.
+	for key, want := range map[string][2]string{"full": {b64crc(body), "FULL_OBJECT"}, "composite": {composite, "COMPOSITE"}} {
+		h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("sums"), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+		if err != nil || aws.ToString(h.ChecksumCRC32) != want[0] || string(h.ChecksumType) != want[1] {
+			t.Fatalf("HeadObject %s with checksums: %v %v, %v; want %s %s", key, aws.ToString(h.ChecksumCRC32), h.ChecksumType, err, want[0], want[1])
+		}
+	}
+
 	complete = start("sized", false)
 	if _, err := complete(s3.CompleteMultipartUploadInput{MpuObjectSize: aws.Int64(int64(len(body) - 1))}); apiCode(err) != "InvalidRequest" || stored("sized") {
 		t.Fatalf("a wrong object size: %v", err)
@@ -646,5 +655,44 @@ func TestS3VirtualHostedStyle(t *testing.T) {
 	}
 	if _, err := vh.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("photos"), Key: aws.String("2026/a b.jpg")}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestS3KeptChecksums: an object keeps the checksum it was uploaded with,
+// and a GET or HEAD with checksum mode answers it (the SDK checks a
+// download against it), as S3 does; a copy keeps it too; an object
+// uploaded without one answers its SHA-256.
+func TestS3KeptChecksums(t *testing.T) {
+	_, c, _ := startS3(t)
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("kept")}); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("checked on the way in and on the way out")
+	crc := base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(body)))
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("kept"), Key: aws.String("crc"), Body: bytes.NewReader(body),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("kept"), Key: aws.String("plain"), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("kept"), Key: aws.String("copy"), CopySource: aws.String("kept/crc")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"crc", "copy"} {
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("kept"), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(out.Body) // the SDK checks the CRC32 at the end
+		out.Body.Close()
+		if err != nil || !bytes.Equal(got, body) || aws.ToString(out.ChecksumCRC32) != crc || out.ChecksumType != types.ChecksumTypeFullObject {
+			t.Fatalf("GetObject %s with checksums: %q, %v, CRC32 %v %v", key, got, err, aws.ToString(out.ChecksumCRC32), out.ChecksumType)
+		}
+	}
+	h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("kept"), Key: aws.String("plain"), ChecksumMode: types.ChecksumModeEnabled})
+	if sha := sha256.Sum256(body); err != nil || aws.ToString(h.ChecksumSHA256) != base64.StdEncoding.EncodeToString(sha[:]) || h.ChecksumCRC32 != nil {
+		t.Fatalf("HeadObject of an object put without a checksum: SHA-256 %v, CRC32 %v, %v", aws.ToString(h.ChecksumSHA256), h.ChecksumCRC32, err)
 	}
 }

@@ -544,7 +544,7 @@ func (a *API) putObject(w http.ResponseWriter, r *http.Request, bucket, key stri
 	}
 	info, err := a.svc.PutObject(r.Context(), bucket, key, body, bodySize(r),
 		data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), Headers: data.HeadersOf(r.Header), MD5ETag: true,
-			IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match"), Expect: sums.expect})
+			IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match"), Expect: sums.expect, Checksum: sums.partChecksum})
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -582,10 +582,22 @@ func objectHeaders(w http.ResponseWriter, r *http.Request, info *data.ObjectInfo
 var responseOverrides = append([]string{"Content-Type"}, api.ObjectHeaders...)
 
 // checksumHeaders gives a client that asks (x-amz-checksum-mode: ENABLED,
-// which the AWS SDKs send by default) the SHA-256 of a whole object, which
-// the SDKs check the body against: the node does not hash what it reads.
+// which the AWS SDKs send by default) the checksum of a whole object,
+// which the SDKs check the body against (the node does not hash what it
+// reads): the one it was uploaded with, as S3 answers, or else its
+// SHA-256. Of a multipart object's checksum of its parts' checksums
+// (COMPOSITE) the SDKs check nothing.
 func checksumHeaders(w http.ResponseWriter, r *http.Request, info *data.ObjectInfo) {
 	if !strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") {
+		return
+	}
+	if label, v, ok := strings.Cut(info.Checksum, " "); ok {
+		w.Header().Set(checksumHeaderPrefix+strings.ToLower(label), v)
+		typ := "FULL_OBJECT"
+		if strings.Contains(v, "-") {
+			typ = "COMPOSITE"
+		}
+		w.Header().Set("X-Amz-Checksum-Type", typ)
 		return
 	}
 	if sum := info.SHA256(); sum != nil {
@@ -896,7 +908,7 @@ func (a *API) completeUpload(w http.ResponseWriter, r *http.Request, bucket, key
 		return
 	}
 	info, err := a.svc.CompleteUpload(r.Context(), bucket, key, id, parts, data.CompleteOptions{
-		IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match"), Check: c.check, Body: c.body})
+		IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match"), Check: c.check, Body: c.body, Checksum: c.kept})
 	if err != nil {
 		a.writeError(w, r, err)
 		return
