@@ -54,6 +54,17 @@ var crc64NVME = crc64.MakeTable(0x9a6c9329ac4bc9b5)
 
 const checksumHeaderPrefix = "X-Amz-Checksum-"
 
+// isChecksumValue says whether a (canonical) header carries a checksum
+// value, x-amz-checksum-<algorithm>, rather than one of the other
+// x-amz-checksum-* headers (mode, type, algorithm).
+func isChecksumValue(name string) bool {
+	switch name {
+	case "X-Amz-Checksum-Mode", "X-Amz-Checksum-Type", "X-Amz-Checksum-Algorithm":
+		return false
+	}
+	return strings.HasPrefix(name, checksumHeaderPrefix)
+}
+
 // digestCheck is one sum to check: want is known from a header, or comes
 // from the trailer named header when the body ends.
 type digestCheck struct {
@@ -113,11 +124,7 @@ func checkUpload(r *http.Request, body io.Reader) (io.Reader, *upload, error) {
 		return nil
 	}
 	for name, v := range r.Header {
-		switch name {
-		case "X-Amz-Checksum-Mode", "X-Amz-Checksum-Type", "X-Amz-Checksum-Algorithm":
-			continue
-		}
-		if !strings.HasPrefix(name, checksumHeaderPrefix) {
+		if !isChecksumValue(name) {
 			continue
 		}
 		if err := add(name, false); err != nil {
@@ -291,11 +298,10 @@ func completionOf(h http.Header) (*completion, error) {
 		return nil, newErr(http.StatusBadRequest, "InvalidRequest", "Value for x-amz-checksum-type header is invalid: use FULL_OBJECT or COMPOSITE.")
 	}
 	for name, v := range h {
-		suffix, ok := strings.CutPrefix(name, checksumHeaderPrefix)
-		if !ok || name == "X-Amz-Checksum-Mode" || name == "X-Amz-Checksum-Type" || name == "X-Amz-Checksum-Algorithm" {
+		if !isChecksumValue(name) {
 			continue
 		}
-		alg, known := checksumAlgorithms[strings.ToLower(suffix)]
+		alg, known := checksumAlgorithms[strings.ToLower(strings.TrimPrefix(name, checksumHeaderPrefix))]
 		if !known {
 			return nil, newErr(http.StatusBadRequest, "InvalidRequest", "%s is not a checksum S3 knows: use x-amz-checksum- and crc32, crc32c, crc64nvme, sha1 or sha256", truncate(name, 60))
 		}
