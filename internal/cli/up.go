@@ -109,7 +109,7 @@ node stops taking requests, lets in-flight invocations finish (bounded by
 	fl.StringVar(&cfg.NATSURL, "nats", "", "use an external NATS server/cluster (with JetStream) instead of the embedded one")
 	fl.IntVar(&cfg.Replicas, "replicas", 0, "copies JetStream keeps of every stream and bucket (1-5), so that data survives the loss of a server; needs --nats and a cluster of at least that many servers; streams that have more keep theirs (default: the server's, 1)")
 	fl.StringVar(&cfg.NATSListen, "nats-listen", "", "let other nodes reach the embedded NATS server at this address")
-	fl.StringArrayVar(&cfg.S3Domains, "s3-domain", nil, "serve S3 requests in the virtual-hosted style under this domain (repeatable): BUCKET.DOMAIN/KEY, for SDKs that do not use path style (--s3-domain localhost for http://localhost:8080)")
+	fl.StringArrayVar(&cfg.S3Domains, "s3-domain", nil, "serve S3 requests in the virtual-hosted style under this domain (repeatable): BUCKET.DOMAIN/KEY, for SDKs left out of path style; BUCKET.DOMAIN must reach the node (wildcard DNS, /etc/hosts, or localhost where the resolver sends *.localhost to loopback, as systemd-resolved and curl do)")
 	fl.BoolVar(&demo, "demo", false, "deploy the example functions (implies --dev unless --dev=false)")
 	fl.DurationVar(&cfg.QueueTimeout, "queue-timeout", 100*time.Millisecond, "how long a call waits at max concurrency before HTTP 429")
 	fl.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight invocations")
