@@ -570,6 +570,14 @@ func TestS3DottedBucketNames(t *testing.T) {
 			t.Fatalf("list %s: %+v %v", b, l, err)
 		}
 	}
+	// HeadBucket names the region the request was signed for (the SDKs'
+	// region lookups read it).
+	if h, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("assets.example.com")}); err != nil || aws.ToString(h.BucketRegion) != "us-east-1" {
+		t.Fatalf("HeadBucket: region %v, %v", aws.ToString(h.BucketRegion), err)
+	}
+	if h, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("assets.example.com")}, func(o *s3.Options) { o.Region = "eu-north-1" }); err != nil || aws.ToString(h.BucketRegion) != "eu-north-1" {
+		t.Fatalf("HeadBucket signed for eu-north-1: region %v, %v", aws.ToString(h.BucketRegion), err)
+	}
 	lb, err := c.ListBuckets(ctx, &s3.ListBucketsInput{})
 	if err != nil || len(lb.Buckets) != 2 || *lb.Buckets[0].Name != "assets-example-com" || *lb.Buckets[1].Name != "assets.example.com" {
 		t.Fatalf("ListBuckets: %+v %v", lb, err)

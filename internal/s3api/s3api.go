@@ -244,6 +244,20 @@ func bodySize(r *http.Request) int64 {
 	return r.ContentLength
 }
 
+// signingRegion is the region of a request's SigV4 credential scope,
+// us-east-1 for a request without one (in dev mode).
+func signingRegion(r *http.Request) string {
+	if a, err := sigv4.ParseAuthorization(r.Header.Get("Authorization")); err == nil {
+		return a.Scope.Region
+	}
+	if cred := r.URL.Query().Get(sigv4.QueryCredential); cred != "" {
+		if _, scope, err := sigv4.ParseCredential(cred); err == nil {
+			return scope.Region
+		}
+	}
+	return "us-east-1"
+}
+
 // bucketAndKey reads the bucket and key a request names: from its host
 // and path in the virtual-hosted style (bucket.<domain>/key, for any of
 // the configured domains), from its path alone in the path style
@@ -322,6 +336,10 @@ func (a *API) bucketOp(w http.ResponseWriter, r *http.Request, bucket string, q 
 			a.writeError(w, r, err)
 			return
 		}
+		// The SDKs' region lookups (the Go transfer manager's
+		// GetBucketRegion) read it: a node has no region, so the one the
+		// request was signed for.
+		w.Header().Set("X-Amz-Bucket-Region", signingRegion(r))
 		w.WriteHeader(http.StatusOK)
 	case r.Method == http.MethodPost && q.Has("delete"):
 		a.deleteObjects(w, r, bucket, body)
