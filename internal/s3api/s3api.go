@@ -540,6 +540,30 @@ func (a *API) listObjects(w http.ResponseWriter, r *http.Request, bucket string,
 	writeXML(w, http.StatusOK, out)
 }
 
+// storedHeaders are the headers an object keeps (data.HeadersOf), less
+// the aws-chunked content coding, which describes the upload's body and
+// not the object: S3 drops it, and an object served with
+// "Content-Encoding: aws-chunked" is one no client can decode.
+func storedHeaders(h http.Header) map[string]string {
+	out := data.HeadersOf(h)
+	ce, ok := out["Content-Encoding"]
+	if !ok {
+		return out
+	}
+	var kept []string
+	for c := range strings.SplitSeq(ce, ",") {
+		if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "aws-chunked") {
+			kept = append(kept, c)
+		}
+	}
+	if len(kept) == 0 {
+		delete(out, "Content-Encoding")
+	} else {
+		out["Content-Encoding"] = strings.Join(kept, ",")
+	}
+	return out
+}
+
 // metaOf reads user metadata (x-amz-meta-*) from request headers.
 func metaOf(h http.Header) map[string]string {
 	var m map[string]string
@@ -561,7 +585,7 @@ func (a *API) putObject(w http.ResponseWriter, r *http.Request, bucket, key stri
 		return
 	}
 	info, err := a.svc.PutObject(r.Context(), bucket, key, body, bodySize(r),
-		data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), Headers: data.HeadersOf(r.Header), MD5ETag: true,
+		data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), Headers: storedHeaders(r.Header), MD5ETag: true,
 			IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match"), Expect: sums.expect, Checksum: sums.partChecksum})
 	if err != nil {
 		a.writeError(w, r, err)
@@ -724,7 +748,7 @@ func (a *API) copyObject(w http.ResponseWriter, r *http.Request, bucket, key str
 	opt := data.CopyOptions{Check: data.CopySourceConditions(r.Header),
 		IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match")}
 	if strings.EqualFold(r.Header.Get("X-Amz-Metadata-Directive"), "REPLACE") {
-		opt.Replace = &data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), Headers: data.HeadersOf(r.Header)}
+		opt.Replace = &data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), Headers: storedHeaders(r.Header)}
 	}
 	info, err := a.svc.CopyObject(r.Context(), sb, sk, bucket, key, opt)
 	if err != nil {
@@ -828,7 +852,7 @@ func (a *API) deleteObjects(w http.ResponseWriter, r *http.Request, bucket strin
 }
 
 func (a *API) createUpload(w http.ResponseWriter, r *http.Request, bucket, key string) {
-	u, err := a.svc.CreateUpload(r.Context(), bucket, key, data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), Headers: data.HeadersOf(r.Header)})
+	u, err := a.svc.CreateUpload(r.Context(), bucket, key, data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), Headers: storedHeaders(r.Header)})
 	if err != nil {
 		a.writeError(w, r, err)
 		return

@@ -2,6 +2,7 @@ package s3api_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -34,6 +35,8 @@ type streamingPut struct {
 	// "no-trailer-signature", "trailer-value" (another valid CRC32 under the
 	// original's signature).
 	tamper string
+	// encoding is the Content-Encoding sent (default "aws-chunked").
+	encoding string
 }
 
 func hmacHex(key []byte, s string) string {
@@ -123,7 +126,7 @@ func (p streamingPut) do(t *testing.T, endpoint, key string, creds aws.Credentia
 		t.Fatal(err)
 	}
 	r.ContentLength = int64(len(body))
-	r.Header.Set("Content-Encoding", "aws-chunked")
+	r.Header.Set("Content-Encoding", cmp.Or(p.encoding, "aws-chunked"))
 	r.Header.Set("X-Amz-Content-Sha256", p.mode)
 	r.Header.Set("X-Amz-Decoded-Content-Length", strconv.Itoa(len(payload)))
 	if p.trailer {
@@ -180,6 +183,18 @@ func TestS3StreamingSignatures(t *testing.T) {
 		}
 		if got := content(key); got != whole {
 			t.Fatalf("%s stored %d bytes, want the %d sent", p.mode, len(got), len(whole))
+		}
+	}
+	// aws-chunked describes the upload, not the object, which does not
+	// keep it as a content coding; another coding stays.
+	for encoding, want := range map[string]string{"aws-chunked": "", "gzip,aws-chunked": "gzip", "aws-chunked, br": "br"} {
+		p := streamingPut{mode: signedPayload, chunks: chunks, encoding: encoding}
+		if code, body := p.do(t, n.URL(), "coded", creds); code != http.StatusOK {
+			t.Fatalf("%s: %d %s", encoding, code, body)
+		}
+		h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("streams"), Key: aws.String("coded")})
+		if err != nil || aws.ToString(h.ContentEncoding) != want {
+			t.Fatalf("uploaded with Content-Encoding %q, the object has %q (%v), want %q", encoding, aws.ToString(h.ContentEncoding), err, want)
 		}
 	}
 
