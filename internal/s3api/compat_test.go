@@ -102,6 +102,10 @@ func TestS3UnsupportedSubresources(t *testing.T) {
 			_, err := c.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String("full")})
 			return err
 		}},
+		{"CopyObject of a version", func() error {
+			_, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("full"), Key: aws.String("k"), CopySource: aws.String("full/k?versionId=3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY")})
+			return err
+		}},
 		{"ListObjectVersions", func() error {
 			_, err := c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String("full")})
 			return err
@@ -131,6 +135,9 @@ func TestS3UnsupportedSubresources(t *testing.T) {
 	// The version S3 names an object of an unversioned bucket by is "null".
 	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("full"), Key: aws.String("k"), VersionId: aws.String("null")}); err != nil {
 		t.Fatalf("HeadObject of version null: %v", err)
+	}
+	if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("full"), Key: aws.String("k2"), CopySource: aws.String("full/k?versionId=null")}); err != nil {
+		t.Fatalf("CopyObject of version null: %v", err)
 	}
 }
 

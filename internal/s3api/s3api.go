@@ -727,7 +727,11 @@ func (a *API) getObject(w http.ResponseWriter, r *http.Request, bucket, key stri
 // copySource reads x-amz-copy-source: "[/]bucket/key[?versionId=...]",
 // URL-encoded.
 func copySource(h string) (string, string, error) {
-	h, _, _ = strings.Cut(h, "?")
+	h, query, _ := strings.Cut(h, "?")
+	// The source's version: Nimbus keeps one, which S3 names "null".
+	if q, err := url.ParseQuery(query); err != nil || (q.Has("versionId") && q.Get("versionId") != "null") {
+		return "", "", notImplemented("versionId")
+	}
 	dec, err := url.PathUnescape(strings.TrimPrefix(h, "/"))
 	if err != nil {
 		return "", "", newErr(http.StatusBadRequest, "InvalidArgument", "x-amz-copy-source is not URL-encoded correctly")
