@@ -27,6 +27,29 @@ import (
 	"github.com/nimbus-run/nimbus/internal/node/nodetest"
 )
 
+// createBuckets creates buckets through c.
+func createBuckets(t *testing.T, c *s3.Client, names ...string) {
+	t.Helper()
+	for _, b := range names {
+		if _, err := c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatalf("create bucket %s: %v", b, err)
+		}
+	}
+}
+
+// objectBody reads an object whole through c; an error is the SDK's
+// (NoSuchKey, ...).
+func objectBody(t *testing.T, c *s3.Client, bucket, key string) (string, error) {
+	t.Helper()
+	out, err := c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return "", err
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	return string(b), err
+}
+
 // TestS3UnsupportedSubresources: a request for an S3 feature Nimbus does
 // not have (tags, ACLs, CORS and policy documents, versions, ...) names
 // it in a subresource of the query, and is refused with 501
@@ -36,11 +59,7 @@ import (
 func TestS3UnsupportedSubresources(t *testing.T) {
 	_, c, _ := startS3(t)
 	ctx := context.Background()
-	for _, b := range []string{"full", "empty"} {
-		if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createBuckets(t, c, "full", "empty")
 	body := []byte("the object's own bytes")
 	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("full"), Key: aws.String("k"), Body: bytes.NewReader(body)}); err != nil {
 		t.Fatal(err)
@@ -115,14 +134,8 @@ func TestS3UnsupportedSubresources(t *testing.T) {
 			t.Errorf("%s: %v, want NotImplemented", tc.name, err)
 		}
 	}
-	got, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("full"), Key: aws.String("k")})
-	if err != nil {
-		t.Fatalf("the object after the refused requests: %v", err)
-	}
-	b, _ := io.ReadAll(got.Body)
-	got.Body.Close()
-	if !bytes.Equal(b, body) {
-		t.Fatalf("the object holds %q after the refused requests, want %q", b, body)
+	if got, err := objectBody(t, c, "full", "k"); err != nil || got != string(body) {
+		t.Fatalf("the object holds %q (%v) after the refused requests, want %q", got, err, body)
 	}
 	if _, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("empty")}); err != nil {
 		t.Fatalf("the empty bucket after the refused requests: %v", err)
@@ -147,11 +160,7 @@ func TestS3UnsupportedSubresources(t *testing.T) {
 func TestS3ListMultipartUploads(t *testing.T) {
 	_, c, _ := startS3(t)
 	ctx := context.Background()
-	for _, b := range []string{"media", "other"} {
-		if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createBuckets(t, c, "media", "other")
 	create := func(bucket, key string) string {
 		t.Helper()
 		u, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key)})
@@ -258,9 +267,7 @@ func TestS3ListMultipartUploads(t *testing.T) {
 func TestS3UnkeptPromises(t *testing.T) {
 	_, c, _ := startS3(t)
 	ctx := context.Background()
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("vault")}); err != nil {
-		t.Fatal(err)
-	}
+	createBuckets(t, c, "vault")
 	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("vault"), Key: aws.String("src"), Body: strings.NewReader("source")}); err != nil {
 		t.Fatal(err)
 	}
@@ -329,9 +336,7 @@ func TestS3UnkeptPromises(t *testing.T) {
 func TestS3ConditionalDeletes(t *testing.T) {
 	_, c, _ := startS3(t)
 	ctx := context.Background()
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("docs")}); err != nil {
-		t.Fatal(err)
-	}
+	createBuckets(t, c, "docs")
 	etags := map[string]string{}
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
 		out, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("docs"), Key: aws.String(k), Body: strings.NewReader("body of " + k)})
@@ -400,9 +405,7 @@ func TestS3ConditionalDeletes(t *testing.T) {
 func TestS3ConditionalCopy(t *testing.T) {
 	_, c, _ := startS3(t)
 	ctx := context.Background()
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("src")}); err != nil {
-		t.Fatal(err)
-	}
+	createBuckets(t, c, "src")
 	for _, k := range []string{"a", "b"} {
 		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("src"), Key: aws.String(k), Body: strings.NewReader("body of " + k)}); err != nil {
 			t.Fatal(err)
@@ -415,13 +418,11 @@ func TestS3ConditionalCopy(t *testing.T) {
 	}
 	read := func(key string) string {
 		t.Helper()
-		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("src"), Key: aws.String(key)})
+		b, err := objectBody(t, c, "src", key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer out.Body.Close()
-		b, _ := io.ReadAll(out.Body)
-		return string(b)
+		return b
 	}
 	if err := cp("a", "b", "If-None-Match", "*"); apiCode(err) != "PreconditionFailed" || read("b") != "body of b" {
 		t.Fatalf("copy over an object with If-None-Match: *: %v", err)
@@ -449,9 +450,7 @@ func TestS3ConditionalCopy(t *testing.T) {
 func TestS3CompletionChecksums(t *testing.T) {
 	_, c, _ := startS3(t)
 	ctx := context.Background()
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("sums")}); err != nil {
-		t.Fatal(err)
-	}
+	createBuckets(t, c, "sums")
 	body := make([]byte, 5<<20+1000)
 	rand.Read(body)
 	halves := [][]byte{body[:5<<20], body[5<<20:]}
@@ -495,16 +494,14 @@ func TestS3CompletionChecksums(t *testing.T) {
 	}
 	stored := func(key string) bool {
 		t.Helper()
-		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("sums"), Key: aws.String(key)})
+		got, err := objectBody(t, c, "sums", key)
 		if apiCode(err) == "NoSuchKey" {
 			return false
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := io.ReadAll(out.Body)
-		out.Body.Close()
-		if !bytes.Equal(got, body) {
+		if got != string(body) {
 			t.Fatalf("%s holds %d bytes, not the %d uploaded", key, len(got), len(body))
 		}
 		return true
@@ -563,14 +560,8 @@ func TestS3DottedBucketNames(t *testing.T) {
 		}
 	}
 	for _, b := range []string{"assets.example.com", "assets-example-com"} {
-		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b), Key: aws.String("css/site.css")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := io.ReadAll(out.Body)
-		out.Body.Close()
-		if string(got) != "in "+b {
-			t.Fatalf("%s holds %q", b, got)
+		if got, err := objectBody(t, c, b, "css/site.css"); err != nil || got != "in "+b {
+			t.Fatalf("%s holds %q, %v", b, got, err)
 		}
 		l, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(b)})
 		if err != nil || len(l.Contents) != 1 {
@@ -626,21 +617,13 @@ func TestS3VirtualHostedStyle(t *testing.T) {
 			HTTPClient: hc, Credentials: credentials.NewStaticCredentialsProvider(k.ID, k.Secret, "")})
 	}
 	vh, ps := client(false), client(true)
-	if _, err := vh.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("photos")}); err != nil {
-		t.Fatal(err)
-	}
+	createBuckets(t, vh, "photos")
 	if _, err := vh.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("photos"), Key: aws.String("2026/a b.jpg"), Body: strings.NewReader("jpeg")}); err != nil {
 		t.Fatal(err)
 	}
 	for name, c := range map[string]*s3.Client{"virtual-hosted": vh, "path": ps} {
-		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("photos"), Key: aws.String("2026/a b.jpg")})
-		if err != nil {
-			t.Fatalf("%s GET: %v", name, err)
-		}
-		b, _ := io.ReadAll(out.Body)
-		out.Body.Close()
-		if string(b) != "jpeg" {
-			t.Fatalf("%s GET: %q", name, b)
+		if b, err := objectBody(t, c, "photos", "2026/a b.jpg"); err != nil || b != "jpeg" {
+			t.Fatalf("%s GET: %q, %v", name, b, err)
 		}
 		l, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("photos"), Prefix: aws.String("2026/")})
 		if err != nil || len(l.Contents) != 1 || *l.Contents[0].Key != "2026/a b.jpg" {
@@ -680,9 +663,7 @@ func TestS3VirtualHostedStyle(t *testing.T) {
 func TestS3KeptChecksums(t *testing.T) {
 	_, c, _ := startS3(t)
 	ctx := context.Background()
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("kept")}); err != nil {
-		t.Fatal(err)
-	}
+	createBuckets(t, c, "kept")
 	body := []byte("checked on the way in and on the way out")
 	crc := base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(body)))
 	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("kept"), Key: aws.String("crc"), Body: bytes.NewReader(body),
