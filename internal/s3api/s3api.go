@@ -247,13 +247,8 @@ func bodySize(r *http.Request) int64 {
 // signingRegion is the region of a request's SigV4 credential scope,
 // us-east-1 for a request without one (in dev mode).
 func signingRegion(r *http.Request) string {
-	if a, err := sigv4.ParseAuthorization(r.Header.Get("Authorization")); err == nil {
-		return a.Scope.Region
-	}
-	if cred := r.URL.Query().Get(sigv4.QueryCredential); cred != "" {
-		if _, scope, err := sigv4.ParseCredential(cred); err == nil {
-			return scope.Region
-		}
+	if scope, ok := sigv4.RequestScope(r); ok {
+		return scope.Region
 	}
 	return "us-east-1"
 }

@@ -172,39 +172,41 @@ func parsePresigned(q url.Values) (*Authorization, time.Duration, error) {
 }
 
 // Service returns the service named in r's credential scope ("lambda",
-// "states", "s3"), from the Authorization header or a presigned URL's
-// X-Amz-Credential, without verifying anything; "" when r is not
-// SigV4-signed or the scope does not parse. It is for routing only: the
-// chosen surface must still Verify.
+// "states", "s3"); "" when r is not SigV4-signed or the scope does not
+// parse. It is for routing only: the chosen surface must still Verify.
 func Service(r *http.Request) string {
+	scope, _ := RequestScope(r)
+	return scope.Service
+}
+
+// RequestScope returns r's credential scope, from the Authorization header
+// or a presigned URL's X-Amz-Credential, without verifying anything; ok is
+// false when r is not SigV4-signed or the scope does not parse.
+func RequestScope(r *http.Request) (scope Scope, ok bool) {
+	var cred string
 	if h := r.Header.Get("Authorization"); h != "" {
 		rest, ok := strings.CutPrefix(h, Algorithm+" ")
 		if !ok || len(h) > maxHeaderLen {
-			return ""
+			return Scope{}, false
 		}
 		for part := range strings.SplitSeq(rest, ",") {
 			if v, ok := strings.CutPrefix(strings.TrimSpace(part), "Credential="); ok {
-				return scopeService(v)
+				cred = v
+				break
 			}
 		}
-		return ""
+	} else if strings.Contains(r.URL.RawQuery, QueryCredential) {
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			return Scope{}, false
+		}
+		cred = q.Get(QueryCredential)
 	}
-	if !strings.Contains(r.URL.RawQuery, QueryCredential) {
-		return ""
+	if cred == "" {
+		return Scope{}, false
 	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return ""
-	}
-	return scopeService(q.Get(QueryCredential))
-}
-
-func scopeService(cred string) string {
 	_, scope, err := ParseCredential(cred)
-	if err != nil {
-		return ""
-	}
-	return scope.Service
+	return scope, err == nil
 }
 
 func validToken(s string, ok func(byte) bool) bool {
