@@ -54,6 +54,17 @@ var crc64NVME = crc64.MakeTable(0x9a6c9329ac4bc9b5)
 
 const checksumHeaderPrefix = "X-Amz-Checksum-"
 
+// Refusals of malformed checksum headers, for uploads and completions.
+var errMultipleChecksums = newErr(http.StatusBadRequest, "InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+
+func unknownChecksum(name string) error {
+	return newErr(http.StatusBadRequest, "InvalidRequest", "%s is not a checksum S3 knows: use x-amz-checksum- and crc32, crc32c, crc64nvme, sha1 or sha256", truncate(name, 60))
+}
+
+func invalidChecksumValue(name string) error {
+	return newErr(http.StatusBadRequest, "InvalidRequest", "Value for %s header is invalid.", strings.ToLower(name))
+}
+
 // isChecksumValue says whether a (canonical) header carries a checksum
 // value, x-amz-checksum-<algorithm>, rather than one of the other
 // x-amz-checksum-* headers (mode, type, algorithm).
@@ -111,10 +122,10 @@ func checkUpload(r *http.Request, body io.Reader) (io.Reader, *upload, error) {
 		suffix, found := strings.CutPrefix(name, checksumHeaderPrefix)
 		alg, ok := checksumAlgorithms[strings.ToLower(suffix)]
 		if !found || !ok {
-			return newErr(http.StatusBadRequest, "InvalidRequest", "%s is not a checksum S3 knows: use x-amz-checksum- and crc32, crc32c, crc64nvme, sha1 or sha256", truncate(name, 60))
+			return unknownChecksum(name)
 		}
 		if u.sum != nil {
-			return newErr(http.StatusBadRequest, "InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+			return errMultipleChecksums
 		}
 		u.sum = &digestCheck{header: name, label: alg.label, size: alg.size, trailer: trailer}
 		if alg.new != nil {
@@ -132,7 +143,7 @@ func checkUpload(r *http.Request, body io.Reader) (io.Reader, *upload, error) {
 		}
 		want, err := base64.StdEncoding.DecodeString(v[0])
 		if err != nil || len(want) != u.sum.size {
-			return nil, nil, newErr(http.StatusBadRequest, "InvalidRequest", "Value for %s header is invalid.", strings.ToLower(name))
+			return nil, nil, invalidChecksumValue(name)
 		}
 		u.sum.want = want
 	}
@@ -196,10 +207,10 @@ func (u *upload) verify(c *digestCheck, got []byte) error {
 	return newErr(http.StatusBadRequest, "BadDigest", "The %s you specified did not match the calculated checksum.", c.label)
 }
 
-// partChecksum is the checked x-amz-checksum-* of a part, as the part
-// keeps it ("CRC32 <base64>", as partChecksums.String names it); "" without
+// kept is the checked x-amz-checksum-* of an upload, as the object or
+// part keeps it ("CRC32 <base64>", as partChecksums.String names it); "" without
 // one.
-func (u *upload) partChecksum() string {
+func (u *upload) kept() string {
 	if u == nil || u.sum == nil {
 		return ""
 	}
@@ -222,7 +233,7 @@ func (c *partChecksums) fields() map[string]*string {
 }
 
 // String is the checksum a completion names for a part, in the form the
-// part keeps (partChecksum): "" for none; several (which S3 refuses) are
+// part keeps (upload.kept): "" for none; several (which S3 refuses) are
 // joined, so that they match no part.
 func (c partChecksums) String() string {
 	var out []string
@@ -303,19 +314,19 @@ func completionOf(h http.Header) (*completion, error) {
 		}
 		alg, known := checksumAlgorithms[strings.ToLower(strings.TrimPrefix(name, checksumHeaderPrefix))]
 		if !known {
-			return nil, newErr(http.StatusBadRequest, "InvalidRequest", "%s is not a checksum S3 knows: use x-amz-checksum- and crc32, crc32c, crc64nvme, sha1 or sha256", truncate(name, 60))
+			return nil, unknownChecksum(name)
 		}
 		if c.sum != nil {
-			return nil, newErr(http.StatusBadRequest, "InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+			return nil, errMultipleChecksums
 		}
 		b64, n, hasN := strings.Cut(v[0], "-")
 		want, err := base64.StdEncoding.DecodeString(b64)
 		if err != nil || len(want) != alg.size {
-			return nil, newErr(http.StatusBadRequest, "InvalidRequest", "Value for %s header is invalid.", strings.ToLower(name))
+			return nil, invalidChecksumValue(name)
 		}
 		if hasN {
 			if c.parts, err = strconv.Atoi(n); err != nil || c.parts < 1 {
-				return nil, newErr(http.StatusBadRequest, "InvalidRequest", "Value for %s header is invalid.", strings.ToLower(name))
+				return nil, invalidChecksumValue(name)
 			}
 		}
 		c.sum = &digestCheck{header: name, label: alg.label, size: alg.size, want: want}

@@ -581,7 +581,7 @@ func (a *API) putObject(w http.ResponseWriter, r *http.Request, bucket, key stri
 	}
 	info, err := a.svc.PutObject(r.Context(), bucket, key, body, bodySize(r),
 		data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), Headers: storedHeaders(r.Header), MD5ETag: true,
-			IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match"), Expect: sums.expect, Checksum: sums.partChecksum})
+			IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match"), Expect: sums.expect, Checksum: sums.kept})
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -880,7 +880,7 @@ func (a *API) uploadPart(w http.ResponseWriter, r *http.Request, bucket, key, id
 		a.writeError(w, r, err)
 		return
 	}
-	p, err := a.svc.UploadPart(r.Context(), bucket, key, id, n, body, bodySize(r), data.PartOptions{Expect: sums.expect, Checksum: sums.partChecksum})
+	p, err := a.svc.UploadPart(r.Context(), bucket, key, id, n, body, bodySize(r), data.PartOptions{Expect: sums.expect, Checksum: sums.kept})
 	if err != nil {
 		a.writeError(w, r, err)
 		return
