@@ -192,6 +192,9 @@ func writeXML(w http.ResponseWriter, status int, v any) {
 func (a *API) authenticate(r *http.Request) (io.Reader, error) {
 	var id *sigv4.Identity
 	var secret string
+	if !a.cfg.Dev && SignedV2(r) {
+		return nil, errSigV2
+	}
 	if !a.cfg.Dev {
 		lookup := func(k string) (string, bool) {
 			if a.creds == nil {
@@ -229,6 +232,28 @@ func (a *API) authenticate(r *http.Request) (io.Reader, error) {
 	}
 	return r.Body, nil
 }
+
+// SignedV2 says whether r is signed with S3's Signature Version 2: an
+// "AWS ID:SIGNATURE" Authorization header, or a URL presigned with
+// AWSAccessKeyId and Signature (the AWS CLI v1's "s3 presign" makes these
+// unless told to use SigV4). Only S3 ever took it, so such a request is
+// S3's, to be refused with S3's error rather than fall to user routes.
+func SignedV2(r *http.Request) bool {
+	if h := r.Header.Get("Authorization"); h != "" {
+		id, _, ok := strings.Cut(strings.TrimPrefix(h, "AWS "), ":")
+		return strings.HasPrefix(h, "AWS ") && ok && id != ""
+	}
+	q := r.URL.Query()
+	return q.Has("AWSAccessKeyId") && q.Has("Signature")
+}
+
+// errSigV2 refuses Signature Version 2, which AWS has refused for buckets
+// made since June 2020: HMAC-SHA1 over less of the request than SigV4
+// signs. The message is S3's, with what to do about it.
+var errSigV2 = newErr(http.StatusBadRequest, "InvalidRequest",
+	"The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256. "+
+		"(This request is signed with Signature Version 2; the AWS CLI v1 signs with SigV4 after "+
+		"`aws configure set default.s3.signature_version s3v4`.)")
 
 // bodySize is the decoded length of the body, -1 when unknown.
 func bodySize(r *http.Request) int64 {

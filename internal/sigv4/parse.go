@@ -115,7 +115,7 @@ func ParseCredential(cred string) (accessKeyID string, scope Scope, err error) {
 	if _, err := time.Parse("20060102", date); err != nil || len(date) != 8 {
 		return "", Scope{}, fmt.Errorf("%w: credential scope date %q is not YYYYMMDD", ErrMalformed, truncate(date, 16))
 	}
-	if !validToken(region, isScopeChar) {
+	if !validToken(region, isRegionChar) {
 		return "", Scope{}, fmt.Errorf("%w: credential scope region %q is not valid", ErrMalformed, truncate(region, 32))
 	}
 	if !validToken(service, isScopeChar) {
@@ -228,6 +228,11 @@ func isKeyChar(c byte) bool {
 func isScopeChar(c byte) bool {
 	return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.'
 }
+
+// isRegionChar lets a region have capitals too: a node has no region and
+// takes whichever the client signs for, and some clients' defaults have
+// them (s3cmd signs bucket creations for "US").
+func isRegionChar(c byte) bool { return isScopeChar(c) || 'A' <= c && c <= 'Z' }
 
 // isHeaderChar allows the lower-case subset of RFC 9110 token characters.
 func isHeaderChar(c byte) bool {

@@ -311,6 +311,8 @@ func TestParseAuthorization(t *testing.T) {
 		{"host not signed", "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/lambda/aws4_request, SignedHeaders=x-amz-date, Signature=" + sig, sigv4.ErrMalformed},
 		{"unsorted headers", "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/lambda/aws4_request, SignedHeaders=x-amz-date;host, Signature=" + sig, sigv4.ErrMalformed},
 		{"upper-case header", "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/lambda/aws4_request, SignedHeaders=Host, Signature=" + sig, sigv4.ErrMalformed},
+		{"region with capitals (s3cmd's default, US)", "AWS4-HMAC-SHA256 Credential=AKID/20240101/US/lambda/aws4_request, SignedHeaders=host, Signature=" + sig, nil},
+		{"service with capitals", "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/Lambda/aws4_request, SignedHeaders=host, Signature=" + sig, sigv4.ErrMalformed},
 		{"sigv2", "AWS AKID:sig", sigv4.ErrMissingAuth},
 	}
 	for _, tt := range tests {
