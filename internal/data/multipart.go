@@ -407,6 +407,9 @@ func partsLayout(sizes []int64) string {
 	return b.String()
 }
 
+// Multipart says whether the object was made by a multipart upload.
+func (o *ObjectInfo) Multipart() bool { return o.parts != "" }
+
 // Part returns where part n (from 1) of the object lies, and how many
 // parts it has: those of its multipart upload, or one part, the whole
 // object, for an object put whole (or copied). A part it does not have is

@@ -19,7 +19,7 @@ import (
 // resource and the newer ones) that Nimbus does not implement for any
 // request.
 var unimplemented = []string{
-	"accelerate", "acl", "analytics", "attributes", "cors", "encryption",
+	"accelerate", "analytics", "cors", "encryption",
 	"intelligent-tiering", "inventory", "legal-hold", "lifecycle", "logging",
 	"metadataConfiguration", "metadataTable", "metrics", "notification",
 	"object-lock", "ownershipControls", "policy", "policyStatus",
@@ -30,9 +30,10 @@ var unimplemented = []string{
 
 // unimplementedSubresource returns the subresource of a request that Nimbus
 // does not implement, "" if there is none. Of those it implements in part:
-// a bucket's versioning may be read (it is never enabled), and the only
+// a bucket's versioning may be read (it is never enabled), the only
 // version of an object is "null", as S3 names the version of an object in
-// a bucket that was never versioned.
+// a bucket that was never versioned, ACLs may be read and set to what
+// they are (acl.go), and an object's attributes read (attributes.go).
 func unimplementedSubresource(method string, onBucket bool, q url.Values) string {
 	for name := range q {
 		if slices.Contains(unimplemented, name) {
@@ -44,6 +45,10 @@ func unimplementedSubresource(method string, onBucket bool, q url.Values) string
 		return "versioning"
 	case q.Has("versionId") && q.Get("versionId") != "null":
 		return "versionId"
+	case q.Has("acl") && method != http.MethodGet && method != http.MethodPut:
+		return "acl"
+	case q.Has("attributes") && (onBucket || method != http.MethodGet):
+		return "attributes"
 	}
 	return ""
 }
