@@ -245,7 +245,7 @@ func newTableQuery(e *env) *cobra.Command {
   nimbus table query orders c1 --where 'created between "2024-01" and "2024-02"' --reverse`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q.Partition = keyValueArg(args[1])
-			return pages(e, all, func(cursor string) (*api.Page, error) {
+			return pages(e, all, q.Cursor, func(cursor string) (*api.Page, error) {
 				q.Cursor = cursor
 				return e.client().Query(cmd.Context(), args[0], &q)
 			})
@@ -267,11 +267,7 @@ func newTableScan(e *env) *cobra.Command {
 		Use: "scan TABLE", Short: "Read every item of a table, a page at a time", Args: cobra.ExactArgs(1),
 		Example: "  nimbus table scan orders --limit 50\n  nimbus table scan orders --all -o json > orders.json",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			first := true
-			return pages(e, all, func(c string) (*api.Page, error) {
-				if first {
-					c, first = cursor, false
-				}
+			return pages(e, all, cursor, func(c string) (*api.Page, error) {
 				return e.client().Scan(cmd.Context(), args[0], limit, c)
 			})
 		},
@@ -282,9 +278,9 @@ func newTableScan(e *env) *cobra.Command {
 	return cmd
 }
 
-// pages prints one page, or all of them; the next cursor goes to stderr.
-func pages(e *env, all bool, fetch func(cursor string) (*api.Page, error)) error {
-	cursor := ""
+// pages prints the page after cursor ("" for the first), or all pages
+// from there; the next cursor goes to stderr.
+func pages(e *env, all bool, cursor string, fetch func(cursor string) (*api.Page, error)) error {
 	for {
 		p, err := fetch(cursor)
 		if err != nil {

@@ -66,8 +66,20 @@ func TestCLITables(t *testing.T) {
 		strings.Count(r.stdout, "\n") != 2 || strings.Index(r.stdout, "05-03") > strings.Index(r.stdout, "05-02") {
 		t.Fatalf("query --reverse: %+v", r)
 	}
-	if r := run(t, n, "", "table", "query", "orders", "c1", "--limit", "2"); r.code != 0 || strings.Count(r.stdout, "\n") != 2 || !strings.Contains(r.stderr, "more: --cursor") {
-		t.Fatalf("query page: %+v", r)
+	first := run(t, n, "", "table", "query", "orders", "c1", "--limit", "2")
+	_, cursor, _ := strings.Cut(strings.TrimSpace(first.stderr), "more: --cursor ")
+	if first.code != 0 || strings.Count(first.stdout, "\n") != 2 || cursor == "" {
+		t.Fatalf("query page: %+v", first)
+	}
+	// The cursor printed continues where the page ended (the flag was
+	// ignored, and the first page printed again).
+	if r := run(t, n, "", "table", "query", "orders", "c1", "--limit", "2", "--cursor", cursor); r.code != 0 || r.stdout == "" || strings.Contains(first.stdout, strings.Split(r.stdout, "\n")[0]) {
+		t.Fatalf("query --cursor: %+v after %q", r, first.stdout)
+	}
+	for _, args := range [][]string{{"query", "orders", "c1"}, {"scan", "orders"}} {
+		if r := run(t, n, "", append([]string{"table"}, append(args, "--cursor", "garbage")...)...); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "malformed cursor") {
+			t.Fatalf("%s with a malformed cursor: %+v", args[0], r)
+		}
 	}
 	if r := run(t, n, "", "table", "scan", "orders", "--limit", "1", "--all"); r.code != 0 || strings.Count(r.stdout, "\n") != 4 {
 		t.Fatalf("scan --all: %+v", r)
