@@ -44,6 +44,11 @@ type Upload struct {
 	Metadata    map[string]string `json:"metadata,omitempty"`
 	Headers     map[string]string `json:"headers,omitempty"`
 	Created     time.Time         `json:"created"`
+	// Checksum is how the upload's object is to be checksummed, as its
+	// creator declared it (the S3 API's "CRC32 COMPOSITE"); "" for no
+	// checksum. The S3 API gives each part one of that algorithm and the
+	// object its checksum.
+	Checksum string `json:"checksum,omitempty"`
 }
 
 // Part is an uploaded part.
@@ -92,7 +97,7 @@ func (s *Service) startUploads(ctx context.Context) (err error) {
 }
 
 // CreateUpload starts a multipart upload.
-func (s *Service) CreateUpload(ctx context.Context, bucket, key string, opt PutObjectOptions) (_ *Upload, err error) {
+func (s *Service) CreateUpload(ctx context.Context, bucket, key string, opt PutObjectOptions, checksum string) (_ *Upload, err error) {
 	defer s.ops.done(kindBucket, bucket, opCreateUpload, time.Now(), &err)
 	if _, err := s.bucket(ctx, bucket); err != nil {
 		return nil, err
@@ -105,12 +110,19 @@ func (s *Service) CreateUpload(ctx context.Context, bucket, key string, opt PutO
 	}
 	var id [16]byte
 	rand.Read(id[:])
-	u := &Upload{ID: hex.EncodeToString(id[:]), Bucket: bucket, Key: key, ContentType: opt.ContentType, Metadata: opt.Metadata, Headers: opt.Headers, Created: s.cfg.Now().UTC()}
+	u := &Upload{ID: hex.EncodeToString(id[:]), Bucket: bucket, Key: key, ContentType: opt.ContentType, Metadata: opt.Metadata, Headers: opt.Headers,
+		Created: s.cfg.Now().UTC(), Checksum: checksum}
 	b, _ := json.Marshal(u)
 	if _, err := s.uploadsKV.Create(ctx, u.ID, b); err != nil {
 		return nil, fmt.Errorf("create upload: %w", err)
 	}
 	return u, nil
+}
+
+// Upload reads an upload in progress of bucket and key: ErrNoSuchUpload
+// if there is none with that id.
+func (s *Service) Upload(ctx context.Context, bucket, key, id string) (*Upload, error) {
+	return s.upload(ctx, bucket, key, id)
 }
 
 // upload reads an upload record and checks it belongs to bucket and key.

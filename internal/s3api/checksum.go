@@ -85,6 +85,9 @@ type digestCheck struct {
 	h       hash.Hash // nil: the data layer's sum
 	want    []byte
 	trailer bool
+	// computed: nothing was declared to check; the sum is computed to be
+	// kept (an upload's checksum, uploadchecksum.go), want set to it.
+	computed bool
 }
 
 // upload is the sums an upload declares.
@@ -198,6 +201,10 @@ func (u *upload) verify(c *digestCheck, got []byte) error {
 		}
 		c.want = want
 	}
+	if c.computed {
+		c.want = got
+		return nil
+	}
 	if bytes.Equal(got, c.want) {
 		return nil
 	}
@@ -288,7 +295,8 @@ func (d *digestReader) Read(p []byte) (int, error) {
 // Each is checked before the object is visible: a mismatch stores nothing
 // and leaves the upload to be completed again.
 type completion struct {
-	size      int64 // -1: not declared
+	size      int64  // -1: not declared
+	typ       string // x-amz-checksum-type, "" if not given
 	sum       *digestCheck
 	newHash   func() hash.Hash
 	composite bool
@@ -308,6 +316,7 @@ func completionOf(h http.Header) (*completion, error) {
 	if typ != "" && typ != "FULL_OBJECT" && typ != "COMPOSITE" {
 		return nil, newErr(http.StatusBadRequest, "InvalidRequest", "Value for x-amz-checksum-type header is invalid: use FULL_OBJECT or COMPOSITE.")
 	}
+	c.typ = typ
 	for name, v := range h {
 		if !isChecksumValue(name) {
 			continue

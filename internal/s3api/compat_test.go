@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"net"
@@ -458,13 +459,14 @@ func TestS3CompletionChecksums(t *testing.T) {
 		partCRCs = binary.BigEndian.AppendUint32(partCRCs, crc32.ChecksumIEEE(h))
 	}
 	composite := b64crc(partCRCs) + "-2"
-	// start uploads the two parts with CRC32 checksums (or none) and
-	// returns a completion of them.
-	start := func(key string, withSums bool) func(in s3.CompleteMultipartUploadInput) (*s3.CompleteMultipartUploadOutput, error) {
+	// start uploads the two parts with CRC32 checksums (or none, with
+	// typ "") and returns a completion of them.
+	start := func(key string, typ types.ChecksumType) func(in s3.CompleteMultipartUploadInput) (*s3.CompleteMultipartUploadOutput, error) {
 		t.Helper()
+		withSums := typ != ""
 		cin := &s3.CreateMultipartUploadInput{Bucket: aws.String("sums"), Key: aws.String(key)}
 		if withSums {
-			cin.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
+			cin.ChecksumAlgorithm, cin.ChecksumType = types.ChecksumAlgorithmCrc32, typ
 		}
 		u, err := c.CreateMultipartUpload(ctx, cin)
 		if err != nil {
@@ -503,7 +505,7 @@ func TestS3CompletionChecksums(t *testing.T) {
 		return true
 	}
 
-	complete := start("full", true)
+	complete := start("full", types.ChecksumTypeFullObject)
 	if _, err := complete(s3.CompleteMultipartUploadInput{ChecksumCRC32: aws.String(b64crc(halves[0])), ChecksumType: types.ChecksumTypeFullObject}); apiCode(err) != "BadDigest" || stored("full") {
 		t.Fatalf("a wrong whole-object CRC: %v", err)
 	}
@@ -512,7 +514,7 @@ func TestS3CompletionChecksums(t *testing.T) {
 		t.Fatalf("the whole-object CRC, after the refused completion: %+v, %v", out, err)
 	}
 
-	complete = start("composite", true)
+	complete = start("composite", types.ChecksumTypeComposite)
 	if _, err := complete(s3.CompleteMultipartUploadInput{ChecksumCRC32: aws.String(b64crc(body) + "-2"), ChecksumType: types.ChecksumTypeComposite}); apiCode(err) != "BadDigest" || stored("composite") {
 		t.Fatalf("a wrong composite CRC: %v", err)
 	}
@@ -529,7 +531,7 @@ func TestS3CompletionChecksums(t *testing.T) {
 		}
 	}
 
-	complete = start("sized", false)
+	complete = start("sized", "")
 	if _, err := complete(s3.CompleteMultipartUploadInput{MpuObjectSize: aws.Int64(int64(len(body) - 1))}); apiCode(err) != "InvalidRequest" || stored("sized") {
 		t.Fatalf("a wrong object size: %v", err)
 	}
@@ -929,6 +931,130 @@ func TestS3ObjectAttributes(t *testing.T) {
 		v2, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("attrs"), FetchOwner: aws.Bool(fetch)})
 		if err != nil || len(v2.Contents) != 2 || (v2.Contents[0].Owner != nil) != fetch {
 			t.Fatalf("ListObjectsV2 with fetch-owner %v: %+v, %v", fetch, v2, err)
+		}
+	}
+}
+
+// TestS3UploadChecksumAlgorithm: an upload created with a checksum
+// algorithm gives every part a checksum of it, computed when the part
+// carries none, refuses a part that carries another, and gives the object
+// its checksum at completion, computed when the completion declares none,
+// as S3 does. Before, the declaration was ignored: parts uploaded without
+// checksums could not make a composite checksum, and the object kept none.
+func TestS3UploadChecksumAlgorithm(t *testing.T) {
+	_, c, _ := startS3(t)
+	ctx := context.Background()
+	createBuckets(t, c, "declared", "source")
+	// A client that sends checksums only where S3 requires them, as the
+	// SDKs do when configured "when_required": the parts carry none.
+	bare := func(o *s3.Options) { o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired }
+	parts := [][]byte{make([]byte, 5<<20), []byte("the last part")}
+	rand.Read(parts[0])
+	whole := append(append([]byte(nil), parts[0]...), parts[1]...)
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("source"), Key: aws.String("tail"), Body: bytes.NewReader(parts[1])}); err != nil {
+		t.Fatal(err)
+	}
+	crc := func(h hash.Hash, b []byte) string { h.Write(b); return base64.StdEncoding.EncodeToString(h.Sum(nil)) }
+	crc32c := func() hash.Hash { return crc32.New(crc32.MakeTable(crc32.Castagnoli)) }
+
+	for _, tc := range []struct {
+		alg       types.ChecksumAlgorithm
+		typ       types.ChecksumType // as declared
+		wantType  types.ChecksumType
+		partSum   func(b []byte) string
+		objectSum string
+		sumOf     func(*s3.UploadPartOutput) *string
+		listed    func(types.Part) *string
+		completed func(types.CompletedPart, *string) types.CompletedPart
+		result    func(*s3.CompleteMultipartUploadOutput) *string
+		head      func(*s3.HeadObjectOutput) *string
+	}{
+		{alg: types.ChecksumAlgorithmCrc32, wantType: types.ChecksumTypeComposite,
+			partSum:   func(b []byte) string { return crc(crc32.NewIEEE(), b) },
+			objectSum: crc(crc32.NewIEEE(), binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(parts[0])), crc32.ChecksumIEEE(parts[1]))) + "-2",
+			sumOf:     func(o *s3.UploadPartOutput) *string { return o.ChecksumCRC32 },
+			listed:    func(p types.Part) *string { return p.ChecksumCRC32 },
+			completed: func(p types.CompletedPart, v *string) types.CompletedPart { p.ChecksumCRC32 = v; return p },
+			result:    func(o *s3.CompleteMultipartUploadOutput) *string { return o.ChecksumCRC32 },
+			head:      func(o *s3.HeadObjectOutput) *string { return o.ChecksumCRC32 }},
+		{alg: types.ChecksumAlgorithmCrc32c, typ: types.ChecksumTypeFullObject, wantType: types.ChecksumTypeFullObject,
+			partSum:   func(b []byte) string { return crc(crc32c(), b) },
+			objectSum: crc(crc32c(), whole),
+			sumOf:     func(o *s3.UploadPartOutput) *string { return o.ChecksumCRC32C },
+			listed:    func(p types.Part) *string { return p.ChecksumCRC32C },
+			completed: func(p types.CompletedPart, v *string) types.CompletedPart { p.ChecksumCRC32C = v; return p },
+			result:    func(o *s3.CompleteMultipartUploadOutput) *string { return o.ChecksumCRC32C },
+			head:      func(o *s3.HeadObjectOutput) *string { return o.ChecksumCRC32C }},
+	} {
+		key := string(tc.alg)
+		u, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("declared"), Key: aws.String(key), ChecksumAlgorithm: tc.alg, ChecksumType: tc.typ})
+		if err != nil || u.ChecksumAlgorithm != tc.alg || u.ChecksumType != tc.wantType {
+			t.Fatalf("%s: CreateMultipartUpload: %+v, %v", key, u, err)
+		}
+		// A part carrying another algorithm's checksum is refused (a
+		// short one: the refusal comes before the body is read, and a
+		// client still sending a long one may see the connection close
+		// before it reads the answer).
+		if _, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("declared"), Key: aws.String(key), UploadId: u.UploadId, PartNumber: aws.Int32(1),
+			Body: bytes.NewReader(parts[1]), ChecksumAlgorithm: types.ChecksumAlgorithmSha256}); apiCode(err) != "InvalidRequest" {
+			t.Fatalf("%s: a part with a SHA256 checksum: %v, want InvalidRequest", key, err)
+		}
+		// Part 1 carries none, part 2 is copied: both get one, computed.
+		p1, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("declared"), Key: aws.String(key), UploadId: u.UploadId, PartNumber: aws.Int32(1),
+			Body: bytes.NewReader(parts[0])}, bare)
+		if err != nil || aws.ToString(tc.sumOf(p1)) != tc.partSum(parts[0]) {
+			t.Fatalf("%s: part 1 without a checksum: %v, %v; want %s computed", key, aws.ToString(tc.sumOf(p1)), err, tc.partSum(parts[0]))
+		}
+		p2, err := c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: aws.String("declared"), Key: aws.String(key), UploadId: u.UploadId, PartNumber: aws.Int32(2),
+			CopySource: aws.String("source/tail")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lp, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String("declared"), Key: aws.String(key), UploadId: u.UploadId})
+		if err != nil || lp.ChecksumAlgorithm != tc.alg || lp.ChecksumType != tc.wantType || len(lp.Parts) != 2 ||
+			aws.ToString(tc.listed(lp.Parts[0])) != tc.partSum(parts[0]) || aws.ToString(tc.listed(lp.Parts[1])) != tc.partSum(parts[1]) {
+			t.Fatalf("%s: ListParts: %+v, %v", key, lp, err)
+		}
+		lu, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String("declared"), Prefix: aws.String(key)})
+		if err != nil || len(lu.Uploads) != 1 || lu.Uploads[0].ChecksumAlgorithm != tc.alg || lu.Uploads[0].ChecksumType != tc.wantType {
+			t.Fatalf("%s: ListMultipartUploads: %+v, %v", key, lu, err)
+		}
+		named := []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: p1.ETag}, {PartNumber: aws.Int32(2), ETag: p2.CopyPartResult.ETag}}
+		complete := func(parts []types.CompletedPart) (*s3.CompleteMultipartUploadOutput, error) {
+			return c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("declared"), Key: aws.String(key), UploadId: u.UploadId,
+				MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+		}
+		if tc.wantType == types.ChecksumTypeComposite {
+			// A composite is made of the parts' checksums: the
+			// completion must name them.
+			if _, err := complete(named); apiCode(err) != "InvalidRequest" {
+				t.Fatalf("%s: a completion naming no part checksums: %v, want InvalidRequest", key, err)
+			}
+		}
+		named[0] = tc.completed(named[0], tc.sumOf(p1))
+		named[1] = tc.completed(named[1], lp.Parts[1].ChecksumCRC32)
+		if tc.alg == types.ChecksumAlgorithmCrc32c {
+			named[1] = tc.completed(named[1], lp.Parts[1].ChecksumCRC32C)
+		}
+		out, err := complete(named)
+		if err != nil || aws.ToString(tc.result(out)) != tc.objectSum || out.ChecksumType != tc.wantType {
+			t.Fatalf("%s: completion: %v %v, %v; want %s %s", key, aws.ToString(tc.result(out)), out.ChecksumType, err, tc.objectSum, tc.wantType)
+		}
+		h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("declared"), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+		if err != nil || aws.ToString(tc.head(h)) != tc.objectSum || h.ChecksumType != tc.wantType || aws.ToInt64(h.ContentLength) != int64(len(whole)) {
+			t.Fatalf("%s: the object keeps %v %v (%v); want %s", key, aws.ToString(tc.head(h)), h.ChecksumType, err, tc.objectSum)
+		}
+	}
+
+	for _, in := range []*s3.CreateMultipartUploadInput{
+		{ChecksumType: types.ChecksumTypeComposite},
+		{ChecksumAlgorithm: types.ChecksumAlgorithmSha1, ChecksumType: types.ChecksumTypeFullObject},
+		{ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme, ChecksumType: types.ChecksumTypeComposite},
+		{ChecksumAlgorithm: "MD4"},
+	} {
+		in.Bucket, in.Key = aws.String("declared"), aws.String("refused")
+		if _, err := c.CreateMultipartUpload(ctx, in); apiCode(err) != "InvalidRequest" {
+			t.Errorf("CreateMultipartUpload %s %s: %v, want InvalidRequest", in.ChecksumAlgorithm, in.ChecksumType, err)
 		}
 	}
 }

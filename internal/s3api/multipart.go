@@ -33,6 +33,9 @@ func (a *API) listUploads(w http.ResponseWriter, r *http.Request, bucket string,
 		Owner        ownerXML `xml:"Owner"`
 		StorageClass string   `xml:"StorageClass"`
 		Initiated    string   `xml:"Initiated"`
+		// The upload's checksum (uploadchecksum.go), if it declared one.
+		ChecksumAlgorithm string `xml:"ChecksumAlgorithm,omitempty"`
+		ChecksumType      string `xml:"ChecksumType,omitempty"`
 	}
 	out := struct {
 		XMLName            xml.Name    `xml:"ListMultipartUploadsResult"`
@@ -93,8 +96,9 @@ func (a *API) listUploads(w http.ResponseWriter, r *http.Request, bucket string,
 			out.NextKeyMarker, out.NextUploadIDMarker = enc(cp), ""
 			continue
 		}
+		sum := keptUploadChecksum(&u)
 		out.Uploads = append(out.Uploads, uploadXML{Key: enc(u.Key), UploadID: u.ID, Initiator: nimbusOwner, Owner: nimbusOwner,
-			StorageClass: "STANDARD", Initiated: isoTime(u.Created)})
+			StorageClass: "STANDARD", Initiated: isoTime(u.Created), ChecksumAlgorithm: sum.label, ChecksumType: sum.typ})
 		out.NextKeyMarker, out.NextUploadIDMarker = enc(u.Key), u.ID
 	}
 	writeXML(w, http.StatusOK, out)

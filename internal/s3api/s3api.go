@@ -882,11 +882,17 @@ func (a *API) deleteObjects(w http.ResponseWriter, r *http.Request, bucket strin
 }
 
 func (a *API) createUpload(w http.ResponseWriter, r *http.Request, bucket, key string) {
-	u, err := a.svc.CreateUpload(r.Context(), bucket, key, data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), Headers: storedHeaders(r.Header)})
+	sum, err := uploadChecksumOf(r.Header)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
+	u, err := a.svc.CreateUpload(r.Context(), bucket, key, data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: metaOf(r.Header), Headers: storedHeaders(r.Header)}, sum.String())
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	sum.header(w)
 	writeXML(w, http.StatusOK, struct {
 		XMLName  xml.Name `xml:"InitiateMultipartUploadResult"`
 		Xmlns    string   `xml:"xmlns,attr"`
@@ -902,11 +908,19 @@ func (a *API) uploadPart(w http.ResponseWriter, r *http.Request, bucket, key, id
 		a.writeError(w, r, newErr(http.StatusBadRequest, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive"))
 		return
 	}
+	up, err := a.svc.Upload(r.Context(), bucket, key, id)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	if r.Header.Get("X-Amz-Copy-Source") != "" {
-		a.uploadPartCopy(w, r, bucket, key, id, n)
+		a.uploadPartCopy(w, r, up, n)
 		return
 	}
 	body, sums, err := checkUpload(r, body)
+	if err == nil {
+		body, sums, err = keptUploadChecksum(up).forPart(body, sums)
+	}
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -929,7 +943,7 @@ var copySourceRange = regexp.MustCompile(`^bytes=[0-9]+-[0-9]+$`)
 // or a range of it, under the x-amz-copy-source-if-* conditions. The AWS
 // CLI and boto3 copy objects over 8 MB this way (aws s3 cp between
 // buckets), the SDKs' copiers those over 5 GB.
-func (a *API) uploadPartCopy(w http.ResponseWriter, r *http.Request, bucket, key, id string, n int) {
+func (a *API) uploadPartCopy(w http.ResponseWriter, r *http.Request, up *data.Upload, n int) {
 	sb, sk, err := copySource(r.Header.Get("X-Amz-Copy-Source"))
 	if err != nil {
 		a.writeError(w, r, err)
@@ -950,11 +964,17 @@ func (a *API) uploadPartCopy(w http.ResponseWriter, r *http.Request, bucket, key
 	if src.Range != nil {
 		size = src.Range.Length
 	}
-	p, err := a.svc.UploadPart(r.Context(), bucket, key, id, n, src.Body, size, data.PartOptions{})
+	body, sums, err := keptUploadChecksum(up).forPart(src.Body, nil)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
+	p, err := a.svc.UploadPart(r.Context(), up.Bucket, up.Key, up.ID, n, body, size, data.PartOptions{Expect: sums.expect, Checksum: sums.kept})
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	sums.echo(w)
 	writeCopyResult(w, "CopyPartResult", p.Modified, p.ETag)
 }
 
@@ -974,7 +994,15 @@ func (a *API) completeUpload(w http.ResponseWriter, r *http.Request, bucket, key
 	for i, p := range req.Parts {
 		parts[i] = data.CompletePart{Number: p.PartNumber, ETag: p.ETag, Checksum: p.partChecksums.String()}
 	}
+	up, err := a.svc.Upload(r.Context(), bucket, key, id)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	c, err := completionOf(r.Header)
+	if err == nil {
+		err = c.forUpload(keptUploadChecksum(up), parts)
+	}
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -999,6 +1027,11 @@ func (a *API) completeUpload(w http.ResponseWriter, r *http.Request, bucket, key
 }
 
 func (a *API) listParts(w http.ResponseWriter, r *http.Request, bucket, key, id string) {
+	up, err := a.svc.Upload(r.Context(), bucket, key, id)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	parts, err := a.svc.Parts(r.Context(), bucket, key, id)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -1030,8 +1063,12 @@ func (a *API) listParts(w http.ResponseWriter, r *http.Request, bucket, key, id 
 		MaxParts             int       `xml:"MaxParts"`
 		IsTruncated          bool      `xml:"IsTruncated"`
 		StorageClass         string    `xml:"StorageClass"`
+		ChecksumAlgorithm    string    `xml:"ChecksumAlgorithm,omitempty"`
+		ChecksumType         string    `xml:"ChecksumType,omitempty"`
 		Parts                []partXML `xml:"Part"`
 	}{Xmlns: xmlns, Bucket: bucket, Key: key, UploadID: id, PartNumberMarker: marker, MaxParts: maxParts, StorageClass: "STANDARD"}
+	sum := keptUploadChecksum(up)
+	out.ChecksumAlgorithm, out.ChecksumType = sum.label, sum.typ
 	for _, p := range parts {
 		if p.Number <= marker {
 			continue
