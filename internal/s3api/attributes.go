@@ -1,13 +1,10 @@
 package s3api
 
 import (
-	"encoding/base64"
 	"encoding/xml"
 	"net/http"
 	"strconv"
 	"strings"
-
-	"github.com/nimbus-run/nimbus/internal/data"
 )
 
 // getObjectAttributes serves GetObjectAttributes: what
@@ -114,20 +111,4 @@ func (a *API) getObjectAttributes(w http.ResponseWriter, r *http.Request, bucket
 	}
 	w.Header().Set("Last-Modified", httpTime(info.Modified))
 	writeXML(w, http.StatusOK, out)
-}
-
-// objectChecksum is the checksum S3 names for an object: the one it was
-// uploaded with (COMPOSITE when it is a multipart upload's checksum of its
-// parts' checksums), else the SHA-256 of its bytes; "" when it has none.
-func objectChecksum(info *data.ObjectInfo) (label, value, typ string) {
-	if label, v, ok := strings.Cut(info.Checksum, " "); ok {
-		if strings.Contains(v, "-") {
-			return label, v, "COMPOSITE"
-		}
-		return label, v, "FULL_OBJECT"
-	}
-	if sum := info.SHA256(); sum != nil {
-		return "SHA256", base64.StdEncoding.EncodeToString(sum), "FULL_OBJECT"
-	}
-	return "", "", ""
 }

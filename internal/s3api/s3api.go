@@ -292,8 +292,9 @@ func (a *API) authenticate(r *http.Request) (io.Reader, error) {
 // S3's, to be refused with S3's error rather than fall to user routes.
 func SignedV2(r *http.Request) bool {
 	if h := r.Header.Get("Authorization"); h != "" {
-		id, _, ok := strings.Cut(strings.TrimPrefix(h, "AWS "), ":")
-		return strings.HasPrefix(h, "AWS ") && ok && id != ""
+		rest, ok := strings.CutPrefix(h, "AWS ")
+		id, _, signed := strings.Cut(rest, ":")
+		return ok && signed && id != ""
 	}
 	q := r.URL.Query()
 	return q.Has("AWSAccessKeyId") && q.Has("Signature")
