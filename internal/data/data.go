@@ -26,7 +26,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -287,24 +286,9 @@ func (s *Service) Stop(ctx context.Context) error {
 
 // loadSecret reads the secret every node shares (presigned URLs, function
 // credentials), creating it on the first start of a cluster.
-//
-// In a cluster, the meta bucket's stream may not answer reads for a moment
-// after it was created: its direct gets find no responders until the
-// servers holding it subscribe (TestRaiseReplicas met it, once). Such a
-// read is tried again, for up to secretWait.
 func (s *Service) loadSecret(ctx context.Context) ([]byte, error) {
-	deadline := time.Now().Add(secretWait)
-	for tries := 0; tries < 3; {
+	for tries := 0; tries < 3; tries++ {
 		e, err := s.meta.Get(ctx, keySecret)
-		if errors.Is(err, nats.ErrNoResponders) && time.Now().Before(deadline) {
-			select {
-			case <-ctx.Done():
-				return nil, fmt.Errorf("data: secret: %w", err)
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
-		}
-		tries++
 		if err == nil && len(e.Value()) >= 32 {
 			return e.Value(), nil
 		}
@@ -322,9 +306,6 @@ func (s *Service) loadSecret(ctx context.Context) ([]byte, error) {
 	}
 	return nil, errors.New("data: secret: could not create or read it")
 }
-
-// secretWait bounds how long loadSecret waits for the meta bucket to answer.
-const secretWait = 10 * time.Second
 
 func (s *Service) watch() {
 	defer s.wg.Done()

@@ -157,6 +157,9 @@ func (s *Store) KV(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream
 			kv, err = s.JS.KeyValue(ctx, cfg.Bucket) // bound again: a handle decides how it reads once
 		}
 	}
+	if err == nil {
+		err = answering(ctx, func() error { _, err := kv.Get(ctx, probeKey); return err })
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: bucket %s: %w", cfg.Bucket, err)
 	}
@@ -177,10 +180,42 @@ func (s *Store) ObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig
 			obs, err = s.JS.ObjectStore(ctx, cfg.Bucket)
 		}
 	}
+	if err == nil {
+		err = answering(ctx, func() error { _, err := obs.GetInfo(ctx, probeKey); return err })
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: object bucket %s: %w", cfg.Bucket, err)
 	}
 	return obs, nil
+}
+
+// A bucket just created on a cluster may not answer reads for a moment:
+// its direct gets find no responders until the servers holding its stream
+// subscribe (the first read of the shared secret met it once, in
+// TestRaiseReplicas). So KV and ObjectStore return a bucket once a read of
+// probeKey (which no one writes) is answered, trying every 50 ms on "no
+// responders" alone, for up to answerWait.
+const (
+	probeKey   = "_nimbus_probe"
+	answerWait = 10 * time.Second
+)
+
+func answering(ctx context.Context, read func() error) error {
+	deadline := time.Now().Add(answerWait)
+	for {
+		err := read()
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return nil // answered: found, not found, or another error the bucket's users meet and report
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("reads find no responders after %v: %w", answerWait, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Replicate raises the stream name to the store's number of replicas
