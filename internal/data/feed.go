@@ -29,6 +29,10 @@ import (
 // listing through JetStream.
 type feed struct {
 	what string // for errors: "table orders", "bucket avatars"
+	// partOf, when set, is the subject filter (a wildcard) of a feed that
+	// follows part of its stream: how far the feed must get is then the
+	// last message it follows, not the stream's last (lastSeq).
+	partOf string
 
 	mu      sync.RWMutex
 	applied uint64        // stream sequence of the last message applied
@@ -83,6 +87,12 @@ func (f *feed) start(stream jetstream.Stream, cfg jetstream.OrderedConsumerConfi
 		return fmt.Errorf("%s: index: %w", f.what, err)
 	}
 	f.initial = info.State.LastSeq
+	if f.partOf != "" {
+		if f.initial, err = f.lastSeq(ctx, stream); err != nil {
+			cancel()
+			return fmt.Errorf("%s: index: %w", f.what, err)
+		}
+	}
 	cfg.DeliverPolicy = jetstream.DeliverLastPerSubjectPolicy
 	// Deleted when the feed stops (and gone after a minute without a
 	// pull if it could not be): nats.go would leave it for 5 minutes.
@@ -193,11 +203,36 @@ const syncTimeout = 5 * time.Second
 // synced waits until f has applied everything stream holds now; false
 // when it cannot (callers then list through JetStream).
 func (f *feed) synced(ctx context.Context, stream jetstream.Stream) bool {
-	info, err := stream.Info(ctx)
+	last, err := f.lastSeq(ctx, stream)
 	if err != nil {
 		return false
 	}
-	return f.catchUp(ctx, info.State.LastSeq, syncTimeout) == nil
+	return f.catchUp(ctx, last, syncTimeout) == nil
+}
+
+// lastSeq is the sequence the feed must have applied to hold what the
+// stream holds now: the stream's last, or the last message of the part
+// it follows. A bucket's name index follows its objects' infos, and the
+// last message of a bucket whose last put failed is a chunk of that put
+// (purged, yet its sequence stays the stream's last): waiting for the
+// index to apply it held every listing for syncTimeout, and then listed
+// the slow way, until the next write.
+func (f *feed) lastSeq(ctx context.Context, stream jetstream.Stream) (uint64, error) {
+	if f.partOf == "" {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return info.State.LastSeq, nil
+	}
+	m, err := stream.GetLastMsgForSubject(ctx, f.partOf)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Sequence, nil
 }
 
 // catchUp waits until f has applied stream sequence last, for as long as

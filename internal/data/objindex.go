@@ -67,8 +67,9 @@ func (s *Service) dropIdleIndexes() {
 
 // startObjIndex builds the index of h and keeps it current until stop.
 func startObjIndex(h *bucketHandle) (*objIndex, error) {
-	x := &objIndex{feed: feed{what: "bucket " + h.name}, names: btree.NewOrderedG[string](32)}
-	err := x.start(h.stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"$O." + h.store + ".M.>"}},
+	infos := "$O." + h.store + ".M.>"
+	x := &objIndex{feed: feed{what: "bucket " + h.name, partOf: infos}, names: btree.NewOrderedG[string](32)}
+	err := x.start(h.stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{infos}},
 		func(m jetstream.Msg, md *jetstream.MsgMetadata) {
 			var oi struct {
 				Name    string `json:"name"`

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
@@ -337,6 +338,17 @@ func TestFailedPutLeavesNothing(t *testing.T) {
 		}
 		if n := chunks(); n != 2 {
 			t.Errorf("%s: the bucket holds %d chunks, want the 2 of the object before", tc.name, n)
+		}
+		// The bucket's last message is now a purged chunk, which the
+		// name index does not follow: listings waited for it for 5 s
+		// (syncTimeout), then listed the slow way, until the next write.
+		start := time.Now()
+		l, err := s.ListObjects(ctx, "files", ListOptions{})
+		if err != nil || len(l.Objects) != 1 || l.Objects[0].Key != "k" {
+			t.Fatalf("%s: listing %+v, %v", tc.name, l, err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("%s: the listing after the failed put took %v", tc.name, took)
 		}
 	}
 }
