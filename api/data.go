@@ -31,6 +31,9 @@ const (
 	// If-Unmodified-Since, or a put's If-None-Match: * or If-Match, does
 	// not hold (412).
 	CodePreconditionFailed = "PreconditionFailed"
+	// CodeRequestTimeout: an upload's client sent nothing for the node's
+	// upload idle timeout (408).
+	CodeRequestTimeout = "RequestTimeout"
 )
 
 // HeaderMetaPrefix starts the headers carrying an object's user metadata.

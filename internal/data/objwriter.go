@@ -389,7 +389,35 @@ func (b *bodyReader) next(ctx context.Context) ([]byte, error) {
 	case f := <-b.full:
 		return f.buf, f.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, b.why(ctx)
+	}
+}
+
+// why is the error of a put whose context ended while it waited for the
+// body. net/http ends a request's context when a read of its connection
+// fails, a stalled body's too (IdleBody): then the reader's error, which
+// comes a moment later, says what happened, where the context says only
+// "canceled".
+func (b *bodyReader) why(ctx context.Context) error {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-b.done: // the reader has sent all it will
+	case <-t.C:
+		return ctx.Err()
+	}
+	for {
+		select {
+		case f := <-b.full:
+			if errors.Is(f.err, ErrBodyStalled) {
+				return f.err
+			}
+			if f.buf != nil {
+				recycle(f.buf)
+			}
+		default:
+			return ctx.Err()
+		}
 	}
 }
 

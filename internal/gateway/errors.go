@@ -35,6 +35,9 @@ func errorFor(err error) (int, *api.Error) {
 	case errors.Is(err, data.ErrInvalidRange):
 		e.Code = api.CodeInvalidRange
 		return http.StatusRequestedRangeNotSatisfiable, e
+	case errors.Is(err, data.ErrBodyStalled):
+		e.Code = api.CodeRequestTimeout
+		return http.StatusRequestTimeout, e
 	case errors.Is(err, data.ErrPreconditionFailed):
 		e.Code = api.CodePreconditionFailed
 		return http.StatusPreconditionFailed, e

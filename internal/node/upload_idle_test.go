@@ -1,0 +1,80 @@
+package node_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nimbus-run/nimbus/internal/data"
+	"github.com/nimbus-run/nimbus/internal/node"
+	"github.com/nimbus-run/nimbus/internal/node/nodetest"
+)
+
+// TestStalledUploadsFail: an upload whose client stops sending fails once
+// the upload idle timeout passes (408 through the Nimbus API, S3's 400
+// RequestTimeout through S3), and what it had stored is purged. Before,
+// the put waited for the rest of the body for as long as the connection
+// lived, holding its goroutines and chunk buffers: a few thousand such
+// connections hold the node's memory.
+func TestStalledUploadsFail(t *testing.T) {
+	ctx := context.Background()
+	n := nodetest.Start(t, node.Config{Dev: true, Data: data.Config{BodyIdleTimeout: 300 * time.Millisecond}})
+	if _, _, err := n.Data.PutBucket(ctx, "stalls"); err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(n.URL(), "http://")
+	scope := "AWS4-HMAC-SHA256 Credential=AKID/" + time.Now().UTC().Format("20060102") + "/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=" + strings.Repeat("0", 64)
+	for _, tc := range []struct {
+		name, path, header string
+		status             int
+		code               string
+	}{
+		{"Nimbus API", "/api/v1/buckets/stalls/objects/k1", "", http.StatusRequestTimeout, `"code": "RequestTimeout"`},
+		{"S3", "/stalls/k2", "Authorization: " + scope + "\r\nX-Amz-Content-Sha256: UNSIGNED-PAYLOAD\r\n", http.StatusBadRequest, "<Code>RequestTimeout</Code>"},
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		// Announce 10 MB, send a chunk and a half, then nothing.
+		sent := data.ChunkSize * 3 / 2
+		fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n%s\r\n", tc.path, addr, 10<<20, tc.header)
+		if _, err := io.Copy(conn, io.LimitReader(strings.NewReader(strings.Repeat("x", sent)), int64(sent))); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: no answer to a stalled upload: %v", tc.name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.code) {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, resp.StatusCode, body, tc.status, tc.code)
+		}
+		if waited := time.Since(start); waited > 5*time.Second {
+			t.Errorf("%s: answered after %v", tc.name, waited)
+		}
+	}
+	l, err := n.Data.ListObjects(ctx, "stalls", data.ListOptions{})
+	if err != nil || len(l.Objects) != 0 {
+		t.Fatalf("objects after the stalled uploads: %+v, %v", l, err)
+	}
+	st, err := n.Store.JS.Stream(ctx, "OBJ_"+data.StoreName("stalls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter("$O."+data.StoreName("stalls")+".C.>"))
+	if err != nil || len(info.State.Subjects) != 0 {
+		t.Fatalf("chunks left by the stalled uploads: %v, %v", info.State.Subjects, err)
+	}
+}
