@@ -182,53 +182,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	if r.Method == http.MethodPut || r.Method == http.MethodPost {
-		drainRefused(w, r)
+		data.DrainRefused(w, r)
 	}
 	writeXML(w, e.status, errorBody{Code: e.code, Message: e.message, Resource: r.URL.Path, RequestID: requestID()})
-}
-
-// A request refused before its body was read (a conditional put that
-// fails, a bucket that does not exist, a bad signature) may still be
-// sending the body: the AWS SDK for Go sends it at once, though it says
-// "Expect: 100-continue" (its requests claim no HTTP/1.1, so Go's
-// transport does not wait). Answered at once, the SDK took the answer
-// and closed the body it was still sending, which closed the connection
-// under its read of the answer; answered and closed, it met a reset as it
-// wrote. Either way it reported a network error, three times, instead of
-// the refusal (2 to 4 of ten refused 20 MB puts). So the rest of the body
-// is read and dropped first, as Go's server does for 256 KB, for as long
-// as it keeps coming, within bounds. A body over the bounds that a client
-// would send only on "100 Continue" is answered at once, as before: that
-// client waits, and reading would ask it for the body.
-const (
-	drainIdle  = 250 * time.Millisecond
-	drainMax   = 10 * time.Second
-	drainBytes = 64 << 20
-)
-
-func drainRefused(w http.ResponseWriter, r *http.Request) {
-	if r.Body == nil || r.Body == http.NoBody ||
-		strings.EqualFold(r.Header.Get("Expect"), "100-continue") && (r.ContentLength < 0 || r.ContentLength > drainBytes) {
-		return
-	}
-	rc := http.NewResponseController(w)
-	defer rc.SetReadDeadline(time.Time{}) //nolint:errcheck // best effort
-	buf := make([]byte, 32<<10)
-	end := time.Now().Add(drainMax)
-	for n := 0; n < drainBytes; {
-		deadline := time.Now().Add(drainIdle)
-		if deadline.After(end) {
-			deadline = end
-		}
-		if rc.SetReadDeadline(deadline) != nil {
-			return
-		}
-		k, err := r.Body.Read(buf)
-		n += k
-		if err != nil {
-			return
-		}
-	}
 }
 
 func requestID() string { return strconv.FormatInt(time.Now().UnixNano(), 36) }

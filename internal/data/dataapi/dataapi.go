@@ -479,11 +479,18 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, bucket, key string) {
 		data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: meta, Headers: data.HeadersOf(r.Header),
 			IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match")})
 	if err != nil {
-		gateway.WriteError(w, err)
+		refuse(w, r, err)
 		return
 	}
 	w.Header().Set("ETag", `"`+info.ETag+`"`)
 	writeJSON(w, http.StatusOK, ObjectAPI(info))
+}
+
+// refuse answers an upload with its error once the client has sent the
+// rest of the body, so that it reads the answer (data.DrainRefused).
+func refuse(w http.ResponseWriter, r *http.Request, err error) {
+	data.DrainRefused(w, r)
+	gateway.WriteError(w, err)
 }
 
 func (a *API) getObject(w http.ResponseWriter, r *http.Request) {
@@ -660,7 +667,7 @@ func (a *API) presigned(w http.ResponseWriter, r *http.Request) {
 			writeHeadError(w, err)
 			return
 		}
-		gateway.WriteError(w, err)
+		refuse(w, r, err)
 		return
 	}
 	if r.Method == http.MethodPut {

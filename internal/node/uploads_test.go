@@ -78,3 +78,56 @@ func TestStalledUploadsFail(t *testing.T) {
 		t.Fatalf("chunks left by the stalled uploads: %v, %v", info.State.Subjects, err)
 	}
 }
+
+// TestRefusedUploadsAreRead: a client that sends its whole body before it
+// reads the answer (as browsers do with a presigned URL) gets the refusal
+// of an upload refused before its body was read. The node answered at
+// once and closed the connection on the unread body, and such a client
+// met a reset as it wrote, never reading the 412 or 403.
+func TestRefusedUploadsAreRead(t *testing.T) {
+	ctx := context.Background()
+	n := nodetest.Start(t, node.Config{Dev: true})
+	if _, _, err := n.Data.PutBucket(ctx, "refusals"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Data.PutObject(ctx, "refusals", "k", strings.NewReader("kept"), 4, data.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	presigned, _, err := n.Data.Presign(http.MethodPut, "refusals", "k", time.Hour, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(n.URL(), "http://")
+	body := strings.Repeat("x", 20<<20)
+	for _, tc := range []struct {
+		name, target, header string
+		status               int
+	}{
+		{"a put over an object, If-None-Match: *", "/api/v1/buckets/refusals/objects/k", "If-None-Match: *\r\n", http.StatusPreconditionFailed},
+		{"a presigned put, tampered with", strings.Replace(presigned, "refusals/k", "refusals/other", 1), "", http.StatusForbidden},
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(20 * time.Second))
+		target := strings.TrimPrefix(tc.target, n.URL())
+		if _, err := fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n%s\r\n%s", target, addr, len(body), tc.header, body); err != nil {
+			t.Fatalf("%s: the client could not send its body: %v", tc.name, err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: no answer: %v", tc.name, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: %d, want %d", tc.name, resp.StatusCode, tc.status)
+		}
+	}
+	if got, err := n.Data.GetObject(ctx, "refusals", "k", ""); err != nil {
+		t.Fatal(err)
+	} else if b, _ := io.ReadAll(got.Body); string(b) != "kept" {
+		t.Fatalf("the object holds %q", b)
+	}
+}

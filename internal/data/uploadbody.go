@@ -1,0 +1,98 @@
+package data
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// IdleBody returns r's body for an upload (an object, a part), which fails
+// with ErrBodyStalled once the client has sent nothing for the
+// configured BodyIdleTimeout. The node's listener bounds only how long
+// headers take, since a body may rightly take long (5 GB at a slow link);
+// without this, a client that starts a put and stops sending holds the
+// put's goroutines and chunk buffers forever, and a few thousand such
+// connections hold the node's memory. w must be the request's own (its
+// ResponseController sets the connection's read deadline before each
+// read); where it cannot, the body is read as it is.
+func (s *Service) IdleBody(w http.ResponseWriter, r *http.Request) io.Reader {
+	if r.Body == nil || r.Body == http.NoBody {
+		return r.Body
+	}
+	return &idleBody{body: r.Body, rc: http.NewResponseController(w), idle: s.cfg.BodyIdleTimeout}
+}
+
+type idleBody struct {
+	body io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+	done bool
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	if !b.done && b.rc.SetReadDeadline(time.Now().Add(b.idle)) != nil {
+		b.done = true // not supported: read without a deadline
+	}
+	n, err := b.body.Read(p)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		err = wrapf(ErrBodyStalled, "no byte of the body for %v", b.idle)
+	case err != nil && !b.done:
+		// The body is over: the connection's next reads (the next
+		// request's) are the server's to time.
+		b.done = true
+		b.rc.SetReadDeadline(time.Time{}) //nolint:errcheck // best effort
+	}
+	return n, err
+}
+
+// DrainRefused reads and drops what remains of an upload's body before
+// its refusal is written.
+//
+// A request refused before its body was read (a conditional put that
+// fails, a bucket that does not exist, a bad signature) may still be
+// sending the body: browsers do, and so does the AWS SDK for Go, though
+// it says "Expect: 100-continue" (its requests claim no HTTP/1.1, so Go's
+// transport does not wait). Answered at once, the SDK took the answer and
+// closed the body it was still sending, which closed the connection under
+// its read of the answer; answered and closed (net/http closes a
+// connection with more than 256 KB unread), a client meets a reset as it
+// writes. Either way it reported a network error instead of the refusal
+// (the SDK: 2 to 4 of ten refused 20 MB puts, after three attempts each).
+// So the rest of the body is read and dropped first, for as long as it
+// keeps coming, within bounds. A body over the bounds that a client would
+// send only on "100 Continue" is answered at once: that client waits, and
+// reading would ask it for the body.
+const (
+	drainIdle  = 250 * time.Millisecond
+	drainMax   = 10 * time.Second
+	drainBytes = 64 << 20
+)
+
+func DrainRefused(w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody ||
+		strings.EqualFold(r.Header.Get("Expect"), "100-continue") && (r.ContentLength < 0 || r.ContentLength > drainBytes) {
+		return
+	}
+	rc := http.NewResponseController(w)
+	defer rc.SetReadDeadline(time.Time{}) //nolint:errcheck // best effort
+	buf := make([]byte, 32<<10)
+	end := time.Now().Add(drainMax)
+	for n := 0; n < drainBytes; {
+		deadline := time.Now().Add(drainIdle)
+		if deadline.After(end) {
+			deadline = end
+		}
+		if rc.SetReadDeadline(deadline) != nil {
+			return
+		}
+		k, err := r.Body.Read(buf)
+		n += k
+		if err != nil {
+			return
+		}
+	}
+}
