@@ -155,6 +155,8 @@ type Service struct {
 	js  jetstream.JetStream
 	log *slog.Logger
 
+	thisRun putsThisRun // orphans.go
+
 	meta    jetstream.KeyValue
 	watcher jetstream.KeyWatcher
 	secret  []byte
@@ -227,6 +229,15 @@ func (s *Service) Start(ctx context.Context) error {
 	s.wg.Add(2)
 	go s.watch()
 	go s.sweepLoop()
+	if s.cfg.SoleWriter {
+		s.thisRun.start()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.thisRun.stop()
+			s.SweepOrphans(s.ctx)
+		}()
+	}
 	return nil
 }
 

@@ -59,6 +59,9 @@ type bucketHandle struct {
 	// hist keeps old infos for the bucket's triggers (objhistory.go).
 	hist infoHistory
 	log  *slog.Logger
+	// thisRun records the puts of this run while orphans are swept
+	// (orphans.go); nil for the uploads' store.
+	thisRun *putsThisRun
 }
 
 // metaSubject is the subject of the infos of the object named key.
@@ -249,7 +252,7 @@ func (s *Service) bucket(ctx context.Context, name string) (*bucketHandle, error
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", name, err)
 	}
-	h = &bucketHandle{def: def, js: s.js, obs: obs, stream: stream, name: name, store: StoreName(name), log: s.log}
+	h = &bucketHandle{def: def, js: s.js, obs: obs, stream: stream, name: name, store: StoreName(name), log: s.log, thisRun: &s.thisRun}
 	s.mu.Lock()
 	if s.buckets[name] == def {
 		s.stores[name] = h

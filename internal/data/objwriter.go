@@ -73,6 +73,7 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 		}
 	}
 	id := newNUID()
+	h.thisRun.note(id)
 	subj := "$O." + h.store + ".C." + id
 	body := readBody(r, limit, withMD5)
 	defer body.stop()

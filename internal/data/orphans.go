@@ -1,0 +1,154 @@
+package data
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nimbus-run/nimbus/internal/store"
+)
+
+// Chunks no object names. A put publishes its chunks, then the info that
+// names them (by their subject's NUID); a put that fails purges what it
+// published, but one whose node is killed (kill -9, a crash, power loss)
+// leaves its chunks behind, named by no info: invisible, never read, and
+// never removed, a multipart completion's as much as a put's. A sole
+// writer (Config.SoleWriter: the node embeds its NATS server and nobody
+// else writes) knows that every put in progress is its own, so once
+// started it purges, in every bucket, the chunks that no info names and
+// that no put of this run published (putsThisRun records those while the
+// sweep runs). Nodes sharing a cluster leave them: another node's put in
+// progress looks the same.
+
+// putsThisRun records the NUIDs of the puts begun while the sweep runs.
+type putsThisRun struct {
+	mu  sync.Mutex
+	ids map[string]bool // nil: not recording
+}
+
+func (p *putsThisRun) start() {
+	p.mu.Lock()
+	p.ids = map[string]bool{}
+	p.mu.Unlock()
+}
+
+func (p *putsThisRun) stop() {
+	p.mu.Lock()
+	p.ids = nil
+	p.mu.Unlock()
+}
+
+// note records a put's NUID before its first chunk is published.
+func (p *putsThisRun) note(id string) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	if p.ids != nil {
+		p.ids[id] = true
+	}
+	p.mu.Unlock()
+}
+
+func (p *putsThisRun) has(id string) bool {
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ids[id]
+}
+
+// SweepOrphans purges, in every bucket, the chunks that no object info
+// names and no put of this run published; it returns how many objects'
+// worth (chunk subjects) it purged. Only a sole writer may call it.
+func (s *Service) SweepOrphans(ctx context.Context) int {
+	n := 0
+	for _, d := range s.Buckets() {
+		h, err := s.bucket(ctx, d.Name)
+		if err != nil {
+			continue
+		}
+		c, err := h.sweepOrphans(ctx)
+		n += c
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("data: sweeping chunks of unfinished puts failed", "bucket", d.Name, "err", err)
+		}
+	}
+	if n > 0 {
+		s.log.Info("data: purged the chunks of puts a previous run did not finish", "objects", n)
+	}
+	return n
+}
+
+func (h *bucketHandle) sweepOrphans(ctx context.Context) (int, error) {
+	prefix := "$O." + h.store + ".C."
+	info, err := h.stream.Info(ctx, jetstream.WithSubjectFilter(prefix+">"))
+	if err != nil {
+		return 0, err
+	}
+	if len(info.State.Subjects) == 0 {
+		return 0, nil
+	}
+	named, err := h.namedChunks(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for subj := range info.State.Subjects {
+		// A put of this run may have published its info since the infos
+		// were read: it is recorded from before its first chunk.
+		if id := strings.TrimPrefix(subj, prefix); named[id] || h.thisRun.has(id) {
+			continue
+		}
+		if err := h.stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// namedChunks returns the NUIDs of the chunks that the bucket's infos
+// name, every info the stream holds (a name's older infos too, which
+// bucket triggers may not have read yet).
+func (h *bucketHandle) namedChunks(ctx context.Context) (map[string]bool, error) {
+	cons, done, err := store.ReadConsumer(ctx, h.stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"$O." + h.store + ".M.>"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	named := map[string]bool{}
+	for {
+		batch, err := cons.FetchNoWait(1024)
+		if err != nil {
+			return nil, err
+		}
+		got, last := 0, false
+		for m := range batch.Messages() {
+			got++
+			var oi struct {
+				NUID string `json:"nuid"`
+			}
+			if json.Unmarshal(m.Data(), &oi) == nil && oi.NUID != "" {
+				named[oi.NUID] = true
+			}
+			if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
+				last = true
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return nil, err
+		}
+		if got == 0 || last {
+			return named, nil
+		}
+	}
+}
