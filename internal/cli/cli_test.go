@@ -213,7 +213,7 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func TestUpFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"up", "--table-cache", "-1"},
-		{"up", "--upload-idle-timeout", "0s"},
+		{"up", "--body-idle-timeout", "0s"},
 		{"up", "--log-level", "loud"},
 		{"up", "--trusted-proxy", "not-an-address"},
 		{"up", "--replicas", "3"}, // the embedded server cannot replicate

@@ -92,9 +92,6 @@ type Config struct {
 	CacheBytes int64
 	// Metrics, when set, receives the item cache's counters.
 	Metrics prometheus.Registerer
-	// BodyIdleTimeout is how long an upload's body may send nothing before
-	// the upload fails (IdleBody; default 1m).
-	BodyIdleTimeout time.Duration
 }
 
 func (c *Config) defaults() {
@@ -103,9 +100,6 @@ func (c *Config) defaults() {
 	}
 	if c.TTLInterval <= 0 {
 		c.TTLInterval = time.Minute
-	}
-	if c.BodyIdleTimeout <= 0 {
-		c.BodyIdleTimeout = time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

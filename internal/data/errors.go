@@ -37,9 +37,6 @@ var (
 	ErrPreconditionFailed error = kindError{"precondition failed", nil}
 	// ErrTooLarge: an item or object over its limit.
 	ErrTooLarge error = kindError{"too large", function.ErrPayloadTooBig}
-	// ErrBodyStalled: an upload's client sent nothing for the body's idle
-	// timeout (Service.IdleBody).
-	ErrBodyStalled error = kindError{"the upload stalled", nil}
 	// ErrBadSignature: a presigned URL that was tampered with or expired.
 	ErrBadSignature error = kindError{"bad or expired signature", nil}
 )

@@ -17,6 +17,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nimbus-run/nimbus/internal/httpbody"
 )
 
 // Writing objects. put stores an object as the object store's own Put
@@ -396,7 +398,7 @@ func (b *bodyReader) next(ctx context.Context) ([]byte, error) {
 
 // why is the error of a put whose context ended while it waited for the
 // body. net/http ends a request's context when a read of its connection
-// fails, a stalled body's too (IdleBody): then the reader's error, which
+// fails, a stalled body's too (httpbody): then the reader's error, which
 // comes a moment later, says what happened, where the context says only
 // "canceled".
 func (b *bodyReader) why(ctx context.Context) error {
@@ -410,7 +412,7 @@ func (b *bodyReader) why(ctx context.Context) error {
 	for {
 		select {
 		case f := <-b.full:
-			if errors.Is(f.err, ErrBodyStalled) {
+			if errors.Is(f.err, httpbody.ErrStalled) {
 				return f.err
 			}
 			if f.buf != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/gateway/apigw"
 	"github.com/nimbus-run/nimbus/internal/gateway/auth"
+	"github.com/nimbus-run/nimbus/internal/httpbody"
 )
 
 // ErrMethodNotAllowed is wrapped when a user route has the request's path
@@ -35,7 +36,7 @@ func errorFor(err error) (int, *api.Error) {
 	case errors.Is(err, data.ErrInvalidRange):
 		e.Code = api.CodeInvalidRange
 		return http.StatusRequestedRangeNotSatisfiable, e
-	case errors.Is(err, data.ErrBodyStalled):
+	case errors.Is(err, httpbody.ErrStalled):
 		e.Code = api.CodeRequestTimeout
 		return http.StatusRequestTimeout, e
 	case errors.Is(err, data.ErrPreconditionFailed):

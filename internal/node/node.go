@@ -30,6 +30,7 @@ import (
 	"github.com/nimbus-run/nimbus/internal/events"
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/gateway"
+	"github.com/nimbus-run/nimbus/internal/httpbody"
 	"github.com/nimbus-run/nimbus/internal/invoke"
 	"github.com/nimbus-run/nimbus/internal/keys"
 	"github.com/nimbus-run/nimbus/internal/keys/keysapi"
@@ -90,7 +91,11 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// MaxHeaderBytes bounds request headers (default 64 KiB): 431 beyond.
 	MaxHeaderBytes int
-	Logger         *slog.Logger
+	// BodyIdleTimeout is how long a request's body may send nothing
+	// before its reads fail (httpbody; default 1m): an upload that
+	// stalls is 408 RequestTimeout (S3's 400) and frees what it held.
+	BodyIdleTimeout time.Duration
+	Logger          *slog.Logger
 }
 
 // Node is a running Nimbus node.
@@ -150,6 +155,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.BodyIdleTimeout <= 0 {
+		c.BodyIdleTimeout = httpbody.DefaultIdle
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 64 << 10
@@ -360,6 +368,9 @@ func (n *Node) serve(ln net.Listener, h http.Handler, tlsCfg *tls.Config) {
 	if tlsCfg != nil {
 		tlsCfg = tlsCfg.Clone() // net/http adds "h2" to NextProtos: one each
 	}
+	// The listener bounds how long headers take, httpbody how long a
+	// body may stall.
+	h = httpbody.Handler(h, n.cfg.BodyIdleTimeout)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: n.cfg.MaxHeaderBytes,
 		TLSConfig: tlsCfg, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	serveErr := make(chan error, 1)

@@ -18,15 +18,17 @@ import (
 	"github.com/nimbus-run/nimbus/internal/node/nodetest"
 )
 
-// TestStalledUploadsFail: an upload whose client stops sending fails once
-// the upload idle timeout passes (408 through the Nimbus API, S3's 400
-// RequestTimeout through S3), and what it had stored is purged. Before,
-// the put waited for the rest of the body for as long as the connection
-// lived, holding its goroutines and chunk buffers: a few thousand such
-// connections hold the node's memory.
+// TestStalledUploadsFail: a request whose client stops sending its body
+// fails once the body idle timeout passes: an upload with 408 through the
+// Nimbus API and S3's 400 RequestTimeout, purging what it had stored, and
+// any other body read (a Lambda invocation's, here) with its API's error.
+// Before, each waited for the rest of the body for as long as the
+// connection lived, holding its goroutine and what it had buffered (up
+// to the 6 MB of an invocation, chunk buffers for a put): a few thousand
+// such connections held the node's memory.
 func TestStalledUploadsFail(t *testing.T) {
 	ctx := context.Background()
-	n := nodetest.Start(t, node.Config{Dev: true, Data: data.Config{BodyIdleTimeout: 300 * time.Millisecond}})
+	n := nodetest.Start(t, node.Config{Dev: true, BodyIdleTimeout: 300 * time.Millisecond})
 	if _, _, err := n.Data.PutBucket(ctx, "stalls"); err != nil {
 		t.Fatal(err)
 	}
@@ -39,15 +41,20 @@ func TestStalledUploadsFail(t *testing.T) {
 	}{
 		{"Nimbus API", "/api/v1/buckets/stalls/objects/k1", "", http.StatusRequestTimeout, `"code": "RequestTimeout"`},
 		{"S3", "/stalls/k2", "Authorization: " + scope + "\r\nX-Amz-Content-Sha256: UNSIGNED-PAYLOAD\r\n", http.StatusBadRequest, "<Code>RequestTimeout</Code>"},
+		{"Lambda Invoke", "/2015-03-31/functions/anything/invocations", "", http.StatusBadRequest, "stopped sending"},
 	} {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		// Announce 10 MB, send a chunk and a half, then nothing.
+		// Announce 5 MB, send a chunk and a half, then nothing.
 		sent := data.ChunkSize * 3 / 2
-		fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n%s\r\n", tc.path, addr, 10<<20, tc.header)
+		method := "PUT"
+		if strings.HasPrefix(tc.path, "/2015") {
+			method = "POST"
+		}
+		fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n%s\r\n", method, tc.path, addr, 5<<20, tc.header)
 		if _, err := io.Copy(conn, io.LimitReader(strings.NewReader(strings.Repeat("x", sent)), int64(sent))); err != nil {
 			t.Fatal(err)
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/nimbus-run/nimbus/internal/data"
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/gateway/cors"
+	"github.com/nimbus-run/nimbus/internal/httpbody"
 	"github.com/nimbus-run/nimbus/internal/sigv4"
 )
 
@@ -130,7 +131,7 @@ func toS3(err error) *s3Error {
 		return newErr(http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
 	case errors.Is(err, data.ErrNotEmpty):
 		return newErr(http.StatusConflict, "BucketNotEmpty", "The bucket you tried to delete is not empty")
-	case errors.Is(err, data.ErrBodyStalled):
+	case errors.Is(err, httpbody.ErrStalled):
 		return newErr(http.StatusBadRequest, "RequestTimeout", "Your socket connection to the server was not read from or written to within the timeout period: %s", msg)
 	case errors.Is(err, data.ErrTooLarge), errors.Is(err, function.ErrPayloadTooBig):
 		return newErr(http.StatusBadRequest, "EntityTooLarge", "%s", msg)
@@ -199,7 +200,7 @@ func writeXML(w http.ResponseWriter, status int, v any) {
 // authenticate verifies the request's SigV4 signature (anything goes in
 // dev mode) and returns the body to read: the request's, decoded from
 // aws-chunked and checked against the signed hash as it is read.
-func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (io.Reader, error) {
+func (a *API) authenticate(r *http.Request) (io.Reader, error) {
 	var id *sigv4.Identity
 	var secret string
 	if !a.cfg.Dev && SignedV2(r) {
@@ -222,8 +223,6 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (io.Reader, e
 			return nil, newErr(http.StatusForbidden, "SignatureDoesNotMatch", "Credential should be scoped to correct service: 's3'.")
 		}
 	}
-	// An upload that stalls fails rather than hold the node (IdleBody).
-	src := a.svc.IdleBody(w, r)
 	declared := r.Header.Get(sigv4.HeaderContentSHA256)
 	switch {
 	case strings.HasPrefix(declared, "STREAMING-"):
@@ -238,11 +237,11 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (io.Reader, e
 				amzDate: r.Header.Get(sigv4.HeaderDate), scope: auth.Scope.String(), prev: auth.Signature,
 			}
 		}
-		return newChunkedReader(src, signer), nil
+		return newChunkedReader(r.Body, signer), nil
 	case id != nil && len(id.PayloadHash) == 64:
-		return &hashingReader{r: src, sum: newSHA256(), want: id.PayloadHash}, nil
+		return &hashingReader{r: r.Body, sum: newSHA256(), want: id.PayloadHash}, nil
 	}
-	return src, nil
+	return r.Body, nil
 }
 
 // SignedV2 says whether r is signed with S3's Signature Version 2: an
@@ -318,7 +317,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Has("X-Amz-Credential") && cors.Presigned.Handle(w, r) {
 		return
 	}
-	body, err := a.authenticate(w, r)
+	body, err := a.authenticate(r)
 	if err != nil {
 		a.writeError(w, r, err)
 		return

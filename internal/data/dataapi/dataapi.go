@@ -475,7 +475,7 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, bucket, key string) {
 			meta[strings.ToLower(name)] = vs[0]
 		}
 	}
-	info, err := a.svc.PutObject(r.Context(), bucket, key, a.svc.IdleBody(w, r), r.ContentLength,
+	info, err := a.svc.PutObject(r.Context(), bucket, key, r.Body, r.ContentLength,
 		data.PutObjectOptions{ContentType: r.Header.Get("Content-Type"), Metadata: meta, Headers: data.HeadersOf(r.Header),
 			IfNoneMatch: r.Header.Get("If-None-Match"), IfMatch: r.Header.Get("If-Match")})
 	if err != nil {
