@@ -214,6 +214,7 @@ func TestUpFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"up", "--table-cache", "-1"},
 		{"up", "--body-idle-timeout", "0s"},
+		{"up", "--max-uploads", "0"},
 		{"up", "--log-level", "loud"},
 		{"up", "--trusted-proxy", "not-an-address"},
 		{"up", "--replicas", "3"}, // the embedded server cannot replicate

@@ -56,6 +56,9 @@ node stops taking requests, lets in-flight invocations finish (bounded by
 			case cfg.Replicas > 1 && cfg.NATSURL == "":
 				return usagef("--replicas %d needs --nats: the embedded NATS server is a single server; point the node at a JetStream cluster of at least %d servers", cfg.Replicas, cfg.Replicas)
 			}
+			if cfg.Data.MaxUploads <= 0 {
+				return usagef("--max-uploads %d: want at least 1", cfg.Data.MaxUploads)
+			}
 			if cfg.BodyIdleTimeout <= 0 {
 				return usagef("--body-idle-timeout %v: want a positive duration like 1m", cfg.BodyIdleTimeout)
 			}
@@ -125,6 +128,7 @@ node stops taking requests, lets in-flight invocations finish (bounded by
 	fl.StringSliceVar(&cbAllow, "callback-allow", nil, "X-Callback-Url callbacks may connect only to these addresses or CIDRs (comma-separated, repeatable); default: any but cloud metadata addresses (link-local, fd00:ec2::254, 100.100.100.200)")
 	fl.Int64Var(&tableCache, "table-cache", data.DefaultCacheBytes, "bytes of recent table items kept in memory to serve gets, all tables together; only a node that embeds NATS and does not expose it (no --nats, --nats-listen) keeps any; 0: none")
 	fl.IntVar(&cfg.MaxHeaderBytes, "max-header-bytes", 64<<10, "request header size limit (431 beyond)")
+	fl.IntVar(&cfg.Data.MaxUploads, "max-uploads", data.DefaultMaxUploads, "object and part uploads of more than one chunk (256 KB) that run at once, each holding some 10 MB; more wait their turn, their bodies unread")
 	fl.DurationVar(&cfg.BodyIdleTimeout, "body-idle-timeout", httpbody.DefaultIdle, "a request whose client stops sending its body for this long fails (an upload: 408, S3's RequestTimeout), freeing what it held")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd

@@ -92,7 +92,16 @@ type Config struct {
 	CacheBytes int64
 	// Metrics, when set, receives the item cache's counters.
 	Metrics prometheus.Registerer
+	// MaxUploads bounds the uploads of more than one chunk (objects, parts,
+	// completions) that run at once; more wait their turn, their bodies
+	// unread (default DefaultMaxUploads).
+	MaxUploads int
 }
+
+// DefaultMaxUploads is MaxUploads' default. Each running upload holds
+// some 10 MB (chunks read, hashed and in flight); on two cores eight
+// already keep both busy.
+const DefaultMaxUploads = 16
 
 func (c *Config) defaults() {
 	if c.MaxObjectBytes <= 0 {
@@ -100,6 +109,9 @@ func (c *Config) defaults() {
 	}
 	if c.TTLInterval <= 0 {
 		c.TTLInterval = time.Minute
+	}
+	if c.MaxUploads <= 0 {
+		c.MaxUploads = DefaultMaxUploads
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -149,7 +161,8 @@ type Service struct {
 	js  jetstream.JetStream
 	log *slog.Logger
 
-	thisRun putsThisRun // orphans.go
+	thisRun putsThisRun   // orphans.go
+	slots   chan struct{} // a running upload's (bucketHandle.put)
 
 	meta    jetstream.KeyValue
 	watcher jetstream.KeyWatcher
@@ -186,6 +199,7 @@ func New(cfg Config, st *store.Store) *Service {
 		tables: map[string]*TableDef{}, buckets: map[string]*BucketDef{}, creds: map[string]*Principal{},
 		open: map[string]*tableHandle{}, stores: map[string]*bucketHandle{},
 		caches: map[string]*itemCache{}, budget: newCacheBudget(cfg.CacheBytes, cfg.Metrics),
+		slots: make(chan struct{}, cfg.MaxUploads),
 	}
 	s.ops = newOpMetrics(s, cfg.Metrics)
 	return s

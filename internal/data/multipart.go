@@ -153,7 +153,7 @@ func partName(id string, n int) string { return id + "/" + strconv.Itoa(n) }
 // it, so a part uploaded again replaces the earlier one's info at once
 // (objhistory.go).
 func (s *Service) partsHandle() *bucketHandle {
-	h := &bucketHandle{js: s.js, obs: s.uploads, stream: s.uploadsStr, name: UploadsBucket, store: UploadsBucket, log: s.log}
+	h := &bucketHandle{js: s.js, obs: s.uploads, stream: s.uploadsStr, name: UploadsBucket, store: UploadsBucket, log: s.log, slots: s.slots}
 	h.hist.floor = math.MaxUint64
 	return h
 }

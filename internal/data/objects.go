@@ -62,6 +62,8 @@ type bucketHandle struct {
 	// thisRun records the puts of this run while orphans are swept
 	// (orphans.go); nil for the uploads' store.
 	thisRun *putsThisRun
+	// slots bounds the uploads that run at once (Config.MaxUploads).
+	slots chan struct{}
 }
 
 // metaSubject is the subject of the infos of the object named key.
@@ -252,7 +254,7 @@ func (s *Service) bucket(ctx context.Context, name string) (*bucketHandle, error
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", name, err)
 	}
-	h = &bucketHandle{def: def, js: s.js, obs: obs, stream: stream, name: name, store: StoreName(name), log: s.log, thisRun: &s.thisRun}
+	h = &bucketHandle{def: def, js: s.js, obs: obs, stream: stream, name: name, store: StoreName(name), log: s.log, thisRun: &s.thisRun, slots: s.slots}
 	s.mu.Lock()
 	if s.buckets[name] == def {
 		s.stores[name] = h

@@ -74,6 +74,16 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 			return nil, err
 		}
 	}
+	// An upload of more than a chunk runs once it has a slot: one whose
+	// size says so takes it before its body is read, one of unknown size
+	// before it publishes its second chunk.
+	slot := uploadSlot{slots: h.slots}
+	defer slot.release()
+	if size > ChunkSize {
+		if err := slot.take(ctx); err != nil {
+			return nil, fmt.Errorf("put %s/%s: waiting to run: %w", h.name, key, err)
+		}
+	}
 	id := newNUID()
 	h.thisRun.note(id)
 	subj := "$O." + h.store + ".C." + id
@@ -105,6 +115,12 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 		}
 		if err != nil {
 			return fail(fmt.Errorf("put %s/%s: reading the body: %w", h.name, key, err))
+		}
+		if chunks == 1 {
+			if err := slot.take(ctx); err != nil {
+				recycle(buf)
+				return fail(fmt.Errorf("put %s/%s: waiting to run: %w", h.name, key, err))
+			}
 		}
 		f, err := h.js.PublishMsgAsync(&nats.Msg{Subject: subj, Data: buf})
 		body.hash(buf) // published: the connection has its own copy
@@ -216,6 +232,33 @@ func (h *bucketHandle) purge(ctx context.Context, subject string) {
 		return
 	}
 	h.stream.Purge(ctx, jetstream.WithPurgeSubject(subject)) //nolint:errcheck // see above
+}
+
+// uploadSlot is a put's place among the uploads that run at once
+// (Config.MaxUploads); nil slots: no bound.
+type uploadSlot struct {
+	slots chan struct{}
+	held  bool
+}
+
+func (s *uploadSlot) take(ctx context.Context) error {
+	if s.held || s.slots == nil {
+		return nil
+	}
+	select {
+	case s.slots <- struct{}{}:
+		s.held = true
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *uploadSlot) release() {
+	if s.held {
+		<-s.slots
+		s.held = false
+	}
 }
 
 func waitAck(ctx context.Context, f jetstream.PubAckFuture) error {

@@ -373,3 +373,79 @@ func (f failing) Read([]byte) (int, error) { return 0, f.err }
 type cancelOnRead context.CancelFunc
 
 func (c cancelOnRead) Read([]byte) (int, error) { c(); return 0, io.EOF }
+
+// gatedReader reads size bytes of x, telling started when first read, and
+// blocks after its first chunk until release is closed.
+type gatedReader struct {
+	left    int
+	first   bool
+	started chan<- struct{}
+	release <-chan struct{}
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	if g.left == 0 {
+		return 0, io.EOF
+	}
+	if !g.first {
+		g.first = true
+		g.started <- struct{}{}
+	} else if g.left < 2*ChunkSize {
+		<-g.release
+	}
+	n := min(len(p), g.left)
+	for i := range p[:n] {
+		p[i] = 'x'
+	}
+	g.left -= n
+	return n, nil
+}
+
+// TestUploadsWaitTheirTurn: no more than MaxUploads uploads of more than a
+// chunk run at once; the others wait, their bodies unread, and run when
+// one ends. Each running upload holds some 10 MB: 32 concurrent 30 MB
+// puts grew a node's resident memory by 330 MB, with no bound.
+func TestUploadsWaitTheirTurn(t *testing.T) {
+	ctx := context.Background()
+	s := New(Config{MaxUploads: 2}, storetest.Open(t))
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	if _, _, err := s.PutBucket(ctx, "files"); err != nil {
+		t.Fatal(err)
+	}
+	const puts, size = 4, 3 * ChunkSize
+	started := make(chan struct{}, puts)
+	release := make(chan struct{})
+	errs := make(chan error, puts)
+	for i := range puts {
+		go func() {
+			r := &gatedReader{left: size, started: started, release: release}
+			_, err := s.PutObject(ctx, "files", fmt.Sprint("k", i), r, size, PutObjectOptions{})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		<-started
+	}
+	select {
+	case <-started:
+		t.Fatal("a third upload read its body while two ran")
+	case <-time.After(300 * time.Millisecond):
+	}
+	// A one-chunk put does not wait.
+	if _, err := s.PutObject(ctx, "files", "small", strings.NewReader("small"), 5, PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	for range puts {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := s.ListObjects(ctx, "files", ListOptions{})
+	if err != nil || len(l.Objects) != puts+1 {
+		t.Fatalf("listing: %+v, %v", l, err)
+	}
+}
