@@ -161,8 +161,8 @@ type Service struct {
 	js  jetstream.JetStream
 	log *slog.Logger
 
-	thisRun putsThisRun   // orphans.go
-	slots   chan struct{} // a running upload's (bucketHandle.put)
+	thisRun putsThisRun  // orphans.go
+	slots   *uploadSlots // the running uploads' (bucketHandle.put)
 
 	meta    jetstream.KeyValue
 	watcher jetstream.KeyWatcher
@@ -199,7 +199,7 @@ func New(cfg Config, st *store.Store) *Service {
 		tables: map[string]*TableDef{}, buckets: map[string]*BucketDef{}, creds: map[string]*Principal{},
 		open: map[string]*tableHandle{}, stores: map[string]*bucketHandle{},
 		caches: map[string]*itemCache{}, budget: newCacheBudget(cfg.CacheBytes, cfg.Metrics),
-		slots: make(chan struct{}, cfg.MaxUploads),
+		slots: newUploadSlots(cfg.MaxUploads),
 	}
 	s.ops = newOpMetrics(s, cfg.Metrics)
 	return s

@@ -24,6 +24,7 @@ import (
 //	nimbus_bucket_operations_total{bucket, op, result}
 //	nimbus_bucket_operation_duration_seconds{bucket, op}
 //	nimbus_bucket_bytes_total{bucket, direction="in"|"out"}
+//	nimbus_bucket_uploads_running, nimbus_bucket_uploads_waiting
 //
 // A get's duration is the time to its first byte; its bytes count as the
 // client reads them. An operation that names no existing table or bucket
@@ -123,6 +124,17 @@ func newOpMetrics(s *Service, reg prometheus.Registerer) *opMetrics {
 	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "nimbus_bucket_bytes_total", Help: "Object bytes received from clients (in: puts, parts) and sent to them (out: gets).",
 	}, []string{"bucket", "direction"})
+	if reg != nil && s.slots != nil {
+		// Uploads of more than a chunk running and waiting for a slot
+		// (Config.MaxUploads): one registry may serve several services
+		// in tests, and the first one's are kept.
+		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{ //nolint:errcheck // see above
+			Name: "nimbus_bucket_uploads_running", Help: "Uploads of more than one chunk running (at most nimbus up --max-uploads).",
+		}, func() float64 { return float64(len(s.slots.ch)) }))
+		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{ //nolint:errcheck // see above
+			Name: "nimbus_bucket_uploads_waiting", Help: "Uploads of more than one chunk waiting for one of --max-uploads to end.",
+		}, func() float64 { return float64(s.slots.waiting.Load()) }))
+	}
 	if reg != nil {
 		m.ops[0] = register(reg, m.ops[0])
 		m.ops[1] = register(reg, m.ops[1])

@@ -63,7 +63,7 @@ type bucketHandle struct {
 	// (orphans.go); nil for the uploads' store.
 	thisRun *putsThisRun
 	// slots bounds the uploads that run at once (Config.MaxUploads).
-	slots chan struct{}
+	slots *uploadSlots
 }
 
 // metaSubject is the subject of the infos of the object named key.

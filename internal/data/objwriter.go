@@ -13,6 +13,7 @@ import (
 	"hash"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -234,10 +235,18 @@ func (h *bucketHandle) purge(ctx context.Context, subject string) {
 	h.stream.Purge(ctx, jetstream.WithPurgeSubject(subject)) //nolint:errcheck // see above
 }
 
-// uploadSlot is a put's place among the uploads that run at once
-// (Config.MaxUploads); nil slots: no bound.
+// uploadSlots are the places of the uploads that run at once
+// (Config.MaxUploads), and the count of those waiting for one (metrics).
+type uploadSlots struct {
+	ch      chan struct{}
+	waiting atomic.Int64
+}
+
+func newUploadSlots(n int) *uploadSlots { return &uploadSlots{ch: make(chan struct{}, n)} }
+
+// uploadSlot is a put's place among them; nil slots: no bound.
 type uploadSlot struct {
-	slots chan struct{}
+	slots *uploadSlots
 	held  bool
 }
 
@@ -246,7 +255,15 @@ func (s *uploadSlot) take(ctx context.Context) error {
 		return nil
 	}
 	select {
-	case s.slots <- struct{}{}:
+	case s.slots.ch <- struct{}{}:
+		s.held = true
+		return nil
+	default:
+	}
+	s.slots.waiting.Add(1)
+	defer s.slots.waiting.Add(-1)
+	select {
+	case s.slots.ch <- struct{}{}:
 		s.held = true
 		return nil
 	case <-ctx.Done():
@@ -256,7 +273,7 @@ func (s *uploadSlot) take(ctx context.Context) error {
 
 func (s *uploadSlot) release() {
 	if s.held {
-		<-s.slots
+		<-s.slots.ch
 		s.held = false
 	}
 }

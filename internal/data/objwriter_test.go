@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nimbus-run/nimbus/internal/function"
@@ -407,7 +408,22 @@ func (g *gatedReader) Read(p []byte) (int, error) {
 // puts grew a node's resident memory by 330 MB, with no bound.
 func TestUploadsWaitTheirTurn(t *testing.T) {
 	ctx := context.Background()
-	s := New(Config{MaxUploads: 2}, storetest.Open(t))
+	reg := prometheus.NewRegistry()
+	s := New(Config{MaxUploads: 2, Metrics: reg}, storetest.Open(t))
+	gauge := func(name string) float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("no metric %s", name)
+		return 0
+	}
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -433,6 +449,10 @@ func TestUploadsWaitTheirTurn(t *testing.T) {
 	case <-started:
 		t.Fatal("a third upload read its body while two ran")
 	case <-time.After(300 * time.Millisecond):
+	}
+	// Operators see it.
+	if r, w := gauge("nimbus_bucket_uploads_running"), gauge("nimbus_bucket_uploads_waiting"); r != 2 || w != 2 {
+		t.Errorf("uploads running %v, waiting %v; want 2 and 2", r, w)
 	}
 	// A one-chunk put does not wait.
 	if _, err := s.PutObject(ctx, "files", "small", strings.NewReader("small"), 5, PutObjectOptions{}); err != nil {
