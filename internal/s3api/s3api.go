@@ -183,7 +183,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	if r.Method == http.MethodPut || r.Method == http.MethodPost {
-		data.DrainRefused(w, r)
+		httpbody.DrainRefused(w, r)
 	}
 	writeXML(w, e.status, errorBody{Code: e.code, Message: e.message, Resource: r.URL.Path, RequestID: requestID()})
 }

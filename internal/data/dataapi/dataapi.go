@@ -21,6 +21,7 @@ import (
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/gateway"
 	"github.com/nimbus-run/nimbus/internal/gateway/cors"
+	"github.com/nimbus-run/nimbus/internal/httpbody"
 )
 
 // Mux is where the routes go (the gateway).
@@ -487,9 +488,9 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, bucket, key string) {
 }
 
 // refuse answers an upload with its error once the client has sent the
-// rest of the body, so that it reads the answer (data.DrainRefused).
+// rest of the body, so that it reads the answer (httpbody.DrainRefused).
 func refuse(w http.ResponseWriter, r *http.Request, err error) {
-	data.DrainRefused(w, r)
+	httpbody.DrainRefused(w, r)
 	gateway.WriteError(w, err)
 }
 
