@@ -78,6 +78,14 @@ func Handler(h http.Handler, idle time.Duration) http.Handler {
 	})
 }
 
+// A refused upload's body is read for as long as it keeps coming
+// (drainIdle between reads), for at most drainMax and drainBytes.
+const (
+	drainIdle  = 250 * time.Millisecond
+	drainMax   = 10 * time.Second
+	drainBytes = 64 << 20
+)
+
 // DrainRefused reads and drops what remains of an upload's body before
 // its refusal is written.
 //
@@ -91,18 +99,16 @@ func Handler(h http.Handler, idle time.Duration) http.Handler {
 // connection with more than 256 KB unread), a client meets a reset as it
 // writes. Either way it reported a network error instead of the refusal
 // (the SDK: 2 to 4 of ten refused 20 MB puts, after three attempts each).
-// So the rest of the body is read and dropped first, for as long as it
-// keeps coming, within bounds. A body over the bounds that a client would
-// send only on "100 Continue" is answered at once: that client waits, and
-// reading would ask it for the body.
-const (
-	drainIdle  = 250 * time.Millisecond
-	drainMax   = 10 * time.Second
-	drainBytes = 64 << 20
-)
-
+// So the rest of the body is read and dropped first, within bounds. A
+// body over the bounds that a client would send only on "100 Continue" is
+// answered at once: that client waits, and reading would ask it for the
+// body.
 func DrainRefused(w http.ResponseWriter, r *http.Request) {
-	if r.Body == nil || r.Body == http.NoBody ||
+	body := r.Body
+	if ib, ok := body.(*idleBody); ok {
+		body = ib.ReadCloser // timed here, by drainIdle
+	}
+	if body == nil || body == http.NoBody ||
 		strings.EqualFold(r.Header.Get("Expect"), "100-continue") && (r.ContentLength < 0 || r.ContentLength > drainBytes) {
 		return
 	}
@@ -118,7 +124,7 @@ func DrainRefused(w http.ResponseWriter, r *http.Request) {
 		if rc.SetReadDeadline(deadline) != nil {
 			return
 		}
-		k, err := r.Body.Read(buf)
+		k, err := body.Read(buf)
 		n += k
 		if err != nil {
 			return
