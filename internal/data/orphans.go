@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -95,9 +96,23 @@ func (h *bucketHandle) sweepOrphans(ctx context.Context) (int, error) {
 	if len(info.State.Subjects) == 0 {
 		return 0, nil
 	}
-	named, err := h.namedChunks(ctx)
+	// Every info must have been read, or a live object's chunks would
+	// look unnamed: the sweep stops if fewer were read than the stream
+	// held before (more may come, from this run's puts).
+	infos, err := h.stream.Info(ctx, jetstream.WithSubjectFilter("$O."+h.store+".M.>"))
 	if err != nil {
 		return 0, err
+	}
+	var held uint64
+	for _, c := range infos.State.Subjects {
+		held += c
+	}
+	named, read, err := h.namedChunks(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if read < held {
+		return 0, fmt.Errorf("read %d of the %d object infos; nothing purged", read, held)
 	}
 	n := 0
 	for subj := range info.State.Subjects {
@@ -117,23 +132,24 @@ func (h *bucketHandle) sweepOrphans(ctx context.Context) (int, error) {
 // namedChunks returns the NUIDs of the chunks that the bucket's infos
 // name, every info the stream holds (a name's older infos too, which
 // bucket triggers may not have read yet).
-func (h *bucketHandle) namedChunks(ctx context.Context) (map[string]bool, error) {
+func (h *bucketHandle) namedChunks(ctx context.Context) (named map[string]bool, read uint64, err error) {
 	cons, done, err := store.ReadConsumer(ctx, h.stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{"$O." + h.store + ".M.>"},
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer done()
-	named := map[string]bool{}
+	named = map[string]bool{}
 	for {
 		batch, err := cons.FetchNoWait(1024)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		got, last := 0, false
 		for m := range batch.Messages() {
 			got++
+			read++
 			var oi struct {
 				NUID string `json:"nuid"`
 			}
@@ -145,10 +161,10 @@ func (h *bucketHandle) namedChunks(ctx context.Context) (map[string]bool, error)
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return nil, err
+			return nil, 0, err
 		}
 		if got == 0 || last {
-			return named, nil
+			return named, read, nil
 		}
 	}
 }

@@ -3,7 +3,9 @@ package data
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +32,14 @@ func TestOrphanedChunksSwept(t *testing.T) {
 	kept := bytes.Repeat([]byte("k"), ChunkSize+10) // two chunks
 	if _, err := first.PutObject(ctx, "files", "kept", bytes.NewReader(kept), int64(len(kept)), PutObjectOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	// More objects than one fetch of infos holds: the sweep must read
+	// them all, or it would purge live objects' chunks.
+	const many = 1500
+	for i := range many {
+		if _, err := first.PutObject(ctx, "files", fmt.Sprint("small/", i), strings.NewReader("small"), 5, PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h, err := first.bucket(ctx, "files")
 	if err != nil {
@@ -68,8 +78,8 @@ func TestOrphanedChunksSwept(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if c := chunks(h2); len(c) != 1 {
-		t.Fatalf("chunk subjects after the sweep: %v, want the kept object's alone", c)
+	if c := chunks(h2); len(c) != many+1 {
+		t.Fatalf("%d chunk subjects after the sweep, want the %d of the objects kept", len(c), many+1)
 	}
 	obj, err := second.GetObject(ctx, "files", "kept", "")
 	if err != nil {
@@ -93,7 +103,7 @@ func TestOrphanedChunksSwept(t *testing.T) {
 	if n := second.SweepOrphans(ctx); n != 0 {
 		t.Fatalf("the sweep purged %d, want none", n)
 	}
-	if c := chunks(h2); len(c) != 2 {
-		t.Fatalf("chunk subjects: %v, want the kept object's and the put in progress's", c)
+	if c := chunks(h2); len(c) != many+2 {
+		t.Fatalf("%d chunk subjects, want the objects' and the put in progress's, %d", len(c), many+2)
 	}
 }
