@@ -48,6 +48,10 @@ var checksumAlgorithms = map[string]struct {
 	"sha256":    {"SHA256", sha256.Size, nil},
 }
 
+// isCRC says whether the algorithm labelled so is a CRC, whose checksum of
+// a multipart object may be of its whole bytes (FULL_OBJECT).
+func isCRC(label string) bool { return label != "SHA1" && label != "SHA256" }
+
 // crc64NVME is CRC-64/NVME (polynomial 0xad93d23594c93659, reflected),
 // which hash/crc64 computes from the reversed polynomial.
 var crc64NVME = crc64.MakeTable(0x9a6c9329ac4bc9b5)
@@ -343,7 +347,7 @@ func completionOf(h http.Header) (*completion, error) {
 		if c.newHash == nil {
 			c.newHash = sha256.New
 		}
-		crc := alg.label != "SHA1" && alg.label != "SHA256"
+		crc := isCRC(alg.label)
 		c.composite = typ == "COMPOSITE" || hasN || (typ == "" && !crc)
 		if !c.composite && !crc {
 			return nil, newErr(http.StatusBadRequest, "InvalidRequest", "The FULL_OBJECT checksum type is for CRC algorithms: a %s checksum of a multipart object is COMPOSITE.", alg.label)

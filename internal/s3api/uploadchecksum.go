@@ -35,13 +35,12 @@ func uploadChecksumOf(h http.Header) (uploadChecksum, error) {
 	if !ok {
 		return uploadChecksum{}, newErr(http.StatusBadRequest, "InvalidRequest", "Checksum algorithm %q is not one S3 knows: use CRC32, CRC32C, CRC64NVME, SHA1 or SHA256.", truncate(name, 40))
 	}
-	crc := alg.label != "SHA1" && alg.label != "SHA256"
 	switch {
 	case typ == "" && alg.label == "CRC64NVME":
 		typ = "FULL_OBJECT" // its only type
 	case typ == "":
 		typ = "COMPOSITE"
-	case typ == "FULL_OBJECT" && !crc:
+	case typ == "FULL_OBJECT" && !isCRC(alg.label):
 		return uploadChecksum{}, newErr(http.StatusBadRequest, "InvalidRequest", "The FULL_OBJECT checksum type cannot be used with the %s checksum algorithm.", strings.ToLower(alg.label))
 	case typ == "COMPOSITE" && alg.label == "CRC64NVME":
 		return uploadChecksum{}, newErr(http.StatusBadRequest, "InvalidRequest", "The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.")
