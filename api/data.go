@@ -99,6 +99,9 @@ type PutTableResult struct {
 type Bucket struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created,omitzero"`
+	// StoredBytes is what JetStream holds for the bucket: its objects'
+	// bytes and infos, and the older infos kept for its triggers.
+	StoredBytes uint64 `json:"stored_bytes"`
 }
 
 // BucketList is the body of GET /api/v1/buckets.

@@ -341,9 +341,9 @@ func newObjLs(e *env) *cobra.Command {
 					return e.printJSON(bs)
 				}
 				w := e.table()
-				fmt.Fprintln(w, "BUCKET\tCREATED")
+				fmt.Fprintln(w, "BUCKET\tSTORED\tCREATED")
 				for _, b := range bs {
-					fmt.Fprintf(w, "%s\t%s\n", b.Name, ago(b.Created))
+					fmt.Fprintf(w, "%s\t%s\t%s\n", b.Name, humanBytes64(int64(b.StoredBytes)), ago(b.Created))
 				}
 				return w.Flush()
 			}

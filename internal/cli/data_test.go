@@ -194,6 +194,10 @@ func TestCLIObjects(t *testing.T) {
 	if r := run(t, n, "", "obj", "ls", "avatars", "--delimiter", "/"); r.code != 0 || !strings.Contains(r.stdout, "img/") {
 		t.Fatalf("ls --delimiter: %+v", r)
 	}
+	// The bucket's stored bytes: the 3 MiB object and its info.
+	if r := run(t, n, "", "obj", "ls"); r.code != 0 || !strings.Contains(r.stdout, "STORED") || !strings.Contains(r.stdout, "avatars") || !strings.Contains(r.stdout, " 3.0 MiB") {
+		t.Fatalf("ls of the buckets: %+v", r)
+	}
 	if r := run(t, n, "", "obj", "ls", "avatars/img/"); r.code != 0 || !strings.Contains(r.stdout, "img/photo.bin") || !strings.Contains(r.stdout, "3.0 MiB") {
 		t.Fatalf("ls prefix: %+v", r)
 	}

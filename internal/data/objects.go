@@ -143,6 +143,20 @@ type PutObjectOptions struct {
 // MD5 with MD5ETag (nil otherwise).
 type Sums struct{ MD5, SHA256 []byte }
 
+// BucketStoredBytes is what the bucket's stream holds, in bytes: its
+// objects, their infos, and the older infos kept for its triggers.
+func (s *Service) BucketStoredBytes(ctx context.Context, name string) (uint64, error) {
+	h, err := s.bucket(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	info, err := h.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("bucket %s: %w", name, err)
+	}
+	return info.State.Bytes, nil
+}
+
 // PutBucket creates a bucket; an existing one is unchanged.
 func (s *Service) PutBucket(ctx context.Context, name string) (*BucketDef, Change, error) {
 	if err := ValidateBucketName(name); err != nil {

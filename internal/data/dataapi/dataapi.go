@@ -377,10 +377,26 @@ func (a *API) batchPut(w http.ResponseWriter, r *http.Request) {
 
 func bucketAPI(d *data.BucketDef) api.Bucket { return api.Bucket{Name: d.Name, Created: d.Created} }
 
+// bucketWithUsage is a bucket's description with its stored bytes.
+func (a *API) bucketWithUsage(ctx context.Context, d *data.BucketDef) (api.Bucket, error) {
+	b := bucketAPI(d)
+	var err error
+	b.StoredBytes, err = a.svc.BucketStoredBytes(ctx, d.Name)
+	return b, err
+}
+
 func (a *API) listBuckets(w http.ResponseWriter, r *http.Request) {
 	out := api.BucketList{Buckets: []api.Bucket{}}
 	for _, d := range a.svc.Buckets() {
-		out.Buckets = append(out.Buckets, bucketAPI(&d))
+		b, err := a.bucketWithUsage(r.Context(), &d)
+		if errors.Is(err, data.ErrNoSuchBucket) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			gateway.WriteError(w, err)
+			return
+		}
+		out.Buckets = append(out.Buckets, b)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -394,7 +410,12 @@ func (a *API) getBucket(w http.ResponseWriter, r *http.Request) {
 		gateway.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, bucketAPI(d))
+	b, err := a.bucketWithUsage(r.Context(), d)
+	if err != nil {
+		gateway.WriteError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
 }
 
 func (a *API) putBucket(w http.ResponseWriter, r *http.Request) {
