@@ -82,6 +82,9 @@ type Table struct {
 	// History is the revisions kept per item (1 to 64, default 8).
 	History int       `json:"history,omitempty"`
 	Created time.Time `json:"created,omitzero"`
+	// StoredBytes, in a table's description, is what JetStream holds for
+	// it: its items and the revisions kept of them.
+	StoredBytes uint64 `json:"stored_bytes,omitempty"`
 }
 
 // TableList is the body of GET /api/v1/tables.

@@ -81,9 +81,9 @@ func newTableLs(e *env) *cobra.Command {
 				return e.printJSON(ts)
 			}
 			w := e.table()
-			fmt.Fprintln(w, "NAME\tKEY\tSORT\tTTL\tCREATED")
+			fmt.Fprintln(w, "NAME\tKEY\tSORT\tTTL\tSTORED\tCREATED")
 			for _, t := range ts {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Key, dash(t.Sort), dash(t.TTL), ago(t.Created))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Key, dash(t.Sort), dash(t.TTL), humanBytes64(int64(t.StoredBytes)), ago(t.Created))
 			}
 			return w.Flush()
 		},

@@ -54,6 +54,17 @@ func TestCLITables(t *testing.T) {
 	if r := run(t, n, "", "table", "put", "orders", `{"customer":`); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "not valid JSON") {
 		t.Fatalf("put of bad JSON: %+v", r)
 	}
+	// What the table holds, in bytes, once it has items.
+	var tables []struct {
+		Name        string `json:"name"`
+		StoredBytes uint64 `json:"stored_bytes"`
+	}
+	if r := run(t, n, "", "table", "ls", "-o", "json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &tables) != nil || len(tables) != 1 || tables[0].StoredBytes == 0 {
+		t.Fatalf("table ls -o json: %+v (%+v)", r, tables)
+	}
+	if r := run(t, n, "", "table", "ls"); r.code != 0 || !strings.Contains(r.stdout, "STORED") {
+		t.Fatalf("table ls: %+v", r)
+	}
 	r := run(t, n, "", "table", "get", "orders", `{"customer":"c1","created":"2024-05-02"}`, "-o", "json")
 	var en struct {
 		Item     struct{ Total int }

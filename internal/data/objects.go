@@ -150,9 +150,23 @@ func (s *Service) BucketStoredBytes(ctx context.Context, name string) (uint64, e
 	if err != nil {
 		return 0, err
 	}
-	info, err := h.stream.Info(ctx)
+	return storedBytes(ctx, h.stream, "bucket "+name)
+}
+
+// TableStoredBytes is what the table's stream holds, in bytes: its items
+// and the revisions kept of them.
+func (s *Service) TableStoredBytes(ctx context.Context, name string) (uint64, error) {
+	h, err := s.table(ctx, name)
 	if err != nil {
-		return 0, fmt.Errorf("bucket %s: %w", name, err)
+		return 0, err
+	}
+	return storedBytes(ctx, h.stream, "table "+name)
+}
+
+func storedBytes(ctx context.Context, stream jetstream.Stream, what string) (uint64, error) {
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
 	}
 	return info.State.Bytes, nil
 }

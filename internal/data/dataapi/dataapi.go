@@ -163,10 +163,26 @@ func tableAPI(d *data.TableDef) api.Table {
 	return api.Table{Name: d.Name, Key: d.Key, Sort: d.Sort, TTL: d.TTL, History: d.History, Created: d.Created}
 }
 
+// tableWithUsage is a table's description with its stored bytes.
+func (a *API) tableWithUsage(ctx context.Context, d *data.TableDef) (api.Table, error) {
+	t := tableAPI(d)
+	var err error
+	t.StoredBytes, err = a.svc.TableStoredBytes(ctx, d.Name)
+	return t, err
+}
+
 func (a *API) listTables(w http.ResponseWriter, r *http.Request) {
 	out := api.TableList{Tables: []api.Table{}}
 	for _, d := range a.svc.Tables() {
-		out.Tables = append(out.Tables, tableAPI(&d))
+		t, err := a.tableWithUsage(r.Context(), &d)
+		if errors.Is(err, data.ErrNoSuchTable) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			gateway.WriteError(w, err)
+			return
+		}
+		out.Tables = append(out.Tables, t)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -180,7 +196,12 @@ func (a *API) getTable(w http.ResponseWriter, r *http.Request) {
 		gateway.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tableAPI(d))
+	t, err := a.tableWithUsage(r.Context(), d)
+	if err != nil {
+		gateway.WriteError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
 }
 
 func (a *API) putTable(w http.ResponseWriter, r *http.Request) {
