@@ -133,6 +133,9 @@ type PutObjectOptions struct {
 	// Checksum, when not nil, is called once Expect has passed: a checksum
 	// to keep with the object (ObjectInfo.Checksum), "" for none.
 	Checksum func() string
+	// MaxBytes, when positive, bounds this object below the service's
+	// limit (a POST Object policy's content-length-range).
+	MaxBytes int64
 	// etag overrides the computed ETag (multipart completion, copies).
 	etag string
 	// parts is the part sizes of a multipart completion (partsLayout).
@@ -371,7 +374,11 @@ func (s *Service) putObject(ctx context.Context, bucket, key string, r io.Reader
 	if opt.IfNoneMatch != "" && opt.IfNoneMatch != "*" {
 		return nil, invalid("If-None-Match", "a write takes only If-None-Match: * (store only if the key holds no object)")
 	}
-	return h.put(ctx, key, r, size, meta, opt.MD5ETag && opt.etag == "", s.cfg.MaxObjectBytes, &opt)
+	limit := s.cfg.MaxObjectBytes
+	if opt.MaxBytes > 0 {
+		limit = min(limit, opt.MaxBytes)
+	}
+	return h.put(ctx, key, r, size, meta, opt.MD5ETag && opt.etag == "", limit, &opt)
 }
 
 func objectMeta(opt PutObjectOptions) (map[string]string, error) {

@@ -49,15 +49,16 @@ func (n *Node) startData(ctx context.Context) error {
 
 // mainHandler is the main listener's handler: S3 requests, told apart by
 // the service of their SigV4 credential scope (the design forbids guessing
-// from the path, which S3 shares with user routes), or by a SigV2
-// signature (S3's alone), go to the S3 API; everything else to the
-// gateway.
+// from the path, which S3 shares with user routes), by a SigV2
+// signature (S3's alone), or, for a browser's POST Object form, by a host
+// that names a bucket under --s3-domain, go to the S3 API; everything
+// else to the gateway.
 func (n *Node) mainHandler() http.Handler {
 	if n.S3 == nil {
 		return n.Gateway
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if sigv4.Service(r) == "s3" || s3api.SignedV2(r) {
+		if sigv4.Service(r) == "s3" || s3api.SignedV2(r) || n.S3.IsPostObject(r) {
 			n.S3.ServeHTTP(w, r)
 			return
 		}

@@ -41,6 +41,7 @@ import (
 	"github.com/nimbus-run/nimbus/internal/runtime"
 	"github.com/nimbus-run/nimbus/internal/runtime/process"
 	"github.com/nimbus-run/nimbus/internal/runtime/wasm"
+	"github.com/nimbus-run/nimbus/internal/s3api"
 	"github.com/nimbus-run/nimbus/internal/store"
 	"github.com/nimbus-run/nimbus/internal/telemetry"
 	"github.com/nimbus-run/nimbus/internal/workflow"
@@ -122,7 +123,7 @@ type Node struct {
 	// Data is the tables and buckets; S3 the S3 API over the buckets
 	// (data.go).
 	Data  *data.Service
-	S3    http.Handler
+	S3    *s3api.API
 	ln    net.Listener
 	apiLn net.Listener
 	// fnURL and fnSocket are the function listener's (NIMBUS_API,

@@ -14,6 +14,8 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"maps"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"strings"
@@ -1083,4 +1085,141 @@ func TestS3RefusalsReachTheClient(t *testing.T) {
 			t.Errorf("put %d into no bucket: %v, want NoSuchBucket", i, err)
 		}
 	}
+}
+
+// TestS3PostObject: a browser uploads straight to a bucket with an HTML
+// form the server signed beforehand as a policy (the SDK's
+// PresignPostObject), which bounds the key and the file's size. Under
+// --s3-domain, where the host names the bucket; before, such a POST went
+// to the user routes (404).
+func TestS3PostObject(t *testing.T) {
+	n := nodetest.Start(t, node.Config{Dev: false, S3Domains: []string{"s3.nimbus.test"}})
+	ctx := context.Background()
+	k, err := n.Keys.Create(ctx, "forms", keys.KindAWS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(n.URL(), "http://")
+	_, port, _ := net.SplitHostPort(addr)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://s3.nimbus.test:" + port),
+		HTTPClient: hc, Credentials: credentials.NewStaticCredentialsProvider(k.ID, k.Secret, "")})
+	createBuckets(t, c, "uploads")
+	presign := func(key string, expires time.Duration, conditions ...any) *s3.PresignedPostRequest {
+		t.Helper()
+		p, err := s3.NewPresignClient(c).PresignPostObject(ctx, &s3.PutObjectInput{Bucket: aws.String("uploads"), Key: aws.String(key)},
+			func(o *s3.PresignPostOptions) { o.Expires, o.Conditions = expires, conditions })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// post sends the form as a browser does: the policy's fields, extra
+	// ones, then the file.
+	post := func(p *s3.PresignedPostRequest, extra map[string]string, body []byte) (*http.Response, string) {
+		t.Helper()
+		var form bytes.Buffer
+		mw := multipart.NewWriter(&form)
+		for name, v := range p.Values {
+			mw.WriteField(name, v)
+		}
+		for name, v := range extra {
+			mw.WriteField(name, v)
+		}
+		fw, _ := mw.CreateFormFile("file", "photo.png")
+		fw.Write(body)
+		mw.Close()
+		req, _ := http.NewRequest(http.MethodPost, p.URL, &form)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	photo := bytes.Repeat([]byte("png"), 300)
+	sized := []any{[]any{"content-length-range", 1, 1024}, []any{"starts-with", "$Content-Type", "image/"}}
+
+	p := presign("avatars/ada.png", time.Hour, sized...)
+	if !strings.HasPrefix(p.URL, "http://uploads.s3.nimbus.test:") {
+		t.Fatalf("the form posts to %s, not the bucket's host", p.URL)
+	}
+	if resp, body := post(p, map[string]string{"Content-Type": "image/png"}, photo); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("the form: %d %s", resp.StatusCode, body)
+	}
+	h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("uploads"), Key: aws.String("avatars/ada.png")})
+	if err != nil || aws.ToInt64(h.ContentLength) != int64(len(photo)) || aws.ToString(h.ContentType) != "image/png" {
+		t.Fatalf("the posted object: %+v, %v", h, err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		p      *s3.PresignedPostRequest
+		extra  map[string]string
+		body   []byte
+		status int
+		code   string
+	}{
+		{"over the policy's size", p, map[string]string{"Content-Type": "image/png"}, make([]byte, 2000), http.StatusBadRequest, "EntityTooLarge"},
+		{"under it", presign("avatars/empty.png", time.Hour, []any{"content-length-range", 10, 1024}), nil, []byte("tiny"), http.StatusBadRequest, "EntityTooSmall"},
+		{"a type the policy refuses", p, map[string]string{"Content-Type": "text/html"}, photo, http.StatusForbidden, "AccessDenied"},
+		{"a field the policy does not name", p, map[string]string{"Content-Type": "image/png", "x-amz-meta-owner": "mallory"}, photo, http.StatusForbidden, "AccessDenied"},
+		{"another key", p, map[string]string{"Content-Type": "image/png", "key": "avatars/other.png"}, photo, http.StatusForbidden, "AccessDenied"},
+		{"a tampered policy", &s3.PresignedPostRequest{URL: p.URL, Values: tamper(p.Values)}, map[string]string{"Content-Type": "image/png"}, photo, http.StatusForbidden, "SignatureDoesNotMatch"},
+		{"encryption asked for, which Nimbus would not keep", presign("avatars/sse.png", time.Hour, map[string]string{"x-amz-server-side-encryption": "AES256"}),
+			map[string]string{"x-amz-server-side-encryption": "AES256"}, photo, http.StatusNotImplemented, "NotImplemented"},
+	} {
+		values := maps.Clone(tc.p.Values)
+		for k, v := range tc.extra {
+			if _, ok := values[k]; ok {
+				values[k] = v
+				delete(tc.extra, k)
+			}
+		}
+		resp, body := post(&s3.PresignedPostRequest{URL: tc.p.URL, Values: values}, tc.extra, tc.body)
+		if resp.StatusCode != tc.status || !strings.Contains(body, "<Code>"+tc.code+"</Code>") {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, resp.StatusCode, body, tc.status, tc.code)
+		}
+	}
+	l, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("uploads")})
+	if err != nil || len(l.Contents) != 1 {
+		t.Fatalf("objects after the refused forms: %+v, %v", l, err)
+	}
+
+	// An expired form is refused; a form may ask for a 201 and an XML answer.
+	expired := presign("late.png", time.Second)
+	time.Sleep(1100 * time.Millisecond)
+	if resp, body := post(expired, nil, photo); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Policy expired") {
+		t.Errorf("an expired form: %d %s", resp.StatusCode, body)
+	}
+	p201 := presign("created.png", time.Hour, map[string]string{"success_action_status": "201"})
+	if resp, body := post(p201, map[string]string{"success_action_status": "201"}, photo); resp.StatusCode != http.StatusCreated || !strings.Contains(body, "<Key>created.png</Key>") {
+		t.Errorf("a 201 form: %d %s", resp.StatusCode, body)
+	}
+	// Browsers ask first.
+	req, _ := http.NewRequest(http.MethodOptions, p.URL, nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") == "" {
+		t.Errorf("the form's preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// tamper returns values with the policy's expiration pushed out, which
+// its signature no longer matches.
+func tamper(values map[string]string) map[string]string {
+	out := maps.Clone(values)
+	raw, _ := base64.StdEncoding.DecodeString(out["policy"])
+	raw = bytes.Replace(raw, []byte(`"expiration":"20`), []byte(`"expiration":"29`), 1)
+	out["policy"] = base64.StdEncoding.EncodeToString(raw)
+	return out
 }

@@ -295,6 +295,17 @@ func signingRegion(r *http.Request) string {
 // the configured domains), from its path alone in the path style
 // (/bucket/key).
 func (a *API) bucketAndKey(r *http.Request) (bucket, key string) {
+	if bucket, key, hosted := a.hostedBucket(r); hosted {
+		return bucket, key
+	}
+	bucket, key, _ = strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	return bucket, key
+}
+
+// hostedBucket reads the bucket a request's host names under one of the
+// configured domains, and the key its path names; hosted is false when
+// its host names none.
+func (a *API) hostedBucket(r *http.Request) (bucket, key string, hosted bool) {
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -302,11 +313,10 @@ func (a *API) bucketAndKey(r *http.Request) (bucket, key string) {
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
 	for _, d := range a.cfg.Domains {
 		if b, ok := strings.CutSuffix(host, "."+strings.ToLower(d)); ok && b != "" {
-			return b, strings.TrimPrefix(r.URL.Path, "/")
+			return b, strings.TrimPrefix(r.URL.Path, "/"), true
 		}
 	}
-	bucket, key, _ = strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-	return bucket, key
+	return "", "", false
 }
 
 // ServeHTTP routes an S3 request by method, path and query.
@@ -315,6 +325,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// (cors.Presigned); its preflight carries the query but no signature
 	// of its own.
 	if r.URL.Query().Has("X-Amz-Credential") && cors.Presigned.Handle(w, r) {
+		return
+	}
+	// A browser's form, signed as a policy in its fields (postobject.go).
+	if a.IsPostObject(r) {
+		bucket, _, _ := a.hostedBucket(r)
+		a.postObject(w, r, bucket)
 		return
 	}
 	body, err := a.authenticate(r)
