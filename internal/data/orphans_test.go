@@ -71,12 +71,21 @@ func TestOrphanedChunksSwept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Until the start's sweep is over (it stops recording this run's puts).
+	recording := func() bool {
+		second.thisRun.mu.Lock()
+		defer second.thisRun.mu.Unlock()
+		return second.thisRun.ids != nil
+	}
 	deadline := time.Now().Add(10 * time.Second)
-	for chunks(h2)[dead] != 0 {
+	for recording() {
 		if time.Now().After(deadline) {
-			t.Fatalf("the dead put's chunks are still there: %v", chunks(h2))
+			t.Fatal("the sweep at start has not ended")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if chunks(h2)[dead] != 0 {
+		t.Fatalf("the dead put's chunks are still there: %v", chunks(h2))
 	}
 	if c := chunks(h2); len(c) != many+1 {
 		t.Fatalf("%d chunk subjects after the sweep, want the %d of the objects kept", len(c), many+1)
