@@ -243,7 +243,7 @@ func (s *Service) Start(ctx context.Context) error {
 		go func() {
 			defer s.wg.Done()
 			defer s.thisRun.stop()
-			s.SweepOrphans(s.ctx)
+			s.sweepOrphans(s.ctx)
 		}()
 	}
 	return nil

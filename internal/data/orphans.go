@@ -65,10 +65,12 @@ func (p *putsThisRun) has(id string) bool {
 	return p.ids[id]
 }
 
-// SweepOrphans purges, in every bucket, the chunks that no object info
+// sweepOrphans purges, in every bucket, the chunks that no object info
 // names and no put of this run published; it returns how many objects'
-// worth (chunk subjects) it purged. Only a sole writer may call it.
-func (s *Service) SweepOrphans(ctx context.Context) int {
+// worth (chunk subjects) it purged. Only a sole writer may run it, and
+// only while this run's puts are recorded from before the first of them
+// (Start): a put begun before the record would look like an orphan.
+func (s *Service) sweepOrphans(ctx context.Context) int {
 	n := 0
 	for _, d := range s.Buckets() {
 		h, err := s.bucket(ctx, d.Name)

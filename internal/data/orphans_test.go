@@ -109,7 +109,7 @@ func TestOrphanedChunksSwept(t *testing.T) {
 	if _, err := st.JS.Publish(ctx, "$O."+h2.store+".C."+running, []byte("in progress")); err != nil {
 		t.Fatal(err)
 	}
-	if n := second.SweepOrphans(ctx); n != 0 {
+	if n := second.sweepOrphans(ctx); n != 0 {
 		t.Fatalf("the sweep purged %d, want none", n)
 	}
 	if c := chunks(h2); len(c) != many+2 {
