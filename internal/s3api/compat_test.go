@@ -596,26 +596,34 @@ func TestS3DottedBucketNames(t *testing.T) {
 	}
 }
 
-// TestS3VirtualHostedStyle: with --s3-domain, a request may name its
-// bucket in its host (BUCKET.DOMAIN/KEY), as the AWS SDKs do by default;
-// path-style requests keep working beside them.
-func TestS3VirtualHostedStyle(t *testing.T) {
+// startVirtualHosted starts a node serving S3 under the domain
+// s3.nimbus.test, and returns an HTTP client that takes every host of it
+// to the node (and follows no redirect), and S3 clients of a real key
+// through it, in the virtual-hosted or the path style.
+func startVirtualHosted(t *testing.T) (*http.Client, func(pathStyle bool) *s3.Client) {
+	t.Helper()
 	n := nodetest.Start(t, node.Config{Dev: false, S3Domains: []string{"s3.nimbus.test"}})
-	ctx := context.Background()
-	k, err := n.Keys.Create(ctx, "vhost", keys.KindAWS)
+	k, err := n.Keys.Create(context.Background(), "vhost", keys.KindAWS)
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := strings.TrimPrefix(n.URL(), "http://")
 	_, port, _ := net.SplitHostPort(addr)
-	// Every *.s3.nimbus.test host is the node.
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, addr)
-	}}}
-	client := func(pathStyle bool) *s3.Client {
+	}}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return hc, func(pathStyle bool) *s3.Client {
 		return s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://s3.nimbus.test:" + port), UsePathStyle: pathStyle,
 			HTTPClient: hc, Credentials: credentials.NewStaticCredentialsProvider(k.ID, k.Secret, "")})
 	}
+}
+
+// TestS3VirtualHostedStyle: with --s3-domain, a request may name its
+// bucket in its host (BUCKET.DOMAIN/KEY), as the AWS SDKs do by default;
+// path-style requests keep working beside them.
+func TestS3VirtualHostedStyle(t *testing.T) {
+	ctx := context.Background()
+	hc, client := startVirtualHosted(t)
 	vh, ps := client(false), client(true)
 	createBuckets(t, vh, "photos")
 	if _, err := vh.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("photos"), Key: aws.String("2026/a b.jpg"), Body: strings.NewReader("jpeg")}); err != nil {
@@ -1093,19 +1101,9 @@ func TestS3RefusalsReachTheClient(t *testing.T) {
 // --s3-domain, where the host names the bucket; before, such a POST went
 // to the user routes (404).
 func TestS3PostObject(t *testing.T) {
-	n := nodetest.Start(t, node.Config{Dev: false, S3Domains: []string{"s3.nimbus.test"}})
 	ctx := context.Background()
-	k, err := n.Keys.Create(ctx, "forms", keys.KindAWS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := strings.TrimPrefix(n.URL(), "http://")
-	_, port, _ := net.SplitHostPort(addr)
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, network, addr)
-	}}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://s3.nimbus.test:" + port),
-		HTTPClient: hc, Credentials: credentials.NewStaticCredentialsProvider(k.ID, k.Secret, "")})
+	hc, client := startVirtualHosted(t)
+	c := client(false)
 	createBuckets(t, c, "uploads")
 	presign := func(key string, expires time.Duration, conditions ...any) *s3.PresignedPostRequest {
 		t.Helper()
