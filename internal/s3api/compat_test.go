@@ -80,10 +80,6 @@ func TestS3UnsupportedSubresources(t *testing.T) {
 			_, err := c.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{Bucket: aws.String("full"), Key: aws.String("k"), Tagging: tags})
 			return err
 		}},
-		{"GetObjectTagging", func() error {
-			_, err := c.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String("full"), Key: aws.String("k")})
-			return err
-		}},
 		{"DeleteObjectTagging", func() error {
 			_, err := c.DeleteObjectTagging(ctx, &s3.DeleteObjectTaggingInput{Bucket: aws.String("full"), Key: aws.String("k")})
 			return err
@@ -114,10 +110,6 @@ func TestS3UnsupportedSubresources(t *testing.T) {
 		}},
 		{"PutBucketVersioning", func() error {
 			_, err := c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String("empty"), VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})
-			return err
-		}},
-		{"GetBucketTagging", func() error {
-			_, err := c.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String("full")})
 			return err
 		}},
 		{"CopyObject of a version", func() error {
@@ -1220,4 +1212,89 @@ func tamper(values map[string]string) map[string]string {
 	raw = bytes.Replace(raw, []byte(`"expiration":"20`), []byte(`"expiration":"29`), 1)
 	out["policy"] = base64.StdEncoding.EncodeToString(raw)
 	return out
+}
+
+// TestS3UnconfiguredReads: reading a configuration a bucket never has in
+// Nimbus (CORS rules, a policy, tags, encryption, ...) answers what S3
+// answers for a bucket without it, which is the truth; an object's tags
+// are an empty set. Terraform reads them all on every refresh, and the
+// 501 they were made it fail. Writing them stays 501
+// (TestS3UnsupportedSubresources).
+func TestS3UnconfiguredReads(t *testing.T) {
+	_, c, _ := startS3(t)
+	ctx := context.Background()
+	createBuckets(t, c, "plain")
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("plain"), Key: aws.String("k"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatal(err)
+	}
+	b := aws.String("plain")
+	for _, tc := range []struct {
+		name string
+		call func() error
+		want string // "" for a 200
+	}{
+		{"GetBucketCors", func() error { _, err := c.GetBucketCors(ctx, &s3.GetBucketCorsInput{Bucket: b}); return err }, "NoSuchCORSConfiguration"},
+		{"GetBucketPolicy", func() error { _, err := c.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: b}); return err }, "NoSuchBucketPolicy"},
+		{"GetBucketLifecycleConfiguration", func() error {
+			_, err := c.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: b})
+			return err
+		}, "NoSuchLifecycleConfiguration"},
+		{"GetBucketEncryption", func() error {
+			_, err := c.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: b})
+			return err
+		}, "ServerSideEncryptionConfigurationNotFoundError"},
+		{"GetBucketWebsite", func() error { _, err := c.GetBucketWebsite(ctx, &s3.GetBucketWebsiteInput{Bucket: b}); return err }, "NoSuchWebsiteConfiguration"},
+		{"GetObjectLockConfiguration", func() error {
+			_, err := c.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: b})
+			return err
+		}, "ObjectLockConfigurationNotFoundError"},
+		{"GetPublicAccessBlock", func() error {
+			_, err := c.GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: b})
+			return err
+		}, "NoSuchPublicAccessBlockConfiguration"},
+		{"GetBucketOwnershipControls", func() error {
+			_, err := c.GetBucketOwnershipControls(ctx, &s3.GetBucketOwnershipControlsInput{Bucket: b})
+			return err
+		}, "OwnershipControlsNotFoundError"},
+		{"GetBucketReplication", func() error {
+			_, err := c.GetBucketReplication(ctx, &s3.GetBucketReplicationInput{Bucket: b})
+			return err
+		}, "ReplicationConfigurationNotFoundError"},
+		{"GetBucketTagging", func() error { _, err := c.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: b}); return err }, "NoSuchTagSet"},
+		{"GetBucketAccelerateConfiguration", func() error {
+			_, err := c.GetBucketAccelerateConfiguration(ctx, &s3.GetBucketAccelerateConfigurationInput{Bucket: b})
+			return err
+		}, ""},
+		{"GetBucketLogging", func() error { _, err := c.GetBucketLogging(ctx, &s3.GetBucketLoggingInput{Bucket: b}); return err }, ""},
+		{"GetBucketNotificationConfiguration", func() error {
+			_, err := c.GetBucketNotificationConfiguration(ctx, &s3.GetBucketNotificationConfigurationInput{Bucket: b})
+			return err
+		}, ""},
+		{"GetBucketRequestPayment", func() error {
+			out, err := c.GetBucketRequestPayment(ctx, &s3.GetBucketRequestPaymentInput{Bucket: b})
+			if err == nil && out.Payer != types.PayerBucketOwner {
+				return fmt.Errorf("payer %q", out.Payer)
+			}
+			return err
+		}, ""},
+		{"GetObjectTagging", func() error {
+			out, err := c.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: b, Key: aws.String("k")})
+			if err == nil && len(out.TagSet) != 0 {
+				return fmt.Errorf("tags %+v", out.TagSet)
+			}
+			return err
+		}, ""},
+		{"GetObjectTagging of no object", func() error {
+			_, err := c.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: b, Key: aws.String("nope")})
+			return err
+		}, "NoSuchKey"},
+		{"GetBucketCors of no bucket", func() error {
+			_, err := c.GetBucketCors(ctx, &s3.GetBucketCorsInput{Bucket: aws.String("nope")})
+			return err
+		}, "NoSuchBucket"},
+	} {
+		if err := tc.call(); apiCode(err) != tc.want || tc.want == "" && err != nil {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
 }

@@ -340,6 +340,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	bucket, key := a.bucketAndKey(r)
 	q := r.URL.Query()
+	if a.answerUnconfigured(w, r, bucket, key, q) {
+		return
+	}
 	if name := unimplementedSubresource(r.Method, key == "", q); name != "" && bucket != "" {
 		a.writeError(w, r, notImplemented(name))
 		return
