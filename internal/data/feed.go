@@ -81,17 +81,10 @@ func (f *feed) idleFor(now time.Time, d time.Duration) bool {
 func (f *feed) start(stream jetstream.Stream, cfg jetstream.OrderedConsumerConfig, apply func(m jetstream.Msg, md *jetstream.MsgMetadata)) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
-	info, err := stream.Info(ctx)
-	if err != nil {
+	var err error
+	if f.initial, err = f.lastSeq(ctx, stream); err != nil {
 		cancel()
 		return fmt.Errorf("%s: index: %w", f.what, err)
-	}
-	f.initial = info.State.LastSeq
-	if f.partOf != "" {
-		if f.initial, err = f.lastSeq(ctx, stream); err != nil {
-			cancel()
-			return fmt.Errorf("%s: index: %w", f.what, err)
-		}
 	}
 	cfg.DeliverPolicy = jetstream.DeliverLastPerSubjectPolicy
 	// Deleted when the feed stops (and gone after a minute without a
