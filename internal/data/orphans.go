@@ -3,12 +3,10 @@ package data
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-run/nimbus/internal/store"
@@ -135,38 +133,17 @@ func (h *bucketHandle) sweepOrphans(ctx context.Context) (int, error) {
 // name, every info the stream holds (a name's older infos too, which
 // bucket triggers may not have read yet).
 func (h *bucketHandle) namedChunks(ctx context.Context) (named map[string]bool, read uint64, err error) {
-	cons, done, err := store.ReadConsumer(ctx, h.stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"$O." + h.store + ".M.>"},
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	defer done()
 	named = map[string]bool{}
-	for {
-		batch, err := cons.FetchNoWait(1024)
-		if err != nil {
-			return nil, 0, err
+	err = store.ReadAll(ctx, h.stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"$O." + h.store + ".M.>"},
+	}, func(m jetstream.Msg, _ *jetstream.MsgMetadata) {
+		read++
+		var oi struct {
+			NUID string `json:"nuid"`
 		}
-		got, last := 0, false
-		for m := range batch.Messages() {
-			got++
-			read++
-			var oi struct {
-				NUID string `json:"nuid"`
-			}
-			if json.Unmarshal(m.Data(), &oi) == nil && oi.NUID != "" {
-				named[oi.NUID] = true
-			}
-			if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
-				last = true
-			}
+		if json.Unmarshal(m.Data(), &oi) == nil && oi.NUID != "" {
+			named[oi.NUID] = true
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return nil, 0, err
-		}
-		if got == 0 || last {
-			return named, read, nil
-		}
-	}
+	})
+	return named, read, err
 }

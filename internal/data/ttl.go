@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-run/nimbus/internal/store"
@@ -67,44 +66,20 @@ type expiredItem struct {
 
 func (h *tableHandle) sweep(ctx context.Context) (int, error) {
 	now := h.now().Unix()
-	cons, done, err := store.ReadConsumer(ctx, h.stream, jetstream.OrderedConsumerConfig{
+	var expired []expiredItem
+	err := store.ReadAll(ctx, h.stream, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, HeadersOnly: true,
 		FilterSubjects: []string{h.pre + ">"},
+	}, func(m jetstream.Msg, md *jetstream.MsgMetadata) {
+		hdr := m.Headers()
+		if e := hdr.Get(hExpires); e != "" && hdr.Get(hKVOperation) == "" {
+			if t, err := strconv.ParseInt(e, 10, 64); err == nil && t <= now {
+				expired = append(expired, expiredItem{key: strings.TrimPrefix(m.Subject(), h.pre), rev: md.Sequence.Stream})
+			}
+		}
 	})
 	if err != nil {
 		return 0, err
-	}
-	defer done()
-	var expired []expiredItem
-	for {
-		batch, err := cons.FetchNoWait(1024)
-		if err != nil {
-			return 0, err
-		}
-		got := 0
-		last := false
-		for m := range batch.Messages() {
-			got++
-			md, err := m.Metadata()
-			if err != nil {
-				continue
-			}
-			hdr := m.Headers()
-			if e := hdr.Get(hExpires); e != "" && hdr.Get(hKVOperation) == "" {
-				if t, err := strconv.ParseInt(e, 10, 64); err == nil && t <= now {
-					expired = append(expired, expiredItem{key: strings.TrimPrefix(m.Subject(), h.pre), rev: md.Sequence.Stream})
-				}
-			}
-			if md.NumPending == 0 {
-				last = true
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return 0, err
-		}
-		if got == 0 || last {
-			break
-		}
 	}
 	n := 0
 	for _, e := range expired {

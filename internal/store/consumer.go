@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -35,6 +36,40 @@ func ReadConsumer(ctx context.Context, stream jetstream.Stream, cfg jetstream.Or
 		defer cancel()
 		stream.DeleteConsumer(ctx, info.Name) //nolint:errcheck // ReadConsumerIdle removes it anyway
 	}, nil
+}
+
+// ReadAll reads what stream holds under cfg's filter now, a batch at a
+// time through a read consumer (ReadConsumer), calling fn for each message
+// in order, until the consumer says nothing is pending. A message whose
+// metadata cannot be read is skipped.
+func ReadAll(ctx context.Context, stream jetstream.Stream, cfg jetstream.OrderedConsumerConfig, fn func(jetstream.Msg, *jetstream.MsgMetadata)) error {
+	cons, done, err := ReadConsumer(ctx, stream, cfg)
+	if err != nil {
+		return err
+	}
+	defer done()
+	for {
+		batch, err := cons.FetchNoWait(1024)
+		if err != nil {
+			return err
+		}
+		got, last := 0, false
+		for m := range batch.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			fn(m, md)
+			last = last || md.NumPending == 0
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return err
+		}
+		if got == 0 || last {
+			return nil
+		}
+	}
 }
 
 // ReadConsumerIdle is how long an idle read consumer stays on the server.
