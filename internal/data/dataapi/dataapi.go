@@ -172,19 +172,29 @@ func (a *API) tableWithUsage(ctx context.Context, d *data.TableDef) (api.Table, 
 }
 
 func (a *API) listTables(w http.ResponseWriter, r *http.Request) {
-	out := api.TableList{Tables: []api.Table{}}
-	for _, d := range a.svc.Tables() {
-		t, err := a.tableWithUsage(r.Context(), &d)
-		if errors.Is(err, data.ErrNoSuchTable) {
-			continue // deleted meanwhile
+	tables, err := describeAll(r.Context(), a.svc.Tables(), a.tableWithUsage, data.ErrNoSuchTable)
+	if err != nil {
+		gateway.WriteError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.TableList{Tables: tables})
+}
+
+// describeAll describes each of defs (a table's or bucket's description
+// with its stored bytes), leaving out those deleted meanwhile (gone).
+func describeAll[D, T any](ctx context.Context, defs []D, describe func(context.Context, *D) (T, error), gone error) ([]T, error) {
+	out := []T{}
+	for i := range defs {
+		t, err := describe(ctx, &defs[i])
+		if errors.Is(err, gone) {
+			continue
 		}
 		if err != nil {
-			gateway.WriteError(w, err)
-			return
+			return nil, err
 		}
-		out.Tables = append(out.Tables, t)
+		out = append(out, t)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 func (a *API) getTable(w http.ResponseWriter, r *http.Request) {
@@ -407,19 +417,12 @@ func (a *API) bucketWithUsage(ctx context.Context, d *data.BucketDef) (api.Bucke
 }
 
 func (a *API) listBuckets(w http.ResponseWriter, r *http.Request) {
-	out := api.BucketList{Buckets: []api.Bucket{}}
-	for _, d := range a.svc.Buckets() {
-		b, err := a.bucketWithUsage(r.Context(), &d)
-		if errors.Is(err, data.ErrNoSuchBucket) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			gateway.WriteError(w, err)
-			return
-		}
-		out.Buckets = append(out.Buckets, b)
+	buckets, err := describeAll(r.Context(), a.svc.Buckets(), a.bucketWithUsage, data.ErrNoSuchBucket)
+	if err != nil {
+		gateway.WriteError(w, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, api.BucketList{Buckets: buckets})
 }
 
 func (a *API) getBucket(w http.ResponseWriter, r *http.Request) {
