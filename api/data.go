@@ -258,6 +258,52 @@ type CopyObjectRequest struct {
 	Key          string `json:"key"`
 }
 
+// Upload is a multipart upload in progress (POST
+// /api/v1/buckets/{bucket}/uploads): an object sent in parts, each put on
+// its own (and again, if its put failed), that becomes the object when
+// the upload is completed.
+type Upload struct {
+	ID          string            `json:"id"`
+	Bucket      string            `json:"bucket"`
+	Key         string            `json:"key"`
+	ContentType string            `json:"content_type,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	// Headers are ObjectHeaders the object will keep.
+	Headers map[string]string `json:"headers,omitempty"`
+	Created time.Time         `json:"created,omitzero"`
+	// Parts are the parts uploaded so far, by number; only in the answer
+	// of GET /api/v1/buckets/{bucket}/uploads/{id}.
+	Parts []Part `json:"parts,omitempty"`
+}
+
+// Part is an uploaded part of an Upload.
+type Part struct {
+	Number   int       `json:"number"`
+	ETag     string    `json:"etag"`
+	Size     int64     `json:"size"`
+	Modified time.Time `json:"modified,omitzero"`
+}
+
+// UploadList is the body of GET /api/v1/buckets/{bucket}/uploads.
+type UploadList struct {
+	Uploads []Upload `json:"uploads"`
+}
+
+// CompleteUploadRequest is the body of POST
+// /api/v1/buckets/{bucket}/uploads/{id}/complete: the parts that make the
+// object, in ascending order of number, each with the ETag its put
+// answered. Every part but the last must be at least MinPartBytes.
+// IfNoneMatch and IfMatch make the object's write conditional, as a put's.
+type CompleteUploadRequest struct {
+	Parts       []Part `json:"parts"`
+	IfNoneMatch string `json:"if_none_match,omitempty"`
+	IfMatch     string `json:"if_match,omitempty"`
+}
+
+// MinPartBytes is the least size of every part of an upload but the last
+// (S3's 5 MiB).
+const MinPartBytes = 5 << 20
+
 func tablePath(table, rest string) string {
 	return "/api/v1/tables/" + url.PathEscape(table) + rest
 }
@@ -622,6 +668,64 @@ func (c *Client) Presign(ctx context.Context, bucket string, req *PresignRequest
 		out.URL = c.BaseURL + out.Path
 	}
 	return &out, nil
+}
+
+func uploadsPath(bucket, rest string) string {
+	return "/api/v1/buckets/" + url.PathEscape(bucket) + "/uploads" + rest
+}
+
+// CreateUpload starts a multipart upload of key; u's ContentType,
+// Metadata and Headers are the object's.
+func (c *Client) CreateUpload(ctx context.Context, bucket string, u *Upload) (*Upload, error) {
+	var out Upload
+	return &out, c.json(ctx, http.MethodPost, uploadsPath(bucket, ""), u, &out)
+}
+
+// UploadPart puts part number n (1 to 10,000) of an upload from body
+// (streamed; size -1 when unknown), replacing an earlier put of it.
+func (c *Client) UploadPart(ctx context.Context, bucket, id string, n int, body io.Reader, size int64) (*Part, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.BaseURL+uploadsPath(bucket, "/"+url.PathEscape(id)+"/parts/"+strconv.Itoa(n)), body)
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = size
+	if size == 0 {
+		req.Body = http.NoBody
+	}
+	resp, err := c.send(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return nil, decodeError(resp)
+	}
+	var out Part
+	return &out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// CompleteUpload makes the object of the parts req names, and ends the
+// upload.
+func (c *Client) CompleteUpload(ctx context.Context, bucket, id string, req *CompleteUploadRequest) (*Object, error) {
+	var out Object
+	return &out, c.json(ctx, http.MethodPost, uploadsPath(bucket, "/"+url.PathEscape(id)+"/complete"), req, &out)
+}
+
+// AbortUpload ends an upload and removes its parts.
+func (c *Client) AbortUpload(ctx context.Context, bucket, id string) error {
+	return c.json(ctx, http.MethodDelete, uploadsPath(bucket, "/"+url.PathEscape(id)), nil, nil)
+}
+
+// GetUpload reads an upload in progress with its parts.
+func (c *Client) GetUpload(ctx context.Context, bucket, id string) (*Upload, error) {
+	var out Upload
+	return &out, c.json(ctx, http.MethodGet, uploadsPath(bucket, "/"+url.PathEscape(id)), nil, &out)
+}
+
+// ListUploads lists the uploads in progress into bucket.
+func (c *Client) ListUploads(ctx context.Context, bucket string) ([]Upload, error) {
+	var out UploadList
+	return out.Uploads, c.json(ctx, http.MethodGet, uploadsPath(bucket, ""), nil, &out)
 }
 
 func (c *Client) send(req *http.Request) (*http.Response, error) {

@@ -125,8 +125,26 @@ func (s *Service) Upload(ctx context.Context, bucket, key, id string) (*Upload, 
 	return s.upload(ctx, bucket, key, id)
 }
 
+// UploadOf reads an upload in progress into bucket by its id alone (the
+// node's HTTP API names uploads so): ErrNoSuchUpload if there is none.
+func (s *Service) UploadOf(ctx context.Context, bucket, id string) (*Upload, error) {
+	u, err := s.readUpload(ctx, id)
+	if err == nil && u.Bucket != bucket {
+		return nil, wrapf(ErrNoSuchUpload, "upload %s is not into bucket %s", id, bucket)
+	}
+	return u, err
+}
+
 // upload reads an upload record and checks it belongs to bucket and key.
 func (s *Service) upload(ctx context.Context, bucket, key, id string) (*Upload, error) {
+	u, err := s.readUpload(ctx, id)
+	if err == nil && (u.Bucket != bucket || u.Key != key) {
+		return nil, wrapf(ErrNoSuchUpload, "upload %s is not for %s/%s", id, bucket, truncate(key, 200))
+	}
+	return u, err
+}
+
+func (s *Service) readUpload(ctx context.Context, id string) (*Upload, error) {
 	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
 		return nil, wrapf(ErrNoSuchUpload, "upload %q", truncate(id, 40))
 	}
@@ -140,9 +158,6 @@ func (s *Service) upload(ctx context.Context, bucket, key, id string) (*Upload, 
 	var u Upload
 	if err := json.Unmarshal(e.Value(), &u); err != nil {
 		return nil, fmt.Errorf("upload %s: %w", id, err)
-	}
-	if u.Bucket != bucket || u.Key != key {
-		return nil, wrapf(ErrNoSuchUpload, "upload %s is not for %s/%s", id, bucket, truncate(key, 200))
 	}
 	return &u, nil
 }

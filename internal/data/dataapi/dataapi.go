@@ -69,6 +69,7 @@ func Register(m Mux, svc *data.Service) *API {
 	h("DELETE /api/v1/buckets/{bucket}/objects/{key...}", a.deleteObject)
 	h("POST /api/v1/buckets/{bucket}/copy", a.copyObject)
 	h("POST /api/v1/buckets/{bucket}/presign", a.presign)
+	a.registerUploads(h)
 
 	// Presigned URLs carry their own authorization.
 	m.Handle("GET "+data.PresignPath+"{bucket}/{key...}", http.HandlerFunc(a.presigned))
