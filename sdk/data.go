@@ -300,8 +300,9 @@ func (t *TableRef) BatchPut(ctx context.Context, items []any) ([]BatchResult, er
 }
 
 // BucketRef is a bucket the function uses (listed under uses.buckets in
-// its spec). Objects travel whole, as []byte: from a wasm function an
-// object read is at most 8 MiB (use GetRange or Presign for bigger ones).
+// its spec). Put and Get move objects whole, as []byte (from a wasm
+// function an object read whole is at most 8 MiB); Upload and Open stream
+// objects of any size, a part at a time.
 type BucketRef struct{ name string }
 
 // Bucket returns the bucket name. It does no I/O.
@@ -370,6 +371,17 @@ func ObjectHeader(name, value string) ObjectOption {
 // grow every function).
 var objectHeaders = []string{"Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Expires"}
 
+// checkHeaders fails if an ObjectHeader option named a header objects do
+// not keep.
+func (b *BucketRef) checkHeaders(op, key string, headers map[string]string) error {
+	for k := range headers {
+		if !slices.Contains(objectHeaders, k) {
+			return fmt.Errorf("bucket %s: %s %s: objects keep only the headers %s, not %s", b.name, op, key, strings.Join(objectHeaders, ", "), k)
+		}
+	}
+	return nil
+}
+
 // Metadata adds a user metadata entry (names are case-insensitive).
 func Metadata(name, value string) ObjectOption {
 	return func(o *objectOptions) {
@@ -405,10 +417,10 @@ func (b *BucketRef) Put(ctx context.Context, key string, body []byte, opts ...Ob
 	for k, v := range o.meta {
 		req.Header[metaPrefix+k] = v
 	}
+	if err := b.checkHeaders("put", key, o.headers); err != nil {
+		return nil, err
+	}
 	for k, v := range o.headers {
-		if !slices.Contains(objectHeaders, k) {
-			return nil, fmt.Errorf("bucket %s: put %s: objects keep only the headers %s, not %s", b.name, key, strings.Join(objectHeaders, ", "), k)
-		}
 		req.Header[k] = v
 	}
 	if o.ifNoneMatch != "" {
@@ -448,6 +460,12 @@ func (b *BucketRef) Get(ctx context.Context, key string) (*Object, error) {
 // wrapping ErrInvalidRange (an *APIError of code "InvalidRange", status
 // 416); a missing object wraps ErrNotFound.
 func (b *BucketRef) GetRange(ctx context.Context, key string, offset, length int64) (*Object, error) {
+	return b.getRange(ctx, key, offset, length, "")
+}
+
+// getRange is GetRange, of the object only while its ETag is etag when
+// etag is not "" (else ErrConditionFailed).
+func (b *BucketRef) getRange(ctx context.Context, key string, offset, length int64, etag string) (*Object, error) {
 	if offset < 0 {
 		return nil, fmt.Errorf("bucket %s: get %s: range offset %d is negative", b.name, key, offset)
 	}
@@ -455,7 +473,11 @@ func (b *BucketRef) GetRange(ctx context.Context, key string, offset, length int
 	if length > 0 && length <= math.MaxInt64-offset {
 		rng += strconv.FormatInt(offset+length-1, 10)
 	}
-	resp, err := do(ctx, &apiRequest{Method: "GET", Path: b.objectPath(key), Header: map[string]string{"Range": rng}})
+	h := map[string]string{"Range": rng}
+	if etag != "" {
+		h["If-Match"] = `"` + etag + `"`
+	}
+	resp, err := do(ctx, &apiRequest{Method: "GET", Path: b.objectPath(key), Header: h})
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: get %s (%s): %w", b.name, key, rng, err)
 	}

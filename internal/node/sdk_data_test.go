@@ -159,6 +159,12 @@ func TestSDKData(t *testing.T) {
 			Name: narrow.name, Runtime: rt.runtime, Memory: 64, Timeout: "10s", Concurrency: rt.concurrency,
 			Uses: &api.Uses{Tables: []string{kv}, Buckets: []string{files}},
 		}, rt.code)
+		// Streams objects bigger than its memory, which takes longer.
+		stream := opsFn{c, "stream-" + rt.name}
+		nodetest.Deploy(t, n, api.Function{
+			Name: stream.name, Runtime: rt.runtime, Memory: 64, Timeout: "60s",
+			Uses: &api.Uses{Buckets: []string{files}},
+		}, rt.code)
 		none := opsFn{c, "nouses-" + rt.name}
 		nodetest.Deploy(t, n, api.Function{Name: none.name, Runtime: rt.runtime, Memory: 64, Timeout: "10s", Concurrency: rt.concurrency}, rt.code)
 
@@ -168,6 +174,9 @@ func TestSDKData(t *testing.T) {
 			t.Run("Query", func(t *testing.T) { testSDKQuery(t, fn, kv, nums) })
 			t.Run("TTL", func(t *testing.T) { testSDKTTL(t, fn, ttl) })
 			t.Run("Bucket", func(t *testing.T) { testSDKBucket(t, fn, c, files, other) })
+			if rt.concurrency == 0 {
+				t.Run("Stream", func(t *testing.T) { testSDKStream(t, stream, c, files) })
+			}
 			t.Run("Denied", func(t *testing.T) { testSDKDenied(t, narrow, none, c, kv, nums, files, other) })
 		})
 	}

@@ -12,6 +12,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"hash/crc32"
+	"io"
 	"time"
 
 	"github.com/nimbus-run/nimbus/sdk"
@@ -52,6 +54,9 @@ type call struct {
 	Download    string            `json:"download"`
 	Offset      int64             `json:"offset"`
 	Length      int64             `json:"length"`
+	Size        int64             `json:"size"`
+	FailAt      int64             `json:"fail_at"`
+	ReplaceAt   int64             `json:"replace_at"`
 
 	Records []json.RawMessage `json:"Records"`
 }
@@ -189,6 +194,66 @@ func run(ctx context.Context, c *call) (any, error) {
 		return nil, b.Delete(ctx, c.Object)
 	case "obj_copy":
 		return b.Copy(ctx, c.SrcBucket, c.SrcObject, c.Object)
+	case "obj_upload":
+		var opts []sdk.ObjectOption
+		if c.ContentType != "" {
+			opts = append(opts, sdk.ContentType(c.ContentType))
+		}
+		for k, v := range c.Meta {
+			opts = append(opts, sdk.Metadata(k, v))
+		}
+		if c.IfAbsent {
+			opts = append(opts, sdk.PutIfAbsent())
+		}
+		if c.IfMatch != "" {
+			opts = append(opts, sdk.PutIfMatch(c.IfMatch))
+		}
+		return b.Upload(ctx, c.Object, &pattern{size: c.Size, failAt: c.FailAt}, opts...)
+	case "obj_read":
+		// Reads the object through Open, answering its size and CRC-32;
+		// with replace_at, replaces it (one byte) once that many bytes
+		// are read, and reads on.
+		r, err := b.Open(ctx, c.Object)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		sum := crc32.NewIEEE()
+		var n int64
+		if c.ReplaceAt > 0 {
+			if n, err = io.CopyN(sum, r, c.ReplaceAt); err != nil {
+				return nil, err
+			}
+			if _, err := b.Put(ctx, c.Object, []byte("x")); err != nil {
+				return nil, err
+			}
+		}
+		m, err := io.Copy(sum, r)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"size": n + m, "crc32": sum.Sum32(), "etag": r.Info.ETag}, nil
+	case "obj_read_at":
+		// Reads length bytes at offset through Open, with ReadAt, and
+		// then with Seek and Read.
+		r, err := b.Open(ctx, c.Object)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		at := make([]byte, c.Length)
+		n, err := r.ReadAt(at, c.Offset)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		if _, err := r.Seek(c.Offset, io.SeekStart); err != nil {
+			return nil, err
+		}
+		read, err := io.ReadAll(io.LimitReader(r, c.Length))
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"read_at": at[:n], "read": read}, nil
 	case "presign":
 		var d time.Duration
 		if c.Expires != "" {
@@ -209,3 +274,28 @@ func run(ctx context.Context, c *call) (any, error) {
 	}
 	return nil, &sdk.Error{Type: "BadOp", Message: "unknown op " + c.Op}
 }
+
+// pattern yields size bytes, byte i being Pattern(i), made as they are
+// read (the test makes them again to compare); with failAt, it fails once
+// that many bytes are read.
+type pattern struct {
+	off, size, failAt int64
+}
+
+func (p *pattern) Read(b []byte) (int, error) {
+	if p.failAt > 0 && p.off >= p.failAt {
+		return 0, errors.New("the body failed on purpose")
+	}
+	if p.off >= p.size {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(b)), p.size-p.off))
+	for i := range n {
+		b[i] = patternByte(p.off + int64(i))
+	}
+	p.off += int64(n)
+	return n, nil
+}
+
+// patternByte is byte i of a pattern: the test's copy must match.
+func patternByte(i int64) byte { return byte(i*31 + i>>13) }

@@ -1,0 +1,115 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"hash/crc32"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/sdk"
+)
+
+// patternByte is byte i of the bytes sdkops's obj_upload sends (its
+// patternByte).
+func patternByte(i int64) byte { return byte(i*31 + i>>13) }
+
+func patternBytes(off, n int64) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = patternByte(off + int64(i))
+	}
+	return b
+}
+
+// testSDKStream stores and reads, from a function whose memory (64 MB) is
+// smaller than the object, an object of 72 MB with Bucket.Upload and
+// Bucket.Open; a small upload is a plain put; an upload whose body fails
+// or whose condition does not hold leaves no object and no upload behind;
+// a read of an object replaced meanwhile fails instead of mixing the two.
+func testSDKStream(t *testing.T, fn opsFn, c *api.Client, bucket string) {
+	ctx := context.Background()
+	const size = 72<<20 + 12345
+	want := crc32.ChecksumIEEE(patternBytes(0, size))
+	noUploads := func(t *testing.T) {
+		t.Helper()
+		if l, err := c.ListUploads(ctx, bucket); err != nil || len(l) != 0 {
+			t.Fatalf("uploads left: %+v, %v", l, err)
+		}
+	}
+
+	var info sdk.ObjectInfo
+	fn.ok(t, op{"op": "obj_upload", "bucket": bucket, "object": "big.bin", "size": size, "content_type": "application/x-big", "meta": map[string]string{"run": "1"}}, &info)
+	if info.Size != size || !strings.HasSuffix(info.ETag, "-10") || info.ContentType != "application/x-big" || info.Metadata["run"] != "1" {
+		t.Fatalf("upload = %+v, want %d bytes in 10 parts, with its type and metadata", info, size)
+	}
+	resp, err := c.GetObject(ctx, bucket, "big.bin", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := crc32.NewIEEE()
+	n, err := io.Copy(sum, resp.Body)
+	resp.Body.Close()
+	if err != nil || n != size || sum.Sum32() != want {
+		t.Fatalf("stored: %d bytes (%v), CRC %x; want %d, %x", n, err, sum.Sum32(), size, want)
+	}
+	noUploads(t)
+
+	var read struct {
+		Size  int64  `json:"size"`
+		CRC32 uint32 `json:"crc32"`
+		ETag  string `json:"etag"`
+	}
+	fn.ok(t, op{"op": "obj_read", "bucket": bucket, "object": "big.bin"}, &read)
+	if read.Size != size || read.CRC32 != want || read.ETag != info.ETag {
+		t.Fatalf("read = %+v, want %d bytes, CRC %x, ETag %s", read, size, want, info.ETag)
+	}
+
+	// Across the boundary of two ranges, and running past the end.
+	for _, at := range []struct{ off, n, got int64 }{{sdk.ReadRangeSize - 10, 20, 20}, {size - 5, 10, 5}, {0, 3, 3}} {
+		var r struct {
+			ReadAt []byte `json:"read_at"`
+			Read   []byte `json:"read"`
+		}
+		fn.ok(t, op{"op": "obj_read_at", "bucket": bucket, "object": "big.bin", "offset": at.off, "length": at.n}, &r)
+		if exp := patternBytes(at.off, at.got); !bytes.Equal(r.ReadAt, exp) || !bytes.Equal(r.Read, exp) {
+			t.Fatalf("%d bytes at %d: ReadAt %x, Seek and Read %x; want %x", at.n, at.off, r.ReadAt, r.Read, exp)
+		}
+	}
+
+	// Replaced while read: the read fails, with no byte of the new object.
+	e := fn.fail(t, op{"op": "obj_read", "bucket": bucket, "object": "big.bin", "replace_at": sdk.ReadRangeSize + 1})
+	if !e.Condition {
+		t.Fatalf("read of a replaced object: %+v, want ErrConditionFailed", e)
+	}
+
+	// One part's worth or less is one put (its ETag the SHA-256, no parts).
+	fn.ok(t, op{"op": "obj_upload", "bucket": bucket, "object": "small.bin", "size": 1000}, &info)
+	if info.Size != 1000 || strings.Contains(info.ETag, "-") {
+		t.Fatalf("small upload = %+v, want a plain put", info)
+	}
+
+	// Failures leave nothing.
+	e = fn.fail(t, op{"op": "obj_upload", "bucket": bucket, "object": "failed.bin", "size": size, "fail_at": 20 << 20})
+	if !strings.Contains(e.Message, "failed on purpose") {
+		t.Fatalf("failing body: %+v", e)
+	}
+	if _, err := c.HeadObject(ctx, bucket, "failed.bin"); err == nil {
+		t.Fatal("an upload whose body failed stored an object")
+	}
+	noUploads(t)
+	e = fn.fail(t, op{"op": "obj_upload", "bucket": bucket, "object": "small.bin", "size": 20 << 20, "if_absent": true})
+	if !e.Condition {
+		t.Fatalf("upload over an object with PutIfAbsent: %+v, want ErrConditionFailed", e)
+	}
+	if o, err := c.HeadObject(ctx, bucket, "small.bin"); err != nil || o.Size != 1000 {
+		t.Fatalf("after the refused upload: %+v, %v; want the small object", o, err)
+	}
+	noUploads(t)
+	fn.ok(t, op{"op": "obj_upload", "bucket": bucket, "object": "small.bin", "size": 20 << 20, "if_match": info.ETag}, &info)
+	if info.Size != 20<<20 {
+		t.Fatalf("upload with PutIfMatch = %+v", info)
+	}
+}
