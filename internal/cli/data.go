@@ -312,7 +312,7 @@ func newObj(e *env) *cobra.Command {
 		Short: "Manage buckets and their objects",
 		Long:  "Objects are named BUCKET/KEY; keys may hold slashes.",
 	}
-	cmd.AddCommand(newObjLs(e), newObjMb(e), newObjRb(e), newObjPut(e), newObjGet(e), newObjStat(e), newObjRm(e), newObjPresign(e))
+	cmd.AddCommand(newObjLs(e), newObjMb(e), newObjRb(e), newObjPut(e), newObjGet(e), newObjStat(e), newObjRm(e), newObjPresign(e), newObjUploads(e))
 	return cmd
 }
 
@@ -717,4 +717,65 @@ func (p *progress) done() {
 		p.draw()
 		fmt.Fprintln(p.w)
 	}
+}
+
+func newObjUploads(e *env) *cobra.Command {
+	var abort []string
+	var olderThan time.Duration
+	cmd := &cobra.Command{
+		Use: "uploads BUCKET", Short: "List the multipart uploads in progress into a bucket, or abort some", Args: cobra.ExactArgs(1),
+		Long: "Multipart uploads (the S3 API's, the node API's, the SDK's Bucket.Upload) hold their parts\n" +
+			"until completed or aborted, or for 7 days. List them, and abort those left behind.",
+		Example: "  nimbus obj uploads media\n" +
+			"  nimbus obj uploads media --abort 9b0d0b1a383a51a83fa8a7786c4f5e46\n" +
+			"  nimbus obj uploads media --abort-older-than 24h   # the uploads started a day ago or more",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, bucket := e.client(), args[0]
+			if olderThan < 0 {
+				return usagef("--abort-older-than %v: give a positive duration", olderThan)
+			}
+			if len(abort) == 0 && olderThan == 0 {
+				us, err := c.ListUploads(cmd.Context(), bucket)
+				if err != nil {
+					return err
+				}
+				if e.json() {
+					return e.printJSON(us)
+				}
+				w := e.table()
+				fmt.Fprintln(w, "ID\tKEY\tSTARTED")
+				for _, u := range us {
+					fmt.Fprintf(w, "%s\t%s\t%s\n", u.ID, u.Key, ago(u.Created))
+				}
+				return w.Flush()
+			}
+			ids := abort
+			if olderThan > 0 {
+				us, err := c.ListUploads(cmd.Context(), bucket)
+				if err != nil {
+					return err
+				}
+				for _, u := range us {
+					if time.Since(u.Created) >= olderThan {
+						ids = append(ids, u.ID)
+					}
+				}
+			}
+			aborted := []string{}
+			for _, id := range ids {
+				if err := c.AbortUpload(cmd.Context(), bucket, id); err != nil {
+					return fmt.Errorf("abort %s: %w (%d aborted before it; list them with `nimbus obj uploads %s`)", id, err, len(aborted), bucket)
+				}
+				aborted = append(aborted, id)
+			}
+			if e.json() {
+				return e.printJSON(map[string][]string{"aborted": aborted})
+			}
+			fmt.Fprintf(e.stdout, "aborted %d uploads\n", len(aborted))
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&abort, "abort", nil, "abort the upload with this ID and remove its parts (repeatable)")
+	cmd.Flags().DurationVar(&olderThan, "abort-older-than", 0, "abort every upload started at least this long ago")
+	return cmd
 }

@@ -3,10 +3,12 @@ package cli_test
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -282,5 +284,59 @@ func TestCLIGetChecksDigest(t *testing.T) {
 	}
 	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("downloaded %q (%v)", got, err)
+	}
+}
+
+// TestCLIUploads lists the multipart uploads in progress into a bucket
+// and aborts them by id and by age.
+func TestCLIUploads(t *testing.T) {
+	n := nodetest.Start(t, node.Config{})
+	c := nodetest.Client(n)
+	ctx := context.Background()
+	if _, err := c.PutBucket(ctx, "media"); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, key := range []string{"a.mov", "b.mov", "c.mov"} {
+		u, err := c.CreateUpload(ctx, "media", &api.Upload{Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.UploadPart(ctx, "media", u.ID, 1, strings.NewReader("part"), 4); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, u.ID)
+	}
+	r := run(t, n, "", "obj", "uploads", "media")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "ID") {
+		t.Fatalf("uploads: %+v", r)
+	}
+	for i, key := range []string{"a.mov", "b.mov", "c.mov"} {
+		if !strings.Contains(r.stdout, ids[i]) || !strings.Contains(r.stdout, key) {
+			t.Fatalf("uploads: %q, want %s (%s)", r.stdout, ids[i], key)
+		}
+	}
+	if r := run(t, n, "", "obj", "uploads", "media", "--abort", ids[1]); r.code != 0 || !strings.Contains(r.stdout, "aborted 1 uploads") {
+		t.Fatalf("--abort: %+v", r)
+	}
+	var ae *api.Error
+	if _, err := c.GetUpload(ctx, "media", ids[1]); !errors.As(err, &ae) || ae.Code != api.CodeNotFound {
+		t.Fatalf("aborted upload: %v", err)
+	}
+	if r := run(t, n, "", "obj", "uploads", "media", "--abort", ids[1]); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "no such multipart upload") {
+		t.Fatalf("--abort of an aborted upload: %+v, want exit 2", r)
+	}
+	if r := run(t, n, "", "obj", "uploads", "media", "--abort-older-than", "-1s"); r.code != cli.ExitUsage {
+		t.Fatalf("a negative age: %+v, want exit 2", r)
+	}
+	if r := run(t, n, "", "obj", "uploads", "media", "--abort-older-than", "1h"); r.code != 0 || !strings.Contains(r.stdout, "aborted 0 uploads") {
+		t.Fatalf("--abort-older-than 1h: %+v, want none aborted", r)
+	}
+	r = run(t, n, "", "obj", "uploads", "media", "--abort-older-than", "1ns", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, ids[0]) || !strings.Contains(r.stdout, ids[2]) {
+		t.Fatalf("--abort-older-than 1ns: %+v", r)
+	}
+	if r := run(t, n, "", "obj", "uploads", "media", "-o", "json"); r.code != 0 || strings.TrimSpace(r.stdout) != "[]" {
+		t.Fatalf("uploads after aborting all: %+v", r)
 	}
 }
