@@ -314,6 +314,11 @@ func (s *Service) CompleteUpload(ctx context.Context, bucket, key, id string, wa
 		ph := s.partsHandle()
 		for _, w := range want {
 			info, err := ph.info(ctx, partName(id, w.Number))
+			if err == nil && info.ETag != byNum[w.Number].ETag {
+				// Sent again since the parts were checked: its bytes
+				// are not the ones the ETag was made of.
+				err = invalid("parts", "part %d was sent again while the upload was being completed: complete it again, naming the part's new ETag %s (InvalidPart)", w.Number, info.ETag)
+			}
 			if err == nil {
 				var r io.ReadCloser
 				if r, err = ph.openParts(ctx, s, info); err == nil {

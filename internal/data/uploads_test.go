@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nimbus-run/nimbus/api"
 )
@@ -186,4 +187,65 @@ func TestUploadsThroughTheAPI(t *testing.T) {
 	if _, err := c.HeadObject(ctx, "media", "dropped"); !isCode(err, api.CodeNotFound) {
 		t.Fatalf("aborted upload's object: %v, want none", err)
 	}
+}
+
+// TestPartReplacedWhileCompleting sends a part again while its upload is
+// being completed: the completion either fails, storing nothing, or makes
+// the object of the parts it named, never of the part sent meanwhile
+// under the ETag of the one named.
+func TestPartReplacedWhileCompleting(t *testing.T) {
+	_, c := startNode(t)
+	ctx := context.Background()
+	if _, err := c.PutBucket(ctx, "media"); err != nil {
+		t.Fatal(err)
+	}
+	part1 := make([]byte, 40<<20)
+	rand.Read(part1)
+	old, replacement := []byte("the part named"), []byte("the part sent again")
+	failed := 0
+	for round := range 4 {
+		key := "obj" + strings.Repeat("x", round)
+		u, err := c.CreateUpload(ctx, "media", &api.Upload{Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p1, err := c.UploadPart(ctx, "media", u.ID, 1, bytes.NewReader(part1), int64(len(part1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p2, err := c.UploadPart(ctx, "media", u.ID, 2, bytes.NewReader(old), int64(len(old)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.CompleteUpload(ctx, "media", u.ID, &api.CompleteUploadRequest{Parts: []api.Part{{Number: 1, ETag: p1.ETag}, {Number: 2, ETag: p2.ETag}}})
+			done <- err
+		}()
+		time.Sleep(time.Duration(round) * 10 * time.Millisecond)
+		_, perr := c.UploadPart(ctx, "media", u.ID, 2, bytes.NewReader(replacement), int64(len(replacement)))
+		if err := <-done; err != nil {
+			failed++
+			if !isCode(err, api.CodeInvalid) {
+				t.Fatalf("round %d: completion failed with %v, want a 400", round, err)
+			}
+			if _, err := c.HeadObject(ctx, "media", key); !isCode(err, api.CodeNotFound) {
+				t.Fatalf("round %d: a failed completion stored an object (%v)", round, err)
+			}
+			continue
+		}
+		resp, err := c.GetObject(ctx, "media", key, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got[len(part1):], old) || !bytes.Equal(got[:len(part1)], part1) {
+			t.Fatalf("round %d: the object ends with %q, want the part named (the part sent again: %v)", round, got[len(part1):], perr)
+		}
+	}
+	t.Logf("%d of 4 completions failed", failed)
 }
