@@ -212,6 +212,30 @@ type BatchItemResult struct {
 	Error    string `json:"error,omitempty"`
 }
 
+// TableChange is one change of a table, as its change stream and table
+// triggers carry it (docs/data.md): EventName is INSERT, MODIFY or REMOVE.
+type TableChange struct {
+	EventID   string                     `json:"eventID"`
+	EventName string                     `json:"eventName"`
+	Table     string                     `json:"table"`
+	Keys      map[string]json.RawMessage `json:"keys"`
+	OldImage  json.RawMessage            `json:"old_image,omitempty"`
+	NewImage  json.RawMessage            `json:"new_image,omitempty"`
+	Revision  uint64                     `json:"revision"`
+	Time      time.Time                  `json:"time"`
+	// Reason is "ttl" for an item removed because its TTL passed.
+	Reason string `json:"reason,omitempty"`
+}
+
+// ChangePage is the body of GET /api/v1/tables/{table}/changes: changes
+// in revision order. Next is the from of the page after (the last
+// change's revision + 1); 0 when the page is empty: nothing has happened
+// since, ask again with the same from.
+type ChangePage struct {
+	Changes []TableChange `json:"changes"`
+	Next    uint64        `json:"next,omitempty"`
+}
+
 // Object describes a stored object.
 type Object struct {
 	Bucket      string            `json:"bucket"`
@@ -380,6 +404,20 @@ func (c *Client) BatchGet(ctx context.Context, table string, keys []json.RawMess
 func (c *Client) BatchPut(ctx context.Context, table string, items []json.RawMessage) ([]BatchItemResult, error) {
 	var out BatchPutResult
 	return out.Results, c.json(ctx, http.MethodPost, tablePath(table, "/batch-put"), BatchPutRequest{Items: items}, &out)
+}
+
+// TableChanges reads up to limit changes of a table (0: 100, at most
+// 1000) from from: "oldest" (or ""), a revision, or an RFC 3339 time.
+func (c *Client) TableChanges(ctx context.Context, table, from string, limit int) (*ChangePage, error) {
+	q := url.Values{}
+	if from != "" {
+		q.Set("from", from)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out ChangePage
+	return &out, c.json(ctx, http.MethodGet, tablePath(table, "/changes?"+q.Encode()), nil, &out)
 }
 
 // ListBuckets returns every bucket.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -282,6 +283,31 @@ type Trigger struct {
 	// "deleted"; default both) and by key Prefix.
 	Bucket string   `json:"bucket,omitempty" yaml:"bucket"`
 	Events []string `json:"events,omitempty" yaml:"events"`
+	// Start is where a table or bucket trigger begins reading when it is
+	// first deployed: "new" (default: the changes after that), "oldest"
+	// (every change the table keeps; every object of the bucket), a
+	// revision, or an RFC 3339 time (ParseStart). A trigger deployed
+	// before keeps its position: rename it to start it again.
+	Start string `json:"start,omitempty" yaml:"start"`
+}
+
+// ParseStart reads a start position (Trigger.Start, the from of GET
+// /api/v1/tables/{t}/changes): "new" or "" (the zero values), "oldest",
+// a revision (a positive integer) or an RFC 3339 time.
+func ParseStart(s string) (oldest bool, revision uint64, at time.Time, err error) {
+	switch s {
+	case "", "new":
+		return false, 0, time.Time{}, nil
+	case "oldest":
+		return true, 0, time.Time{}, nil
+	}
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil && n > 0 {
+		return false, n, time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return false, 0, t, nil
+	}
+	return false, 0, time.Time{}, fmt.Errorf("%q is not a start: use new, oldest, a revision (1, 2, ...) or an RFC 3339 time (2026-11-29T18:00:00Z)", trunc(s))
 }
 
 // Kind returns which kind of trigger t is ("" when none or several).
@@ -378,7 +404,10 @@ func (t *Trigger) Validate(field string) error {
 			return bad("retries", "%d is out of range: use 0 to %d", *t.Retries, function.MaxAsyncRetries)
 		}
 	case KindTable, KindBucket:
-		only = map[string]bool{"batch": true, "retries": true}
+		only = map[string]bool{"batch": true, "retries": true, "start": true}
+		if _, _, _, err := ParseStart(t.Start); err != nil {
+			return bad("start", "%v", err)
+		}
 		if kind == KindTable && !dataTableRE.MatchString(t.Table) {
 			return bad("table", "%q is not a table name: use 1 to 64 letters, digits, '-' or '_', starting with a letter or digit", trunc(t.Table))
 		}
@@ -434,7 +463,7 @@ func (t *Trigger) Validate(field string) error {
 		"timezone": t.Timezone != "", "input": len(t.Input) > 0, "catch_up": t.CatchUp != "",
 		"batch": t.Batch != 0, "window": t.Window != "", "concurrency": t.Concurrency != 0, "ordered_by": t.OrderedBy != "", "retries": t.Retries != nil,
 		"style": t.Style != "", "secret_env": t.SecretEnv != "", "header": t.Header != "", "prefix": t.Prefix != "", "encoding": t.Encoding != "", "tolerance": t.Tolerance != "",
-		"events": len(t.Events) > 0,
+		"events": len(t.Events) > 0, "start": t.Start != "",
 	} {
 		if set && !only[f] {
 			return bad(f, "does not apply to a %s trigger", kind)

@@ -622,3 +622,52 @@ func (b *BucketRef) Presign(ctx context.Context, method, key string, expires tim
 	}
 	return out.URL, out.Expires, nil
 }
+
+// TableChange is one change of a table: what a table trigger's batch
+// holds in Records (decode the event into struct{ Records []sdk.TableChange })
+// and what Changes reads. EventName is INSERT, MODIFY or REMOVE.
+type TableChange struct {
+	EventID   string                     `json:"eventID"`
+	EventName string                     `json:"eventName"`
+	Table     string                     `json:"table"`
+	Keys      map[string]json.RawMessage `json:"keys"`
+	OldImage  json.RawMessage            `json:"old_image,omitempty"`
+	NewImage  json.RawMessage            `json:"new_image,omitempty"`
+	Revision  uint64                     `json:"revision"`
+	Time      time.Time                  `json:"time"`
+	// Reason is "ttl" for an item removed because its TTL passed.
+	Reason string `json:"reason,omitempty"`
+	// Redelivered marks a trigger's batch delivered before.
+	Redelivered bool `json:"redelivered,omitempty"`
+}
+
+// ChangePage is a page of a table's changes, in revision order. Next is
+// the from of the page after; 0 when the page is empty (nothing has
+// changed since: ask again with the same from).
+type ChangePage struct {
+	Changes []TableChange `json:"changes"`
+	Next    uint64        `json:"next,omitempty"`
+}
+
+// Changes reads up to limit changes of the table (0: 100, at most 1000)
+// from from: "oldest" (or ""), a revision (strconv.FormatUint(page.Next,
+// 10)), or an RFC 3339 time. The table keeps its items' last revisions
+// (its history setting), so an item's older changes may be gone.
+func (t *TableRef) Changes(ctx context.Context, from string, limit int) (*ChangePage, error) {
+	q := url.Values{}
+	if from != "" {
+		q.Set("from", from)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	resp, err := do(ctx, &apiRequest{Method: "GET", Path: t.path("changes"), Query: q.Encode()})
+	if err != nil {
+		return nil, fmt.Errorf("table %s: changes: %w", t.name, err)
+	}
+	var p ChangePage
+	if err := json.Unmarshal(resp.Body, &p); err != nil {
+		return nil, fmt.Errorf("table %s: changes: decode answer: %w", t.name, err)
+	}
+	return &p, nil
+}

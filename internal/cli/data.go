@@ -64,7 +64,7 @@ func newTable(e *env) *cobra.Command {
 Keys are JSON objects of the key attributes, e.g. '{"customer":"c1","created":"2024-05-01"}'.`,
 	}
 	cmd.AddCommand(newTableLs(e), newTableCreate(e), newTableRm(e), newTablePut(e), newTableGet(e),
-		newTableDel(e), newTableQuery(e), newTableScan(e))
+		newTableDel(e), newTableQuery(e), newTableScan(e), newTableChanges(e))
 	return cmd
 }
 
@@ -276,6 +276,91 @@ func newTableScan(e *env) *cobra.Command {
 	cmd.Flags().StringVar(&cursor, "cursor", "", "continue after a previous page")
 	cmd.Flags().BoolVar(&all, "all", false, "follow cursors to the end")
 	return cmd
+}
+
+func newTableChanges(e *env) *cobra.Command {
+	var from string
+	var limit int
+	var follow bool
+	cmd := &cobra.Command{
+		Use: "changes TABLE", Short: "Read a table's change stream (INSERT, MODIFY, REMOVE), from a revision or a time", Args: cobra.ExactArgs(1),
+		Long: "A table's changes, in revision order, with their keys and images, as table triggers get them.\n" +
+			"The table keeps each item's last revisions (its history), so an item's older changes may be gone.",
+		Example: "  nimbus table changes orders                         # from the oldest kept\n" +
+			"  nimbus table changes orders --from 2026-11-29T09:00:00Z --limit 20\n" +
+			"  nimbus table changes orders --from 1042 --follow -o json   # then every change as it comes, one JSON per line",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, _, _, err := api.ParseStart(from); err != nil || from == "new" {
+				return usagef("--from %q: use oldest, a revision (1, 2, ...) or an RFC 3339 time", from)
+			}
+			c, table := e.client(), args[0]
+			for {
+				n := limit
+				if follow {
+					n = maxChanges
+				}
+				p, err := c.TableChanges(cmd.Context(), table, from, n)
+				if err != nil {
+					if follow && cmd.Context().Err() != nil {
+						return nil // interrupted
+					}
+					return err
+				}
+				switch {
+				case e.json() && !follow:
+					return e.printJSON(p)
+				case e.json():
+					for _, ch := range p.Changes {
+						b, _ := json.Marshal(ch)
+						fmt.Fprintf(e.stdout, "%s\n", b)
+					}
+				default:
+					for _, ch := range p.Changes {
+						printChange(e, &ch)
+					}
+				}
+				if p.Next != 0 {
+					from = strconv.FormatUint(p.Next, 10)
+				}
+				if !follow {
+					if p.Next != 0 && (limit == 0 && len(p.Changes) == defaultChanges || len(p.Changes) == limit) {
+						fmt.Fprintf(e.stderr, "more: --from %s\n", from)
+					}
+					return nil
+				}
+				if len(p.Changes) < n {
+					select {
+					case <-cmd.Context().Done():
+						return nil
+					case <-time.After(followEvery):
+					}
+				}
+			}
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "oldest", "where to begin: oldest, a revision, or an RFC 3339 time")
+	cmd.Flags().IntVar(&limit, "limit", 0, "changes to read (default 100, at most 1000)")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "then print each change as it comes, until interrupted")
+	return cmd
+}
+
+// The node's page sizes of changes (GET /api/v1/tables/{t}/changes).
+const defaultChanges, maxChanges = 100, 1000
+
+// followEvery is how often table changes --follow asks for new changes
+// once it has caught up.
+const followEvery = 500 * time.Millisecond
+
+func printChange(e *env, ch *api.TableChange) {
+	keys, _ := json.Marshal(ch.Keys)
+	fmt.Fprintf(e.stdout, "#%d %s %-6s %s", ch.Revision, ch.Time.Format(time.RFC3339), ch.EventName, keys)
+	switch {
+	case ch.EventName == "REMOVE" && ch.Reason != "":
+		fmt.Fprintf(e.stdout, " (%s)", ch.Reason)
+	case len(ch.NewImage) > 0:
+		fmt.Fprintf(e.stdout, " %s", ch.NewImage)
+	}
+	fmt.Fprintln(e.stdout)
 }
 
 // pages prints the page after cursor ("" for the first), or all pages

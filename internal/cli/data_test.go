@@ -15,7 +15,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/nimbus-run/nimbus/api"
 	"github.com/nimbus-run/nimbus/internal/cli"
@@ -339,4 +341,80 @@ func TestCLIUploads(t *testing.T) {
 	if r := run(t, n, "", "obj", "uploads", "media", "-o", "json"); r.code != 0 || strings.TrimSpace(r.stdout) != "[]" {
 		t.Fatalf("uploads after aborting all: %+v", r)
 	}
+}
+
+// TestCLITableChanges reads a table's change stream: every change from the
+// oldest, a page with where to go on, JSON, a bad --from, and --follow,
+// which prints a change made after it started and stops when interrupted.
+func TestCLITableChanges(t *testing.T) {
+	n := nodetest.Start(t, node.Config{})
+	c := nodetest.Client(n)
+	ctx := context.Background()
+	if _, err := c.PutTable(ctx, &api.Table{Name: "orders", Key: "id"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, item := range []string{`{"id":"a","v":1}`, `{"id":"a","v":2}`} {
+		if _, err := c.PutItem(ctx, "orders", &api.PutItemRequest{Item: json.RawMessage(item)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := run(t, n, "", "table", "changes", "orders")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != 0 || len(lines) != 2 || !strings.Contains(lines[0], `INSERT {"id":"a"} {"id":"a","v":1}`) || !strings.Contains(lines[1], `MODIFY {"id":"a"} {"id":"a","v":2}`) {
+		t.Fatalf("changes: %+v", r)
+	}
+	r = run(t, n, "", "table", "changes", "orders", "--limit", "1")
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stderr, "more: --from ") {
+		t.Fatalf("changes --limit 1: %+v, want one change and where to go on", r)
+	}
+	next := strings.TrimSpace(strings.TrimPrefix(r.stderr, "more: --from "))
+	if r := run(t, n, "", "table", "changes", "orders", "--from", next); r.code != 0 || !strings.Contains(r.stdout, "MODIFY") || strings.Contains(r.stdout, "INSERT") {
+		t.Fatalf("changes --from %s: %+v, want the MODIFY alone", next, r)
+	}
+	var page api.ChangePage
+	if r := run(t, n, "", "table", "changes", "orders", "-o", "json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &page) != nil || len(page.Changes) != 2 || page.Next == 0 {
+		t.Fatalf("changes -o json: %+v", r)
+	}
+	if r := run(t, n, "", "table", "changes", "orders", "--from", "yesterday"); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "--from") {
+		t.Fatalf("changes --from yesterday: %+v, want exit 2", r)
+	}
+
+	fctx, stop := context.WithCancel(ctx)
+	var out, errb syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- cli.Run(fctx, []string{"--server", n.URL(), "--token", n.Token(), "table", "changes", "orders", "--from", next, "--follow", "-o", "json"}, strings.NewReader(""), &out, &errb)
+	}()
+	nodetest.Eventually(t, 5*time.Second, "the MODIFY", func() bool { return strings.Contains(out.String(), `"MODIFY"`) })
+	if err := c.DeleteItem(ctx, "orders", json.RawMessage(`{"id":"a"}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 5*time.Second, "the REMOVE made after --follow began", func() bool { return strings.Contains(out.String(), `"REMOVE"`) })
+	stop()
+	if code := <-done; code != 0 {
+		t.Fatalf("--follow interrupted: exit %d, %s", code, errb.String())
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if !json.Valid([]byte(l)) {
+			t.Fatalf("--follow -o json printed %q, want a JSON object per line", l)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

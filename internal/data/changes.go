@@ -100,10 +100,12 @@ func (h *tableHandle) change(subject string, hdr nats.Header, body []byte, seq u
 	return c, nil
 }
 
-// Changes reads up to limit changes of a table from revision from (1: the
-// oldest kept), in order. It is the replay primitive: triggers read the
-// same stream through a durable consumer.
-func (s *Service) Changes(ctx context.Context, table string, from uint64, limit int) ([]TableChange, error) {
+// Changes reads up to limit changes of a table, in order, from from (the
+// zero Start, like Oldest, from the oldest change kept). It is the replay
+// primitive: triggers read the same stream through a durable consumer. A
+// page ends early where the stream does; the next begins at the last
+// change's revision + 1.
+func (s *Service) Changes(ctx context.Context, table string, from Start, limit int) ([]TableChange, error) {
 	h, err := s.table(ctx, table)
 	if err != nil {
 		return nil, err
@@ -112,8 +114,8 @@ func (s *Service) Changes(ctx context.Context, table string, from uint64, limit 
 		limit = DefaultLimit
 	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{h.pre + ">"}}
-	if from > 1 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	if from != (Start{}) {
+		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = from.policy()
 	}
 	cons, done, err := store.ReadConsumer(ctx, h.stream, cfg)
 	if err != nil {
@@ -188,9 +190,10 @@ type TriggerSpec struct {
 	Batch int
 	// Retries of a failed batch before it is dead-lettered (default 2).
 	Retries *int
-	// FromStart delivers the changes already in the stream, not only new
-	// ones, when the trigger is first created.
-	FromStart bool
+	// Start is where the trigger begins when its durable position is
+	// created (default: the changes after that); a trigger that exists
+	// keeps its position whatever Start says.
+	Start Start
 }
 
 // Trigger is a running table or bucket trigger.
@@ -261,18 +264,26 @@ func (s *Service) StartTrigger(ctx context.Context, spec TriggerSpec, inv Invoke
 		}
 		stream, filter = h.stream, "$O."+h.store+".M.>"
 	}
-	deliver := jetstream.DeliverNewPolicy
-	if spec.FromStart {
-		deliver = jetstream.DeliverAllPolicy
-	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable: consumerName(spec.Function, spec.Name), Description: "trigger " + spec.Name + " of function " + spec.Function,
-		FilterSubject: filter, DeliverPolicy: deliver, AckPolicy: jetstream.AckExplicitPolicy,
+		FilterSubject: filter, AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: triggerAckWait, MaxDeliver: -1,
 		// One batch in flight for the whole cluster: the order of records
 		// of a key holds even when several nodes run the trigger.
 		MaxAckPending: spec.Batch,
-	})
+	}
+	cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = spec.Start.policy()
+	cons, err := stream.Consumer(ctx, cfg.Durable)
+	switch {
+	case err == nil:
+		// It keeps its position (where it started is fixed at its
+		// creation) and takes the trigger's other settings.
+		was := cons.CachedInfo().Config
+		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = was.DeliverPolicy, was.OptStartSeq, was.OptStartTime
+		cons, err = stream.UpdateConsumer(ctx, cfg)
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		cons, err = stream.CreateConsumer(ctx, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("trigger %s: consumer: %w", spec.Name, err)
 	}

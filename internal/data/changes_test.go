@@ -122,7 +122,7 @@ func TestTableTrigger(t *testing.T) {
 	dlq := &memDLQ{}
 	zero := 0
 	failing := &recorder{failN: 1 << 30}
-	trig3, err := n2.Data.StartTrigger(ctx, data.TriggerSpec{Function: "g", Name: "t3", Table: "orders", Batch: 100, Retries: &zero, FromStart: true}, failing, dlq)
+	trig3, err := n2.Data.StartTrigger(ctx, data.TriggerSpec{Function: "g", Name: "t3", Table: "orders", Batch: 100, Retries: &zero, Start: data.Start{Oldest: true}}, failing, dlq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestTableTrigger(t *testing.T) {
 		t.Fatalf("dead letter %+v", l)
 	}
 	// Replay from a revision reads the stream directly.
-	chs, err := n2.Data.Changes(ctx, "orders", 1, 1000)
+	chs, err := n2.Data.Changes(ctx, "orders", data.Start{}, 1000)
 	if err != nil || len(chs) < 25 {
 		t.Fatalf("Changes: %d, %v", len(chs), err)
 	}

@@ -60,7 +60,8 @@ functions:
     code: ./f
     triggers:
       - {table: orders, batch: 10}
-      - {bucket: avatars, events: [created], prefix: img/}
+      - {bucket: avatars, events: [created], prefix: img/, start: oldest}
+      - {table: orders, name: since, start: "2026-11-29T09:00:00Z"}
 `), "")
 	if err != nil {
 		t.Fatal(err)
@@ -69,8 +70,11 @@ functions:
 	if ts[0].Kind() != "table" || ts[0].Table != "orders" || ts[0].Batch != 10 {
 		t.Errorf("triggers[0] = %+v", ts[0])
 	}
-	if ts[1].Kind() != "bucket" || ts[1].Bucket != "avatars" || ts[1].Events[0] != "created" || ts[1].Prefix != "img/" {
+	if ts[1].Kind() != "bucket" || ts[1].Bucket != "avatars" || ts[1].Events[0] != "created" || ts[1].Prefix != "img/" || ts[1].Start != "oldest" {
 		t.Errorf("triggers[1] = %+v", ts[1])
+	}
+	if ts[2].Start != "2026-11-29T09:00:00Z" {
+		t.Errorf("triggers[2] = %+v", ts[2])
 	}
 	for _, tc := range []struct{ name, trigger, want string }{
 		{"bad event", "{bucket: avatars, events: [changed]}", "triggers[0].events[0]"},
@@ -80,6 +84,9 @@ functions:
 		{"bad bucket", "{bucket: Avatars}", "triggers[0].bucket"},
 		{"batch", "{table: orders, batch: 5000}", "triggers[0].batch"},
 		{"two kinds", "{table: orders, bucket: avatars}", "triggers[0]"},
+		{"bad start", "{table: orders, start: yesterday}", `triggers[0].start: "yesterday" is not a start`},
+		{"start 0", "{table: orders, start: '0'}", "triggers[0].start"},
+		{"start on a schedule", "{schedule: 'rate(1 minute)', start: oldest}", "triggers[0].start: does not apply"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte("functions: {f: {code: ./f, triggers: ["+tc.trigger+"]}}"), "")

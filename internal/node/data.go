@@ -97,9 +97,13 @@ var _ events.DataTriggers = dataTriggers{}
 
 // StartDataTrigger implements events.DataTriggers.
 func (d dataTriggers) StartDataTrigger(ctx context.Context, fn string, t api.Trigger) (events.DataTrigger, error) {
+	start, err := data.ParseStart("start", t.Start)
+	if err != nil {
+		return nil, err
+	}
 	tr, err := d.n.StartDataTrigger(ctx, data.TriggerSpec{
 		Function: fn, Name: t.Name, Table: t.Table, Bucket: t.Bucket,
-		Events: t.Events, Prefix: t.Prefix, Batch: t.Batch, Retries: t.Retries,
+		Events: t.Events, Prefix: t.Prefix, Batch: t.Batch, Retries: t.Retries, Start: start,
 	})
 	if err != nil {
 		return nil, err

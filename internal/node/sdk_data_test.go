@@ -194,6 +194,10 @@ func TestSDKData(t *testing.T) {
 			t.Parallel()
 			testSDKBucketTrigger(t, n, "process", nativeCode)
 		})
+		t.Run("backfill", func(t *testing.T) {
+			t.Parallel()
+			testSDKBucketBackfill(t, n, "process", nativeCode)
+		})
 	})
 }
 

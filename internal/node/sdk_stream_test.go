@@ -3,12 +3,18 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"hash/crc32"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/internal/node"
+	"github.com/nimbus-run/nimbus/internal/node/nodetest"
 	"github.com/nimbus-run/nimbus/sdk"
 )
 
@@ -111,5 +117,61 @@ func testSDKStream(t *testing.T, fn opsFn, c *api.Client, bucket string) {
 	fn.ok(t, op{"op": "obj_upload", "bucket": bucket, "object": "small.bin", "size": 20 << 20, "if_match": info.ETag}, &info)
 	if info.Size != 20<<20 {
 		t.Fatalf("upload with PutIfMatch = %+v", info)
+	}
+}
+
+// testSDKBucketBackfill deploys a bucket trigger with start: oldest on a
+// bucket that already holds objects: the function sees every object there
+// (a backfill), and then the new ones; the same trigger without a start,
+// on a bucket holding the same, sees only the new ones.
+func testSDKBucketBackfill(t *testing.T, n *node.Node, runtime string, code []byte) {
+	c := nodetest.Client(n)
+	ctx := context.Background()
+	put := func(bucket, key string) {
+		t.Helper()
+		if _, err := c.PutObject(ctx, bucket, key, strings.NewReader(key), int64(len(key)), "", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The function records what it sees under the bucket's name in "seen".
+	seen := func(bucket string) []string {
+		p, err := c.Query(ctx, "seen", &api.QueryRequest{Partition: json.RawMessage(strconv.Quote(bucket))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, e := range p.Items {
+			var s struct{ Key string }
+			json.Unmarshal(e.Item, &s)
+			keys = append(keys, s.Key)
+		}
+		slices.Sort(keys)
+		return keys
+	}
+	fn := "backfill-" + runtime
+	nodetest.Deploy(t, n, api.Function{Name: fn, Runtime: runtime, Memory: 64, Timeout: "10s",
+		Uses: &api.Uses{Tables: []string{"seen"}}}, code)
+	for _, b := range []struct{ bucket, start string }{{"backfill-" + runtime, "oldest"}, {"newonly-" + runtime, ""}} {
+		if _, err := c.PutBucket(ctx, b.bucket); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"old/1", "old/2", "old/3"} {
+			put(b.bucket, k)
+		}
+	}
+	if _, err := c.PutTriggers(ctx, fn, []api.Trigger{{Name: "all", Bucket: "backfill-" + runtime, Start: "oldest"}, {Name: "new", Bucket: "newonly-" + runtime}}); err != nil {
+		t.Fatal(err)
+	}
+	put("backfill-"+runtime, "new/4")
+	put("newonly-"+runtime, "new/4")
+	nodetest.Eventually(t, 10*time.Second, "the new objects", func() bool {
+		return slices.Contains(seen("backfill-"+runtime), "new/4") && slices.Contains(seen("newonly-"+runtime), "new/4")
+	})
+	time.Sleep(200 * time.Millisecond)
+	if got, want := seen("backfill-"+runtime), []string{"new/4", "old/1", "old/2", "old/3"}; !slices.Equal(got, want) {
+		t.Errorf("start: oldest saw %v, want %v", got, want)
+	}
+	if got, want := seen("newonly-"+runtime), []string{"new/4"}; !slices.Equal(got, want) {
+		t.Errorf("no start saw %v, want %v", got, want)
 	}
 }

@@ -57,6 +57,7 @@ func Register(m Mux, svc *data.Service) *API {
 	h("POST /api/v1/tables/{table}/scan", a.scan)
 	h("POST /api/v1/tables/{table}/batch-get", a.batchGet)
 	h("POST /api/v1/tables/{table}/batch-put", a.batchPut)
+	h("GET /api/v1/tables/{table}/changes", a.changes)
 
 	h("GET /api/v1/buckets", a.listBuckets)
 	h("GET /api/v1/buckets/{bucket}", a.getBucket)
@@ -362,6 +363,46 @@ func (a *API) scan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, pageAPI(p))
+}
+
+// changes reads a page of a table's change stream, from ?from= (oldest,
+// a revision or a time; default oldest).
+func (a *API) changes(w http.ResponseWriter, r *http.Request) {
+	if !a.allow(w, r, data.KindTable) {
+		return
+	}
+	q := r.URL.Query()
+	from := q.Get("from")
+	if from == "new" {
+		gateway.WriteError(w, function.Invalid("from", "new reads nothing yet: use oldest, a revision, or a time"))
+		return
+	}
+	start, err := data.ParseStart("from", from)
+	if err != nil {
+		gateway.WriteError(w, err)
+		return
+	}
+	limit := data.DefaultLimit
+	if l := q.Get("limit"); l != "" {
+		if limit, err = strconv.Atoi(l); err != nil || limit < 1 || limit > data.MaxLimit {
+			gateway.WriteError(w, function.Invalid("limit", "must be a number from 1 to %d", data.MaxLimit))
+			return
+		}
+	}
+	cs, err := a.svc.Changes(r.Context(), r.PathValue("table"), start, limit)
+	if err != nil {
+		gateway.WriteError(w, err)
+		return
+	}
+	out := api.ChangePage{Changes: make([]api.TableChange, len(cs))}
+	for i, c := range cs {
+		out.Changes[i] = api.TableChange{EventID: c.ID, EventName: c.Name, Table: c.Table, Keys: c.Keys,
+			OldImage: c.OldImage, NewImage: c.NewImage, Revision: c.Revision, Time: c.Time, Reason: c.Reason}
+	}
+	if len(cs) > 0 {
+		out.Next = cs[len(cs)-1].Revision + 1
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) batchGet(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,186 @@
+package data_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/internal/data"
+	"github.com/nimbus-run/nimbus/internal/node/nodetest"
+)
+
+// TestTableChangesAPI replays a table's change stream through the HTTP
+// API: every change from the oldest, in pages that follow next, from a
+// revision, from a time, nothing from a time to come; bad positions and
+// limits are 400s naming the parameter.
+func TestTableChangesAPI(t *testing.T) {
+	_, c := startNode(t)
+	ctx := context.Background()
+	if _, err := c.PutTable(ctx, &api.Table{Name: "orders", Key: "id"}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(item string) {
+		t.Helper()
+		if _, err := c.PutItem(ctx, "orders", &api.PutItemRequest{Item: json.RawMessage(item)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(`{"id":"a","v":1}`)
+	put(`{"id":"b","v":1}`)
+	time.Sleep(20 * time.Millisecond)
+	middle := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	put(`{"id":"a","v":2}`)
+	if err := c.DeleteItem(ctx, "orders", json.RawMessage(`{"id":"b"}`), 0); err != nil {
+		t.Fatal(err)
+	}
+
+	all, err := c.TableChanges(ctx, "orders", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ch := range all.Changes {
+		got = append(got, fmt.Sprintf("%s %s %s>%s", ch.EventName, ch.Keys["id"], ch.OldImage, ch.NewImage))
+	}
+	want := []string{`INSERT "a" >{"id":"a","v":1}`, `INSERT "b" >{"id":"b","v":1}`, `MODIFY "a" {"id":"a","v":1}>{"id":"a","v":2}`, `REMOVE "b" {"id":"b","v":1}>`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("changes from the oldest:\n got %q\nwant %q", got, want)
+	}
+	last := all.Changes[3].Revision
+	if all.Next != last+1 {
+		t.Fatalf("next = %d, want %d", all.Next, last+1)
+	}
+
+	// Pages of two, following next.
+	var revs []uint64
+	for from := "oldest"; ; {
+		p, err := c.TableChanges(ctx, "orders", from, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Changes) == 0 {
+			if p.Next != 0 {
+				t.Fatalf("an empty page says next %d, want 0", p.Next)
+			}
+			break
+		}
+		for _, ch := range p.Changes {
+			revs = append(revs, ch.Revision)
+		}
+		from = strconv.FormatUint(p.Next, 10)
+	}
+	if len(revs) != 4 || revs[3] != last {
+		t.Fatalf("paged revisions %v, want the 4 changes", revs)
+	}
+	if p, err := c.TableChanges(ctx, "orders", strconv.FormatUint(all.Changes[2].Revision, 10), 0); err != nil || len(p.Changes) != 2 || p.Changes[0].EventName != "MODIFY" {
+		t.Fatalf("from the MODIFY's revision: %+v, %v", p, err)
+	}
+	if p, err := c.TableChanges(ctx, "orders", middle.Format(time.RFC3339Nano), 0); err != nil || len(p.Changes) != 2 || p.Changes[0].EventName != "MODIFY" {
+		t.Fatalf("from a time between the writes: %+v, %v", p, err)
+	}
+	if p, err := c.TableChanges(ctx, "orders", time.Now().Add(time.Hour).Format(time.RFC3339), 0); err != nil || len(p.Changes) != 0 || p.Next != 0 {
+		t.Fatalf("from a time to come: %+v, %v", p, err)
+	}
+
+	for _, tc := range []struct {
+		from  string
+		limit int
+		field string
+	}{{"new", 0, "from"}, {"yesterday", 0, "from"}, {"0", 0, "from"}, {"-3", 0, "from"}, {"oldest", 1001, "limit"}} {
+		_, err := c.TableChanges(ctx, "orders", tc.from, tc.limit)
+		var ae *api.Error
+		if !isCode(err, api.CodeInvalid) || !asAPIError(err, &ae) || ae.Field != tc.field {
+			t.Errorf("from %q, limit %d: %v, want 400 naming %s", tc.from, tc.limit, err, tc.field)
+		}
+	}
+	if _, err := c.TableChanges(ctx, "nosuch", "", 0); !isCode(err, api.CodeNotFound) {
+		t.Fatalf("changes of no table: %v", err)
+	}
+}
+
+// TestTriggerStarts starts table triggers at each kind of start: new (the
+// default) sees only what comes after, oldest everything kept, a revision
+// and a time from there; a trigger started again with another start keeps
+// its position.
+func TestTriggerStarts(t *testing.T) {
+	n, c := startNode(t)
+	ctx := context.Background()
+	if _, err := c.PutTable(ctx, &api.Table{Name: "orders", Key: "id"}); err != nil {
+		t.Fatal(err)
+	}
+	var revs []uint64
+	put := func(id string) {
+		t.Helper()
+		rev, err := c.PutItem(ctx, "orders", &api.PutItemRequest{Item: json.RawMessage(`{"id":"` + id + `"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs = append(revs, rev)
+	}
+	put("1")
+	put("2")
+	time.Sleep(20 * time.Millisecond)
+	middle := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	put("3")
+	put("4")
+
+	starts := []struct {
+		name  string
+		start data.Start
+		want  []string
+	}{
+		{"new", data.Start{}, []string{"5"}},
+		{"oldest", data.Start{Oldest: true}, []string{"1", "2", "3", "4", "5"}},
+		{"revision", data.Start{Revision: revs[1]}, []string{"2", "3", "4", "5"}},
+		{"time", data.Start{Time: middle}, []string{"3", "4", "5"}},
+	}
+	recs := make([]*recorder, len(starts))
+	for i, s := range starts {
+		recs[i] = &recorder{}
+		tr, err := n.Data.StartTrigger(ctx, data.TriggerSpec{Function: "f", Name: s.name, Table: "orders", Start: s.start}, recs[i], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(tr.Stop)
+	}
+	put("5")
+	for i, s := range starts {
+		nodetest.Eventually(t, 10*time.Second, s.name+"'s changes", func() bool { return recs[i].count() >= len(s.want) })
+		time.Sleep(100 * time.Millisecond) // nothing more comes
+		recs[i].mu.Lock()
+		var ids []string
+		for _, r := range recs[i].recs {
+			var id string
+			json.Unmarshal(r.Keys["id"], &id)
+			ids = append(ids, id)
+		}
+		recs[i].mu.Unlock()
+		if fmt.Sprint(ids) != fmt.Sprint(s.want) {
+			t.Errorf("start %s: the trigger saw %v, want %v", s.name, ids, s.want)
+		}
+	}
+
+	// Started again (a redeploy, another node) with another start, the
+	// "new" trigger keeps its position: it does not replay from the oldest.
+	again := &recorder{}
+	tr, err := n.Data.StartTrigger(ctx, data.TriggerSpec{Function: "f", Name: "new", Table: "orders", Start: data.Start{Oldest: true}}, again, nil)
+	if err != nil {
+		t.Fatalf("starting a trigger again with another start: %v", err)
+	}
+	t.Cleanup(tr.Stop)
+	put("6")
+	nodetest.Eventually(t, 10*time.Second, "the change after", func() bool { return recs[0].count()+again.count() >= 2 })
+	time.Sleep(100 * time.Millisecond)
+	if n := recs[0].count() + again.count(); n != 2 {
+		t.Fatalf("the trigger started again saw %d changes in all, want 2 (5 and 6)", n)
+	}
+}
+
+func asAPIError(err error, ae **api.Error) bool { return errors.As(err, ae) }
