@@ -173,6 +173,7 @@ func TestSDKData(t *testing.T) {
 			t.Run("Table", func(t *testing.T) { testSDKTable(t, fn, c, kv) })
 			t.Run("Query", func(t *testing.T) { testSDKQuery(t, fn, kv, nums) })
 			t.Run("TTL", func(t *testing.T) { testSDKTTL(t, fn, ttl) })
+			t.Run("Changes", func(t *testing.T) { testSDKChanges(t, fn, narrow, kv, nums) })
 			t.Run("Bucket", func(t *testing.T) { testSDKBucket(t, fn, c, files, other) })
 			if rt.concurrency == 0 {
 				t.Run("Stream", func(t *testing.T) { testSDKStream(t, stream, c, files) })

@@ -175,3 +175,23 @@ func testSDKBucketBackfill(t *testing.T, n *node.Node, runtime string, code []by
 		t.Errorf("no start saw %v, want %v", got, want)
 	}
 }
+
+// testSDKChanges reads a table's changes from a function, from the
+// revision of a put it made: the put's INSERT, then the update's MODIFY.
+func testSDKChanges(t *testing.T, fn, narrow opsFn, table, other string) {
+	var rev uint64
+	fn.ok(t, op{"op": "put", "table": table, "item": op{"pk": "changes", "sk": "x", "v": 1}}, &rev)
+	fn.ok(t, op{"op": "put", "table": table, "item": op{"pk": "changes", "sk": "x", "v": 2}}, nil)
+	var p sdk.ChangePage
+	fn.ok(t, op{"op": "changes", "table": table, "from": strconv.FormatUint(rev, 10), "limit": 2}, &p)
+	if len(p.Changes) != 2 || p.Changes[0].EventName != "INSERT" || p.Changes[0].Revision != rev || p.Changes[1].EventName != "MODIFY" ||
+		string(p.Changes[1].OldImage) != string(p.Changes[0].NewImage) || p.Next != p.Changes[1].Revision+1 {
+		t.Fatalf("changes from %d = %+v, want the put's INSERT and the MODIFY after", rev, p)
+	}
+	if e := fn.fail(t, op{"op": "changes", "table": table, "from": "whenever"}); e.Status != 400 || !strings.Contains(e.Message, "not a start") {
+		t.Fatalf("changes from a bad start: %+v", e)
+	}
+	if e := narrow.fail(t, op{"op": "changes", "table": other}); !e.Denied {
+		t.Fatalf("changes of a table the function does not use: %+v, want ErrAccessDenied", e)
+	}
+}

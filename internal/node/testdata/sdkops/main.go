@@ -57,6 +57,7 @@ type call struct {
 	Size        int64             `json:"size"`
 	FailAt      int64             `json:"fail_at"`
 	ReplaceAt   int64             `json:"replace_at"`
+	From        string            `json:"from"`
 
 	Records []json.RawMessage `json:"Records"`
 }
@@ -164,6 +165,8 @@ func run(ctx context.Context, c *call) (any, error) {
 		}
 		return t.BatchPut(ctx, items)
 
+	case "changes":
+		return t.Changes(ctx, c.From, c.Limit)
 	case "obj_put":
 		var opts []sdk.ObjectOption
 		if c.ContentType != "" {
