@@ -67,6 +67,13 @@ func (c *Client) json(ctx context.Context, method, path string, in, out any) err
 		body, ct = bytes.NewReader(b), "application/json"
 	}
 	resp, err := c.do(ctx, method, path, body, ct)
+	return answer(resp, err, out)
+}
+
+// answer reads the response of a request that failed with err unless it
+// is nil: an error answer as an *Error, else its JSON body into out (when
+// out is not nil).
+func answer(resp *http.Response, err error, out any) error {
 	if err != nil {
 		return err
 	}
@@ -78,7 +85,7 @@ func (c *Client) json(ctx context.Context, method, path string, in, out any) err
 		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("%s %s: bad response: %w", method, path, err)
+		return fmt.Errorf("%s %s: bad response: %w", resp.Request.Method, resp.Request.URL.Path, err)
 	}
 	return nil
 }
@@ -86,15 +93,11 @@ func (c *Client) json(ctx context.Context, method, path string, in, out any) err
 // PutCode uploads a code artifact and returns its digest.
 func (c *Client) PutCode(ctx context.Context, code io.Reader) (*CodeResult, error) {
 	resp, err := c.do(ctx, http.MethodPut, "/api/v1/code", code, "application/octet-stream")
-	if err != nil {
+	var out CodeResult
+	if err := answer(resp, err, &out); err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return nil, decodeError(resp)
-	}
-	var out CodeResult
-	return &out, json.NewDecoder(resp.Body).Decode(&out)
+	return &out, nil
 }
 
 // PutFunction creates or updates a function.

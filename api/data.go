@@ -515,15 +515,11 @@ func (c *Client) PutObjectWith(ctx context.Context, bucket, key string, body io.
 		req.Header.Set(HeaderMetaPrefix+k, v)
 	}
 	resp, err := c.send(req)
-	if err != nil {
+	var out Object
+	if err := answer(resp, err, &out); err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return nil, decodeError(resp)
-	}
-	var out Object
-	return &out, json.NewDecoder(resp.Body).Decode(&out)
+	return &out, nil
 }
 
 // GetObject opens an object (rangeHeader "" for all of it); the caller
@@ -731,15 +727,11 @@ func (c *Client) UploadPart(ctx context.Context, bucket, id string, n int, body 
 		req.Body = http.NoBody
 	}
 	resp, err := c.send(req)
-	if err != nil {
+	var out Part
+	if err := answer(resp, err, &out); err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return nil, decodeError(resp)
-	}
-	var out Part
-	return &out, json.NewDecoder(resp.Body).Decode(&out)
+	return &out, nil
 }
 
 // CompleteUpload makes the object of the parts req names, and ends the

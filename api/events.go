@@ -742,16 +742,9 @@ func (c *Client) PublishEvent(ctx context.Context, subject string, event []byte)
 		path += "?subject=" + url.QueryEscape(subject)
 	}
 	resp, err := c.do(ctx, http.MethodPost, path, bytes.NewReader(event), "application/cloudevents+json")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return nil, decodeError(resp)
-	}
 	var out Published
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("publish: bad response: %w", err)
+	if err := answer(resp, err, &out); err != nil {
+		return nil, err
 	}
 	return &out, nil
 }
