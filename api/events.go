@@ -283,11 +283,13 @@ type Trigger struct {
 	// "deleted"; default both) and by key Prefix.
 	Bucket string   `json:"bucket,omitempty" yaml:"bucket"`
 	Events []string `json:"events,omitempty" yaml:"events"`
-	// Start is where a table or bucket trigger begins reading when it is
-	// first deployed: "new" (default: the changes after that), "oldest"
-	// (every change the table keeps; every object of the bucket), a
-	// revision, or an RFC 3339 time (ParseStart). A trigger deployed
-	// before keeps its position: rename it to start it again.
+	// Start is where a stream, subject, table or bucket trigger begins
+	// reading when it is first deployed: "new" (the default, but for a
+	// subject trigger's stream, read from its start), "oldest" (every
+	// message the stream keeps; every change the table keeps; every object
+	// of the bucket), a revision (a stream sequence), or an RFC 3339 time
+	// (ParseStart). A trigger deployed before keeps its position: rename
+	// it to start it again.
 	Start string `json:"start,omitempty" yaml:"start"`
 }
 
@@ -377,7 +379,10 @@ func (t *Trigger) Validate(field string) error {
 			}
 		}
 	case KindStream, KindSubject:
-		only = map[string]bool{"stream": true, "subject": true, "batch": true, "window": true, "concurrency": true, "ordered_by": true, "retries": true}
+		only = map[string]bool{"stream": true, "subject": true, "batch": true, "window": true, "concurrency": true, "ordered_by": true, "retries": true, "start": true}
+		if _, _, _, err := ParseStart(t.Start); err != nil {
+			return bad("start", "%v", err)
+		}
 		if kind == KindStream && !streamNameRE.MatchString(t.Stream) {
 			return bad("stream", "%q is not a JetStream stream name: use letters, digits, '-' or '_'", trunc(t.Stream))
 		}

@@ -6,6 +6,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/internal/store"
 )
 
 // Start is where a reading of a change stream begins: a trigger's, when
@@ -31,16 +32,7 @@ func ParseStart(field, s string) (Start, error) {
 	return Start{Oldest: oldest, Revision: rev, Time: at}, nil
 }
 
-// policy sets where a consumer of cfg's shape starts.
-func (st Start) policy() (p jetstream.DeliverPolicy, seq uint64, t *time.Time) {
-	switch {
-	case st.Oldest:
-		return jetstream.DeliverAllPolicy, 0, nil
-	case st.Revision > 0:
-		return jetstream.DeliverByStartSequencePolicy, st.Revision, nil
-	case !st.Time.IsZero():
-		tt := st.Time
-		return jetstream.DeliverByStartTimePolicy, 0, &tt
-	}
-	return jetstream.DeliverNewPolicy, 0, nil
+// policy is where a consumer starts reading from st.
+func (st Start) policy() (jetstream.DeliverPolicy, uint64, *time.Time) {
+	return store.DeliverFrom(st.Oldest, st.Revision, st.Time)
 }

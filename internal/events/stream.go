@@ -94,11 +94,16 @@ func (s *Service) startStream(fn string, t api.Trigger) (runner, error) {
 			FilterSubject: r.filter, MaxAckPending: max(r.batch*r.concurrency*4, 1000),
 			// A trigger on a stream that already holds messages starts with
 			// the new ones, as a Kinesis LATEST position; a stream Nimbus
-			// made for the trigger is read from its start.
+			// made for the trigger is read from its start; either as the
+			// trigger's start says, if it does.
 			DeliverPolicy: jetstream.DeliverNewPolicy,
 		}
 		if managed {
 			cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+		}
+		if t.Start != "" {
+			oldest, seq, at, _ := api.ParseStart(t.Start) // validated
+			cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = store.DeliverFrom(oldest, seq, at)
 		}
 		if r.ordered != "" {
 			// One node at a time reads an ordered trigger, so that order

@@ -393,3 +393,94 @@ func TestTriggerChangesReachItsConsumer(t *testing.T) {
 		t.Fatalf("%d deliveries of 3 records: a change replayed the stream", n)
 	}
 }
+
+// TestStreamTriggerStarts: triggers on a stream that already holds
+// messages begin where their start says (new by default, oldest, a
+// sequence, a time), and one started again with another start keeps its
+// position.
+func TestStreamTriggerStarts(t *testing.T) {
+	funcs := newFuncs()
+	var mu sync.Mutex
+	seen := map[string][]string{} // trigger -> event ids
+	funcs.set("sink", func(p []byte) ([]byte, error) {
+		var b batch
+		if err := json.Unmarshal(p, &b); err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range b.Data.Records {
+			seen[b.Data.Trigger] = append(seen[b.Data.Trigger], r.ID)
+		}
+		return []byte("{}"), nil
+	})
+	h := newHarness(t, startNATS(t, t.TempDir()), funcs, events.Config{})
+	ctx := context.Background()
+	st, err := h.st.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, h, "orders.eu", 1, "")
+	publish(t, h, "orders.eu", 2, "")
+	time.Sleep(20 * time.Millisecond)
+	middle := time.Now().UTC()
+	time.Sleep(20 * time.Millisecond)
+	publish(t, h, "orders.eu", 3, "")
+	info, err := st.Info(ctx)
+	if err != nil || info.State.Msgs != 3 {
+		t.Fatalf("stream: %+v, %v", info, err)
+	}
+	triggers := []api.Trigger{
+		{Name: "new", Stream: "ORDERS"},
+		{Name: "oldest", Stream: "ORDERS", Start: "oldest"},
+		{Name: "seq", Stream: "ORDERS", Start: "2"},
+		{Name: "time", Stream: "ORDERS", Start: middle.Format(time.RFC3339Nano)},
+	}
+	if _, err := h.events.PutTriggers(ctx, "sink", triggers); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, h, "orders.eu", 4, "")
+	want := map[string][]string{
+		"new":    {"ev-4"},
+		"oldest": {"ev-1", "ev-2", "ev-3", "ev-4"},
+		"seq":    {"ev-2", "ev-3", "ev-4"},
+		"time":   {"ev-3", "ev-4"},
+	}
+	check := func(want map[string][]string) {
+		t.Helper()
+		eventually(t, 10*time.Second, "the deliveries", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for k, ids := range want {
+				if len(seen[k]) < len(ids) {
+					return false
+				}
+			}
+			return true
+		})
+		time.Sleep(200 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		for k, ids := range want {
+			if got := seen[k]; !slices.Equal(got, ids) {
+				t.Errorf("trigger %s saw %v, want %v", k, got, ids)
+			}
+		}
+	}
+	check(want)
+
+	// Redeployed with another start, "new" keeps its position.
+	triggers[0].Start = "oldest"
+	if _, err := h.events.PutTriggers(ctx, "sink", triggers); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, h, "orders.eu", 5, "")
+	for k := range want {
+		want[k] = append(want[k], "ev-5")
+	}
+	check(want)
+
+	if _, err := h.events.PutTriggers(ctx, "sink", []api.Trigger{{Stream: "ORDERS", Start: "soon"}}); err == nil || !strings.Contains(err.Error(), "triggers[0].start") {
+		t.Fatalf("a bad start: %v, want an error naming triggers[0].start", err)
+	}
+}

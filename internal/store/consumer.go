@@ -100,3 +100,18 @@ func DeleteDurable(ctx context.Context, js jetstream.JetStream, cons jetstream.C
 	}
 	return nil
 }
+
+// DeliverFrom is where a consumer starts for a start position
+// (api.ParseStart's): the oldest message, a stream sequence, a time, or
+// (none of them) the messages after its creation.
+func DeliverFrom(oldest bool, seq uint64, at time.Time) (jetstream.DeliverPolicy, uint64, *time.Time) {
+	switch {
+	case oldest:
+		return jetstream.DeliverAllPolicy, 0, nil
+	case seq > 0:
+		return jetstream.DeliverByStartSequencePolicy, seq, nil
+	case !at.IsZero():
+		return jetstream.DeliverByStartTimePolicy, 0, &at
+	}
+	return jetstream.DeliverNewPolicy, 0, nil
+}
