@@ -24,8 +24,8 @@ const (
 	// range read is a new buffer (two in a wasm function: the answer, and
 	// the body cut from it), so the size sets the garbage a read makes
 	// for the collector: reading 72 MB in ranges of 8 MiB (the most a
-	// wasm function's call answers) took a process function to 64 MB of
-	// memory and a wasm function to 82; in ranges of 2 MiB, to 34 and 22.
+	// wasm function's call answers) took a process function to 82 MB of
+	// memory and a wasm function to 64; in ranges of 2 MiB, to 22 and 34.
 	ReadRangeSize = 2 << 20
 )
 
