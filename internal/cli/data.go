@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -285,7 +286,8 @@ func newTableChanges(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "changes TABLE", Short: "Read a table's change stream (INSERT, MODIFY, REMOVE), from a revision or a time", Args: cobra.ExactArgs(1),
 		Long: "A table's changes, in revision order, with their keys and images, as table triggers get them.\n" +
-			"The table keeps each item's last revisions (its history), so an item's older changes may be gone.",
+			"The table keeps each item's last revisions (its history), so an item's older changes may be gone.\n" +
+			"--follow rides out a node that restarts or is unreachable for a while, asking again every second.",
 		Example: "  nimbus table changes orders                         # from the oldest kept\n" +
 			"  nimbus table changes orders --from 2026-11-29T09:00:00Z --limit 20\n" +
 			"  nimbus table changes orders --from 1042 --follow -o json   # then every change as it comes, one JSON per line",
@@ -304,7 +306,17 @@ func newTableChanges(e *env) *cobra.Command {
 					if follow && cmd.Context().Err() != nil {
 						return nil // interrupted
 					}
-					return err
+					if !follow || !passing(err) {
+						return err
+					}
+					// A node restarting, or between nodes: wait and ask again.
+					fmt.Fprintf(e.stderr, "changes: %v; asking again in %v\n", err, followRetry)
+					select {
+					case <-cmd.Context().Done():
+						return nil
+					case <-time.After(followRetry):
+					}
+					continue
 				}
 				switch {
 				case e.json() && !follow:
@@ -346,6 +358,21 @@ func newTableChanges(e *env) *cobra.Command {
 
 // The node's page sizes of changes (GET /api/v1/tables/{t}/changes).
 const defaultChanges, maxChanges = 100, 1000
+
+// followRetry is how long table changes --follow waits after a failure
+// that may pass (passing).
+const followRetry = time.Second
+
+// passing reports whether err may pass on its own: the node unreachable
+// or unavailable (restarting, a load balancer between nodes), not an
+// answer that something is wrong with the request.
+func passing(err error) bool {
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		return true
+	}
+	return ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusBadGateway || ae.Status == http.StatusGatewayTimeout
+}
 
 // followEvery is how often table changes --follow asks for new changes
 // once it has caught up.

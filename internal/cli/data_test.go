@@ -12,10 +12,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -379,17 +382,34 @@ func TestCLITableChanges(t *testing.T) {
 		t.Fatalf("changes --from yesterday: %+v, want exit 2", r)
 	}
 
+	// --follow through a proxy that can play a node gone away (503).
+	target, _ := url.Parse(n.URL())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var down atomic.Bool
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"error":{"code":"Unavailable","message":"the node is restarting"}}`))
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer front.Close()
 	fctx, stop := context.WithCancel(ctx)
 	var out, errb syncBuffer
 	done := make(chan int)
 	go func() {
-		done <- cli.Run(fctx, []string{"--server", n.URL(), "--token", n.Token(), "table", "changes", "orders", "--from", next, "--follow", "-o", "json"}, strings.NewReader(""), &out, &errb)
+		done <- cli.Run(fctx, []string{"--server", front.URL, "--token", n.Token(), "table", "changes", "orders", "--from", next, "--follow", "-o", "json"}, strings.NewReader(""), &out, &errb)
 	}()
 	nodetest.Eventually(t, 5*time.Second, "the MODIFY", func() bool { return strings.Contains(out.String(), `"MODIFY"`) })
+	down.Store(true)
+	nodetest.Eventually(t, 5*time.Second, "--follow to say it asks again", func() bool { return strings.Contains(errb.String(), "asking again") })
 	if err := c.DeleteItem(ctx, "orders", json.RawMessage(`{"id":"a"}`), 0); err != nil {
 		t.Fatal(err)
 	}
-	nodetest.Eventually(t, 5*time.Second, "the REMOVE made after --follow began", func() bool { return strings.Contains(out.String(), `"REMOVE"`) })
+	down.Store(false)
+	nodetest.Eventually(t, 5*time.Second, "the REMOVE made after --follow began, once the node is back", func() bool { return strings.Contains(out.String(), `"REMOVE"`) })
 	stop()
 	if code := <-done; code != 0 {
 		t.Fatalf("--follow interrupted: exit %d, %s", code, errb.String())
