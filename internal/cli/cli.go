@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -148,4 +149,17 @@ hold (--if-absent, --if-revision), nothing changed.`,
 	root.AddCommand(newTable(e), newObj(e)) // data.go
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	return root
+}
+
+// pause waits for d, or until ctx ends; it reports whether ctx is still
+// live.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

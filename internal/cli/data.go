@@ -311,10 +311,8 @@ func newTableChanges(e *env) *cobra.Command {
 					}
 					// A node restarting, or between nodes: wait and ask again.
 					fmt.Fprintf(e.stderr, "changes: %v; asking again in %v\n", err, followRetry)
-					select {
-					case <-cmd.Context().Done():
+					if !pause(cmd.Context(), followRetry) {
 						return nil
-					case <-time.After(followRetry):
 					}
 					continue
 				}
@@ -340,12 +338,8 @@ func newTableChanges(e *env) *cobra.Command {
 					}
 					return nil
 				}
-				if len(p.Changes) < n {
-					select {
-					case <-cmd.Context().Done():
-						return nil
-					case <-time.After(followEvery):
-					}
+				if len(p.Changes) < n && !pause(cmd.Context(), followEvery) {
+					return nil
 				}
 			}
 		},

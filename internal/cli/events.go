@@ -61,10 +61,8 @@ func invokeAsync(cmd *cobra.Command, e *env, name, qualifier string, payload []b
 		if err == nil && inv.Status != api.AsyncQueued {
 			return printInvocation(e, inv)
 		}
-		select {
-		case <-ctx.Done():
+		if !pause(ctx, 200*time.Millisecond) {
 			return fmt.Errorf("invocation %s is still queued after %s: %w", id, a.timeout, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

@@ -211,10 +211,8 @@ func newWfRun(e *env) *cobra.Command {
 				if x.Status != "RUNNING" {
 					return printOutcome(e, x)
 				}
-				select {
-				case <-ctx.Done():
+				if !pause(ctx, delay) {
 					return ctx.Err()
-				case <-time.After(delay):
 				}
 				delay = min(delay*2, time.Second)
 			}
