@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"github.com/nimbus-run/nimbus/internal/cli"
 	"github.com/nimbus-run/nimbus/internal/node"
 	"github.com/nimbus-run/nimbus/internal/node/nodetest"
+	"github.com/nimbus-run/nimbus/internal/testutil"
 )
 
 // TestCLITables drives `nimbus table` against a node: create, ls, put
@@ -397,7 +397,7 @@ func TestCLITableChanges(t *testing.T) {
 	}))
 	defer front.Close()
 	fctx, stop := context.WithCancel(ctx)
-	var out, errb syncBuffer
+	var out, errb testutil.SyncBuffer
 	done := make(chan int)
 	go func() {
 		done <- cli.Run(fctx, []string{"--server", front.URL, "--token", n.Token(), "table", "changes", "orders", "--from", next, "--follow", "-o", "json"}, strings.NewReader(""), &out, &errb)
@@ -419,22 +419,4 @@ func TestCLITableChanges(t *testing.T) {
 			t.Fatalf("--follow -o json printed %q, want a JSON object per line", l)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
