@@ -168,23 +168,7 @@ func run(ctx context.Context, c *call) (any, error) {
 	case "changes":
 		return t.Changes(ctx, c.From, c.Limit)
 	case "obj_put":
-		var opts []sdk.ObjectOption
-		if c.ContentType != "" {
-			opts = append(opts, sdk.ContentType(c.ContentType))
-		}
-		for k, v := range c.Meta {
-			opts = append(opts, sdk.Metadata(k, v))
-		}
-		for k, v := range c.Headers {
-			opts = append(opts, sdk.ObjectHeader(k, v))
-		}
-		if c.IfAbsent {
-			opts = append(opts, sdk.PutIfAbsent())
-		}
-		if c.IfMatch != "" {
-			opts = append(opts, sdk.PutIfMatch(c.IfMatch))
-		}
-		return b.Put(ctx, c.Object, c.Body, opts...)
+		return b.Put(ctx, c.Object, c.Body, c.objectOptions()...)
 	case "obj_get":
 		return b.Get(ctx, c.Object)
 	case "obj_get_range":
@@ -198,20 +182,7 @@ func run(ctx context.Context, c *call) (any, error) {
 	case "obj_copy":
 		return b.Copy(ctx, c.SrcBucket, c.SrcObject, c.Object)
 	case "obj_upload":
-		var opts []sdk.ObjectOption
-		if c.ContentType != "" {
-			opts = append(opts, sdk.ContentType(c.ContentType))
-		}
-		for k, v := range c.Meta {
-			opts = append(opts, sdk.Metadata(k, v))
-		}
-		if c.IfAbsent {
-			opts = append(opts, sdk.PutIfAbsent())
-		}
-		if c.IfMatch != "" {
-			opts = append(opts, sdk.PutIfMatch(c.IfMatch))
-		}
-		return b.Upload(ctx, c.Object, &pattern{size: c.Size, failAt: c.FailAt}, opts...)
+		return b.Upload(ctx, c.Object, &pattern{size: c.Size, failAt: c.FailAt}, c.objectOptions()...)
 	case "obj_read":
 		// Reads the object through Open, answering its size and CRC-32;
 		// with replace_at, replaces it (one byte) once that many bytes
@@ -276,6 +247,27 @@ func run(ctx context.Context, c *call) (any, error) {
 		return map[string]any{"url": u, "expires": exp}, nil
 	}
 	return nil, &sdk.Error{Type: "BadOp", Message: "unknown op " + c.Op}
+}
+
+// objectOptions are the call's options of an object put or upload.
+func (c *call) objectOptions() []sdk.ObjectOption {
+	var opts []sdk.ObjectOption
+	if c.ContentType != "" {
+		opts = append(opts, sdk.ContentType(c.ContentType))
+	}
+	for k, v := range c.Meta {
+		opts = append(opts, sdk.Metadata(k, v))
+	}
+	for k, v := range c.Headers {
+		opts = append(opts, sdk.ObjectHeader(k, v))
+	}
+	if c.IfAbsent {
+		opts = append(opts, sdk.PutIfAbsent())
+	}
+	if c.IfMatch != "" {
+		opts = append(opts, sdk.PutIfMatch(c.IfMatch))
+	}
+	return opts
 }
 
 // pattern yields size bytes, byte i being Pattern(i), made as they are
