@@ -185,6 +185,9 @@ type Service struct {
 	uploads    jetstream.ObjectStore
 	uploadsKV  jetstream.KeyValue
 	uploadsStr jetstream.Stream
+	// partsH reads and writes the parts of uploads; its
+	// name index lists one upload's parts.
+	partsH *bucketHandle
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -297,6 +300,9 @@ func (s *Service) Stop(ctx context.Context) error {
 	}
 	for name := range s.stores {
 		s.closeBucket(name)
+	}
+	if s.partsH != nil {
+		s.partsH.closeIndex()
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})

@@ -48,9 +48,12 @@ var indexIdle = 10 * time.Minute
 func (s *Service) dropIdleIndexes() {
 	now := time.Now()
 	s.mu.RLock()
-	buckets := make([]*bucketHandle, 0, len(s.stores))
+	buckets := make([]*bucketHandle, 0, len(s.stores)+1)
 	for _, h := range s.stores {
 		buckets = append(buckets, h)
+	}
+	if s.partsH != nil {
+		buckets = append(buckets, s.partsH)
 	}
 	tables := make([]*tableHandle, 0, len(s.open))
 	for _, h := range s.open {

@@ -307,3 +307,54 @@ func listKeys(t *testing.T, s *Service) []string {
 	}
 	return keys
 }
+
+// BenchmarkListParts lists one upload's 50 parts among 5,000 parts of 100
+// uploads in progress, through the uploads store's name index and by
+// reading every part's info (the listing before the index).
+func BenchmarkListParts(b *testing.B) {
+	ctx := context.Background()
+	s, _ := twoNodes(b)
+	if _, _, err := s.PutBucket(ctx, "files"); err != nil {
+		b.Fatal(err)
+	}
+	var last *Upload
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for range 100 {
+		u, err := s.CreateUpload(ctx, "files", "big.bin", PutObjectOptions{}, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for n := 1; n <= 50; n++ {
+			g.Go(func() error {
+				_, err := s.UploadPart(gctx, "files", "big.bin", u.ID, n, strings.NewReader("part"), 4, PartOptions{})
+				return err
+			})
+		}
+		last = u
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		list func() (int, error)
+	}{
+		{"index", func() (int, error) { ps, err := s.Parts(ctx, "files", "big.bin", last.ID); return len(ps), err }},
+		{"full", func() (int, error) {
+			l, err := listAll(ctx, s.partsH, ListOptions{Prefix: last.ID + "/", Limit: MaxParts + 1})
+			if err != nil {
+				return 0, err
+			}
+			return len(l.Objects), nil
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if n, err := c.list(); err != nil || n != 50 {
+					b.Fatalf("%d parts, %v; want 50", n, err)
+				}
+			}
+		})
+	}
+}
