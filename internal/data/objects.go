@@ -93,6 +93,8 @@ type ObjectInfo struct {
 	nuid   string
 	chunks uint32
 	parts  string // the part sizes of a multipart object (partsLayout)
+	// chunkSeqs are the chunks' stream sequences (chunkseqs.go).
+	chunkSeqs string
 }
 
 // SHA256 returns the SHA-256 of the object's bytes, from its digest; nil
@@ -317,6 +319,8 @@ func infoOf(bucket string, oi *jetstream.ObjectInfo) *ObjectInfo {
 			o.parts = v
 		case k == metaChecksum:
 			o.Checksum = v
+		case k == metaChunkSeqs:
+			o.chunkSeqs = v
 		case strings.HasPrefix(k, metaUserPrefix):
 			if o.Metadata == nil {
 				o.Metadata = map[string]string{}

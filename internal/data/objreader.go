@@ -130,9 +130,12 @@ func (h *bucketHandle) open(ctx context.Context, info *ObjectInfo, start, length
 	var index uint32
 	skip := start
 	if start > 0 {
-		var err error
-		if seq, index, skip, err = h.seek(ctx, subj, start); err != nil {
-			return nil, err
+		var ok bool
+		if seq, index, skip, ok = chunkAt(info.chunkSeqs, info.chunks, start); !ok {
+			var err error
+			if seq, index, skip, err = h.seek(ctx, subj, start); err != nil {
+				return nil, err
+			}
 		}
 	}
 	r := &chunkStream{ctx: ctx, h: h, key: info.Key, nuid: info.nuid, subj: subj, first: seq, next: index, chunks: info.chunks,
@@ -218,11 +221,13 @@ type chunkStream struct {
 	done    func() // deletes its consumer
 	last    uint64 // stream sequence of the last chunk read
 	stalls  int    // stall checks in a row that found the object unchanged
-	name    string
-	skip    int64 // bytes of the first chunk to drop
-	left    int64 // bytes still to return
-	buf     []byte
-	err     error
+	// restarts counts the consumers started anew with no chunk read yet.
+	restarts int
+	name     string
+	skip     int64 // bytes of the first chunk to drop
+	left     int64 // bytes still to return
+	buf      []byte
+	err      error
 }
 
 // stallRestart is how many stall checks in a row that find the object
@@ -337,6 +342,11 @@ func (r *chunkStream) nextMsg() (jetstream.Msg, error) {
 			if err != nil {
 				return nil, fmt.Errorf("read %s: %w", r.name, err)
 			}
+			// A read that starts inside the object starts at the chunk
+			// it was positioned at (chunkAt, seek), or not at all.
+			if r.last == 0 && r.first != 0 && md.Sequence.Stream != r.first {
+				return nil, fmt.Errorf("read %s: its chunk %d is not at stream sequence %d: %w", r.name, r.next, r.first, io.ErrUnexpectedEOF)
+			}
 			// The chunks after this one, and this one's index, must
 			// add up to the object's count.
 			if r.counted && uint64(r.next)+1+md.NumPending != uint64(r.chunks) {
@@ -365,7 +375,14 @@ func (r *chunkStream) nextMsg() (jetstream.Msg, error) {
 			continue
 		}
 		// It is there, and the consumer has delivered nothing for
-		// stallRestart checks: resume on a new one.
+		// stallRestart checks: resume on a new one. A read positioned
+		// inside the object that gets no chunk at all from a few
+		// consumers in turn is missing the chunk it starts at.
+		if r.last == 0 && r.first != 0 {
+			if r.restarts++; r.restarts > stallRestart {
+				return nil, fmt.Errorf("read %s: no chunk at stream sequence %d, where its chunk %d was: %w", r.name, r.first, r.next, io.ErrUnexpectedEOF)
+			}
+		}
 		r.stalls = 0
 		r.stop()
 		from := r.last + 1

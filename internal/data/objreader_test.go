@@ -84,7 +84,14 @@ func TestReaderCountsChunks(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, h, info, want := putBlob(ctx, t, 3*ChunkSize+100) // four chunks, the last one short
-	read := func(start, length int64) ([]byte, error) {
+	if info.chunkSeqs == "" {
+		t.Fatal("the writer kept no chunk sequences")
+	}
+	// An object another NATS client wrote keeps none: its range reads
+	// are positioned by scanning the chunks.
+	scanned := *info
+	scanned.chunkSeqs = ""
+	readOf := func(info *ObjectInfo, start, length int64) ([]byte, error) {
 		body, err := h.open(ctx, info, start, length)
 		if err != nil {
 			return nil, err
@@ -92,6 +99,7 @@ func TestReaderCountsChunks(t *testing.T) {
 		defer body.Close()
 		return io.ReadAll(body)
 	}
+	read := func(start, length int64) ([]byte, error) { return readOf(info, start, length) }
 	// Intact, whole and from the third chunk.
 	if got, err := read(0, info.Size); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("whole read: %d bytes, %v", len(got), err)
@@ -116,8 +124,16 @@ func TestReaderCountsChunks(t *testing.T) {
 	if len(got) != 0 {
 		t.Fatalf("the failed read returned %d bytes", len(got))
 	}
-	if _, err := read(2*ChunkSize+5, 10); !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Fatalf("range read of an object missing a chunk: %v", err)
+	if _, err := read(5, ChunkSize+10); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("range read across the lost chunk: %v", err)
+	}
+	if _, err := readOf(&scanned, 2*ChunkSize+5, 10); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("range read after the lost chunk, positioned by a scan: %v", err)
+	}
+	// Positioned by its sequence, the third chunk is found where it is:
+	// its bytes are intact.
+	if got, err := read(2*ChunkSize+5, 10); err != nil || !bytes.Equal(got, want[2*ChunkSize+5:2*ChunkSize+15]) {
+		t.Fatalf("range read after the lost chunk, positioned by its sequence: %d bytes, %v", len(got), err)
 	}
 	if d := time.Since(start); d >= stallCheck {
 		t.Fatalf("the reads took %v to fail: they waited for the chunk", d)

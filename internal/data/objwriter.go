@@ -95,6 +95,7 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 		pending []jetstream.PubAckFuture
 		chunks  uint32
 		total   uint64
+		seqs    chunkSeqs // of the chunks acknowledged
 	)
 	fail := func(err error) (*ObjectInfo, error) {
 		// Remove what was stored, once the chunks in flight have landed.
@@ -132,16 +133,20 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 		chunks++
 		total += uint64(len(buf))
 		if len(pending) == putWindow {
-			if err := waitAck(ctx, pending[0]); err != nil {
+			seq, err := waitAck(ctx, pending[0])
+			if err != nil {
 				return fail(fmt.Errorf("put %s/%s: %w", h.name, key, err))
 			}
+			seqs.add(seq)
 			pending = append(pending[:0], pending[1:]...)
 		}
 	}
 	for len(pending) > 0 {
-		if err := waitAck(ctx, pending[0]); err != nil {
+		seq, err := waitAck(ctx, pending[0])
+		if err != nil {
 			return fail(fmt.Errorf("put %s/%s: %w", h.name, key, err))
 		}
+		seqs.add(seq)
 		pending = pending[1:]
 	}
 	if size >= 0 && int64(total) != size {
@@ -159,6 +164,11 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 	if cond != nil && cond.Checksum != nil {
 		if c := cond.Checksum(); c != "" {
 			meta[metaChecksum] = c
+		}
+	}
+	if chunks > 1 {
+		if v := seqs.String(); v != "" {
+			meta[metaChunkSeqs] = v
 		}
 	}
 	info := &jetstream.ObjectInfo{
@@ -278,18 +288,20 @@ func (s *uploadSlot) release() {
 	}
 }
 
-func waitAck(ctx context.Context, f jetstream.PubAckFuture) error {
+// waitAck waits for a chunk's acknowledgement and returns the chunk's
+// stream sequence.
+func waitAck(ctx context.Context, f jetstream.PubAckFuture) (uint64, error) {
 	t := time.NewTimer(ackWait)
 	defer t.Stop()
 	select {
-	case <-f.Ok():
-		return nil
+	case ack := <-f.Ok():
+		return ack.Sequence, nil
 	case err := <-f.Err():
-		return err
+		return 0, err
 	case <-ctx.Done():
-		return ctx.Err()
+		return 0, ctx.Err()
 	case <-t.C:
-		return errors.New("no acknowledgement from JetStream")
+		return 0, errors.New("no acknowledgement from JetStream")
 	}
 }
 
