@@ -212,19 +212,23 @@ type BatchItemResult struct {
 	Error    string `json:"error,omitempty"`
 }
 
-// TableChange is one change of a table, as its change stream and table
-// triggers carry it (docs/data.md): EventName is INSERT, MODIFY or REMOVE.
+// TableChange is one change of a table, as table triggers get it in their
+// batch's Records and GET /api/v1/tables/{table}/changes reads it
+// (docs/data.md): EventName is INSERT, MODIFY or REMOVE.
 type TableChange struct {
-	EventID   string                     `json:"eventID"`
-	EventName string                     `json:"eventName"`
-	Table     string                     `json:"table"`
-	Keys      map[string]json.RawMessage `json:"keys"`
-	OldImage  json.RawMessage            `json:"old_image,omitempty"`
-	NewImage  json.RawMessage            `json:"new_image,omitempty"`
-	Revision  uint64                     `json:"revision"`
-	Time      time.Time                  `json:"time"`
+	EventID     string                     `json:"eventID"`
+	EventName   string                     `json:"eventName"`
+	EventSource string                     `json:"eventSource"`
+	Table       string                     `json:"table"`
+	Keys        map[string]json.RawMessage `json:"keys"`
+	OldImage    json.RawMessage            `json:"old_image,omitempty"`
+	NewImage    json.RawMessage            `json:"new_image,omitempty"`
+	Revision    uint64                     `json:"revision"`
+	Time        time.Time                  `json:"time"`
 	// Reason is "ttl" for an item removed because its TTL passed.
 	Reason string `json:"reason,omitempty"`
+	// Redelivered marks a trigger's batch delivered before.
+	Redelivered bool `json:"redelivered,omitempty"`
 }
 
 // ChangePage is the body of GET /api/v1/tables/{table}/changes: changes

@@ -627,14 +627,15 @@ func (b *BucketRef) Presign(ctx context.Context, method, key string, expires tim
 // holds in Records (decode the event into struct{ Records []sdk.TableChange })
 // and what Changes reads. EventName is INSERT, MODIFY or REMOVE.
 type TableChange struct {
-	EventID   string                     `json:"eventID"`
-	EventName string                     `json:"eventName"`
-	Table     string                     `json:"table"`
-	Keys      map[string]json.RawMessage `json:"keys"`
-	OldImage  json.RawMessage            `json:"old_image,omitempty"`
-	NewImage  json.RawMessage            `json:"new_image,omitempty"`
-	Revision  uint64                     `json:"revision"`
-	Time      time.Time                  `json:"time"`
+	EventID     string                     `json:"eventID"`
+	EventName   string                     `json:"eventName"`
+	EventSource string                     `json:"eventSource"` // nimbus:table
+	Table       string                     `json:"table"`
+	Keys        map[string]json.RawMessage `json:"keys"`
+	OldImage    json.RawMessage            `json:"old_image,omitempty"`
+	NewImage    json.RawMessage            `json:"new_image,omitempty"`
+	Revision    uint64                     `json:"revision"`
+	Time        time.Time                  `json:"time"`
 	// Reason is "ttl" for an item removed because its TTL passed.
 	Reason string `json:"reason,omitempty"`
 	// Redelivered marks a trigger's batch delivered before.

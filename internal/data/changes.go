@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/nimbus-run/nimbus/api"
 	"github.com/nimbus-run/nimbus/internal/invoke"
 	"github.com/nimbus-run/nimbus/internal/store"
 )
@@ -39,20 +40,8 @@ const (
 	EventObjectRemoved = "ObjectRemoved"
 )
 
-// TableChange is one change of a table.
-type TableChange struct {
-	ID        string                     `json:"eventID"`
-	Name      string                     `json:"eventName"`
-	Source    string                     `json:"eventSource"`
-	Table     string                     `json:"table"`
-	Keys      map[string]json.RawMessage `json:"keys"`
-	OldImage  json.RawMessage            `json:"old_image,omitempty"`
-	NewImage  json.RawMessage            `json:"new_image,omitempty"`
-	Revision  uint64                     `json:"revision"`
-	Time      time.Time                  `json:"time"`
-	Reason    string                     `json:"reason,omitempty"` // "ttl" for expiries
-	Redeliver bool                       `json:"redelivered,omitempty"`
-}
+// TableChange is one change of a table, in the node API's shape.
+type TableChange = api.TableChange
 
 // ObjectEvent is one change of a bucket.
 type ObjectEvent struct {
@@ -76,7 +65,7 @@ func (h *tableHandle) change(subject string, hdr nats.Header, body []byte, seq u
 		return nil, err
 	}
 	c := &TableChange{
-		ID: h.def.Name + "-" + strconv.FormatUint(seq, 10), Source: "nimbus:table", Table: h.def.Name,
+		EventID: h.def.Name + "-" + strconv.FormatUint(seq, 10), EventSource: "nimbus:table", Table: h.def.Name,
 		Keys: map[string]json.RawMessage{h.def.Key: pk.JSON()}, Revision: seq, Time: t.UTC(), Reason: hdr.Get(hReason),
 	}
 	if sk != nil {
@@ -85,16 +74,16 @@ func (h *tableHandle) change(subject string, hdr nats.Header, body []byte, seq u
 	op := hdr.Get(hKVOperation)
 	switch {
 	case op == opDel || op == opPurge || hdr.Get(jetstream.MarkerReasonHeader) != "":
-		c.Name = EventRemove
+		c.EventName = EventRemove
 		if len(body) > 0 {
 			c.OldImage = json.RawMessage(body)
 		}
 	default:
 		item, old, found := bytes.Cut(body, []byte{'\n'})
 		c.NewImage = json.RawMessage(item)
-		c.Name = EventInsert
+		c.EventName = EventInsert
 		if found {
-			c.Name, c.OldImage = EventModify, json.RawMessage(old)
+			c.EventName, c.OldImage = EventModify, json.RawMessage(old)
 		}
 	}
 	return c, nil
@@ -434,7 +423,7 @@ func (t *Trigger) records(msgs []jetstream.Msg) []any {
 			if err != nil {
 				continue
 			}
-			c.Redeliver = redelivered
+			c.Redelivered = redelivered
 			out = append(out, c)
 			continue
 		}

@@ -163,8 +163,8 @@ func checkChanges(t *testing.T, recs []data.TableChange, want int) {
 			case 4:
 				wantName = data.EventRemove
 			}
-			if c.Name != wantName {
-				t.Fatalf("key %s change %d is %s, want %s", k, i, c.Name, wantName)
+			if c.EventName != wantName {
+				t.Fatalf("key %s change %d is %s, want %s", k, i, c.EventName, wantName)
 			}
 			if i > 0 {
 				if c.Revision <= cs[i-1].Revision {

@@ -394,10 +394,9 @@ func (a *API) changes(w http.ResponseWriter, r *http.Request) {
 		gateway.WriteError(w, err)
 		return
 	}
-	out := api.ChangePage{Changes: make([]api.TableChange, len(cs))}
-	for i, c := range cs {
-		out.Changes[i] = api.TableChange{EventID: c.ID, EventName: c.Name, Table: c.Table, Keys: c.Keys,
-			OldImage: c.OldImage, NewImage: c.NewImage, Revision: c.Revision, Time: c.Time, Reason: c.Reason}
+	out := api.ChangePage{Changes: cs}
+	if out.Changes == nil {
+		out.Changes = []api.TableChange{}
 	}
 	if len(cs) > 0 {
 		out.Next = cs[len(cs)-1].Revision + 1
