@@ -96,7 +96,15 @@ type Config struct {
 	// completions) that run at once; more wait their turn, their bodies
 	// unread (default DefaultMaxUploads).
 	MaxUploads int
+	// OrphanAge is how old the newest chunk of a put that no object names
+	// must be before the node purges the put's chunks (orphans.go); a put
+	// fails rather than leave its chunks alone for half of it (default
+	// DefaultOrphanAge).
+	OrphanAge time.Duration
 }
+
+// DefaultOrphanAge is OrphanAge's default.
+const DefaultOrphanAge = 24 * time.Hour
 
 // DefaultMaxUploads is MaxUploads' default. Each running upload holds
 // some 10 MB (chunks read, hashed and in flight); on two cores eight
@@ -112,6 +120,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxUploads <= 0 {
 		c.MaxUploads = DefaultMaxUploads
+	}
+	if c.OrphanAge <= 0 {
+		c.OrphanAge = DefaultOrphanAge
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -237,16 +248,17 @@ func (s *Service) Start(ctx context.Context) error {
 		s.apply(e)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.watch()
 	go s.sweepLoop()
+	go s.orphanLoop()
 	if s.cfg.SoleWriter {
 		s.thisRun.start()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer s.thisRun.stop()
-			s.sweepOrphans(s.ctx)
+			s.sweepOrphans(s.ctx, 0)
 		}()
 	}
 	return nil

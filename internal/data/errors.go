@@ -37,6 +37,9 @@ var (
 	ErrPreconditionFailed error = kindError{"precondition failed", nil}
 	// ErrTooLarge: an item or object over its limit.
 	ErrTooLarge error = kindError{"too large", function.ErrPayloadTooBig}
+	// ErrBusy: an upload that waited for its turn (Config.MaxUploads)
+	// longer than a put may keep its first chunk waiting (Config.OrphanAge).
+	ErrBusy error = kindError{"too many uploads in progress", function.ErrUnavailable}
 	// ErrBadSignature: a presigned URL that was tampered with or expired.
 	ErrBadSignature error = kindError{"bad or expired signature", nil}
 )

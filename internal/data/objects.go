@@ -64,6 +64,9 @@ type bucketHandle struct {
 	thisRun *putsThisRun
 	// slots bounds the uploads that run at once (Config.MaxUploads).
 	slots *uploadSlots
+	// maxWait is how long a put may leave its chunks alone:
+	// Config.OrphanAge/2 (orphans.go).
+	maxWait time.Duration
 }
 
 // metaSubject is the subject of the infos of the object named key.
@@ -287,7 +290,7 @@ func (s *Service) bucket(ctx context.Context, name string) (*bucketHandle, error
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", name, err)
 	}
-	h = &bucketHandle{def: def, js: s.js, obs: obs, stream: stream, name: name, store: StoreName(name), log: s.log, thisRun: &s.thisRun, slots: s.slots}
+	h = &bucketHandle{def: def, js: s.js, obs: obs, stream: stream, name: name, store: StoreName(name), log: s.log, thisRun: &s.thisRun, slots: s.slots, maxWait: s.cfg.OrphanAge / 2}
 	s.mu.Lock()
 	if s.buckets[name] == def {
 		s.stores[name] = h

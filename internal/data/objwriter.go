@@ -96,6 +96,7 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 		chunks  uint32
 		total   uint64
 		seqs    chunkSeqs // of the chunks acknowledged
+		last    time.Time // when the last chunk was published
 	)
 	fail := func(err error) (*ObjectInfo, error) {
 		// Remove what was stored, once the chunks in flight have landed.
@@ -106,6 +107,14 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 		}
 		h.purge(cctx, subj)
 		return nil, err
+	}
+	// A put that leaves its chunks alone for longer than maxWait would look
+	// unfinished to the sweep (orphans.go), which may have purged them.
+	idle := func() error {
+		if d := time.Since(last); chunks > 0 && d > h.maxWait {
+			return fmt.Errorf("put %s/%s: %v since its last chunk, longer than an unfinished put is kept", h.name, key, d.Round(time.Second))
+		}
+		return nil
 	}
 	for {
 		buf, err := body.next(ctx)
@@ -119,11 +128,23 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 			return fail(fmt.Errorf("put %s/%s: reading the body: %w", h.name, key, err))
 		}
 		if chunks == 1 {
-			if err := slot.take(ctx); err != nil {
+			// Its first chunk is published: see idle.
+			wctx, cancel := context.WithTimeoutCause(ctx, h.maxWait, ErrBusy)
+			err := slot.take(wctx)
+			cancel()
+			if err != nil {
 				recycle(buf)
+				if context.Cause(wctx) == ErrBusy && ctx.Err() == nil {
+					err = wrapf(ErrBusy, "waited %v for one of the uploads running to end", h.maxWait)
+				}
 				return fail(fmt.Errorf("put %s/%s: waiting to run: %w", h.name, key, err))
 			}
 		}
+		if err := idle(); err != nil {
+			recycle(buf)
+			return fail(err)
+		}
+		last = time.Now()
 		f, err := h.js.PublishMsgAsync(&nats.Msg{Subject: subj, Data: buf})
 		body.hash(buf) // published: the connection has its own copy
 		if err != nil {
@@ -151,6 +172,9 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 	}
 	if size >= 0 && int64(total) != size {
 		return fail(invalid("body", "the body is %d bytes, %d were announced", total, size))
+	}
+	if err := idle(); err != nil {
+		return fail(err)
 	}
 	sums := body.sums()
 	if sums.MD5 != nil {

@@ -3,9 +3,11 @@ package data
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -16,13 +18,22 @@ import (
 // names them (by their subject's NUID); a put that fails purges what it
 // published, but one whose node is killed (kill -9, a crash, power loss)
 // leaves its chunks behind, named by no info: invisible, never read, and
-// never removed, a multipart completion's as much as a put's. A sole
-// writer (Config.SoleWriter: the node embeds its NATS server and nobody
-// else writes) knows that every put in progress is its own, so once
-// started it purges, in every bucket, the chunks that no info names and
-// that no put of this run published (putsThisRun records those while the
-// sweep runs). Nodes sharing a cluster leave them: another node's put in
-// progress looks the same.
+// never removed, a multipart completion's as much as a put's; so does a
+// purge that failed (bucketHandle.purge). Two sweeps remove them:
+//
+//   - A sole writer (Config.SoleWriter: the node embeds its NATS server and
+//     nobody else writes) knows that every put in progress is its own, so
+//     once started it purges, in every bucket, the chunks that no info
+//     names and that no put of this run published (putsThisRun records
+//     those while the sweep runs).
+//
+//   - Every node, sole writer or not, sweeps every Config.OrphanAge/2 the
+//     chunks that no info names and whose newest chunk is older than
+//     OrphanAge (default a day), by the time the stream stored it. Another
+//     node's put in progress looks the same but for its age: a put never
+//     leaves its chunks alone that long, as it fails once it has waited
+//     OrphanAge/2 since it published its last chunk (put), and a body
+//     that sends nothing fails far sooner (httpbody).
 
 // putsThisRun records the NUIDs of the puts begun while the sweep runs.
 type putsThisRun struct {
@@ -64,30 +75,53 @@ func (p *putsThisRun) has(id string) bool {
 }
 
 // sweepOrphans purges, in every bucket, the chunks that no object info
-// names and no put of this run published; it returns how many objects'
-// worth (chunk subjects) it purged. Only a sole writer may run it, and
+// names and no put of this run published and, with age > 0, whose newest
+// chunk is older than age; it returns how many objects' worth (chunk
+// subjects) it purged. Without an age only a sole writer may run it, and
 // only while this run's puts are recorded from before the first of them
 // (Start): a put begun before the record would look like an orphan.
-func (s *Service) sweepOrphans(ctx context.Context) int {
+func (s *Service) sweepOrphans(ctx context.Context, age time.Duration) int {
 	n := 0
 	for _, d := range s.Buckets() {
 		h, err := s.bucket(ctx, d.Name)
 		if err != nil {
 			continue
 		}
-		c, err := h.sweepOrphans(ctx)
+		c, err := h.sweepOrphans(ctx, age, s.cfg.Now())
 		n += c
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("data: sweeping chunks of unfinished puts failed", "bucket", d.Name, "err", err)
 		}
 	}
 	if n > 0 {
-		s.log.Info("data: purged the chunks of puts a previous run did not finish", "objects", n)
+		if age > 0 {
+			s.log.Info("data: purged the chunks of puts that did not finish", "objects", n, "older than", age)
+		} else {
+			s.log.Info("data: purged the chunks of puts a previous run did not finish", "objects", n)
+		}
 	}
 	return n
 }
 
-func (h *bucketHandle) sweepOrphans(ctx context.Context) (int, error) {
+// orphanLoop runs the sweep by age every OrphanAge/2, the first a minute
+// after the start (at most).
+func (s *Service) orphanLoop() {
+	defer s.wg.Done()
+	every := s.cfg.OrphanAge / 2
+	t := time.NewTimer(min(every, time.Minute))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			s.sweepOrphans(s.ctx, s.cfg.OrphanAge)
+			t.Reset(every)
+		}
+	}
+}
+
+func (h *bucketHandle) sweepOrphans(ctx context.Context, age time.Duration, now time.Time) (int, error) {
 	prefix := "$O." + h.store + ".C."
 	info, err := h.stream.Info(ctx, jetstream.WithSubjectFilter(prefix+">"))
 	if err != nil {
@@ -120,6 +154,20 @@ func (h *bucketHandle) sweepOrphans(ctx context.Context) (int, error) {
 		// were read: it is recorded from before its first chunk.
 		if id := strings.TrimPrefix(subj, prefix); named[id] || h.thisRun.has(id) {
 			continue
+		}
+		if age > 0 {
+			// A put in progress, here or elsewhere, published a chunk
+			// lately; its info may have come since the infos were read.
+			last, err := h.stream.GetLastMsgForSubject(ctx, subj)
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue
+			}
+			if err != nil {
+				return n, err
+			}
+			if now.Sub(last.Time) < age {
+				continue
+			}
 		}
 		if err := h.stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
 			return n, err

@@ -131,6 +131,8 @@ func toS3(err error) *s3Error {
 		return newErr(http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
 	case errors.Is(err, data.ErrNotEmpty):
 		return newErr(http.StatusConflict, "BucketNotEmpty", "The bucket you tried to delete is not empty")
+	case errors.Is(err, data.ErrBusy):
+		return newErr(http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate: %s", msg)
 	case errors.Is(err, httpbody.ErrStalled):
 		return newErr(http.StatusBadRequest, "RequestTimeout", "Your socket connection to the server was not read from or written to within the timeout period: %s", msg)
 	case errors.Is(err, data.ErrTooLarge), errors.Is(err, function.ErrPayloadTooBig):
