@@ -172,8 +172,9 @@ type Service struct {
 	js  jetstream.JetStream
 	log *slog.Logger
 
-	thisRun putsThisRun  // orphans.go
-	slots   *uploadSlots // the running uploads' (bucketHandle.put)
+	thisRun putsThisRun   // orphans.go
+	slots   *uploadSlots  // the running uploads' (bucketHandle.put)
+	purges  chan purgeJob // purges.go
 
 	meta    jetstream.KeyValue
 	watcher jetstream.KeyWatcher
@@ -213,7 +214,7 @@ func New(cfg Config, st *store.Store) *Service {
 		tables: map[string]*TableDef{}, buckets: map[string]*BucketDef{}, creds: map[string]*Principal{},
 		open: map[string]*tableHandle{}, stores: map[string]*bucketHandle{},
 		caches: map[string]*itemCache{}, budget: newCacheBudget(cfg.CacheBytes, cfg.Metrics),
-		slots: newUploadSlots(cfg.MaxUploads),
+		slots: newUploadSlots(cfg.MaxUploads), purges: make(chan purgeJob, purgeQueue),
 	}
 	s.ops = newOpMetrics(s, cfg.Metrics)
 	return s
@@ -248,10 +249,11 @@ func (s *Service) Start(ctx context.Context) error {
 		s.apply(e)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.watch()
 	go s.sweepLoop()
 	go s.orphanLoop()
+	go s.purgeLoop()
 	if s.cfg.SoleWriter {
 		s.thisRun.start()
 		s.wg.Add(1)

@@ -88,7 +88,7 @@ func (s *Service) startUploads(ctx context.Context) (err error) {
 	}
 	// No trigger reads the parts, so a part uploaded again replaces the
 	// earlier one's info at once (objhistory.go).
-	s.partsH = &bucketHandle{js: s.js, obs: s.uploads, stream: s.uploadsStr, name: UploadsBucket, store: UploadsBucket, log: s.log, slots: s.slots, maxWait: s.cfg.OrphanAge / 2}
+	s.partsH = &bucketHandle{js: s.js, obs: s.uploads, stream: s.uploadsStr, name: UploadsBucket, store: UploadsBucket, log: s.log, slots: s.slots, maxWait: s.cfg.OrphanAge / 2, purges: s.purges}
 	s.partsH.hist.floor = math.MaxUint64
 	s.uploadsKV, err = s.st.KV(ctx, jetstream.KeyValueConfig{
 		Bucket: UploadsKV, Description: "multipart uploads in progress",

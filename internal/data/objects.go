@@ -67,6 +67,8 @@ type bucketHandle struct {
 	// maxWait is how long a put may leave its chunks alone:
 	// Config.OrphanAge/2 (orphans.go).
 	maxWait time.Duration
+	// purges is the Service's purge queue (purges.go).
+	purges chan<- purgeJob
 }
 
 // metaSubject is the subject of the infos of the object named key.
@@ -290,7 +292,7 @@ func (s *Service) bucket(ctx context.Context, name string) (*bucketHandle, error
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", name, err)
 	}
-	h = &bucketHandle{def: def, js: s.js, obs: obs, stream: stream, name: name, store: StoreName(name), log: s.log, thisRun: &s.thisRun, slots: s.slots, maxWait: s.cfg.OrphanAge / 2}
+	h = &bucketHandle{def: def, js: s.js, obs: obs, stream: stream, name: name, store: StoreName(name), log: s.log, thisRun: &s.thisRun, slots: s.slots, maxWait: s.cfg.OrphanAge / 2, purges: s.purges}
 	s.mu.Lock()
 	if s.buckets[name] == def {
 		s.stores[name] = h

@@ -177,7 +177,7 @@ func (h *bucketHandle) remove(ctx context.Context, key string, check func(*jetst
 			return err
 		}
 		if old.NUID != "" {
-			h.purge(context.WithoutCancel(ctx), "$O."+h.store+".C."+old.NUID)
+			h.purgeLater(ctx, "$O."+h.store+".C."+old.NUID)
 		}
 		return nil
 	}

@@ -220,7 +220,7 @@ func (h *bucketHandle) put(ctx context.Context, key string, r io.Reader, size in
 	}
 	info.ModTime = time.Now().UTC()
 	if old != nil && !old.Deleted && old.NUID != "" {
-		h.purge(context.WithoutCancel(ctx), "$O."+h.store+".C."+old.NUID)
+		h.purgeLater(ctx, "$O."+h.store+".C."+old.NUID)
 	}
 	return infoOf(h.name, info), nil
 }
