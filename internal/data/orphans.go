@@ -95,7 +95,7 @@ func (s *Service) sweepOrphans(ctx context.Context, age time.Duration) int {
 	}
 	if n > 0 {
 		if age > 0 {
-			s.log.Info("data: purged the chunks of puts that did not finish", "objects", n, "older than", age)
+			s.log.Info("data: purged the chunks of puts that did not finish", "objects", n, "age", age)
 		} else {
 			s.log.Info("data: purged the chunks of puts a previous run did not finish", "objects", n)
 		}

@@ -3,8 +3,6 @@ package data
 import (
 	"context"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Purging the chunks of replaced and deleted objects. A put that replaces
@@ -21,7 +19,7 @@ import (
 const purgeQueue = 4096
 
 type purgeJob struct {
-	stream  jetstream.Stream
+	h       *bucketHandle
 	subject string
 }
 
@@ -33,7 +31,7 @@ func (h *bucketHandle) purgeLater(ctx context.Context, subject string) {
 	}
 	if h.purges != nil {
 		select {
-		case h.purges <- purgeJob{h.stream, subject}:
+		case h.purges <- purgeJob{h, subject}:
 			return
 		default:
 		}
@@ -49,7 +47,7 @@ func (s *Service) purgeLoop() {
 	purge := func(ctx context.Context, j purgeJob) {
 		ctx, cancel := context.WithTimeout(ctx, ackWait)
 		defer cancel()
-		j.stream.Purge(ctx, jetstream.WithPurgeSubject(j.subject)) //nolint:errcheck // see bucketHandle.purge
+		j.h.purge(ctx, j.subject)
 	}
 	for {
 		select {
