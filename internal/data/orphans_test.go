@@ -56,14 +56,7 @@ func TestOrphanedChunksSwept(t *testing.T) {
 	}
 	first.Stop(ctx)
 
-	chunks := func(h *bucketHandle) map[string]uint64 {
-		t.Helper()
-		info, err := h.stream.Info(ctx, jetstream.WithSubjectFilter("$O."+h.store+".C.>"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State.Subjects
-	}
+	chunks := func(h *bucketHandle) map[string]uint64 { return chunkSubjects(t, h) }
 	second := New(Config{SoleWriter: true}, st)
 	if err := second.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -144,14 +137,7 @@ func TestOrphansSweptByAge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunks := func() map[string]uint64 {
-		t.Helper()
-		info, err := h.stream.Info(ctx, jetstream.WithSubjectFilter("$O."+h.store+".C.>"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State.Subjects
-	}
+	chunks := func() map[string]uint64 { return chunkSubjects(t, h) }
 	publish := func(subj string) {
 		t.Helper()
 		if _, err := st.JS.Publish(ctx, subj, make([]byte, 1000)); err != nil {
@@ -234,14 +220,7 @@ func TestPutsDoNotOutwaitTheSweep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunks := func() map[string]uint64 {
-		t.Helper()
-		info, err := h.stream.Info(ctx, jetstream.WithSubjectFilter("$O."+h.store+".C.>"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State.Subjects
-	}
+	chunks := func() map[string]uint64 { return chunkSubjects(t, h) }
 	for deadline := time.Now().Add(10 * time.Second); len(chunks()) == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("put a published nothing")
@@ -284,3 +263,14 @@ func TestPutsDoNotOutwaitTheSweep(t *testing.T) {
 type readerFunc func(p []byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// chunkSubjects returns the chunk subjects of h's stream and their
+// message counts.
+func chunkSubjects(tb testing.TB, h *bucketHandle) map[string]uint64 {
+	tb.Helper()
+	info, err := h.stream.Info(context.Background(), jetstream.WithSubjectFilter("$O."+h.store+".C.>"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return info.State.Subjects
+}

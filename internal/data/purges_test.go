@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nimbus-run/nimbus/internal/store/storetest"
@@ -39,15 +38,7 @@ func TestPurgesOutliveTheirRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream := h.stream
-	subjects := func() int {
-		t.Helper()
-		info, err := stream.Info(ctx, jetstream.WithSubjectFilter("$O."+h.store+".C.>"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(info.State.Subjects)
-	}
+	subjects := func() int { return len(chunkSubjects(t, h)) }
 	var g errgroup.Group
 	g.SetLimit(8)
 	for i := range objects {
