@@ -35,7 +35,8 @@ type opMetrics struct {
 	ops       [2]*prometheus.CounterVec
 	durations [2]*prometheus.HistogramVec
 	bytes     *prometheus.CounterVec
-	names     [2]sync.Map // table or bucket name -> *nameSeries
+	orphans   prometheus.Counter // chunk subjects the sweeps purged (orphans.go)
+	names     [2]sync.Map        // table or bucket name -> *nameSeries
 }
 
 type opKind int
@@ -124,6 +125,9 @@ func newOpMetrics(s *Service, reg prometheus.Registerer) *opMetrics {
 	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "nimbus_bucket_bytes_total", Help: "Object bytes received from clients (in: puts, parts) and sent to them (out: gets).",
 	}, []string{"bucket", "direction"})
+	m.orphans = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nimbus_bucket_orphans_purged_total", Help: "Unfinished puts (a node killed mid-upload) whose chunks the sweeps purged.",
+	})
 	if reg != nil && s.slots != nil {
 		// Uploads of more than a chunk running and waiting for a slot
 		// (Config.MaxUploads): one registry may serve several services
@@ -141,6 +145,7 @@ func newOpMetrics(s *Service, reg prometheus.Registerer) *opMetrics {
 		m.durations[0] = register(reg, m.durations[0])
 		m.durations[1] = register(reg, m.durations[1])
 		m.bytes = register(reg, m.bytes)
+		m.orphans = register(reg, m.orphans)
 	}
 	return m
 }

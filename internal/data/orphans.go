@@ -93,6 +93,7 @@ func (s *Service) sweepOrphans(ctx context.Context, age time.Duration) int {
 			s.log.Warn("data: sweeping chunks of unfinished puts failed", "bucket", d.Name, "err", err)
 		}
 	}
+	s.ops.orphans.Add(float64(n))
 	if n > 0 {
 		if age > 0 {
 			s.log.Info("data: purged the chunks of puts that did not finish", "objects", n, "age", age)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nimbus-run/nimbus/internal/function"
 	"github.com/nimbus-run/nimbus/internal/store/storetest"
@@ -121,7 +122,8 @@ func TestOrphansSweptByAge(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.Open(t)
 	const age = 600 * time.Millisecond
-	s := New(Config{OrphanAge: age}, st)
+	reg := prometheus.NewRegistry()
+	s := New(Config{OrphanAge: age, Metrics: reg}, st)
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +188,20 @@ func TestOrphansSweptByAge(t *testing.T) {
 	obj.Body.Close()
 	if err != nil || !bytes.Equal(got, kept) {
 		t.Fatalf("the kept object after the sweeps: %d bytes, %v", len(got), err)
+	}
+	// Operators see what the sweeps purged.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	purged := -1.0
+	for _, mf := range mfs {
+		if mf.GetName() == "nimbus_bucket_orphans_purged_total" {
+			purged = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if purged != 2 {
+		t.Errorf("nimbus_bucket_orphans_purged_total is %v, want 2 (-1: not served)", purged)
 	}
 }
 
