@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nimbus-run/nimbus/internal/iox"
 	"github.com/nimbus-run/nimbus/internal/urlpath"
 )
 
@@ -588,10 +589,7 @@ func CopyBody(w io.Writer, body io.Reader) (int64, error) {
 					return
 				}
 			}
-			n, err := io.ReadFull(body, b)
-			if err == io.ErrUnexpectedEOF {
-				err = io.EOF
-			}
+			n, err := iox.Fill(body, b) // a body cut short is an error, not the end
 			full <- block{b[:n], err}
 			if err != nil {
 				return

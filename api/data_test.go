@@ -43,6 +43,14 @@ func TestCopyBody(t *testing.T) {
 		t.Errorf("read error: copied %d, err %v; want the 600000 bytes before it and boom", n, err)
 	}
 
+	// A body cut short (net/http's word for a response shorter than its
+	// Content-Length) is an error, not the body's end.
+	out.Reset()
+	n, err = api.CopyBody(&out, io.MultiReader(bytes.NewReader(data[:300_000]), iotest.ErrReader(io.ErrUnexpectedEOF)))
+	if !errors.Is(err, io.ErrUnexpectedEOF) || n != 300_000 {
+		t.Errorf("body cut short: copied %d, err %v; want 300000 and io.ErrUnexpectedEOF", n, err)
+	}
+
 	w := &failingWriter{after: 2}
 	n, err = api.CopyBody(w, bytes.NewReader(data))
 	if !errors.Is(err, errBoom) || n != 2*256<<10 {

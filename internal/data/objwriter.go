@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-run/nimbus/internal/httpbody"
+	"github.com/nimbus-run/nimbus/internal/iox"
 )
 
 // Writing objects. put stores an object as the object store's own Put
@@ -415,14 +416,14 @@ func (b *bodyReader) run(r io.Reader, limit int64) {
 				return
 			}
 		}
-		k, err := io.ReadFull(r, buf)
+		k, err := iox.Fill(r, buf) // io.EOF only at the end: see Fill
 		n += int64(k)
 		if n > limit {
 			recycle(buf)
 			send(filled{err: wrapf(ErrTooLarge, "object is over the limit of %d bytes", limit)})
 			return
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if errors.Is(err, io.EOF) {
 			if k == 0 {
 				recycle(buf)
 			} else if !send(filled{buf: buf[:k]}) {

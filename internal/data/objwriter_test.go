@@ -322,6 +322,12 @@ func TestFailedPutLeavesNothing(t *testing.T) {
 			func(err error) bool { return errors.Is(err, function.ErrInvalid) }},
 		{"broken off", ctx, io.MultiReader(body(3*ChunkSize+5), failing{broken}), -1, PutObjectOptions{},
 			func(err error) bool { return errors.Is(err, broken) }},
+		// What net/http's chunked reader says of a client gone mid-body:
+		// taken for the body's end, it stored the part received.
+		{"cut short", ctx, io.MultiReader(body(3*ChunkSize+5), failing{io.ErrUnexpectedEOF}), -1, PutObjectOptions{},
+			func(err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) }},
+		{"cut short at a chunk's end", ctx, io.MultiReader(body(2*ChunkSize), failing{io.ErrUnexpectedEOF}), -1, PutObjectOptions{},
+			func(err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) }},
 		{"cancelled", cancelled, io.MultiReader(body(2*ChunkSize), cancelOnRead(cancel), body(2*ChunkSize)), -1, PutObjectOptions{},
 			func(err error) bool { return errors.Is(err, context.Canceled) }},
 		{"sums refused", ctx, body(3*ChunkSize + 5), -1, PutObjectOptions{MD5ETag: true, Expect: func(Sums) error { return refused }},
