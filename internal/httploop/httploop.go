@@ -201,16 +201,16 @@ func (s *Server) serveConn(conn net.Conn) {
 		}
 		lc.n = 1<<63 - 1 // the body's own limits are the handlers'
 		_ = conn.SetReadDeadline(time.Time{})
-		if req.Header.Get("Expect") == "100-continue" {
-			// curl waits for this before it sends a large body.
-			_, _ = bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
-			if bw.Flush() != nil {
-				return
-			}
-		}
 		var body *stallBoundBody
 		if req.Body != nil && req.Body != http.NoBody {
 			body = &stallBoundBody{ReadCloser: req.Body, conn: conn}
+			if req.Header.Get("Expect") == "100-continue" {
+				// The client (curl, Go's with ExpectContinueTimeout) waits
+				// for this before it sends its body: sent when the handler
+				// first reads, so that one that answers without the body
+				// (a refused upload) has the client send none.
+				body.bw = bw
+			}
 			req.Body = body
 		}
 		req.RemoteAddr = conn.RemoteAddr().String()
@@ -220,7 +220,9 @@ func (s *Server) serveConn(conn net.Conn) {
 		// the connection can carry the next request.
 		// A body whose read failed (a stall) leaves the connection in the
 		// middle of a request: it cannot carry another.
-		keep := !req.Close && req.ProtoAtLeast(1, 1) && (body == nil || body.err == nil)
+		// A client still waiting for 100 Continue may send its body or
+		// not: the connection cannot carry another request.
+		keep := !req.Close && req.ProtoAtLeast(1, 1) && (body == nil || body.err == nil && body.bw == nil)
 		if keep {
 			if n, err := io.CopyN(io.Discard, req.Body, maxDrainBytes+1); n > maxDrainBytes || err != nil && err != io.EOF {
 				keep = false
@@ -242,10 +244,19 @@ func (s *Server) serveConn(conn net.Conn) {
 type stallBoundBody struct {
 	io.ReadCloser
 	conn net.Conn
-	err  error // the first failed read's, io.EOF aside
+	err  error         // the first failed read's, io.EOF aside
+	bw   *bufio.Writer // not nil until 100 Continue is sent, if the client waits for one
 }
 
 func (b *stallBoundBody) Read(p []byte) (int, error) {
+	if b.bw != nil {
+		_, _ = b.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+		if err := b.bw.Flush(); err != nil {
+			b.err = err
+			return 0, err
+		}
+		b.bw = nil
+	}
 	_ = b.conn.SetReadDeadline(time.Now().Add(bodyStallTimeout))
 	n, err := b.ReadCloser.Read(p)
 	_ = b.conn.SetReadDeadline(time.Time{})

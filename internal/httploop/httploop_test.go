@@ -177,3 +177,58 @@ func TestBodyStall(t *testing.T) {
 		t.Errorf("PeerGone was true for a client that is there, after the body's read")
 	}
 }
+
+// TestExpectContinue: a client that waits for 100 Continue before it
+// sends its body gets it when the handler reads the body; a handler that
+// answers without reading it (a refused upload) has its answer reach the
+// client, which then sends no body, instead of the client writing into a
+// connection the server closes (a broken pipe in place of the answer).
+func TestExpectContinue(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Start(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/refuse" {
+			http.Error(w, "no", http.StatusPreconditionFailed)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, string(b))
+	}), nil)
+	t.Cleanup(func() { s.Close() })
+
+	conn, br := dial(t, s)
+	io.WriteString(conn, "PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusContinue {
+		t.Fatalf("before the body: %v, %v; want 100 Continue", resp, err)
+	}
+	exchange(t, conn, br, "hello", "hello")
+
+	conn, br = dial(t, s)
+	io.WriteString(conn, "PUT /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+	if resp, err = http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusPreconditionFailed {
+		t.Fatalf("refused: %v, %v; want 412 at once", resp, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if !closedSoon(conn, br, 5*time.Second) {
+		t.Fatal("the connection stays open after a refusal the client may or may not send its body for")
+	}
+
+	// Go's client, streaming a large body, gets the refusal.
+	c := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 5 * time.Second}}
+	for range 3 {
+		req, _ := http.NewRequest("PUT", "http://"+s.Addr().String()+"/refuse", io.LimitReader(neverEnding{}, 64<<20))
+		req.Header.Set("Expect", "100-continue")
+		resp, err := c.Do(req)
+		if err != nil || resp.StatusCode != http.StatusPreconditionFailed {
+			t.Fatalf("streamed upload refused: %v, %v; want 412", resp, err)
+		}
+		resp.Body.Close()
+	}
+}
+
+type neverEnding struct{}
+
+func (neverEnding) Read(p []byte) (int, error) { return len(p), nil }
