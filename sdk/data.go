@@ -403,21 +403,32 @@ func (b *BucketRef) objectPath(key string) string {
 
 // Put stores body under key, replacing any object there.
 func (b *BucketRef) Put(ctx context.Context, key string, body []byte, opts ...ObjectOption) (*ObjectInfo, error) {
+	req, err := b.putRequest("put", key, opts)
+	if err != nil {
+		return nil, err
+	}
+	req.Body = body
+	if body == nil {
+		req.Body = []byte{}
+	}
+	resp, err := do(ctx, req)
+	return b.putAnswer("put", key, resp, err)
+}
+
+// putRequest is the request of a put of key with opts, but its body.
+func (b *BucketRef) putRequest(what, key string, opts []ObjectOption) (*apiRequest, error) {
 	var o objectOptions
 	for _, f := range opts {
 		f(&o)
 	}
-	req := &apiRequest{Method: "PUT", Path: b.objectPath(key), Body: body, Header: map[string]string{}}
-	if body == nil {
-		req.Body = []byte{}
-	}
+	req := &apiRequest{Method: "PUT", Path: b.objectPath(key), Header: map[string]string{}}
 	if o.contentType != "" {
 		req.Header["Content-Type"] = o.contentType
 	}
 	for k, v := range o.meta {
 		req.Header[metaPrefix+k] = v
 	}
-	if err := b.checkHeaders("put", key, o.headers); err != nil {
+	if err := b.checkHeaders(what, key, o.headers); err != nil {
 		return nil, err
 	}
 	for k, v := range o.headers {
@@ -429,13 +440,17 @@ func (b *BucketRef) Put(ctx context.Context, key string, body []byte, opts ...Ob
 	if o.ifMatch != "" {
 		req.Header["If-Match"] = o.ifMatch
 	}
-	resp, err := do(ctx, req)
+	return req, nil
+}
+
+// putAnswer reads the answer of a put (or an upload) of key.
+func (b *BucketRef) putAnswer(what, key string, resp *apiResponse, err error) (*ObjectInfo, error) {
 	if err != nil {
-		return nil, fmt.Errorf("bucket %s: put %s: %w", b.name, key, err)
+		return nil, fmt.Errorf("bucket %s: %s %s: %w", b.name, what, key, err)
 	}
 	var info ObjectInfo
 	if err := json.Unmarshal(resp.Body, &info); err != nil {
-		return nil, fmt.Errorf("bucket %s: put %s: decode answer: %w", b.name, key, err)
+		return nil, fmt.Errorf("bucket %s: %s %s: decode answer: %w", b.name, what, key, err)
 	}
 	return &info, nil
 }

@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/nimbus-run/nimbus/internal/iox"
 )
 
 // Objects bigger than a function should hold: Upload sends one in parts,
@@ -32,20 +35,31 @@ const (
 // Upload stores what r yields, up to io.EOF, under key, replacing any
 // object there, with opts as Put takes them (PutIfAbsent and PutIfMatch
 // are checked when the object is made, at the end). It holds one part of
-// UploadPartSize at a time: a body that fits in one is Put, a bigger one
-// is sent as a multipart upload, part by part, and completed. The object
-// appears whole or not at all: when r fails, a part is refused or ctx
-// ends, Upload aborts the upload (its parts are removed) and returns the
-// error. A multipart object's ETag is S3's ("<md5 of the parts' MD5s>-<parts>"),
-// and its bytes are copied once more when it is completed (docs/data.md).
+// UploadPartSize at a time: a body that fits in one is Put; a bigger one
+// a process function streams as one put (of unknown length), and a wasm
+// function, whose calls pass whole through its memory, sends as a
+// multipart upload, part by part, and completes. The object appears whole
+// or not at all: when r fails, a part is refused or ctx ends, the put
+// fails, or Upload aborts the upload (its parts are removed), and returns
+// the error. A multipart object's ETag is S3's ("<md5 of the parts'
+// MD5s>-<parts>"), and its bytes are copied once more when it is
+// completed (docs/data.md).
 func (b *BucketRef) Upload(ctx context.Context, key string, r io.Reader, opts ...ObjectOption) (*ObjectInfo, error) {
 	buf := make([]byte, UploadPartSize)
-	n, err := io.ReadFull(r, buf)
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	n, err := iox.Fill(r, buf) // io.EOF only at r's end: see Fill
+	if errors.Is(err, io.EOF) {
 		return b.Put(ctx, key, buf[:n], opts...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: upload %s: reading the body: %w", b.name, key, err)
+	}
+	if streams {
+		req, err := b.putRequest("upload", key, opts)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := putStream(ctx, req, io.MultiReader(bytes.NewReader(buf), r))
+		return b.putAnswer("upload", key, resp, err)
 	}
 	var o objectOptions
 	for _, f := range opts {
@@ -86,7 +100,7 @@ type partRef struct {
 // of r as the next ones, then completes the upload.
 func (b *BucketRef) sendParts(ctx context.Context, id string, r io.Reader, buf []byte, o *objectOptions) (*ObjectInfo, error) {
 	var parts []partRef
-	n := len(buf)
+	n, last := len(buf), false // last: r has ended
 	for {
 		var p partRef
 		resp, err := do(ctx, &apiRequest{Method: "PUT", Path: b.uploadsPath("/" + id + "/parts/" + strconv.Itoa(len(parts)+1)), Body: buf[:n]})
@@ -97,11 +111,16 @@ func (b *BucketRef) sendParts(ctx context.Context, id string, r io.Reader, buf [
 			return nil, fmt.Errorf("part %d: decode answer: %w", len(parts)+1, err)
 		}
 		parts = append(parts, p)
-		n, err = io.ReadFull(r, buf)
-		if errors.Is(err, io.EOF) {
+		if last {
 			break
 		}
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		n, err = iox.Fill(r, buf)
+		if errors.Is(err, io.EOF) {
+			if n == 0 {
+				break
+			}
+			last = true
+		} else if err != nil {
 			return nil, fmt.Errorf("reading the body: %w", err)
 		}
 	}

@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -202,6 +204,74 @@ func roundTrip(ctx context.Context, req *apiRequest) (*apiResponse, error) {
 		out.Header["Content-Length"] = strconv.FormatInt(resp.ContentLength, 10)
 	}
 	return out, nil
+}
+
+// streams says whether putStream can send a body of unknown length: a
+// process function's calls are HTTP requests, which can.
+const streams = true
+
+// putStream sends req with body streamed as its body (chunked: its length
+// unknown), on net/http, over the API's Unix socket when there is one.
+// A body that fails ends the request, and the error wraps the body's.
+func putStream(ctx context.Context, req *apiRequest, body io.Reader) (*apiResponse, error) {
+	base, tok := os.Getenv(envAPI), os.Getenv(envToken)
+	if base == "" || tok == "" {
+		return nil, fmt.Errorf("%s and %s are not set: data and event calls need the Nimbus process runtime", envAPI, envToken)
+	}
+	client := apiClient
+	if sock := os.Getenv(envAPISocket); sock != "" {
+		client, base = socketClient(sock), "http://nimbus"
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.Method, base+req.Path, body)
+	if err != nil {
+		return nil, err
+	}
+	hr.ContentLength = -1
+	for k, v := range req.Header {
+		hr.Header.Set(k, v)
+	}
+	// A put the node refuses before reading its body (a condition that
+	// does not hold) answers at once, and the body is not sent: without
+	// the wait, the answer was lost to a broken pipe as the node closed
+	// the connection on the body.
+	hr.Header.Set("Expect", "100-continue")
+	hr.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := client.Do(hr)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read answer of %s %s: %w", req.Method, req.Path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, answerError(resp.StatusCode, b)
+	}
+	return &apiResponse{Status: resp.StatusCode, Body: b}, nil
+}
+
+var (
+	sockOnce   sync.Once
+	sockClient *http.Client
+)
+
+// socketClient is apiClient over the Unix socket at path (the process's
+// one: NIMBUS_API_SOCKET does not change).
+func socketClient(path string) *http.Client {
+	sockOnce.Do(func() {
+		var d net.Dialer
+		sockClient = &http.Client{
+			CheckRedirect: apiClient.CheckRedirect,
+			Transport: &http.Transport{
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					return d.DialContext(ctx, "unix", path)
+				},
+				ExpectContinueTimeout: time.Second, // as http.DefaultTransport's, which apiClient uses
+			},
+		}
+	})
+	return sockClient
 }
 
 // A process function's table gets and puts are HTTP calls like the rest.

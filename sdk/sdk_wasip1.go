@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"time"
@@ -243,4 +245,12 @@ func tableAnswer(n int32) ([]byte, error) {
 		return nil, answerError(status, ans[2:])
 	}
 	return ans[2:], nil
+}
+
+// streams says whether putStream can send a body of unknown length: a wasm
+// function's calls pass whole through its memory, so Upload sends parts.
+const streams = false
+
+func putStream(context.Context, *apiRequest, io.Reader) (*apiResponse, error) {
+	return nil, errors.New("a wasm function cannot stream a request body")
 }

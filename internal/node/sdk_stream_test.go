@@ -32,10 +32,12 @@ func patternBytes(off, n int64) []byte {
 
 // testSDKStream stores and reads, from a function whose memory (64 MB) is
 // smaller than the object, an object of 72 MB with Bucket.Upload and
-// Bucket.Open; a small upload is a plain put; an upload whose body fails
-// or whose condition does not hold leaves no object and no upload behind;
-// a read of an object replaced meanwhile fails instead of mixing the two.
-func testSDKStream(t *testing.T, fn opsFn, c *api.Client, bucket string) {
+// Bucket.Open: a wasm function uploads it in parts (multipart), a process
+// function streams it as one put; a small upload is a plain put; an upload
+// whose body fails or whose condition does not hold leaves no object and
+// no upload behind; a read of an object replaced meanwhile fails instead
+// of mixing the two.
+func testSDKStream(t *testing.T, fn opsFn, c *api.Client, bucket string, multipart bool) {
 	ctx := context.Background()
 	const size = 72<<20 + 12345
 	want := crc32.ChecksumIEEE(patternBytes(0, size))
@@ -48,8 +50,8 @@ func testSDKStream(t *testing.T, fn opsFn, c *api.Client, bucket string) {
 
 	var info sdk.ObjectInfo
 	fn.ok(t, op{"op": "obj_upload", "bucket": bucket, "object": "big.bin", "size": size, "content_type": "application/x-big", "meta": map[string]string{"run": "1"}}, &info)
-	if info.Size != size || !strings.HasSuffix(info.ETag, "-10") || info.ContentType != "application/x-big" || info.Metadata["run"] != "1" {
-		t.Fatalf("upload = %+v, want %d bytes in 10 parts, with its type and metadata", info, size)
+	if info.Size != size || strings.HasSuffix(info.ETag, "-10") != multipart || info.ContentType != "application/x-big" || info.Metadata["run"] != "1" {
+		t.Fatalf("upload = %+v, want %d bytes (in 10 parts: %v), with its type and metadata", info, size, multipart)
 	}
 	resp, err := c.GetObject(ctx, bucket, "big.bin", "")
 	if err != nil {
@@ -106,6 +108,19 @@ func testSDKStream(t *testing.T, fn opsFn, c *api.Client, bucket string) {
 		t.Fatal("an upload whose body failed stored an object")
 	}
 	noUploads(t)
+	// A body that ends cut short (what net/http says of a download cut
+	// off, read through to Upload) is a failure, not the object's end: in
+	// the first part or a later one.
+	for _, at := range []int64{1 << 20, 20 << 20} {
+		e = fn.fail(t, op{"op": "obj_upload", "bucket": bucket, "object": "cut.bin", "size": size, "cut_at": at})
+		if !strings.Contains(e.Message, "unexpected EOF") {
+			t.Fatalf("body cut short at %d: %+v", at, e)
+		}
+		if o, err := c.HeadObject(ctx, bucket, "cut.bin"); err == nil {
+			t.Fatalf("an upload whose body was cut short at %d stored %d bytes", at, o.Size)
+		}
+		noUploads(t)
+	}
 	e = fn.fail(t, op{"op": "obj_upload", "bucket": bucket, "object": "small.bin", "size": 20 << 20, "if_absent": true})
 	if !e.Condition {
 		t.Fatalf("upload over an object with PutIfAbsent: %+v, want ErrConditionFailed", e)

@@ -56,6 +56,7 @@ type call struct {
 	Length      int64             `json:"length"`
 	Size        int64             `json:"size"`
 	FailAt      int64             `json:"fail_at"`
+	CutAt       int64             `json:"cut_at"` // the body ends with io.ErrUnexpectedEOF there
 	ReplaceAt   int64             `json:"replace_at"`
 	From        string            `json:"from"`
 
@@ -182,7 +183,7 @@ func run(ctx context.Context, c *call) (any, error) {
 	case "obj_copy":
 		return b.Copy(ctx, c.SrcBucket, c.SrcObject, c.Object)
 	case "obj_upload":
-		return b.Upload(ctx, c.Object, &pattern{size: c.Size, failAt: c.FailAt}, c.objectOptions()...)
+		return b.Upload(ctx, c.Object, &pattern{size: c.Size, failAt: c.FailAt, cutAt: c.CutAt}, c.objectOptions()...)
 	case "obj_read":
 		// Reads the object through Open, answering its size and CRC-32;
 		// with replace_at, replaces it (one byte) once that many bytes
@@ -274,17 +275,24 @@ func (c *call) objectOptions() []sdk.ObjectOption {
 // read (the test makes them again to compare); with failAt, it fails once
 // that many bytes are read.
 type pattern struct {
-	off, size, failAt int64
+	off, size, failAt, cutAt int64
 }
 
 func (p *pattern) Read(b []byte) (int, error) {
 	if p.failAt > 0 && p.off >= p.failAt {
 		return 0, errors.New("the body failed on purpose")
 	}
+	if p.cutAt > 0 && p.off >= p.cutAt {
+		return 0, io.ErrUnexpectedEOF // as a cut-off download says
+	}
 	if p.off >= p.size {
 		return 0, io.EOF
 	}
-	n := int(min(int64(len(b)), p.size-p.off))
+	end := p.size
+	if p.cutAt > p.off {
+		end = min(end, p.cutAt) // a read stops where the body is cut
+	}
+	n := int(min(int64(len(b)), end-p.off))
 	for i := range n {
 		b[i] = patternByte(p.off + int64(i))
 	}
