@@ -3,26 +3,22 @@ package sdk
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"strconv"
-	"time"
 
 	"github.com/nimbus-run/nimbus/internal/iox"
 )
 
-// Objects bigger than a function should hold: Upload sends one in parts,
-// Open reads one in ranges, so a function holds a part at a time whatever
+// Objects bigger than a function should hold: Upload streams one, Open
+// reads one in ranges, so a function holds a few MiB at a time whatever
 // the object's size (and a wasm function, whose requests and answers pass
 // through its memory, can store and read objects bigger than its memory).
 
 const (
-	// UploadPartSize is the size of the parts Upload sends: at least the
-	// parts' minimum (5 MiB), and few parts for a big object.
-	UploadPartSize = 8 << 20
+	// UploadBufferSize is the most of a body Upload holds: a body up to
+	// it is one Put, a bigger one is streamed.
+	UploadBufferSize = 8 << 20
 	// ReadRangeSize is the most an ObjectReader reads at once. Every
 	// range read is a new buffer (two in a wasm function: the answer, and
 	// the body cut from it), so the size sets the garbage a read makes
@@ -34,18 +30,17 @@ const (
 
 // Upload stores what r yields, up to io.EOF, under key, replacing any
 // object there, with opts as Put takes them (PutIfAbsent and PutIfMatch
-// are checked when the object is made, at the end). It holds one part of
-// UploadPartSize at a time: a body that fits in one is Put; a bigger one
-// a process function streams as one put (of unknown length), and a wasm
-// function, whose calls pass whole through its memory, sends as a
-// multipart upload, part by part, and completes. The object appears whole
-// or not at all: when r fails, a part is refused or ctx ends, the put
-// fails, or Upload aborts the upload (its parts are removed), and returns
-// the error. A multipart object's ETag is S3's ("<md5 of the parts'
-// MD5s>-<parts>"), and its bytes are copied once more when it is
-// completed (docs/data.md).
+// are checked when the object is made, at the end). A body of at most
+// UploadBufferSize is one Put; a bigger one is streamed as one put of
+// unknown length, holding at most UploadBufferSize of it at a time: over
+// HTTP from a process function, through nimbus.body_open, body_write and
+// body_close from a wasm function, whose other calls pass whole through
+// its memory. The object appears whole or not at all: when r fails
+// (io.ErrUnexpectedEOF too, which is what net/http says of a download cut
+// off) or ctx ends, the put fails, stores nothing, and Upload returns the
+// error.
 func (b *BucketRef) Upload(ctx context.Context, key string, r io.Reader, opts ...ObjectOption) (*ObjectInfo, error) {
-	buf := make([]byte, UploadPartSize)
+	buf := make([]byte, UploadBufferSize)
 	n, err := iox.Fill(r, buf) // io.EOF only at r's end: see Fill
 	if errors.Is(err, io.EOF) {
 		return b.Put(ctx, key, buf[:n], opts...)
@@ -53,91 +48,12 @@ func (b *BucketRef) Upload(ctx context.Context, key string, r io.Reader, opts ..
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: upload %s: reading the body: %w", b.name, key, err)
 	}
-	if streams {
-		req, err := b.putRequest("upload", key, opts)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := putStream(ctx, req, io.MultiReader(bytes.NewReader(buf), r))
-		return b.putAnswer("upload", key, resp, err)
-	}
-	var o objectOptions
-	for _, f := range opts {
-		f(&o)
-	}
-	if err := b.checkHeaders("upload", key, o.headers); err != nil {
-		return nil, err
-	}
-	up := struct {
-		ID          string            `json:"id,omitempty"`
-		Key         string            `json:"key"`
-		ContentType string            `json:"content_type,omitempty"`
-		Metadata    map[string]string `json:"metadata,omitempty"`
-		Headers     map[string]string `json:"headers,omitempty"`
-	}{Key: key, ContentType: o.contentType, Metadata: o.meta, Headers: o.headers}
-	if err := doJSON(ctx, "POST", b.uploadsPath(""), &up, &up); err != nil {
-		return nil, fmt.Errorf("bucket %s: upload %s: %w", b.name, key, err)
-	}
-	info, err := b.sendParts(ctx, up.ID, r, buf, &o)
+	req, err := b.putRequest("upload", key, opts)
 	if err != nil {
-		// Remove the parts now rather than in UploadMaxAge, even if ctx
-		// has ended (a wasm function's call is still bounded by its
-		// deadline).
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		do(actx, &apiRequest{Method: "DELETE", Path: b.uploadsPath("/" + up.ID)}) //nolint:errcheck // it expires anyway
-		return nil, fmt.Errorf("bucket %s: upload %s: %w", b.name, key, err)
-	}
-	return info, nil
-}
-
-type partRef struct {
-	Number int    `json:"number"`
-	ETag   string `json:"etag"`
-}
-
-// sendParts sends buf, full, as the first part of upload id and the rest
-// of r as the next ones, then completes the upload.
-func (b *BucketRef) sendParts(ctx context.Context, id string, r io.Reader, buf []byte, o *objectOptions) (*ObjectInfo, error) {
-	var parts []partRef
-	n, last := len(buf), false // last: r has ended
-	for {
-		var p partRef
-		resp, err := do(ctx, &apiRequest{Method: "PUT", Path: b.uploadsPath("/" + id + "/parts/" + strconv.Itoa(len(parts)+1)), Body: buf[:n]})
-		if err != nil {
-			return nil, fmt.Errorf("part %d: %w", len(parts)+1, err)
-		}
-		if err := json.Unmarshal(resp.Body, &p); err != nil {
-			return nil, fmt.Errorf("part %d: decode answer: %w", len(parts)+1, err)
-		}
-		parts = append(parts, p)
-		if last {
-			break
-		}
-		n, err = iox.Fill(r, buf)
-		if errors.Is(err, io.EOF) {
-			if n == 0 {
-				break
-			}
-			last = true
-		} else if err != nil {
-			return nil, fmt.Errorf("reading the body: %w", err)
-		}
-	}
-	done := struct {
-		Parts       []partRef `json:"parts"`
-		IfNoneMatch string    `json:"if_none_match,omitempty"`
-		IfMatch     string    `json:"if_match,omitempty"`
-	}{parts, o.ifNoneMatch, o.ifMatch}
-	var info ObjectInfo
-	if err := doJSON(ctx, "POST", b.uploadsPath("/"+id+"/complete"), &done, &info); err != nil {
 		return nil, err
 	}
-	return &info, nil
-}
-
-func (b *BucketRef) uploadsPath(rest string) string {
-	return "/api/v1/buckets/" + url.PathEscape(b.name) + "/uploads" + rest
+	resp, err := putStream(ctx, req, io.MultiReader(bytes.NewReader(buf), r))
+	return b.putAnswer("upload", key, resp, err)
 }
 
 // Open reads the object under key as a stream, ReadRangeSize bytes at a

@@ -206,10 +206,6 @@ func roundTrip(ctx context.Context, req *apiRequest) (*apiResponse, error) {
 	return out, nil
 }
 
-// streams says whether putStream can send a body of unknown length: a
-// process function's calls are HTTP requests, which can.
-const streams = true
-
 // putStream sends req with body streamed as its body (chunked: its length
 // unknown), on net/http, over the API's Unix socket when there is one.
 // A body that fails ends the request, and the error wraps the body's.

@@ -247,10 +247,100 @@ func tableAnswer(n int32) ([]byte, error) {
 	return ans[2:], nil
 }
 
-// streams says whether putStream can send a body of unknown length: a wasm
-// function's calls pass whole through its memory, so Upload sends parts.
-const streams = false
+//go:wasmimport nimbus body_open
+func hostBodyOpen(req unsafe.Pointer, reqLen uint32) int32
 
-func putStream(context.Context, *apiRequest, io.Reader) (*apiResponse, error) {
-	return nil, errors.New("a wasm function cannot stream a request body")
+//go:wasmimport nimbus body_write
+func hostBodyWrite(handle int32, ptr unsafe.Pointer, size uint32) int32
+
+//go:wasmimport nimbus body_close
+func hostBodyClose(handle int32, abort uint32, buf unsafe.Pointer, size uint32) int32
+
+// streamPiece is the most a body_write hands over at once.
+const streamPiece = 1 << 20
+
+// putStream sends req with body written piece by piece to the host, which
+// runs the request as the pieces come. The body is read without holding
+// apiMu: a body may itself make API calls (an ObjectReader's ranges).
+func putStream(ctx context.Context, req *apiRequest, body io.Reader) (*apiResponse, error) {
+	in, err := req.Append(nil)
+	if err != nil {
+		return nil, err
+	}
+	h := hostBodyOpen(unsafe.Pointer(unsafe.SliceData(in)), uint32(len(in)))
+	if h <= 0 {
+		return nil, fmt.Errorf("nimbus.body_open: host error %d", h)
+	}
+	piece := make([]byte, streamPiece)
+	for {
+		if err := ctx.Err(); err != nil {
+			abandonBody(h)
+			return nil, err
+		}
+		n, rerr := body.Read(piece)
+		if n > 0 {
+			apiMu.Lock()
+			a := hostBodyWrite(h, unsafe.Pointer(unsafe.SliceData(piece)), uint32(n))
+			if a != 0 { // answered before the body's end: a refusal
+				resp, err := keptAnswer("nimbus.body_write", a)
+				apiMu.Unlock()
+				if err != nil {
+					return nil, err
+				}
+				return answerOf(resp)
+			}
+			apiMu.Unlock()
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			abandonBody(h)
+			return nil, rerr
+		}
+	}
+	apiMu.Lock()
+	defer apiMu.Unlock()
+	bufp, size := answerBuffer()
+	n := hostBodyClose(h, 0, bufp, size)
+	if n >= 0 && int(n) <= len(apiBuf) {
+		resp, err := parseTextResponse(apiBuf[:n])
+		if err != nil {
+			return nil, err
+		}
+		return answerOf(resp)
+	}
+	resp, err := keptAnswer("nimbus.body_close", n)
+	if err != nil {
+		return nil, err
+	}
+	return answerOf(resp)
+}
+
+// abandonBody ends a stream's body as failed: the request stores nothing.
+func abandonBody(h int32) {
+	apiMu.Lock()
+	defer apiMu.Unlock()
+	hostBodyClose(h, 1, nil, 0) // the answer (the failure) is not read
+}
+
+// keptAnswer reads the answer of n bytes that a host call kept for
+// api_result; apiMu is held.
+func keptAnswer(call string, n int32) (*apiResponse, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("%s: host error %d", call, n)
+	}
+	buf := make([]byte, n)
+	if m := hostAPIResult(unsafe.Pointer(unsafe.SliceData(buf)), uint32(n)); m != n {
+		return nil, fmt.Errorf("%s: the kept answer is %d bytes, not %d", call, m, n)
+	}
+	return parseTextResponse(buf)
+}
+
+// answerOf is resp, or the error a status outside 2xx stands for.
+func answerOf(resp *apiResponse) (*apiResponse, error) {
+	if resp.Status < 200 || resp.Status > 299 {
+		return nil, answerError(resp.Status, resp.Body)
+	}
+	return resp, nil
 }

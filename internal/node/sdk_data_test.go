@@ -176,7 +176,7 @@ func TestSDKData(t *testing.T) {
 			t.Run("Changes", func(t *testing.T) { testSDKChanges(t, fn, narrow, kv, nums) })
 			t.Run("Bucket", func(t *testing.T) { testSDKBucket(t, fn, c, files, other) })
 			if rt.concurrency == 0 {
-				t.Run("Stream", func(t *testing.T) { testSDKStream(t, stream, c, files, rt.runtime == "wasm") })
+				t.Run("Stream", func(t *testing.T) { testSDKStream(t, stream, fn, n, files) })
 			}
 			t.Run("Denied", func(t *testing.T) { testSDKDenied(t, narrow, none, c, kv, nums, files, other) })
 		})

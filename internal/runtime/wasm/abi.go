@@ -59,6 +59,10 @@ func (r *Runtime) instantiateNimbus(ctx context.Context) error {
 		"table_ptr", "table_len", "key_ptr", "key_len", "buf", "buf_len")
 	fn("kv_put", hostKVPut, []api.ValueType{i32, i32, i32, i32, i64, i32, i32, i32}, []api.ValueType{i32},
 		"table_ptr", "table_len", "item_ptr", "item_len", "if_revision", "if_absent", "buf", "buf_len")
+	// Requests whose body the guest streams (hoststream.go).
+	fn("body_open", hostBodyOpen, ptrLen, []api.ValueType{i32}, "req_ptr", "req_len")
+	fn("body_write", hostBodyWrite, []api.ValueType{i32, i32, i32}, []api.ValueType{i32}, "handle", "ptr", "len")
+	fn("body_close", hostBodyClose, []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}, "handle", "abort", "buf", "buf_len")
 	_, err := b.Instantiate(ctx)
 	return err
 }
@@ -187,6 +191,7 @@ func (s *sdkInstance) finish(mod api.Module, name string, stack []uint64, isErr 
 func (s *sdkInstance) answer(o outcome) {
 	o.logs = s.logs
 	o.mem = s.mem.size.Load()
+	s.abandonStreams()
 	if s.cur.apiStop != nil {
 		s.cur.apiStop()
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -146,33 +147,49 @@ func hostHTTPRequest(ctx context.Context, mod api.Module, stack []uint64) {
 // an answer in the API's own error shape, never a trap: the guest's
 // request is input like any client's.
 func (s *sdkInstance) serveAPI(in *apiRequest) *apiResponse {
-	if !strings.HasPrefix(in.Path, "/") || in.Method == "" {
-		return apiError(http.StatusBadRequest, wire.CodeInvalid, "nimbus.api: the request needs a method and an absolute path")
-	}
-	if s.api == nil {
-		return apiError(http.StatusServiceUnavailable, wire.CodeUnavailable, "nimbus.api: this node does not serve data calls")
-	}
 	ctx, cancel := s.apiContext()
 	defer cancel()
+	req, refused := s.apiHTTPRequest(ctx, in, bytes.NewReader(in.Body), int64(len(in.Body)))
+	if refused != nil {
+		return refused
+	}
+	return s.runAPI(req)
+}
+
+// apiHTTPRequest makes the node API's request of in, with body (of length
+// n, -1 unknown), or the answer that refuses it.
+func (s *sdkInstance) apiHTTPRequest(ctx context.Context, in *apiRequest, body io.Reader, n int64) (*http.Request, *apiResponse) {
+	if !strings.HasPrefix(in.Path, "/") || in.Method == "" {
+		return nil, apiError(http.StatusBadRequest, wire.CodeInvalid, "nimbus.api: the request needs a method and an absolute path")
+	}
+	if s.api == nil {
+		return nil, apiError(http.StatusServiceUnavailable, wire.CodeUnavailable, "nimbus.api: this node does not serve data calls")
+	}
 	target := in.Path
 	if in.Query != "" {
 		target += "?" + in.Query
 	}
-	req, err := http.NewRequestWithContext(ctx, in.Method, target, bytes.NewReader(in.Body))
+	req, err := http.NewRequestWithContext(ctx, in.Method, target, body)
 	if err != nil {
-		return apiError(http.StatusBadRequest, wire.CodeInvalid, "nimbus.api: "+err.Error())
+		return nil, apiError(http.StatusBadRequest, wire.CodeInvalid, "nimbus.api: "+err.Error())
 	}
-	req.ContentLength = int64(len(in.Body))
+	req.ContentLength = n
 	req.RemoteAddr = "wasm"
 	for k, v := range in.Header {
 		if strings.ContainsAny(v, "\r\n") {
-			return apiError(http.StatusBadRequest, wire.CodeInvalid, "nimbus.api: header "+k+" holds a line break")
+			return nil, apiError(http.StatusBadRequest, wire.CodeInvalid, "nimbus.api: header "+k+" holds a line break")
 		}
 		req.Header.Set(k, v)
 	}
 	// The handler adds the function's own credential; a guest cannot
 	// choose whose authority it acts with.
 	req.Header.Del("Authorization")
+	return req, nil
+}
+
+// runAPI serves req and returns its answer. It may run on a goroutine of
+// its own (a streamed body's): it reads nothing of the guest's.
+func (s *sdkInstance) runAPI(req *http.Request) *apiResponse {
 	rec := &apiRecorder{header: http.Header{}}
 	s.api.ServeHTTP(rec, req)
 	if rec.over {

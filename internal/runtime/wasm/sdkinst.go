@@ -30,11 +30,13 @@ type sdkInstance struct {
 	tables Tables         // Config.Tables for spec; nil without one
 
 	// guest
-	readied bool
-	pending *call      // handed over, not yet read (the guest's buffer was too small)
-	cur     *call      // read by the guest, not yet answered
-	logs    *logBuffer // where the guest's output goes now
-	result  []byte     // a nimbus.api result that did not fit, for api_result
+	readied    bool
+	pending    *call                 // handed over, not yet read (the guest's buffer was too small)
+	cur        *call                 // read by the guest, not yet answered
+	logs       *logBuffer            // where the guest's output goes now
+	result     []byte                // a nimbus.api result that did not fit, for api_result
+	streams    map[int32]*bodyStream // open streamed bodies (hoststream.go)
+	lastStream int32
 }
 
 // call is one invocation in flight.

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -720,4 +722,53 @@ func TestCloseStopsInstances(t *testing.T) {
 	if _, err := r.Start(context.Background(), sdkSpec); !errors.Is(err, function.ErrUnavailable) {
 		t.Errorf("Start after Close: err = %v, want ErrUnavailable", err)
 	}
+}
+
+// TestStreamLeftOpen: a streamed body (nimbus.body_open) that the guest
+// leaves open when it answers its invocation, or when its deadline stops
+// it, ends as abandoned at once, so its request fails instead of waiting
+// for a body that will not come; a handle that was never opened is -1 for
+// body_write and body_close.
+func TestStreamLeftOpen(t *testing.T) {
+	read := make(chan string, 1)
+	ended := make(chan error, 1)
+	r := newRuntime(t, Config{API: func(*function.Spec) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			b := make([]byte, 5)
+			io.ReadFull(req.Body, b)
+			read <- req.Method + " " + req.URL.Path + " " + string(b)
+			_, err := io.ReadAll(req.Body)
+			ended <- err
+		})
+	}})
+	inst := start(t, r, prepared(t, r, "probe", testutil.BuildWasm(t, pkgProbe)))
+	var got map[string]int32
+	if err := json.Unmarshal(mustInvoke(t, inst, `{"mode":"stream"}`), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["handle"] <= 0 || got["write"] != 0 || got["stray"] != bodyNoStream || got["close"] != bodyNoStream {
+		t.Fatalf("stream calls answered %v; want a handle, 0 for the write, -1 for a handle never opened", got)
+	}
+	if s := <-read; s != "PUT /stream hello" {
+		t.Fatalf("the handler read %q", s)
+	}
+	abandoned := func(what string) {
+		t.Helper()
+		select {
+		case err := <-ended:
+			if !errors.Is(err, errBodyAbandoned) {
+				t.Fatalf("%s: the body ended with %v, want errBodyAbandoned", what, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the body has not ended 5 s after its invocation", what)
+		}
+	}
+	abandoned("left open")
+
+	// Stopped by its deadline with the body open.
+	if _, err := invoke(t, inst, `{"mode":"stream","sleep":true}`, time.Second); err == nil {
+		t.Fatal("an invocation sleeping past its deadline succeeded")
+	}
+	<-read
+	abandoned("stopped by its deadline")
 }

@@ -56,7 +56,8 @@ type call struct {
 	Length      int64             `json:"length"`
 	Size        int64             `json:"size"`
 	FailAt      int64             `json:"fail_at"`
-	CutAt       int64             `json:"cut_at"` // the body ends with io.ErrUnexpectedEOF there
+	CutAt       int64             `json:"cut_at"`  // the body ends with io.ErrUnexpectedEOF there
+	HangAt      int64             `json:"hang_at"` // the body stops there, past the function's timeout
 	ReplaceAt   int64             `json:"replace_at"`
 	From        string            `json:"from"`
 
@@ -183,7 +184,7 @@ func run(ctx context.Context, c *call) (any, error) {
 	case "obj_copy":
 		return b.Copy(ctx, c.SrcBucket, c.SrcObject, c.Object)
 	case "obj_upload":
-		return b.Upload(ctx, c.Object, &pattern{size: c.Size, failAt: c.FailAt, cutAt: c.CutAt}, c.objectOptions()...)
+		return b.Upload(ctx, c.Object, &pattern{size: c.Size, failAt: c.FailAt, cutAt: c.CutAt, hangAt: c.HangAt}, c.objectOptions()...)
 	case "obj_read":
 		// Reads the object through Open, answering its size and CRC-32;
 		// with replace_at, replaces it (one byte) once that many bytes
@@ -275,7 +276,7 @@ func (c *call) objectOptions() []sdk.ObjectOption {
 // read (the test makes them again to compare); with failAt, it fails once
 // that many bytes are read.
 type pattern struct {
-	off, size, failAt, cutAt int64
+	off, size, failAt, cutAt, hangAt int64
 }
 
 func (p *pattern) Read(b []byte) (int, error) {
@@ -285,12 +286,17 @@ func (p *pattern) Read(b []byte) (int, error) {
 	if p.cutAt > 0 && p.off >= p.cutAt {
 		return 0, io.ErrUnexpectedEOF // as a cut-off download says
 	}
+	if p.hangAt > 0 && p.off >= p.hangAt {
+		time.Sleep(time.Hour)
+	}
 	if p.off >= p.size {
 		return 0, io.EOF
 	}
 	end := p.size
-	if p.cutAt > p.off {
-		end = min(end, p.cutAt) // a read stops where the body is cut
+	for _, at := range []int64{p.cutAt, p.hangAt} {
+		if at > p.off {
+			end = min(end, at) // a read stops where the body is cut or hangs
+		}
 	}
 	n := int(min(int64(len(b)), end-p.off))
 	for i := range n {

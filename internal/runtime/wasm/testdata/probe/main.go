@@ -12,6 +12,10 @@
 //	error, typed     return a plain error, an *sdk.Error
 //	panic, crash     panic in the handler (recovered by the SDK), or on
 //	                 another goroutine (which ends the instance)
+//	stream           open a streamed PUT /stream (nimbus.body_open), write
+//	                 "hello" and answer without closing it; report what
+//	                 body_write and body_close say of a handle never opened;
+//	                 "sleep": true sleeps for an hour instead of answering
 package main
 
 import (
@@ -23,15 +27,27 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unsafe"
 
+	"github.com/nimbus-run/nimbus/internal/apitext"
 	"github.com/nimbus-run/nimbus/sdk"
 )
 
+//go:wasmimport nimbus body_open
+func bodyOpen(req unsafe.Pointer, reqLen uint32) int32
+
+//go:wasmimport nimbus body_write
+func bodyWrite(handle int32, ptr unsafe.Pointer, size uint32) int32
+
+//go:wasmimport nimbus body_close
+func bodyClose(handle int32, abort uint32, buf unsafe.Pointer, size uint32) int32
+
 type request struct {
-	Mode string `json:"mode"`
-	Log  int    `json:"log"`
-	MB   int    `json:"mb"`
-	Addr string `json:"addr"`
+	Mode  string `json:"mode"`
+	Log   int    `json:"log"`
+	MB    int    `json:"mb"`
+	Addr  string `json:"addr"`
+	Sleep bool   `json:"sleep"`
 }
 
 var (
@@ -84,6 +100,23 @@ func handle(ctx context.Context, event json.RawMessage) (any, error) {
 		go func() { panic("boom on a goroutine") }()
 		time.Sleep(time.Second)
 		return "survived", nil
+	case "stream":
+		in, err := (&apitext.Request{Method: "PUT", Path: "/stream"}).Append(nil)
+		if err != nil {
+			return nil, err
+		}
+		h := bodyOpen(unsafe.Pointer(unsafe.SliceData(in)), uint32(len(in)))
+		hello := []byte("hello")
+		if req.Sleep {
+			bodyWrite(h, unsafe.Pointer(unsafe.SliceData(hello)), uint32(len(hello)))
+			time.Sleep(time.Hour)
+		}
+		return map[string]int32{
+			"handle": h,
+			"write":  bodyWrite(h, unsafe.Pointer(unsafe.SliceData(hello)), uint32(len(hello))),
+			"stray":  bodyWrite(h+100, unsafe.Pointer(unsafe.SliceData(hello)), uint32(len(hello))),
+			"close":  bodyClose(h+100, 0, nil, 0),
+		}, nil
 	}
 	return nil, fmt.Errorf("unknown mode %q", req.Mode)
 }
