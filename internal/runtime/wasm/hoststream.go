@@ -36,10 +36,10 @@ var (
 	errAnswered = errors.New("the request was answered before its body ended")
 )
 
-// Statuses of body_open and body_write below zero.
-const (
-	bodyNoStream = -1 // body_write or body_close of a handle not open
-)
+// bodyNoStream is what body_write and body_close return for a handle that
+// is not open. (body_open always opens one: a request it cannot run is
+// answered, as api_v2 answers it.)
+const bodyNoStream = -1
 
 // body_open(req_ptr, req_len) -> handle: starts the request in api_v2's
 // envelope (a body there is sent first) and returns its handle, above 0.
