@@ -87,10 +87,8 @@ func hostBodyOpen(ctx context.Context, mod api.Module, stack []uint64) {
 // body_write returns the answer's size, the answer kept for api_result.
 func hostBodyWrite(ctx context.Context, mod api.Module, stack []uint64) {
 	s := sdkOf(ctx)
-	h := api.DecodeI32(stack[0])
-	st := s.streams[h]
+	h, st := s.openStream(stack)
 	if st == nil {
-		stack[0] = api.EncodeI32(bodyNoStream)
 		return
 	}
 	if _, err := st.pw.Write(readAt(mod, "body_write", stack[1], stack[2])); err == nil {
@@ -107,10 +105,8 @@ func hostBodyWrite(ctx context.Context, mod api.Module, stack []uint64) {
 // handler's answer and returns it as api_v2 does.
 func hostBodyClose(ctx context.Context, mod api.Module, stack []uint64) {
 	s := sdkOf(ctx)
-	h := api.DecodeI32(stack[0])
-	st := s.streams[h]
+	h, st := s.openStream(stack)
 	if st == nil {
-		stack[0] = api.EncodeI32(bodyNoStream)
 		return
 	}
 	delete(s.streams, h)
@@ -121,6 +117,17 @@ func hostBodyClose(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	resp := <-st.answer
 	s.keepAnswerAt(mod, "body_close", stack[2], stack[3], stack, apitext.AppendResponse(nil, resp.Status, resp.Header, resp.Body))
+}
+
+// openStream returns the stream whose handle is stack[0], or nil with
+// the call's result set to bodyNoStream.
+func (s *sdkInstance) openStream(stack []uint64) (int32, *bodyStream) {
+	h := api.DecodeI32(stack[0])
+	st := s.streams[h]
+	if st == nil {
+		stack[0] = api.EncodeI32(bodyNoStream)
+	}
+	return h, st
 }
 
 // abandonStreams fails the bodies the guest left open (its invocation
