@@ -79,6 +79,14 @@ func testSDKStream(t *testing.T, fn, short opsFn, nd *node.Node, bucket string) 
 		t.Fatalf("read = %+v, want %d bytes, CRC %x, ETag %s", read, size, want, info.ETag)
 	}
 
+	// An upload whose body is another object read through Open: the
+	// reader's range reads run while the upload streams.
+	var copied sdk.ObjectInfo
+	fn.ok(t, op{"op": "obj_stream_copy", "bucket": bucket, "src_object": "big.bin", "object": "copy.bin"}, &copied)
+	if copied.Size != size || copied.ETag != info.ETag {
+		t.Fatalf("stream copy = %+v, want %d bytes and the ETag %s of the same bytes", copied, size, info.ETag)
+	}
+
 	// Across the boundary of two ranges, and running past the end.
 	for _, at := range []struct{ off, n, got int64 }{{sdk.ReadRangeSize - 10, 20, 20}, {size - 5, 10, 5}, {0, 3, 3}} {
 		var r struct {

@@ -185,6 +185,15 @@ func run(ctx context.Context, c *call) (any, error) {
 		return b.Copy(ctx, c.SrcBucket, c.SrcObject, c.Object)
 	case "obj_upload":
 		return b.Upload(ctx, c.Object, &pattern{size: c.Size, failAt: c.FailAt, cutAt: c.CutAt, hangAt: c.HangAt}, c.objectOptions()...)
+	case "obj_stream_copy":
+		// Uploads what Open reads of src_object as object: the upload's
+		// body makes data calls of its own while the upload streams.
+		r, err := b.Open(ctx, c.SrcObject)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		return b.Upload(ctx, c.Object, r)
 	case "obj_read":
 		// Reads the object through Open, answering its size and CRC-32;
 		// with replace_at, replaces it (one byte) once that many bytes
