@@ -414,12 +414,21 @@ func (c *Client) BatchPut(ctx context.Context, table string, items []json.RawMes
 // TableChanges reads up to limit changes of a table (0: 100, at most
 // 1000) from from: "oldest" (or ""), a revision, or an RFC 3339 time.
 func (c *Client) TableChanges(ctx context.Context, table, from string, limit int) (*ChangePage, error) {
+	return c.TableChangesWait(ctx, table, from, limit, 0)
+}
+
+// TableChangesWait is TableChanges, but a page that would be empty waits
+// up to wait (at most 50 s) for the first change to come: a long poll.
+func (c *Client) TableChangesWait(ctx context.Context, table, from string, limit int, wait time.Duration) (*ChangePage, error) {
 	q := url.Values{}
 	if from != "" {
 		q.Set("from", from)
 	}
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
+	}
+	if wait > 0 {
+		q.Set("wait", wait.String())
 	}
 	var out ChangePage
 	return &out, c.json(ctx, http.MethodGet, tablePath(table, "/changes?"+q.Encode()), nil, &out)

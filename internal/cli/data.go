@@ -287,7 +287,8 @@ func newTableChanges(e *env) *cobra.Command {
 		Use: "changes TABLE", Short: "Read a table's change stream (INSERT, MODIFY, REMOVE), from a revision or a time", Args: cobra.ExactArgs(1),
 		Long: "A table's changes, in revision order, with their keys and images, as table triggers get them.\n" +
 			"The table keeps each item's last revisions (its history), so an item's older changes may be gone.\n" +
-			"--follow rides out a node that restarts or is unreachable for a while, asking again every second.",
+			"--follow prints each change as it is made (the node holds each request up to 20 s until one comes),\n" +
+			"and rides out a node that restarts or is unreachable for a while, asking again every second.",
 		Example: "  nimbus table changes orders                         # from the oldest kept\n" +
 			"  nimbus table changes orders --from 2026-11-29T09:00:00Z --limit 20\n" +
 			"  nimbus table changes orders --from 1042 --follow -o json   # then every change as it comes, one JSON per line",
@@ -301,7 +302,12 @@ func newTableChanges(e *env) *cobra.Command {
 				if follow {
 					n = maxChanges
 				}
-				p, err := c.TableChanges(cmd.Context(), table, from, n)
+				var wait time.Duration
+				if follow {
+					wait = followWait
+				}
+				asked := time.Now()
+				p, err := c.TableChangesWait(cmd.Context(), table, from, n, wait)
 				if err != nil {
 					if follow && cmd.Context().Err() != nil {
 						return nil // interrupted
@@ -338,7 +344,10 @@ func newTableChanges(e *env) *cobra.Command {
 					}
 					return nil
 				}
-				if len(p.Changes) < n && !pause(cmd.Context(), followEvery) {
+				// The node waited for a change (a long poll); one that answers
+				// an empty page at once (a node that predates waiting) is
+				// asked again after a pause.
+				if len(p.Changes) == 0 && time.Since(asked) < followWait/2 && !pause(cmd.Context(), followEvery) {
 					return nil
 				}
 			}
@@ -368,9 +377,13 @@ func passing(err error) bool {
 	return ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusBadGateway || ae.Status == http.StatusGatewayTimeout
 }
 
-// followEvery is how often table changes --follow asks for new changes
-// once it has caught up.
-const followEvery = 500 * time.Millisecond
+// followWait is how long the node holds a request of table changes
+// --follow that finds no change, waiting for one; followEvery is how often
+// --follow asks a node that answers at once.
+const (
+	followWait  = 20 * time.Second
+	followEvery = 500 * time.Millisecond
+)
 
 func printChange(e *env, ch *api.TableChange) {
 	keys, _ := json.Marshal(ch.Keys)

@@ -348,7 +348,8 @@ func TestCLIUploads(t *testing.T) {
 
 // TestCLITableChanges reads a table's change stream: every change from the
 // oldest, a page with where to go on, JSON, a bad --from, and --follow,
-// which prints a change made after it started and stops when interrupted.
+// which prints a change as it is made (the node holds its request until
+// then), rides out a node gone away, and stops when interrupted.
 func TestCLITableChanges(t *testing.T) {
 	n := nodetest.Start(t, node.Config{})
 	c := nodetest.Client(n)
@@ -356,11 +357,14 @@ func TestCLITableChanges(t *testing.T) {
 	if _, err := c.PutTable(ctx, &api.Table{Name: "orders", Key: "id"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, item := range []string{`{"id":"a","v":1}`, `{"id":"a","v":2}`} {
+	put := func(item string) {
+		t.Helper()
 		if _, err := c.PutItem(ctx, "orders", &api.PutItemRequest{Item: json.RawMessage(item)}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	put(`{"id":"a","v":1}`)
+	put(`{"id":"a","v":2}`)
 	r := run(t, n, "", "table", "changes", "orders")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if r.code != 0 || len(lines) != 2 || !strings.Contains(lines[0], `INSERT {"id":"a"} {"id":"a","v":1}`) || !strings.Contains(lines[1], `MODIFY {"id":"a"} {"id":"a","v":2}`) {
@@ -386,6 +390,7 @@ func TestCLITableChanges(t *testing.T) {
 	target, _ := url.Parse(n.URL())
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	var down atomic.Bool
+	var passed, waiting atomic.Int32 // requests passed to the node; those not yet answered
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if down.Load() {
 			w.Header().Set("Content-Type", "application/json")
@@ -393,6 +398,9 @@ func TestCLITableChanges(t *testing.T) {
 			w.Write([]byte(`{"error":{"code":"Unavailable","message":"the node is restarting"}}`))
 			return
 		}
+		passed.Add(1)
+		waiting.Add(1)
+		defer waiting.Add(-1)
 		proxy.ServeHTTP(w, r)
 	}))
 	defer front.Close()
@@ -403,7 +411,13 @@ func TestCLITableChanges(t *testing.T) {
 		done <- cli.Run(fctx, []string{"--server", front.URL, "--token", n.Token(), "table", "changes", "orders", "--from", next, "--follow", "-o", "json"}, strings.NewReader(""), &out, &errb)
 	}()
 	nodetest.Eventually(t, 5*time.Second, "the MODIFY", func() bool { return strings.Contains(out.String(), `"MODIFY"`) })
+	// The node holds --follow's request until a change comes (a long
+	// poll of 20 s): this one answers it at once, and the next request
+	// meets the node gone.
+	nodetest.Eventually(t, 5*time.Second, "--follow's next request held by the node", func() bool { return passed.Load() == 2 && waiting.Load() == 1 })
 	down.Store(true)
+	put(`{"id":"b","v":1}`)
+	nodetest.Eventually(t, 5*time.Second, "the INSERT made while --follow waited", func() bool { return strings.Contains(out.String(), `"INSERT"`) })
 	nodetest.Eventually(t, 5*time.Second, "--follow to say it asks again", func() bool { return strings.Contains(errb.String(), "asking again") })
 	if err := c.DeleteItem(ctx, "orders", json.RawMessage(`{"id":"a"}`), 0); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,8 +94,10 @@ func (h *tableHandle) change(subject string, hdr nats.Header, body []byte, seq u
 // zero Start, like Oldest, from the oldest change kept). It is the replay
 // primitive: triggers read the same stream through a durable consumer. A
 // page ends early where the stream does; the next begins at the last
-// change's revision + 1.
-func (s *Service) Changes(ctx context.Context, table string, from Start, limit int) ([]TableChange, error) {
+// change's revision + 1. With wait > 0, a page that would be empty waits
+// up to wait for the first change to come (a long poll: a follower learns
+// of a change as it is made, without asking again and again).
+func (s *Service) Changes(ctx context.Context, table string, from Start, limit int, wait time.Duration) ([]TableChange, error) {
 	h, err := s.table(ctx, table)
 	if err != nil {
 		return nil, err
@@ -111,14 +114,25 @@ func (s *Service) Changes(ctx context.Context, table string, from Start, limit i
 		return nil, err
 	}
 	defer done()
+	// The wait also ends when the node begins to stop (Drain).
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.draining, cancel)()
 	var out []TableChange
 	for len(out) < limit {
-		batch, err := cons.FetchNoWait(min(limit-len(out), 256))
+		var batch jetstream.MessageBatch
+		mctx := ctx
+		if len(out) == 0 && wait > 0 && wctx.Err() == nil {
+			batch, err = cons.Fetch(1, jetstream.FetchMaxWait(wait))
+			mctx = wctx
+		} else {
+			batch, err = cons.FetchNoWait(min(limit-len(out), 256))
+		}
 		if err != nil {
 			return nil, err
 		}
 		n, last := 0, false
-		for m := range batch.Messages() {
+		for m := range messages(mctx, batch) {
 			n++
 			md, err := m.Metadata()
 			if err != nil {
@@ -132,6 +146,9 @@ func (s *Service) Changes(ctx context.Context, table string, from Start, limit i
 				out = append(out, *c)
 			}
 		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			return nil, err
 		}
@@ -140,6 +157,23 @@ func (s *Service) Changes(ctx context.Context, table string, from Start, limit i
 		}
 	}
 	return out, nil
+}
+
+// messages yields batch's messages until it ends or ctx does (a long
+// poll's client gone).
+func messages(ctx context.Context, batch jetstream.MessageBatch) iter.Seq[jetstream.Msg] {
+	return func(yield func(jetstream.Msg) bool) {
+		for {
+			select {
+			case m, ok := <-batch.Messages():
+				if !ok || !yield(m) {
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
 }
 
 // Invoker runs a synchronous invocation (invoke.Invoker).

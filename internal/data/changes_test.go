@@ -132,7 +132,7 @@ func TestTableTrigger(t *testing.T) {
 		t.Fatalf("dead letter %+v", l)
 	}
 	// Replay from a revision reads the stream directly.
-	chs, err := n2.Data.Changes(ctx, "orders", data.Start{}, 1000)
+	chs, err := n2.Data.Changes(ctx, "orders", data.Start{}, 1000, 0)
 	if err != nil || len(chs) < 25 {
 		t.Fatalf("Changes: %d, %v", len(chs), err)
 	}

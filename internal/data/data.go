@@ -176,6 +176,12 @@ type Service struct {
 	slots   *uploadSlots  // the running uploads' (bucketHandle.put)
 	purges  chan purgeJob // purges.go
 
+	// draining ends the long polls of changes (Changes' wait) when the
+	// node begins to stop (Drain), so they do not hold up its HTTP
+	// servers' graceful shutdown.
+	draining context.Context
+	drain    context.CancelFunc
+
 	meta    jetstream.KeyValue
 	watcher jetstream.KeyWatcher
 	secret  []byte
@@ -217,8 +223,13 @@ func New(cfg Config, st *store.Store) *Service {
 		slots: newUploadSlots(cfg.MaxUploads), purges: make(chan purgeJob, purgeQueue),
 	}
 	s.ops = newOpMetrics(s, cfg.Metrics)
+	s.draining, s.drain = context.WithCancel(context.Background())
 	return s
 }
+
+// Drain ends the long polls of changes in progress, with what they have
+// (nothing), and makes new ones answer at once: the node is stopping.
+func (s *Service) Drain() { s.drain() }
 
 // Start opens the catalogue, loads it and keeps watching it, and starts the
 // TTL sweeper.

@@ -205,7 +205,7 @@ func TestReadsDeleteTheirConsumers(t *testing.T) {
 	}
 	before := settledConsumers(t, th.stream, -1)
 	for range 20 {
-		if c, err := s.Changes(ctx, "orders", Start{Revision: 1}, 10); err != nil || len(c) != 1 {
+		if c, err := s.Changes(ctx, "orders", Start{Revision: 1}, 10, 0); err != nil || len(c) != 1 {
 			t.Fatalf("changes: %d, %v", len(c), err)
 		}
 	}

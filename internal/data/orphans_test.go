@@ -121,7 +121,7 @@ func TestOrphanedChunksSwept(t *testing.T) {
 func TestOrphansSweptByAge(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.Open(t)
-	const age = 600 * time.Millisecond
+	const age = 1200 * time.Millisecond // slack for a loaded machine: live publishes every age/6
 	reg := prometheus.NewRegistry()
 	s := New(Config{OrphanAge: age, Metrics: reg}, st)
 	if err := s.Start(ctx); err != nil {
@@ -148,10 +148,10 @@ func TestOrphansSweptByAge(t *testing.T) {
 	}
 	dead := "$O." + h.store + ".C." + newNUID()
 	live := "$O." + h.store + ".C." + newNUID() // another node's put, publishing
+	died := time.Now() // before the stream stamps the dead chunks
 	for range 3 {
 		publish(dead)
 	}
-	died := time.Now()
 	publish(live)
 	// The sweeps run every age/2: the dead put goes after one age, the
 	// live one stays while it publishes a chunk every age/6.

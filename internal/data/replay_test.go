@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,9 +20,11 @@ import (
 // TestTableChangesAPI replays a table's change stream through the HTTP
 // API: every change from the oldest, in pages that follow next, from a
 // revision, from a time, nothing from a time to come; bad positions and
-// limits are 400s naming the parameter.
+// limits are 400s naming the parameter; a long poll (wait) answers when
+// the next change is made, or empty after its wait, or at once when the
+// node stops.
 func TestTableChangesAPI(t *testing.T) {
-	_, c := startNode(t)
+	n, c := startNode(t)
 	ctx := context.Background()
 	if _, err := c.PutTable(ctx, &api.Table{Name: "orders", Key: "id"}); err != nil {
 		t.Fatal(err)
@@ -101,6 +106,62 @@ func TestTableChangesAPI(t *testing.T) {
 	}
 	if _, err := c.TableChanges(ctx, "nosuch", "", 0); !isCode(err, api.CodeNotFound) {
 		t.Fatalf("changes of no table: %v", err)
+	}
+
+	// A long poll: a page that would be empty waits for the next change,
+	// and answers as soon as it is made; with none, after the wait.
+	next := strconv.FormatUint(all.Next, 10)
+	start := time.Now()
+	if p, err := c.TableChangesWait(ctx, "orders", next, 0, 300*time.Millisecond); err != nil || len(p.Changes) != 0 {
+		t.Fatalf("a wait with no change: %+v, %v", p, err)
+	} else if waited := time.Since(start); waited < 250*time.Millisecond {
+		t.Fatalf("a wait of 300ms with no change answered after %v", waited)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		put(`{"id":"c","v":1}`)
+	}()
+	start = time.Now()
+	p, err := c.TableChangesWait(ctx, "orders", next, 0, 20*time.Second)
+	if err != nil || len(p.Changes) != 1 || p.Changes[0].EventName != "INSERT" || string(p.Changes[0].Keys["id"]) != `"c"` {
+		t.Fatalf("a wait for the next change: %+v, %v", p, err)
+	}
+	if waited := time.Since(start); waited < 250*time.Millisecond || waited > 5*time.Second {
+		t.Fatalf("the change made after 300ms came after %v", waited)
+	}
+	for _, wait := range []string{"forever", "-1s", "2m"} {
+		req, _ := http.NewRequest(http.MethodGet, n.URL()+"/api/v1/tables/orders/changes?wait="+wait, nil)
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"field": "wait"`) {
+			t.Errorf("wait=%s: %d %s, want 400 naming wait", wait, resp.StatusCode, b)
+		}
+	}
+
+	// A node that stops answers its long polls at once, rather than
+	// holding its shutdown for their wait (30 s here).
+	polled := make(chan error, 1)
+	go func() {
+		_, err := c.TableChangesWait(ctx, "orders", strconv.FormatUint(p.Changes[0].Revision+1, 10), 0, 30*time.Second)
+		polled <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the poll is waiting
+	start = time.Now()
+	if err := n.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the node took %v to stop with a long poll waiting", took)
+	}
+	select {
+	case <-polled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the long poll still waits after the node stopped")
 	}
 }
 

@@ -453,6 +453,9 @@ func (n *Node) Stop(ctx context.Context) error {
 
 func (n *Node) stop(ctx context.Context) error {
 	n.ready.Store(false)
+	if n.Data != nil {
+		n.Data.Drain() // long polls answer now, not at the end of their wait
+	}
 	var errs []error
 	for i := len(n.stops) - 1; i >= 0; i-- {
 		if err := n.stops[i](ctx); err != nil {

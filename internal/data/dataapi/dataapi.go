@@ -366,7 +366,8 @@ func (a *API) scan(w http.ResponseWriter, r *http.Request) {
 }
 
 // changes reads a page of a table's change stream, from ?from= (oldest,
-// a revision or a time; default oldest).
+// a revision or a time; default oldest); with ?wait= (a duration, at most
+// maxChangesWait), a page that would be empty waits for the first change.
 func (a *API) changes(w http.ResponseWriter, r *http.Request) {
 	if !a.allow(w, r, data.KindTable) {
 		return
@@ -389,7 +390,14 @@ func (a *API) changes(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	cs, err := a.svc.Changes(r.Context(), r.PathValue("table"), start, limit)
+	var wait time.Duration
+	if v := q.Get("wait"); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil || wait < 0 || wait > maxChangesWait {
+			gateway.WriteError(w, function.Invalid("wait", "%q is not a wait: a duration from 0s to %v, e.g. 20s", v, maxChangesWait))
+			return
+		}
+	}
+	cs, err := a.svc.Changes(r.Context(), r.PathValue("table"), start, limit, wait)
 	if err != nil {
 		gateway.WriteError(w, err)
 		return
@@ -403,6 +411,10 @@ func (a *API) changes(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, out)
 }
+
+// maxChangesWait bounds a long poll of changes: proxies between a client
+// and the node commonly cut requests idle for a minute.
+const maxChangesWait = 50 * time.Second
 
 func (a *API) batchGet(w http.ResponseWriter, r *http.Request) {
 	if !a.allow(w, r, data.KindTable) {
