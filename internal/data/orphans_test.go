@@ -148,7 +148,7 @@ func TestOrphansSweptByAge(t *testing.T) {
 	}
 	dead := "$O." + h.store + ".C." + newNUID()
 	live := "$O." + h.store + ".C." + newNUID() // another node's put, publishing
-	died := time.Now() // before the stream stamps the dead chunks
+	died := time.Now()                          // before the stream stamps the dead chunks
 	for range 3 {
 		publish(dead)
 	}
