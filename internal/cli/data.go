@@ -298,13 +298,9 @@ func newTableChanges(e *env) *cobra.Command {
 			}
 			c, table := e.client(), args[0]
 			for {
-				n := limit
+				n, wait := limit, time.Duration(0)
 				if follow {
-					n = maxChanges
-				}
-				var wait time.Duration
-				if follow {
-					wait = followWait
+					n, wait = maxChanges, followWait
 				}
 				asked := time.Now()
 				p, err := c.TableChangesWait(cmd.Context(), table, from, n, wait)
