@@ -136,10 +136,15 @@ func do(ctx context.Context, req *apiRequest) (*apiResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	if resp.Status >= 200 && resp.Status < 300 {
-		return resp, nil
+	return answerOf(resp)
+}
+
+// answerOf is resp, or the *APIError an answer outside 2xx stands for.
+func answerOf(resp *apiResponse) (*apiResponse, error) {
+	if resp.Status < 200 || resp.Status > 299 {
+		return nil, answerError(resp.Status, resp.Body)
 	}
-	return nil, answerError(resp.Status, resp.Body)
+	return resp, nil
 }
 
 // answerError is the error an answer of status with body (the API's JSON

@@ -161,9 +161,9 @@ var apiClient = &http.Client{
 
 // roundTrip sends req to the node's API with the instance's credential.
 func roundTrip(ctx context.Context, req *apiRequest) (*apiResponse, error) {
-	base, tok := os.Getenv(envAPI), os.Getenv(envToken)
-	if base == "" || tok == "" {
-		return nil, fmt.Errorf("%s and %s are not set: data and event calls need the Nimbus process runtime", envAPI, envToken)
+	base, tok, err := apiEnv()
+	if err != nil {
+		return nil, err
 	}
 	if sock := os.Getenv(envAPISocket); sock != "" {
 		return roundTripConn(ctx, endpoint{"unix", sock}, tok, req) // apiconn.go
@@ -171,28 +171,69 @@ func roundTrip(ctx context.Context, req *apiRequest) (*apiResponse, error) {
 	if addr, ok := strings.CutPrefix(base, "http://"); ok && !strings.Contains(addr, "/") {
 		return roundTripConn(ctx, endpoint{"tcp", addr}, tok, req)
 	}
+	return sendHTTP(ctx, apiClient, base, tok, req, bytes.NewReader(req.Body), int64(len(req.Body)))
+}
+
+// putStream sends req with body streamed as its body (chunked: its length
+// unknown), on net/http, over the API's Unix socket when there is one.
+// A body that fails ends the request, and the error wraps the body's.
+func putStream(ctx context.Context, req *apiRequest, body io.Reader) (*apiResponse, error) {
+	base, tok, err := apiEnv()
+	if err != nil {
+		return nil, err
+	}
+	client := apiClient
+	if sock := os.Getenv(envAPISocket); sock != "" {
+		client, base = socketClient(sock), "http://nimbus"
+	}
+	// A put the node refuses before reading its body (a condition that
+	// does not hold) answers at once, and the body is not sent: without
+	// the wait, the answer was lost to a broken pipe as the node closed
+	// the connection on the body.
+	req.Header["Expect"] = "100-continue"
+	resp, err := sendHTTP(ctx, client, base, tok, req, body, -1)
+	if err != nil {
+		return nil, err
+	}
+	return answerOf(resp)
+}
+
+// apiEnv returns where the node's API is and the instance's credential.
+func apiEnv() (base, tok string, err error) {
+	base, tok = os.Getenv(envAPI), os.Getenv(envToken)
+	if base == "" || tok == "" {
+		return "", "", fmt.Errorf("%s and %s are not set: data and event calls need the Nimbus process runtime", envAPI, envToken)
+	}
+	return base, tok, nil
+}
+
+// sendHTTP sends req on client to the API at base, with body (of length
+// n; -1: unknown, sent chunked) and the credential tok, and reads the
+// answer.
+func sendHTTP(ctx context.Context, client *http.Client, base, tok string, req *apiRequest, body io.Reader, n int64) (*apiResponse, error) {
 	target := base + req.Path
 	if req.Query != "" {
 		target += "?" + req.Query
 	}
-	hr, err := http.NewRequestWithContext(ctx, req.Method, target, bytes.NewReader(req.Body))
+	hr, err := http.NewRequestWithContext(ctx, req.Method, target, body)
 	if err != nil {
 		return nil, err
 	}
+	hr.ContentLength = n
 	for k, v := range req.Header {
 		hr.Header.Set(k, v)
 	}
 	hr.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := apiClient.Do(hr)
+	resp, err := client.Do(hr)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, fmt.Errorf("read answer of %s %s: %w", req.Method, req.Path, err)
 	}
-	out := &apiResponse{Status: resp.StatusCode, Body: body, Header: make(map[string]string, len(resp.Header))}
+	out := &apiResponse{Status: resp.StatusCode, Body: b, Header: make(map[string]string, len(resp.Header))}
 	for k, v := range resp.Header {
 		if len(v) > 0 {
 			out.Header[k] = v[0]
@@ -204,47 +245,6 @@ func roundTrip(ctx context.Context, req *apiRequest) (*apiResponse, error) {
 		out.Header["Content-Length"] = strconv.FormatInt(resp.ContentLength, 10)
 	}
 	return out, nil
-}
-
-// putStream sends req with body streamed as its body (chunked: its length
-// unknown), on net/http, over the API's Unix socket when there is one.
-// A body that fails ends the request, and the error wraps the body's.
-func putStream(ctx context.Context, req *apiRequest, body io.Reader) (*apiResponse, error) {
-	base, tok := os.Getenv(envAPI), os.Getenv(envToken)
-	if base == "" || tok == "" {
-		return nil, fmt.Errorf("%s and %s are not set: data and event calls need the Nimbus process runtime", envAPI, envToken)
-	}
-	client := apiClient
-	if sock := os.Getenv(envAPISocket); sock != "" {
-		client, base = socketClient(sock), "http://nimbus"
-	}
-	hr, err := http.NewRequestWithContext(ctx, req.Method, base+req.Path, body)
-	if err != nil {
-		return nil, err
-	}
-	hr.ContentLength = -1
-	for k, v := range req.Header {
-		hr.Header.Set(k, v)
-	}
-	// A put the node refuses before reading its body (a condition that
-	// does not hold) answers at once, and the body is not sent: without
-	// the wait, the answer was lost to a broken pipe as the node closed
-	// the connection on the body.
-	hr.Header.Set("Expect", "100-continue")
-	hr.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := client.Do(hr)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read answer of %s %s: %w", req.Method, req.Path, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, answerError(resp.StatusCode, b)
-	}
-	return &apiResponse{Status: resp.StatusCode, Body: b}, nil
 }
 
 var (

@@ -336,11 +336,3 @@ func keptAnswer(call string, n int32) (*apiResponse, error) {
 	}
 	return parseTextResponse(buf)
 }
-
-// answerOf is resp, or the error a status outside 2xx stands for.
-func answerOf(resp *apiResponse) (*apiResponse, error) {
-	if resp.Status < 200 || resp.Status > 299 {
-		return nil, answerError(resp.Status, resp.Body)
-	}
-	return resp, nil
-}
