@@ -260,10 +260,9 @@ func (s *Service) Start(ctx context.Context) error {
 		s.apply(e)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.wg.Add(4)
+	s.wg.Add(3)
 	go s.watch()
 	go s.sweepLoop()
-	go s.orphanLoop()
 	go s.purgeLoop()
 	if s.cfg.SoleWriter {
 		s.thisRun.start()

@@ -27,7 +27,8 @@ import (
 //     names and that no put of this run published (putsThisRun records
 //     those while the sweep runs).
 //
-//   - Every node, sole writer or not, sweeps every Config.OrphanAge/2 the
+//   - Every node, sole writer or not, sweeps every Config.OrphanAge/2 (at
+//     the pace of its other upkeep, sweepLoop, so a minute after start) the
 //     chunks that no info names and whose newest chunk is older than
 //     OrphanAge (default a day), by the time the stream stored it. Another
 //     node's put in progress looks the same but for its age: a put never
@@ -102,24 +103,6 @@ func (s *Service) sweepOrphans(ctx context.Context, age time.Duration) int {
 		}
 	}
 	return n
-}
-
-// orphanLoop runs the sweep by age every OrphanAge/2, the first a minute
-// after the start (at most).
-func (s *Service) orphanLoop() {
-	defer s.wg.Done()
-	every := s.cfg.OrphanAge / 2
-	t := time.NewTimer(min(every, time.Minute))
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-			s.sweepOrphans(s.ctx, s.cfg.OrphanAge)
-			t.Reset(every)
-		}
-	}
 }
 
 func (h *bucketHandle) sweepOrphans(ctx context.Context, age time.Duration, now time.Time) (int, error) {

@@ -123,7 +123,7 @@ func TestOrphansSweptByAge(t *testing.T) {
 	st := storetest.Open(t)
 	const age = 1200 * time.Millisecond // slack for a loaded machine: live publishes every age/6
 	reg := prometheus.NewRegistry()
-	s := New(Config{OrphanAge: age, Metrics: reg}, st)
+	s := New(Config{OrphanAge: age, TTLInterval: age / 6, Metrics: reg}, st)
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -153,8 +153,9 @@ func TestOrphansSweptByAge(t *testing.T) {
 		publish(dead)
 	}
 	publish(live)
-	// The sweeps run every age/2: the dead put goes after one age, the
-	// live one stays while it publishes a chunk every age/6.
+	// The sweeps run every age/2 (the upkeep ticks every age/6): the dead
+	// put goes after one age, the live one stays while it publishes a
+	// chunk every age/6.
 	for chunks()[dead] != 0 {
 		if time.Since(died) > 20*age {
 			t.Fatalf("the dead put's chunks are still there after %v", time.Since(died))

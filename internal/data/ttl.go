@@ -22,18 +22,26 @@ import (
 // emit an event for) the same expiry twice. A sweep reads the headers of
 // every item's last message: its cost grows with the table.
 
+// sweepLoop runs the node's upkeep every TTLInterval: expired items,
+// superseded infos, idle indexes, and, every OrphanAge/2 at most, the
+// chunks of dead puts (orphans.go), the first time on the first tick.
 func (s *Service) sweepLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.TTLInterval)
 	defer t.Stop()
+	var orphansAt time.Time
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
 			s.SweepExpired(s.ctx)
 			s.CompactInfos(s.ctx)
 			s.dropIdleIndexes()
+			if !now.Before(orphansAt) {
+				s.sweepOrphans(s.ctx, s.cfg.OrphanAge)
+				orphansAt = now.Add(s.cfg.OrphanAge / 2)
+			}
 		}
 	}
 }
