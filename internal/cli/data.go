@@ -439,6 +439,15 @@ func splitObject(s string) (bucket, key string, err error) {
 	return bucket, key, nil
 }
 
+// objectName splits BUCKET/KEY where the key may not be left out.
+func objectName(s string) (bucket, key string, err error) {
+	bucket, key, err = splitObject(s)
+	if err == nil && key == "" {
+		err = usagef("%q names no object: name one as BUCKET/KEY, e.g. %s/report.pdf", s, bucket)
+	}
+	return bucket, key, err
+}
+
 func newObjLs(e *env) *cobra.Command {
 	var delim, cursor string
 	var limit int
@@ -617,7 +626,7 @@ func newObjGet(e *env) *cobra.Command {
 		Use: "get BUCKET/KEY [FILE]", Short: "Download an object to a file or stdout, streamed", Args: cobra.RangeArgs(1, 2),
 		Example: "  nimbus obj get avatars/img/ada.png ada.png\n  nimbus obj get logs/app.log --range -500   # the last 500 bytes, to stdout",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bucket, key, err := splitObject(args[0])
+			bucket, key, err := objectName(args[0])
 			if err != nil {
 				return err
 			}
@@ -686,7 +695,7 @@ func newObjStat(e *env) *cobra.Command {
 		Use: "stat BUCKET/KEY", Short: "Describe an object without downloading it", Args: cobra.ExactArgs(1),
 		Example: "  nimbus obj stat web/app.js\n  nimbus obj stat web/app.js -o json",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bucket, key, err := splitObject(args[0])
+			bucket, key, err := objectName(args[0])
 			if err != nil {
 				return err
 			}
@@ -721,7 +730,7 @@ func newObjRm(e *env) *cobra.Command {
 		Example: "  nimbus obj rm avatars/img/ada.png\n" +
 			"  nimbus obj rm reports/q3.pdf --if-match 9b2cf535f27731c974343645a3985328   # exit 3 if it changed",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bucket, key, err := splitObject(args[0])
+			bucket, key, err := objectName(args[0])
 			if err != nil {
 				return err
 			}
@@ -745,7 +754,7 @@ func newObjPresign(e *env) *cobra.Command {
   curl -T a.png "$(nimbus obj presign avatars/img/a.png --put)"
   nimbus obj presign invoices/2026/0042.pdf --download-as "Invoice 42.pdf"   # browsers save it so`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bucket, key, err := splitObject(args[0])
+			bucket, key, err := objectName(args[0])
 			if err != nil {
 				return err
 			}

@@ -248,6 +248,11 @@ func TestCLIObjects(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "none")); !os.IsNotExist(err) {
 		t.Fatalf("get of a missing key left a file: %v", err)
 	}
+	for _, cmd := range []string{"get", "stat", "rm", "presign"} {
+		if r := run(t, n, "", "obj", cmd, "avatars"); r.code != cli.ExitUsage || !strings.Contains(r.stderr, `"avatars" names no object: name one as BUCKET/KEY`) {
+			t.Fatalf("%s of a bucket's name: %+v, want exit 2 saying an object is named BUCKET/KEY", cmd, r)
+		}
+	}
 	if r := run(t, n, "", "obj", "rb", "avatars"); r.code == 0 || !strings.Contains(r.stderr, "force") {
 		t.Fatalf("rb of a bucket with objects: %+v", r)
 	}
