@@ -66,34 +66,11 @@ func (s *Service) DeadLetters(ctx context.Context, fn string, limit int) (entrie
 // scanDLQ calls fn for the dead letters of function, oldest first, until
 // fn returns false or there are no more.
 func (s *Service) scanDLQ(ctx context.Context, function string, fn func(jetstream.Msg, *jetstream.MsgMetadata) bool) error {
-	cons, done, err := store.ReadConsumer(ctx, s.dlq, jetstream.OrderedConsumerConfig{FilterSubjects: []string{DLQPrefix + function}})
+	err := store.ReadAll(ctx, s.dlq, jetstream.OrderedConsumerConfig{FilterSubjects: []string{DLQPrefix + function}}, 256, fn)
 	if err != nil {
 		return fmt.Errorf("dlq %s: %w", function, err)
 	}
-	defer done()
-	for {
-		batch, err := cons.FetchNoWait(256)
-		if err != nil {
-			return fmt.Errorf("dlq %s: %w", function, err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			md, err := m.Metadata()
-			if err != nil {
-				continue
-			}
-			if !fn(m, md) || md.NumPending == 0 {
-				return nil
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return fmt.Errorf("dlq %s: %w", function, err)
-		}
-		if n == 0 {
-			return nil
-		}
-	}
+	return nil
 }
 
 // DeadLetter returns one dead letter of fn, with its payload, by invocation

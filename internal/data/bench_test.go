@@ -2,12 +2,17 @@ package data_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nimbus-run/nimbus/api"
+	"github.com/nimbus-run/nimbus/internal/data"
+	"github.com/nimbus-run/nimbus/internal/node"
+	"github.com/nimbus-run/nimbus/internal/node/nodetest"
 )
 
 // BenchmarkTableHTTP times a put and a get through the HTTP API and the
@@ -50,4 +55,42 @@ func BenchmarkTableHTTP(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkChangesPage reads a page of ten changes of a table from a
+// revision, as a follower does (the replay primitive behind the changes
+// API), on a node of its own and on a node of a three-server cluster,
+// where every consumer a read makes and deletes is a change of the
+// cluster's metadata:
+// go test -run '^$' -bench ChangesPage -benchtime 300x ./internal/data
+func BenchmarkChangesPage(b *testing.B) {
+	for _, where := range []string{"node", "cluster"} {
+		b.Run(where, func(b *testing.B) {
+			cfg := node.Config{Data: data.Config{TTLInterval: time.Hour}}
+			if where == "cluster" {
+				cfg.NATSURL = nodetest.NATSCluster(b, 3)[0].ClientURL()
+			}
+			n := nodetest.Start(b, cfg)
+			ctx := context.Background()
+			if _, _, err := n.Data.PutTable(ctx, data.TableDef{Name: "orders", Key: "id"}); err != nil {
+				b.Fatal(err)
+			}
+			var first uint64
+			for i := range 20 {
+				rev, err := n.Data.Put(ctx, "orders", json.RawMessage(fmt.Sprintf(`{"id":"k%d"}`, i)), data.PutOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if i == 0 {
+					first = rev
+				}
+			}
+			for b.Loop() {
+				cs, err := n.Data.Changes(ctx, "orders", data.Start{Revision: first + 5}, 10, 0)
+				if err != nil || len(cs) != 10 {
+					b.Fatalf("%d changes, %v", len(cs), err)
+				}
+			}
+		})
+	}
 }

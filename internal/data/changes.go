@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"iter"
 	"slices"
 	"strconv"
 	"strings"
@@ -109,7 +108,7 @@ func (s *Service) Changes(ctx context.Context, table string, from Start, limit i
 	if from != (Start{}) {
 		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = from.policy()
 	}
-	cons, done, err := store.ReadConsumer(ctx, h.stream, cfg)
+	cons, done, err := store.ReadOnce(ctx, h.stream, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -121,60 +120,58 @@ func (s *Service) Changes(ctx context.Context, table string, from Start, limit i
 	var out []TableChange
 	for len(out) < limit {
 		var batch jetstream.MessageBatch
-		mctx := ctx
+		n := min(limit-len(out), 256)
 		if len(out) == 0 && wait > 0 && wctx.Err() == nil {
-			batch, err = cons.Fetch(1, jetstream.FetchMaxWait(wait))
-			mctx = wctx
+			// One request answers with the changes there are, or the
+			// first to come; the page ends with the stream (below), and
+			// fctx's end ends the request.
+			fctx, fcancel := context.WithTimeout(wctx, max(wait, minFetchWait))
+			defer fcancel()
+			batch, err = cons.Fetch(n, jetstream.FetchContext(fctx))
 		} else {
-			batch, err = cons.FetchNoWait(min(limit-len(out), 256))
+			batch, err = cons.FetchNoWait(n)
 		}
 		if err != nil {
 			return nil, err
 		}
-		n, last := 0, false
-		for m := range messages(mctx, batch) {
-			n++
+		got, last := 0, false
+		for m := range batch.Messages() {
+			got++
 			md, err := m.Metadata()
 			if err != nil {
-				continue
+				return nil, err
 			}
-			// Nothing after it: stop without another fetch, which
-			// would make the ordered consumer anew.
-			last = md.NumPending == 0
+			if err := cons.InOrder(md); err != nil {
+				return nil, err
+			}
 			c, err := h.change(m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream, md.Timestamp)
 			if err == nil {
 				out = append(out, *c)
+			}
+			// Nothing after it: stop without another fetch, or
+			// waiting for more.
+			if last = md.NumPending == 0; last {
+				break
 			}
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+		// A waiting fetch that ends with its wait, or with a drain,
+		// ends the page.
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 			return nil, err
 		}
-		if n == 0 || last {
+		if got == 0 || last {
 			break
 		}
 	}
 	return out, nil
 }
 
-// messages yields batch's messages until it ends or ctx does (a long
-// poll's client gone).
-func messages(ctx context.Context, batch jetstream.MessageBatch) iter.Seq[jetstream.Msg] {
-	return func(yield func(jetstream.Msg) bool) {
-		for {
-			select {
-			case m, ok := <-batch.Messages():
-				if !ok || !yield(m) {
-					return
-				}
-			case <-ctx.Done():
-				return
-			}
-		}
-	}
-}
+// minFetchWait is the shortest wait of a long poll: a fetch asks the
+// server to hold it a little less than its context's time left.
+const minFetchWait = 10 * time.Millisecond
 
 // Invoker runs a synchronous invocation (invoke.Invoker).
 type Invoker interface {

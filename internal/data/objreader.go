@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-run/nimbus/internal/store"
@@ -168,41 +167,34 @@ func (h *bucketHandle) readChunk(ctx context.Context, info *ObjectInfo, subj str
 // seek finds the sequence and index of the chunk holding byte off, and
 // off's offset in it.
 func (h *bucketHandle) seek(ctx context.Context, subj string, off int64) (seq uint64, index uint32, skip int64, err error) {
-	cons, done, err := store.ReadConsumer(ctx, h.stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, HeadersOnly: true})
-	if err != nil {
-		return 0, 0, 0, fmt.Errorf("seek: %w", err)
-	}
-	defer done()
 	var pos int64
-	for {
-		batch, err := cons.FetchNoWait(256)
-		if err != nil {
-			return 0, 0, 0, fmt.Errorf("seek: %w", err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			size, err := strconv.ParseInt(m.Headers().Get("Nats-Msg-Size"), 10, 64)
-			if err != nil {
-				return 0, 0, 0, fmt.Errorf("seek: chunk without a size")
+	var found bool
+	var bad error
+	err = store.ReadAll(ctx, h.stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, HeadersOnly: true}, 256,
+		func(m jetstream.Msg, md *jetstream.MsgMetadata) bool {
+			size, perr := strconv.ParseInt(m.Headers().Get("Nats-Msg-Size"), 10, 64)
+			if perr != nil {
+				bad = errors.New("chunk without a size")
+				return false
 			}
 			if pos+size > off {
-				md, err := m.Metadata()
-				if err != nil {
-					return 0, 0, 0, fmt.Errorf("seek: %w", err)
-				}
-				return md.Sequence.Stream, index, off - pos, nil
+				seq, skip, found = md.Sequence.Stream, off-pos, true
+				return false
 			}
 			pos += size
 			index++
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return 0, 0, 0, fmt.Errorf("seek: %w", err)
-		}
-		if n == 0 {
-			return 0, 0, 0, fmt.Errorf("seek: the object's chunks end at %d bytes, before %d (was it replaced?)", pos, off)
-		}
+			return true
+		})
+	if err == nil {
+		err = bad
 	}
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("seek: %w", err)
+	}
+	if !found {
+		return 0, 0, 0, fmt.Errorf("seek: the object's chunks end at %d bytes, before %d (was it replaced?)", pos, off)
+	}
+	return seq, index, skip, nil
 }
 
 // chunkStream reads chunks in order through an ordered consumer.

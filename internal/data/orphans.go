@@ -168,7 +168,7 @@ func (h *bucketHandle) namedChunks(ctx context.Context) (named map[string]bool, 
 	named = map[string]bool{}
 	err = store.ReadAll(ctx, h.stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{"$O." + h.store + ".M.>"},
-	}, func(m jetstream.Msg, _ *jetstream.MsgMetadata) {
+	}, 1024, func(m jetstream.Msg, _ *jetstream.MsgMetadata) bool {
 		read++
 		var oi struct {
 			NUID string `json:"nuid"`
@@ -176,6 +176,7 @@ func (h *bucketHandle) namedChunks(ctx context.Context) (named map[string]bool, 
 		if json.Unmarshal(m.Data(), &oi) == nil && oi.NUID != "" {
 			named[oi.NUID] = true
 		}
+		return true
 	})
 	return named, read, err
 }

@@ -129,6 +129,29 @@ func TestTableChangesAPI(t *testing.T) {
 	if waited := time.Since(start); waited < 250*time.Millisecond || waited > 5*time.Second {
 		t.Fatalf("the change made after 300ms came after %v", waited)
 	}
+	// With changes there, a wait answers them at once, all in one page
+	// made by one consumer (the server announces each it creates).
+	created, err := n.Store.JS.Conn().SubscribeSync("$JS.EVENT.ADVISORY.CONSUMER.CREATED.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if p, err := c.TableChangesWait(ctx, "orders", "oldest", 0, 20*time.Second); err != nil || len(p.Changes) != 5 {
+		t.Fatalf("a wait with five changes there: %+v, %v", p, err)
+	} else if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("a wait with five changes there answered after %v", waited)
+	}
+	consumers := 0
+	for {
+		if _, err := created.NextMsg(500 * time.Millisecond); err != nil {
+			break
+		}
+		consumers++
+	}
+	created.Unsubscribe()
+	if consumers != 1 {
+		t.Fatalf("a page of changes read through %d consumers, want 1", consumers)
+	}
 	for _, wait := range []string{"forever", "-1s", "2m"} {
 		req, _ := http.NewRequest(http.MethodGet, n.URL()+"/api/v1/tables/orders/changes?wait="+wait, nil)
 		req.Header.Set("Authorization", "Bearer "+c.Token)

@@ -78,13 +78,14 @@ func (h *tableHandle) sweep(ctx context.Context) (int, error) {
 	err := store.ReadAll(ctx, h.stream, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, HeadersOnly: true,
 		FilterSubjects: []string{h.pre + ">"},
-	}, func(m jetstream.Msg, md *jetstream.MsgMetadata) {
+	}, 1024, func(m jetstream.Msg, md *jetstream.MsgMetadata) bool {
 		hdr := m.Headers()
 		if e := hdr.Get(hExpires); e != "" && hdr.Get(hKVOperation) == "" {
 			if t, err := strconv.ParseInt(e, 10, 64); err == nil && t <= now {
 				expired = append(expired, expiredItem{key: strings.TrimPrefix(m.Subject(), h.pre), rev: md.Sequence.Stream})
 			}
 		}
+		return true
 	})
 	if err != nil {
 		return 0, err

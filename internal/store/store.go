@@ -399,47 +399,24 @@ func (s *Store) LastRecords(ctx context.Context, subject string, limit int) ([]j
 }
 
 func (s *Store) scan(ctx context.Context, subject string, start, last uint64) ([]json.RawMessage, error) {
-	cons, done, err := ReadConsumer(ctx, s.Records, jetstream.OrderedConsumerConfig{
+	var out []json.RawMessage
+	err := ReadAll(ctx, s.Records, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    start,
+	}, 512, func(m jetstream.Msg, md *jetstream.MsgMetadata) bool {
+		if md.Sequence.Stream > last {
+			return false
+		}
+		for line := range bytes.SplitSeq(m.Data(), []byte{'\n'}) {
+			if len(line) > 0 {
+				out = append(out, json.RawMessage(line))
+			}
+		}
+		return md.Sequence.Stream != last
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: records scan: %w", err)
 	}
-	defer done()
-	var out []json.RawMessage
-	for {
-		batch, err := cons.FetchNoWait(512)
-		if err != nil {
-			return nil, fmt.Errorf("store: records scan: %w", err)
-		}
-		n := 0
-		done := false
-		for m := range batch.Messages() {
-			n++
-			md, err := m.Metadata()
-			if err != nil {
-				continue
-			}
-			if md.Sequence.Stream > last {
-				done = true
-				continue
-			}
-			for line := range bytes.SplitSeq(m.Data(), []byte{'\n'}) {
-				if len(line) > 0 {
-					out = append(out, json.RawMessage(line))
-				}
-			}
-			if md.NumPending == 0 || md.Sequence.Stream == last {
-				done = true
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return nil, fmt.Errorf("store: records scan: %w", err)
-		}
-		if done || n == 0 {
-			return out, nil
-		}
-	}
+	return out, nil
 }

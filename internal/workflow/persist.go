@@ -243,7 +243,7 @@ func eventSize(e *asl.Event) int {
 // crash between writing history and committing the state, then a replay)
 // counts as its last writing.
 func (s *Service) readHistory(ctx context.Context, key, gen string, committed uint64) ([]asl.Event, error) {
-	cons, done, err := store.ReadConsumer(ctx, s.history, jetstream.OrderedConsumerConfig{
+	cons, done, err := store.ReadOnce(ctx, s.history, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{historySubject(key)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
@@ -268,7 +268,14 @@ func (s *Service) readHistory(ctx context.Context, key, gen string, committed ui
 		n, done := 0, false
 		for m := range batch.Messages() {
 			n++
-			if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
+			md, err := m.Metadata()
+			if err == nil {
+				err = cons.InOrder(md)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("workflow: history: %w", err)
+			}
+			if md.NumPending == 0 {
 				done = true
 			}
 			var hm historyMsg
