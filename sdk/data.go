@@ -665,17 +665,31 @@ type ChangePage struct {
 	Next    uint64        `json:"next,omitempty"`
 }
 
+// ChangesOption sets how Changes reads.
+type ChangesOption func(url.Values)
+
+// Wait makes a page that would be empty wait up to d (at most 50s) for
+// the first change, and come back as soon as it is made: a long poll,
+// where asking again and again would cost a request each time. The
+// function's timeout still bounds the call.
+func Wait(d time.Duration) ChangesOption {
+	return func(q url.Values) { q.Set("wait", d.String()) }
+}
+
 // Changes reads up to limit changes of the table (0: 100, at most 1000)
 // from from: "oldest" (or ""), a revision (strconv.FormatUint(page.Next,
 // 10)), or an RFC 3339 time. The table keeps its items' last revisions
 // (its history setting), so an item's older changes may be gone.
-func (t *TableRef) Changes(ctx context.Context, from string, limit int) (*ChangePage, error) {
+func (t *TableRef) Changes(ctx context.Context, from string, limit int, opts ...ChangesOption) (*ChangePage, error) {
 	q := url.Values{}
 	if from != "" {
 		q.Set("from", from)
 	}
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
+	}
+	for _, o := range opts {
+		o(q)
 	}
 	resp, err := do(ctx, &apiRequest{Method: "GET", Path: t.path("changes"), Query: q.Encode()})
 	if err != nil {

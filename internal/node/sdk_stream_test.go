@@ -237,6 +237,31 @@ func testSDKChanges(t *testing.T, fn, narrow opsFn, table, other string) {
 		string(p.Changes[1].OldImage) != string(p.Changes[0].NewImage) || p.Next != p.Changes[1].Revision+1 {
 		t.Fatalf("changes from %d = %+v, want the put's INSERT and the MODIFY after", rev, p)
 	}
+	// A long poll (sdk.Wait): with no change the page is empty after the
+	// wait; a change made while the function waits answers it at once.
+	next := strconv.FormatUint(p.Next, 10)
+	start := time.Now()
+	var empty sdk.ChangePage
+	fn.ok(t, op{"op": "changes", "table": table, "from": next, "wait": "300ms"}, &empty)
+	if waited := time.Since(start); len(empty.Changes) != 0 || waited < 250*time.Millisecond {
+		t.Fatalf("a wait of 300ms with no change: %+v after %v", empty, waited)
+	}
+	put := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_, err := fn.c.PutItem(context.Background(), table, &api.PutItemRequest{Item: json.RawMessage(`{"pk":"changes","sk":"x","v":3}`)})
+		put <- err
+	}()
+	start = time.Now()
+	var waited sdk.ChangePage
+	fn.ok(t, op{"op": "changes", "table": table, "from": next, "wait": "8s"}, &waited)
+	if err := <-put; err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); len(waited.Changes) != 1 || waited.Changes[0].EventName != "MODIFY" || string(waited.Changes[0].NewImage) != `{"pk":"changes","sk":"x","v":3}` ||
+		took < 250*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("a wait for the change made after 300ms: %+v after %v", waited, took)
+	}
 	if e := fn.fail(t, op{"op": "changes", "table": table, "from": "whenever"}); e.Status != 400 || !strings.Contains(e.Message, "not a start") {
 		t.Fatalf("changes from a bad start: %+v", e)
 	}

@@ -60,6 +60,7 @@ type call struct {
 	HangAt      int64             `json:"hang_at"` // the body stops there, past the function's timeout
 	ReplaceAt   int64             `json:"replace_at"`
 	From        string            `json:"from"`
+	Wait        string            `json:"wait"`
 
 	Records []json.RawMessage `json:"Records"`
 }
@@ -168,6 +169,13 @@ func run(ctx context.Context, c *call) (any, error) {
 		return t.BatchPut(ctx, items)
 
 	case "changes":
+		if c.Wait != "" {
+			d, err := time.ParseDuration(c.Wait)
+			if err != nil {
+				return nil, err
+			}
+			return t.Changes(ctx, c.From, c.Limit, sdk.Wait(d))
+		}
 		return t.Changes(ctx, c.From, c.Limit)
 	case "obj_put":
 		return b.Put(ctx, c.Object, c.Body, c.objectOptions()...)
