@@ -25,6 +25,7 @@ import (
 //	nimbus_bucket_operation_duration_seconds{bucket, op}
 //	nimbus_bucket_bytes_total{bucket, direction="in"|"out"}
 //	nimbus_bucket_uploads_running, nimbus_bucket_uploads_waiting
+//	nimbus_bucket_orphans_purged_total, nimbus_data_chores_total{chore}
 //
 // A get's duration is the time to its first byte; its bytes count as the
 // client reads them. An operation that names no existing table or bucket
@@ -35,8 +36,9 @@ type opMetrics struct {
 	ops       [2]*prometheus.CounterVec
 	durations [2]*prometheus.HistogramVec
 	bytes     *prometheus.CounterVec
-	orphans   prometheus.Counter // chunk subjects the sweeps purged (orphans.go)
-	names     [2]sync.Map        // table or bucket name -> *nameSeries
+	orphans   prometheus.Counter     // chunk subjects the sweeps purged (orphans.go)
+	chores    *prometheus.CounterVec // rounds of shared chores this node ran (chores.go)
+	names     [2]sync.Map            // table or bucket name -> *nameSeries
 }
 
 type opKind int
@@ -128,6 +130,9 @@ func newOpMetrics(s *Service, reg prometheus.Registerer) *opMetrics {
 	m.orphans = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "nimbus_bucket_orphans_purged_total", Help: "Unfinished puts (a node killed mid-upload) whose chunks the sweeps purged.",
 	})
+	m.chores = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nimbus_data_chores_total", Help: "Rounds of the chores the nodes of a cluster share (ttl_sweep, orphan_sweep) that this node ran.",
+	}, []string{"chore"})
 	if reg != nil && s.slots != nil {
 		// Uploads of more than a chunk running and waiting for a slot
 		// (Config.MaxUploads): one registry may serve several services
@@ -146,6 +151,7 @@ func newOpMetrics(s *Service, reg prometheus.Registerer) *opMetrics {
 		m.durations[1] = register(reg, m.durations[1])
 		m.bytes = register(reg, m.bytes)
 		m.orphans = register(reg, m.orphans)
+		m.chores = register(reg, m.chores)
 	}
 	return m
 }

@@ -35,11 +35,17 @@ func (s *Service) sweepLoop() {
 		case <-s.ctx.Done():
 			return
 		case now := <-t.C:
-			s.SweepExpired(s.ctx)
+			if s.claim(s.ctx, choreTTL, s.cfg.TTLInterval) {
+				s.ops.chores.WithLabelValues(choreTTL).Inc()
+				s.SweepExpired(s.ctx)
+			}
 			s.CompactInfos(s.ctx)
 			s.dropIdleIndexes()
 			if !now.Before(orphansAt) {
-				s.sweepOrphans(s.ctx, s.cfg.OrphanAge)
+				if s.claim(s.ctx, choreOrphans, s.cfg.OrphanAge/2) {
+					s.ops.chores.WithLabelValues(choreOrphans).Inc()
+					s.sweepOrphans(s.ctx, s.cfg.OrphanAge)
+				}
 				orphansAt = now.Add(s.cfg.OrphanAge / 2)
 			}
 		}
