@@ -160,6 +160,9 @@ func (s *Service) Changes(ctx context.Context, table string, from Start, limit i
 		// A waiting fetch that ends with its wait, or with a drain,
 		// ends the page.
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			if cons.Unanswered(ctx, got, err) {
+				continue
+			}
 			return nil, err
 		}
 		if got == 0 || last {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-run/nimbus/internal/store"
@@ -197,7 +198,9 @@ func (h *bucketHandle) seek(ctx context.Context, subj string, off int64) (seq ui
 	return seq, index, skip, nil
 }
 
-// chunkStream reads chunks in order through an ordered consumer.
+// chunkStream reads chunks in order through a consumer (store.OnceReader):
+// the first readAhead chunks with one fetch, the rest, if any, as the
+// consumer's pulls bring them.
 type chunkStream struct {
 	ctx    context.Context
 	h      *bucketHandle
@@ -209,17 +212,22 @@ type chunkStream struct {
 	chunks uint32 // the object's
 	// counted: the consumer's counts of chunks to come are exact.
 	counted bool
+	cons    *store.OnceReader
+	done    func()          // deletes cons
+	fetched []jetstream.Msg // the first fetch's chunks not yet read
 	it      jetstream.MessagesContext
-	done    func() // deletes its consumer
 	last    uint64 // stream sequence of the last chunk read
 	stalls  int    // stall checks in a row that found the object unchanged
 	// restarts counts the consumers started anew with no chunk read yet.
 	restarts int
-	name     string
-	skip     int64 // bytes of the first chunk to drop
-	left     int64 // bytes still to return
-	buf      []byte
-	err      error
+	// lost counts the consumers started anew, in a row, because one lost
+	// a chunk on its way (store.ErrMessagesLost).
+	lost int
+	name string
+	skip int64 // bytes of the first chunk to drop
+	left int64 // bytes still to return
+	buf  []byte
+	err  error
 }
 
 // stallRestart is how many stall checks in a row that find the object
@@ -230,24 +238,53 @@ type chunkStream struct {
 // resumes the read.
 const stallRestart = 3
 
-// consume starts the ordered consumer the chunks come through: from
-// stream sequence seq, or from the first chunk when seq is 0.
+// consume starts the consumer the chunks come through, from stream
+// sequence seq, or from the first chunk when seq is 0, and fetches the
+// first chunks. The fetch, unlike the consumer's pulls, tells a request
+// that met no one (store.OnceReader.Unanswered), which a consumer just
+// made on a cluster may: the pulls ignored it, and a read from a node on
+// another server than the bucket's stream stalled for 3 s (the stall
+// checks) in 1 to 3 of 200 reads.
 func (r *chunkStream) consume(seq uint64) error {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.subj}}
 	if seq > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq
 	}
-	cons, done, err := store.ReadConsumer(r.ctx, r.h.stream, cfg)
+	cons, done, err := store.ReadOnce(r.ctx, r.h.stream, cfg)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", r.name, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(readAhead), jetstream.PullThresholdMessages(pullThreshold))
-	if err != nil {
-		done()
-		return fmt.Errorf("read %s: %w", r.name, err)
+	r.cons, r.done = cons, done
+	for {
+		batch, err := cons.FetchNoWait(readAhead)
+		if err != nil {
+			r.stop()
+			return fmt.Errorf("read %s: %w", r.name, err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			r.fetched = append(r.fetched, m)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+			if cons.Unanswered(r.ctx, got, err) {
+				continue
+			}
+			r.stop()
+			return fmt.Errorf("read %s: %w", r.name, err)
+		}
+		return nil
 	}
-	r.it, r.done = it, done
-	return nil
+}
+
+// restart resumes the read on a new consumer, after the last chunk read.
+func (r *chunkStream) restart() error {
+	r.stop()
+	from := r.last + 1
+	if r.last == 0 {
+		from = r.first
+	}
+	return r.consume(from)
 }
 
 func (r *chunkStream) Read(p []byte) (int, error) {
@@ -325,15 +362,20 @@ func (r *chunkStream) load() error {
 
 func (r *chunkStream) nextMsg() (jetstream.Msg, error) {
 	for {
-		ctx, cancel := context.WithTimeout(r.ctx, stallCheck)
-		m, err := r.it.Next(jetstream.NextContext(ctx))
-		cancel()
-		if err == nil {
-			r.stalls = 0
-			md, err := m.Metadata()
-			if err != nil {
+		m, md, err := r.pull()
+		if errors.Is(err, store.ErrMessagesLost) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			// A chunk went missing on its way, or the consumer did:
+			// read on from after the last chunk.
+			if r.lost++; r.lost > stallRestart {
 				return nil, fmt.Errorf("read %s: %w", r.name, err)
 			}
+			if err := r.restart(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err == nil {
+			r.stalls, r.lost = 0, 0
 			// A read that starts inside the object starts at the chunk
 			// it was positioned at (chunkAt, seek), or not at all.
 			if r.last == 0 && r.first != 0 && md.Sequence.Stream != r.first {
@@ -363,7 +405,10 @@ func (r *chunkStream) nextMsg() (jetstream.Msg, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", r.name, err)
 		}
-		if r.stalls++; r.stalls < stallRestart {
+		// Or has the consumer gone (a reader idle for longer than
+		// store.ReadConsumerIdle, a server restarted)?
+		_, cerr := r.cons.Info(r.ctx)
+		if r.stalls++; r.stalls < stallRestart && !errors.Is(cerr, jetstream.ErrConsumerNotFound) {
 			continue
 		}
 		// It is there, and the consumer has delivered nothing for
@@ -376,23 +421,54 @@ func (r *chunkStream) nextMsg() (jetstream.Msg, error) {
 			}
 		}
 		r.stalls = 0
-		r.stop()
-		from := r.last + 1
-		if r.last == 0 {
-			from = r.first
-		}
-		if err := r.consume(from); err != nil {
+		if err := r.restart(); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// pull returns the next chunk the consumer brings, the chunk after the
+// last: one fetched first, or one of its pulls, for which it waits up to
+// stallCheck (context.DeadlineExceeded).
+func (r *chunkStream) pull() (jetstream.Msg, *jetstream.MsgMetadata, error) {
+	var m jetstream.Msg
+	if len(r.fetched) > 0 {
+		m, r.fetched = r.fetched[0], r.fetched[1:]
+	} else {
+		if r.it == nil {
+			it, err := r.cons.Messages(jetstream.PullMaxMessages(readAhead), jetstream.PullThresholdMessages(pullThreshold))
+			if err != nil {
+				return nil, nil, err
+			}
+			r.it = it
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, stallCheck)
+		var err error
+		m, err = r.it.Next(jetstream.NextContext(ctx))
+		cancel()
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	md, err := m.Metadata()
+	if err == nil {
+		err = r.cons.InOrder(md)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, md, nil
 }
 
 // stop ends the consumer and deletes it.
 func (r *chunkStream) stop() {
 	if r.it != nil {
 		r.it.Stop()
+		r.it = nil
+	}
+	if r.done != nil {
 		r.done()
-		r.it, r.done = nil, nil
+		r.cons, r.done, r.fetched = nil, nil, nil
 	}
 }
 

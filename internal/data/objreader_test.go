@@ -41,26 +41,37 @@ func putBlob(ctx context.Context, t *testing.T, size int) (*Service, *bucketHand
 	return s, h, info, want
 }
 
-// TestReaderResumesAfterStall: a read whose ordered consumer stops
-// delivering (as one did on a replicated bucket while its replicas
+// readPastFetch opens a read of an object of chunks chunks and reads the
+// chunks of its first fetch and one more, which the consumer's pulls
+// bring: the read, the bytes read and all the object's.
+func readPastFetch(ctx context.Context, t *testing.T, chunks int) (*chunkStream, []byte, []byte) {
+	t.Helper()
+	_, h, info, want := putBlob(ctx, t, (chunks-1)*ChunkSize+100) // the last chunk short
+	body, err := h.open(ctx, info, 0, info.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { body.Close() })
+	r := body.(*chunkStream)
+	got := make([]byte, (readAhead+1)*ChunkSize)
+	if _, err := io.ReadFull(r, got); err != nil {
+		t.Fatal(err)
+	}
+	if r.it == nil {
+		t.Fatal("the read took no chunk from the consumer's pulls")
+	}
+	return r, got, want
+}
+
+// TestReaderResumesAfterStall: a read whose consumer stops delivering (as
+// an ordered consumer did on a replicated bucket while its replicas
 // settled) starts a new consumer after the last chunk it read, after
 // stallRestart checks that find the object unchanged, and returns every
 // byte.
 func TestReaderResumesAfterStall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, h, info, want := putBlob(ctx, t, 3*ChunkSize+100) // four chunks, the last one short
-	body, err := h.open(ctx, info, 0, info.Size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer body.Close()
-	r := body.(*chunkStream)
-	got := make([]byte, ChunkSize)
-	if _, err := io.ReadFull(r, got); err != nil {
-		t.Fatal(err)
-	}
-	// The consumer stalls after the first chunk.
+	r, got, want := readPastFetch(ctx, t, readAhead+2)
 	r.it.Stop()
 	stall := &stalled{}
 	r.it = stall
@@ -73,6 +84,56 @@ func TestReaderResumesAfterStall(t *testing.T) {
 	}
 	if stall.stops != 1 {
 		t.Fatalf("the stalled consumer was stopped %d times, want once", stall.stops)
+	}
+}
+
+// dropping loses the first chunk its consumer delivers, as a connection
+// lost mid-pull would.
+type dropping struct {
+	jetstream.MessagesContext
+	dropped bool
+}
+
+func (d *dropping) Next(opts ...jetstream.NextOpt) (jetstream.Msg, error) {
+	if !d.dropped {
+		d.dropped = true
+		if _, err := d.MessagesContext.Next(opts...); err != nil {
+			return nil, err
+		}
+	}
+	return d.MessagesContext.Next(opts...)
+}
+
+// TestReaderResumesAfterLoss: a read whose consumer loses a chunk on its
+// way (store.OnceReader.InOrder), or is itself lost (deleted on the
+// server: a reader idle for longer than store.ReadConsumerIdle, a server
+// restarted), reads on from after the last chunk on a new consumer, and
+// returns every byte, in order.
+func TestReaderResumesAfterLoss(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, lose := range []string{"a chunk", "the consumer"} {
+		t.Run(lose, func(t *testing.T) {
+			// More chunks to come than the consumer pulls ahead.
+			r, got, want := readPastFetch(ctx, t, 4*readAhead)
+			if lose == "a chunk" {
+				r.it = &dropping{MessagesContext: r.it}
+			} else if err := r.h.stream.DeleteConsumer(ctx, r.cons.CachedInfo().Name); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			rest, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatalf("read after losing %s: %v", lose, err)
+			}
+			if got = append(got, rest...); !bytes.Equal(got, want) {
+				t.Fatalf("read %d bytes, not the %d written", len(got), len(want))
+			}
+			// A lost consumer is noticed at the first stall check.
+			if took := time.Since(start); took > 2*stallCheck {
+				t.Errorf("the read took %v to resume", took)
+			}
+		})
 	}
 }
 

@@ -293,6 +293,9 @@ func (s *Service) readHistory(ctx context.Context, key, gen string, committed ui
 			sm.parts = append(sm.parts, hm)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+			if cons.Unanswered(ctx, n, err) {
+				continue
+			}
 			return nil, fmt.Errorf("workflow: history: %w", err)
 		}
 		if done {
