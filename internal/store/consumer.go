@@ -11,10 +11,9 @@ import (
 )
 
 // ReadConsumer makes an ordered consumer that reads stream for a while
-// (an object's download, or an index's feed for as long as it runs),
-// which nats.go makes anew after a lost connection or message; done
-// deletes it as soon as the reading ends. A read of a few fetches costs
-// less through a OnceReader.
+// (an index's feed, for as long as it runs), which nats.go makes anew
+// after a lost connection or message; done deletes it as soon as the
+// reading ends. A read that ends costs less through a OnceReader.
 //
 // nats.go leaves an ordered consumer on the server until it has been idle
 // for 5 minutes, and a stream holds at most 1,000 consumers
@@ -40,19 +39,19 @@ func ReadConsumer(ctx context.Context, stream jetstream.Stream, cfg jetstream.Or
 	}, nil
 }
 
-// OnceReader is a consumer for one read of a stream, fetch after fetch
-// (a page of changes, of records, of dead letters; a sweep; a history).
+// OnceReader is a consumer for one read of a stream that ends (a page of
+// changes, of records, of dead letters; a sweep; a history; a download).
 //
-// ReadConsumer's ordered consumer suits a long read, which it resumes
-// after a lost connection, but costs a one-off read two consumers: nats.go
-// creates it when asked for it, then deletes it and makes it anew at the
-// first fetch. Each is a request to JetStream, and on a cluster a change
-// of its metadata: a page of ten changes took 0.47-0.49 ms on a node of
-// its own and 1.85-1.95 ms on a three-server cluster, against 0.30-0.31
-// and 1.06-1.18 with one consumer (BenchmarkChangesPage in internal/data,
-// three runs each, alternating). A plain
-// consumer does not resume on its own, so a reader checks with InOrder
-// that no message went missing on the way.
+// ReadConsumer's ordered consumer resumes after a lost connection, but
+// costs a read two consumers: nats.go creates it when asked for it, then
+// deletes it and makes it anew at the first fetch. Each is a request to
+// JetStream, and on a cluster a change of its metadata: a page of ten
+// changes took 0.47-0.49 ms on a node of its own and 1.85-1.95 ms on a
+// three-server cluster, against 0.30-0.31 and 1.06-1.18 with one consumer
+// (BenchmarkChangesPage in internal/data, three runs each, alternating).
+// A plain consumer does not resume on its own, so a reader checks with
+// InOrder that no message went missing on the way, and with Unanswered
+// that its first fetch was heard.
 type OnceReader struct {
 	jetstream.Consumer
 	next   uint64        // the consumer's delivery sequence of the message to come
