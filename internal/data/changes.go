@@ -225,10 +225,17 @@ type Trigger struct {
 	s      *Service
 	inv    Invoker
 	dlq    DeadLetters
+	stream jetstream.Stream
+	cfg    jetstream.ConsumerConfig // of its consumer, as first made
 	cons   jetstream.Consumer
 	table  *tableHandle
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	// Used by the runner only.
+	acked uint64        // the last stream sequence it acknowledged
+	pause time.Duration // after the last failed fetch
+	gone  time.Time     // when it found its consumer gone; zero: there
 
 	mu        sync.Mutex
 	lastError string
@@ -310,7 +317,7 @@ func (s *Service) StartTrigger(ctx context.Context, spec TriggerSpec, inv Invoke
 	if err != nil {
 		return nil, fmt.Errorf("trigger %s: consumer: %w", spec.Name, err)
 	}
-	t.cons = cons
+	t.stream, t.cfg, t.cons = stream, cfg, cons
 	var rctx context.Context
 	rctx, t.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.wg.Add(1)
@@ -344,7 +351,8 @@ func (t *Trigger) Delivered() uint64 {
 	return t.delivered
 }
 
-// LastError is the last invocation failure, "" if none.
+// LastError is the last failure (of an invocation, or of a fetch), "" if
+// none since the last batch delivered.
 func (t *Trigger) LastError() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -368,8 +376,12 @@ func (t *Trigger) run(ctx context.Context) {
 			msgs = append(msgs, m)
 		}
 		if len(msgs) == 0 {
+			if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+				t.unanswered(ctx, err)
+			}
 			continue
 		}
+		t.pause, t.gone = 0, time.Time{}
 		// Redeliveries may come after later messages.
 		slices.SortFunc(msgs, func(a, b jetstream.Msg) int { return cmp.Compare(streamSeq(a), streamSeq(b)) })
 		if ok, err := t.inTurn(ctx, msgs); !ok {
@@ -384,6 +396,56 @@ func (t *Trigger) run(ctx context.Context) {
 		t.process(ctx, msgs)
 	}
 }
+
+// unanswered deals with a fetch that failed at once: no one answered (its
+// consumer gone, or its stream between leaders), or another error. The
+// runner says so (LastError) and waits, 50 ms at first and twice as long
+// each time after, up to a second, before it fetches again: it fetched as
+// fast as the failures came, a whole core's worth, and never delivered
+// again once its consumer was gone.
+//
+// A consumer gone for consumerGrace is made anew, from after the last
+// batch this runner acknowledged (or from the trigger's start): deleted by
+// hand, or lost with a server. A removed trigger's runners stop as soon as
+// their node learns of the removal, well within that time, and so never
+// bring its consumer back.
+func (t *Trigger) unanswered(ctx context.Context, err error) {
+	t.pause = min(max(2*t.pause, 50*time.Millisecond), time.Second)
+	defer sleep(ctx, t.pause)
+	if _, ierr := t.cons.Info(ctx); !errors.Is(ierr, jetstream.ErrConsumerNotFound) {
+		t.gone = time.Time{}
+		t.fail(fmt.Sprintf("fetching a batch: %v", err))
+		return
+	}
+	if t.gone.IsZero() {
+		t.gone = time.Now()
+	}
+	name := t.cfg.Durable
+	if time.Since(t.gone) < consumerGrace {
+		t.fail(fmt.Sprintf("its consumer %s is gone: it is made anew %v after it went, unless the trigger was removed", name, consumerGrace))
+		return
+	}
+	cfg := t.cfg
+	if t.acked > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartSequencePolicy, t.acked+1, nil
+	}
+	cons, cerr := t.stream.CreateConsumer(ctx, cfg)
+	if cerr != nil {
+		t.fail(fmt.Sprintf("its consumer %s is gone, and making it anew failed: %v", name, cerr))
+		return
+	}
+	t.cons, t.gone, t.pause = cons, time.Time{}, 0
+	from := "the trigger's start"
+	if t.acked > 0 {
+		from = fmt.Sprintf("stream sequence %d", t.acked+1)
+	}
+	t.fail(fmt.Sprintf("its consumer %s was gone, and was made anew from %s", name, from))
+	t.s.log.Warn("data: a trigger's consumer was gone; made anew", "trigger", t.spec.Name, "function", t.spec.Function, "consumer", name, "from", from)
+}
+
+// consumerGrace is how long a trigger's consumer must have been gone
+// before its runner makes it anew (unanswered).
+var consumerGrace = 30 * time.Second
 
 // triggerAckWait is how long a batch fetched by a runner that then
 // vanished (a kill -9, a lost node) stays out before JetStream hands it to
@@ -489,6 +551,7 @@ func (t *Trigger) process(ctx context.Context, msgs []jetstream.Msg) {
 		for _, m := range msgs {
 			_ = m.Ack()
 		}
+		t.acked = max(t.acked, streamSeq(msgs[len(msgs)-1]))
 	}
 	if len(recs) == 0 {
 		ackAll()

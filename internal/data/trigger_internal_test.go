@@ -1,0 +1,107 @@
+package data
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nimbus-run/nimbus/internal/invoke"
+	"github.com/nimbus-run/nimbus/internal/store/storetest"
+)
+
+// counter is an Invoker that counts the records of the batches it gets.
+type counter struct {
+	mu      sync.Mutex
+	records int
+}
+
+func (c *counter) Invoke(_ context.Context, req *invoke.Request) (*invoke.Response, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.records += strings.Count(string(req.Payload), `"eventName"`)
+	return &invoke.Response{Payload: []byte(`null`)}, nil
+}
+
+func (c *counter) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.records
+}
+
+// cpuTime is the CPU time the test process has used.
+func cpuTime(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestTriggerConsumerGone: a trigger whose durable consumer disappears
+// (deleted by hand, lost with a server) says so and waits between its
+// fetches, where it fetched as fast as the failures came (a core's worth
+// of CPU) and never delivered again; once the consumer has been gone for
+// consumerGrace it is made anew after the last batch the runner
+// acknowledged, and the changes made meanwhile are delivered.
+func TestTriggerConsumerGone(t *testing.T) {
+	defer func(g time.Duration) { consumerGrace = g }(consumerGrace)
+	consumerGrace = 2 * time.Second
+	ctx := context.Background()
+	s := New(Config{}, storetest.Open(t))
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	if _, _, err := s.PutTable(ctx, TableDef{Name: "orders", Key: "id"}); err != nil {
+		t.Fatal(err)
+	}
+	c := &counter{}
+	tr, err := s.StartTrigger(ctx, TriggerSpec{Function: "f", Name: "gone", Table: "orders"}, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Stop()
+	put := func(id string) {
+		t.Helper()
+		if _, err := s.Put(ctx, "orders", []byte(`{"id":"`+id+`"}`), PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for c.count() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d records delivered, want %d (last error %q)", c.count(), n, tr.LastError())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	put("a")
+	wait(1)
+
+	if err := tr.stream.DeleteConsumer(ctx, tr.cfg.Durable); err != nil {
+		t.Fatal(err)
+	}
+	put("b")
+	start, cpu := time.Now(), cpuTime(t)
+	time.Sleep(consumerGrace / 2)
+	if used, took := cpuTime(t)-cpu, time.Since(start); used > took/3 {
+		t.Errorf("the process used %v of CPU in %v while the trigger's consumer was gone", used, took)
+	}
+	if e := tr.LastError(); !strings.Contains(e, "is gone") {
+		t.Errorf("last error %q while the consumer is gone, want it to say so", e)
+	}
+	// b, and not a again: made anew after a, not from the trigger's
+	// start (new: b would be lost) nor from the oldest change.
+	wait(2)
+	put("c")
+	wait(3)
+	time.Sleep(100 * time.Millisecond)
+	if n := c.count(); n != 3 {
+		t.Errorf("%d records delivered, want 3 (a change delivered twice)", n)
+	}
+}
