@@ -363,22 +363,14 @@ func (t *Trigger) run(ctx context.Context) {
 	defer t.s.wg.Done()
 	defer close(t.done)
 	for ctx.Err() == nil {
-		batch, err := t.cons.Fetch(t.spec.Batch, jetstream.FetchMaxWait(time.Second))
+		msgs, err := t.fetch()
 		if err != nil {
 			if ctx.Err() == nil {
-				t.fail(err.Error())
-				sleep(ctx, time.Second)
+				t.unanswered(ctx, err)
 			}
 			continue
 		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
-		}
 		if len(msgs) == 0 {
-			if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
-				t.unanswered(ctx, err)
-			}
 			continue
 		}
 		t.pause, t.gone = 0, time.Time{}
@@ -395,6 +387,24 @@ func (t *Trigger) run(ctx context.Context) {
 		}
 		t.process(ctx, msgs)
 	}
+}
+
+// fetch returns the next batch: the changes that come within a second,
+// up to Batch. (It waits the second out for a batch it does not fill: see
+// TestTriggerDelivers.)
+func (t *Trigger) fetch() ([]jetstream.Msg, error) {
+	batch, err := t.cons.Fetch(t.spec.Batch, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := batch.Error(); err != nil && len(msgs) == 0 && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+		return nil, err
+	}
+	return msgs, nil
 }
 
 // unanswered deals with a fetch that failed at once: no one answered (its

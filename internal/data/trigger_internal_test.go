@@ -2,6 +2,7 @@ package data
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,12 +17,14 @@ import (
 type counter struct {
 	mu      sync.Mutex
 	records int
+	batches int
 }
 
 func (c *counter) Invoke(_ context.Context, req *invoke.Request) (*invoke.Response, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.records += strings.Count(string(req.Payload), `"eventName"`)
+	c.batches++
 	return &invoke.Response{Payload: []byte(`null`)}, nil
 }
 
@@ -103,5 +106,58 @@ func TestTriggerConsumerGone(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if n := c.count(); n != 3 {
 		t.Errorf("%d records delivered, want 3 (a change delivered twice)", n)
+	}
+}
+
+// TestTriggerDelivers: a change made alone reaches the trigger's function
+// within the second its runner's fetch waits for a batch to fill, and
+// changes made together go in one batch, or two.
+func TestTriggerDelivers(t *testing.T) {
+	ctx := context.Background()
+	s := New(Config{}, storetest.Open(t))
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	if _, _, err := s.PutTable(ctx, TableDef{Name: "orders", Key: "id"}); err != nil {
+		t.Fatal(err)
+	}
+	c := &counter{}
+	tr, err := s.StartTrigger(ctx, TriggerSpec{Function: "f", Name: "soon", Table: "orders", Batch: 10}, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Stop()
+	for i := range 2 {
+		start := time.Now()
+		if _, err := s.Put(ctx, "orders", []byte(fmt.Sprintf(`{"id":"%d"}`, i)), PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for c.count() < i+1 {
+			if time.Since(start) > 1500*time.Millisecond {
+				t.Fatalf("change %d not delivered after %v", i, time.Since(start))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	c.mu.Lock()
+	batches := c.batches
+	for i := range 7 {
+		if _, err := s.Put(ctx, "orders", []byte(fmt.Sprintf(`{"id":"b%d"}`, i)), PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.count() < 9 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records delivered, want 9", c.count())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := c.batches - batches; n > 2 {
+		t.Errorf("7 changes made together came in %d batches, want at most 2", n)
 	}
 }
