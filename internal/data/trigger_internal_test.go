@@ -43,15 +43,11 @@ func cpuTime(t *testing.T) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// TestTriggerConsumerGone: a trigger whose durable consumer disappears
-// (deleted by hand, lost with a server) says so and waits between its
-// fetches, where it fetched as fast as the failures came (a core's worth
-// of CPU) and never delivered again; once the consumer has been gone for
-// consumerGrace it is made anew after the last batch the runner
-// acknowledged, and the changes made meanwhile are delivered.
-func TestTriggerConsumerGone(t *testing.T) {
-	defer func(g time.Duration) { consumerGrace = g }(consumerGrace)
-	consumerGrace = 2 * time.Second
+// startOrdersTrigger starts a service on a JetStream of its own, with a
+// table "orders" keyed by id, and the trigger spec on it, which a counter
+// serves; all stop at cleanup.
+func startOrdersTrigger(t *testing.T, spec TriggerSpec) (*Service, *Trigger, *counter) {
+	t.Helper()
 	ctx := context.Background()
 	s := New(Config{}, storetest.Open(t))
 	if err := s.Start(ctx); err != nil {
@@ -62,11 +58,27 @@ func TestTriggerConsumerGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &counter{}
-	tr, err := s.StartTrigger(ctx, TriggerSpec{Function: "f", Name: "gone", Table: "orders"}, c, nil)
+	tr, err := s.StartTrigger(ctx, spec, c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tr.Stop()
+	t.Cleanup(tr.Stop)
+	return s, tr, c
+}
+
+// TestTriggerConsumerGone: a trigger whose durable consumer disappears
+// (deleted by hand, lost with a server) says so and waits between its
+// fetches, where it fetched as fast as the failures came (a core's worth
+// of CPU) and never delivered again; once the consumer has been gone for
+// consumerGrace it is made anew after the last batch the runner
+// acknowledged, and the changes made meanwhile are delivered.
+func TestTriggerConsumerGone(t *testing.T) {
+	// Restored after the trigger stops (cleanups run last first).
+	grace := consumerGrace
+	t.Cleanup(func() { consumerGrace = grace })
+	consumerGrace = 2 * time.Second
+	ctx := context.Background()
+	s, tr, c := startOrdersTrigger(t, TriggerSpec{Function: "f", Name: "gone", Table: "orders"})
 	put := func(id string) {
 		t.Helper()
 		if _, err := s.Put(ctx, "orders", []byte(`{"id":"`+id+`"}`), PutOptions{}); err != nil {
@@ -114,20 +126,7 @@ func TestTriggerConsumerGone(t *testing.T) {
 // changes made together go in one batch, or two.
 func TestTriggerDelivers(t *testing.T) {
 	ctx := context.Background()
-	s := New(Config{}, storetest.Open(t))
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Stop(context.Background()) })
-	if _, _, err := s.PutTable(ctx, TableDef{Name: "orders", Key: "id"}); err != nil {
-		t.Fatal(err)
-	}
-	c := &counter{}
-	tr, err := s.StartTrigger(ctx, TriggerSpec{Function: "f", Name: "soon", Table: "orders", Batch: 10}, c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Stop()
+	s, _, c := startOrdersTrigger(t, TriggerSpec{Function: "f", Name: "soon", Table: "orders", Batch: 10})
 	for i := range 2 {
 		start := time.Now()
 		if _, err := s.Put(ctx, "orders", []byte(fmt.Sprintf(`{"id":"%d"}`, i)), PutOptions{}); err != nil {
