@@ -232,7 +232,9 @@ type Trigger struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	// Used by the runner only.
+	// Used by the runner only (and by its batch's heartbeat, while the
+	// runner waits for the batch).
+	turn  uint64        // revision of the turn it holds (turns.go); 0: none
 	acked uint64        // the last stream sequence it acknowledged
 	pause time.Duration // after the last failed fetch
 	gone  time.Time     // when it found its consumer gone; zero: there
@@ -386,6 +388,7 @@ func (t *Trigger) run(ctx context.Context) {
 			continue
 		}
 		t.process(ctx, msgs)
+		t.endTurn()
 	}
 }
 
@@ -483,12 +486,26 @@ const turnWait = 250 * time.Millisecond
 // consumer's acknowledgement floor, so that what others hold comes after
 // it. Otherwise it is delivered again after turnWait, until the earlier
 // messages have been acknowledged or come back with it.
+//
+// It takes the trigger's turn first (turns.go), which it holds when it
+// says yes.
 func (t *Trigger) inTurn(ctx context.Context, msgs []jetstream.Msg) (bool, error) {
+	if ok, err := t.takeTurn(ctx); !ok {
+		if err != nil {
+			err = fmt.Errorf("trigger %s: taking its turn: %w", t.spec.Name, err)
+		}
+		return false, err
+	}
 	info, err := t.cons.Info(ctx)
 	if err != nil {
+		t.endTurn()
 		return false, fmt.Errorf("trigger %s: %w", t.spec.Name, err)
 	}
-	return info.NumAckPending <= len(msgs) || streamSeq(msgs[0]) <= info.AckFloor.Stream+1, nil
+	if info.NumAckPending <= len(msgs) || streamSeq(msgs[0]) <= info.AckFloor.Stream+1 {
+		return true, nil
+	}
+	t.endTurn()
+	return false, nil
 }
 
 // streamSeq is a delivered message's sequence in its stream (0 if its
@@ -592,6 +609,7 @@ func (t *Trigger) process(ctx context.Context, msgs []jetstream.Msg) {
 				for _, m := range msgs {
 					_ = m.InProgress()
 				}
+				t.renewTurn(ctx)
 			}
 		}
 	}()

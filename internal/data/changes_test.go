@@ -295,6 +295,66 @@ func TestTriggerOrderAcrossRunners(t *testing.T) {
 	}
 }
 
+// TestTriggerOrderWithShortHistory: as TestTriggerOrderAcrossRunners, but
+// the item is written more times than its table keeps while the first
+// runner holds a batch with its first change. JetStream drops the changes
+// pushed out of the history from the consumer's pending set, so the
+// consumer alone no longer shows the batch in flight; the trigger's turn
+// (turns.go) still does. Without it the second runner delivered the later
+// changes first.
+func TestTriggerOrderWithShortHistory(t *testing.T) {
+	ctx := context.Background()
+	n := nodetest.Start(t, node.Config{})
+	if _, _, err := n.Data.PutTable(ctx, data.TableDef{Name: "orders", Key: "id", History: 2}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(i int) {
+		t.Helper()
+		if _, err := n.Data.Put(ctx, "orders", raw(fmt.Sprintf(`{"id":"k","v":%d}`, i)), data.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := &changeLog{}
+	slow := &gate{log: log, entered: make(chan struct{}), open: make(chan struct{})}
+	fast := &gate{log: log, entered: make(chan struct{}), open: make(chan struct{})}
+	close(fast.open)
+	spec := data.TriggerSpec{Function: "f", Name: "short", Table: "orders", Batch: 10}
+	a, err := n.Data.StartTrigger(ctx, spec, slow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	put(0)
+	select {
+	case <-slow.entered: // a holds change 0
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first runner got no batch")
+	}
+	b, err := n.Data.StartTrigger(ctx, spec, fast, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	for i := 1; i <= 5; i++ {
+		put(i)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if got := log.snapshot(); len(got) != 0 {
+		t.Fatalf("%d changes reached the function while the first was still in flight", len(got))
+	}
+	close(slow.open)
+	nodetest.Eventually(t, 30*time.Second, "the changes the history kept", func() bool { return len(log.snapshot()) >= 3 })
+	time.Sleep(300 * time.Millisecond)
+	got := log.snapshot()
+	var vs []string
+	for _, c := range got {
+		vs = append(vs, string(c.NewImage))
+	}
+	if len(got) != 3 || !strings.Contains(vs[0], `"v":0`) || !strings.Contains(vs[1], `"v":4`) || !strings.Contains(vs[2], `"v":5`) {
+		t.Fatalf("the function saw %v, want v 0, then 4 and 5 (the history keeps two)", vs)
+	}
+}
+
 // TestTriggerStopHandsBatchOver: a runner stopped while its function holds
 // a batch (a node shutting down, a function redeployed) hands the batch
 // back, so the other runner delivers it at once instead of after the

@@ -46,6 +46,8 @@ const (
 	// UploadsKV their upload records.
 	UploadsBucket = "nimbus_mpu"
 	UploadsKV     = "nimbus_mpu_uploads"
+	// TurnsKV says which node runs a batch of each trigger (turns.go).
+	TurnsKV = "nimbus_trigger_turns"
 
 	keyTable  = "t."
 	keyBucket = "b."
@@ -202,6 +204,7 @@ type Service struct {
 
 	uploads    jetstream.ObjectStore
 	uploadsKV  jetstream.KeyValue
+	turns      jetstream.KeyValue // trigger -> the time the batch running may run to
 	uploadsStr jetstream.Stream
 	// partsH reads and writes the parts of uploads; its
 	// name index lists one upload's parts.
@@ -247,6 +250,13 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	if err := s.startUploads(ctx); err != nil {
 		return err
+	}
+	s.turns, err = s.st.KV(ctx, jetstream.KeyValueConfig{
+		Bucket: TurnsKV, Description: "the trigger batches running", History: 1,
+		Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("data: trigger turns: %w", err)
 	}
 	w, err := s.meta.WatchAll(context.WithoutCancel(ctx))
 	if err != nil {

@@ -1,0 +1,82 @@
+package data
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// A trigger's turn: one batch of a trigger runs at a time in the whole
+// cluster, so that a key's changes reach the function in order.
+//
+// MaxAckPending = Batch and the consumer check of inTurn held one batch in
+// flight only while JetStream counted the batch as pending. It does not
+// once the batch's changes leave the stream: an item written more than
+// its table's history allows while a batch holding one of its changes is
+// at work on one node has that change dropped from the consumer's pending
+// set (and the acknowledgement floor moved past it), and another node then
+// took the item's later changes and delivered them first
+// (TestTriggerOrderWithShortHistory). So a runner takes the trigger's turn
+// before it invokes the function, and gives it back after: a key in
+// TurnsKV, written only where absent or run out, holding the time to
+// which the batch may run (triggerAckWait ahead, renewed with the batch's
+// heartbeat). A runner that dies with the turn holds it until then, as
+// JetStream holds its batch for the ack wait.
+//
+// Clocks: the time is the runner's; a node whose clock runs behind
+// another's may wait longer for a turn run out, one whose clock runs
+// ahead may take it early, as if the runner had died.
+
+// takeTurn takes the trigger's turn, if no other runner holds it.
+func (t *Trigger) takeTurn(ctx context.Context) (bool, error) {
+	key := t.cfg.Durable
+	until, _ := time.Now().Add(triggerAckWait).MarshalText()
+	rev, err := t.s.turns.Create(ctx, key, until)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		var e jetstream.KeyValueEntry
+		e, err = t.s.turns.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return false, nil // given back meanwhile: the next try takes it
+		}
+		if err != nil {
+			return false, err
+		}
+		var held time.Time
+		if held.UnmarshalText(e.Value()) == nil && time.Now().Before(held) {
+			return false, nil
+		}
+		rev, err = t.s.turns.Update(ctx, key, until, e.Revision())
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return false, nil // another runner took it first
+		}
+	}
+	if err != nil {
+		return false, err
+	}
+	t.turn = rev
+	return true, nil
+}
+
+// renewTurn moves the end of the turn held triggerAckWait ahead.
+func (t *Trigger) renewTurn(ctx context.Context) {
+	if t.turn == 0 {
+		return
+	}
+	until, _ := time.Now().Add(triggerAckWait).MarshalText()
+	if rev, err := t.s.turns.Update(ctx, t.cfg.Durable, until, t.turn); err == nil {
+		t.turn = rev
+	}
+}
+
+// endTurn gives the turn held back.
+func (t *Trigger) endTurn() {
+	if t.turn == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	t.s.turns.Delete(ctx, t.cfg.Durable, jetstream.LastRevision(t.turn)) //nolint:errcheck // it runs out anyway
+	t.turn = 0
+}
