@@ -393,8 +393,10 @@ func (t *Trigger) run(ctx context.Context) {
 }
 
 // fetch returns the next batch: the changes that come within a second,
-// up to Batch. (It waits the second out for a batch it does not fill: see
-// TestTriggerDelivers.)
+// up to Batch. It waits the second out for a batch it does not fill
+// (TestTriggerDelivers); fetching one change and then those already there
+// made partial batches that two runners handed back and forth without
+// end (docs/data.md, Latency).
 func (t *Trigger) fetch() ([]jetstream.Msg, error) {
 	batch, err := t.cons.Fetch(t.spec.Batch, jetstream.FetchMaxWait(time.Second))
 	if err != nil {
