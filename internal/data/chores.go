@@ -40,25 +40,38 @@ func (s *Service) claim(ctx context.Context, chore string, every time.Duration) 
 	if s.cfg.SoleWriter {
 		return true
 	}
-	key := keyChore + chore
-	var rev uint64
-	e, err := s.meta.Get(ctx, key)
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-	case err != nil:
-		return true
-	default:
-		var last time.Time
-		if last.UnmarshalText(e.Value()) == nil && s.cfg.Now().Sub(last) < every-every/10 {
-			return false
-		}
-		rev = e.Revision()
-	}
 	now, _ := s.cfg.Now().UTC().MarshalText()
-	if rev == 0 {
-		_, err = s.meta.Create(ctx, key, now)
-	} else {
-		_, err = s.meta.Update(ctx, key, now, rev)
+	_, ok, err := claimKey(ctx, s.meta, keyChore+chore, now, func(v []byte) bool {
+		var last time.Time
+		return last.UnmarshalText(v) != nil || s.cfg.Now().Sub(last) >= every-every/10
+	})
+	return ok || err != nil
+}
+
+// claimKey writes value to key in kv where the key is absent, or where
+// stale says the value there has run out, conditionally on the revision
+// read, so that of writers racing one wins; won says whether this one
+// did, and rev is the revision it wrote.
+func claimKey(ctx context.Context, kv jetstream.KeyValue, key string, value []byte, stale func([]byte) bool) (rev uint64, won bool, err error) {
+	rev, err = kv.Create(ctx, key, value)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		var e jetstream.KeyValueEntry
+		e, err = kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return 0, false, nil // deleted meanwhile: the next try takes it
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		if !stale(e.Value()) {
+			return 0, false, nil
+		}
+		if rev, err = kv.Update(ctx, key, value, e.Revision()); errors.Is(err, jetstream.ErrKeyExists) {
+			return 0, false, nil // another writer was first
+		}
 	}
-	return err == nil || !(errors.Is(err, jetstream.ErrKeyExists) || wrongLastSequence(err))
+	if err != nil {
+		return 0, false, err
+	}
+	return rev, true, nil
 }

@@ -2,7 +2,6 @@ package data
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,32 +30,15 @@ import (
 
 // takeTurn takes the trigger's turn, if no other runner holds it.
 func (t *Trigger) takeTurn(ctx context.Context) (bool, error) {
-	key := t.cfg.Durable
 	until, _ := time.Now().Add(triggerAckWait).MarshalText()
-	rev, err := t.s.turns.Create(ctx, key, until)
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		var e jetstream.KeyValueEntry
-		e, err = t.s.turns.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return false, nil // given back meanwhile: the next try takes it
-		}
-		if err != nil {
-			return false, err
-		}
+	rev, won, err := claimKey(ctx, t.s.turns, t.cfg.Durable, until, func(v []byte) bool {
 		var held time.Time
-		if held.UnmarshalText(e.Value()) == nil && time.Now().Before(held) {
-			return false, nil
-		}
-		rev, err = t.s.turns.Update(ctx, key, until, e.Revision())
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			return false, nil // another runner took it first
-		}
+		return held.UnmarshalText(v) != nil || !time.Now().Before(held)
+	})
+	if won {
+		t.turn = rev
 	}
-	if err != nil {
-		return false, err
-	}
-	t.turn = rev
-	return true, nil
+	return won, err
 }
 
 // renewTurn moves the end of the turn held triggerAckWait ahead.
