@@ -47,7 +47,7 @@ func cpuTime(t *testing.T) time.Duration {
 // startOrdersTrigger starts a service on a JetStream of its own, with a
 // table "orders" keyed by id, and the trigger spec on it, which a counter
 // serves; all stop at cleanup.
-func startOrdersTrigger(t *testing.T, spec TriggerSpec) (*Service, *Trigger, *counter) {
+func startOrdersTrigger(t testing.TB, spec TriggerSpec) (*Service, *Trigger, *counter) {
 	t.Helper()
 	ctx := context.Background()
 	s := New(Config{}, storetest.Open(t))
@@ -167,5 +167,27 @@ func TestTriggerDelivers(t *testing.T) {
 	defer c.mu.Unlock()
 	if n := c.batches - batches; n > 2 {
 		t.Errorf("7 changes made together came in %d batches, want at most 2", n)
+	}
+}
+
+// BenchmarkTriggerDelivery puts changes into a table in a loop and times
+// each until the trigger's function, which does nothing, has seen them
+// all: what a trigger's own machinery costs a change (in process):
+// go test ./internal/data -run '^$' -bench TriggerDelivery -benchtime 2000x
+func BenchmarkTriggerDelivery(b *testing.B) {
+	for _, batch := range []int{1, 10} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			ctx := context.Background()
+			s, _, c := startOrdersTrigger(b, TriggerSpec{Function: "f", Name: "bench", Table: "orders", Batch: batch})
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := s.Put(ctx, "orders", fmt.Appendf(nil, `{"id":"%d"}`, i), PutOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for c.count() < b.N {
+				time.Sleep(100 * time.Microsecond)
+			}
+		})
 	}
 }
