@@ -233,18 +233,18 @@ func (g *gate) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Respons
 	return &invoke.Response{Payload: []byte("null")}, nil
 }
 
-// TestTriggerOrderAcrossRunners: two nodes run the same trigger (one
-// durable consumer). The first takes a partial batch (the only changes
-// there were) and is slow to finish it; the changes written meanwhile must
-// wait for it, not reach the function through the second node first. The
-// same holds after a kill -9, when the consumer's state can strand a
-// partial batch as pending until its ack wait ends.
-func TestTriggerOrderAcrossRunners(t *testing.T) {
+// heldFirst runs one trigger on two runners, as two nodes do, over a
+// table of one item "k" keeping history revisions: the first runner's
+// function holds its batch until slow.open is closed; the second's
+// delivers at once. It puts changes 0 to held-1, waits for the first
+// runner to hold them, then puts changes held to total-1 and checks for
+// 1.5 s that the second runner delivers none of them meanwhile. It
+// returns the log of what the function saw and the first runner's gate.
+func heldFirst(t *testing.T, history, held, total int) (*changeLog, *gate) {
+	t.Helper()
 	ctx := context.Background()
 	n := nodetest.Start(t, node.Config{})
-	// A history that keeps all ten changes of the one item: a trigger
-	// further behind on an item misses changes (TestTriggerOrderWithShortHistory).
-	if _, _, err := n.Data.PutTable(ctx, data.TableDef{Name: "orders", Key: "id", History: 16}); err != nil {
+	if _, _, err := n.Data.PutTable(ctx, data.TableDef{Name: "orders", Key: "id", History: history}); err != nil {
 		t.Fatal(err)
 	}
 	put := func(i int) {
@@ -258,32 +258,46 @@ func TestTriggerOrderAcrossRunners(t *testing.T) {
 	fast := &gate{log: log, entered: make(chan struct{}), open: make(chan struct{})}
 	close(fast.open)
 	spec := data.TriggerSpec{Function: "f", Name: "ordered", Table: "orders", Batch: 10}
-	a, err := n.Data.StartTrigger(ctx, spec, slow, nil)
-	if err != nil {
-		t.Fatal(err)
+	start := func(g *gate) {
+		t.Helper()
+		r, err := n.Data.StartTrigger(ctx, spec, g, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Stop)
 	}
-	defer a.Stop()
-	for i := range 3 {
+	start(slow)
+	for i := range held {
 		put(i)
 	}
 	select {
-	case <-slow.entered: // a holds changes 0-2
+	case <-slow.entered:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the first runner got no batch")
 	}
-	b, err := n.Data.StartTrigger(ctx, spec, fast, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Stop()
-	for i := 3; i < 10; i++ {
+	start(fast)
+	for i := held; i < total; i++ {
 		put(i)
 	}
-	// Give b time to take changes 3-9 and (wrongly) deliver them.
+	// Give the second runner time to take the later changes and
+	// (wrongly) deliver them.
 	time.Sleep(1500 * time.Millisecond)
 	if got := log.snapshot(); len(got) != 0 {
-		t.Fatalf("%d changes reached the function while earlier ones were still in flight", len(got))
+		t.Fatalf("%d changes reached the function while the first runner's were still in flight", len(got))
 	}
+	return log, slow
+}
+
+// TestTriggerOrderAcrossRunners: two nodes run the same trigger (one
+// durable consumer). The first takes a partial batch (the only changes
+// there were) and is slow to finish it; the changes written meanwhile must
+// wait for it, not reach the function through the second node first. The
+// same holds after a kill -9, when the consumer's state can strand a
+// partial batch as pending until its ack wait ends.
+func TestTriggerOrderAcrossRunners(t *testing.T) {
+	// A history that keeps all ten changes of the one item: a trigger
+	// further behind on an item misses changes (TestTriggerOrderWithShortHistory).
+	log, slow := heldFirst(t, 16, 3, 10)
 	close(slow.open)
 	nodetest.Eventually(t, 30*time.Second, "all 10 changes", func() bool { return len(log.snapshot()) >= 10 })
 	got := log.snapshot()
@@ -305,54 +319,15 @@ func TestTriggerOrderAcrossRunners(t *testing.T) {
 // (turns.go) still does. Without it the second runner delivered the later
 // changes first.
 func TestTriggerOrderWithShortHistory(t *testing.T) {
-	ctx := context.Background()
-	n := nodetest.Start(t, node.Config{})
-	if _, _, err := n.Data.PutTable(ctx, data.TableDef{Name: "orders", Key: "id", History: 2}); err != nil {
-		t.Fatal(err)
-	}
-	put := func(i int) {
-		t.Helper()
-		if _, err := n.Data.Put(ctx, "orders", raw(fmt.Sprintf(`{"id":"k","v":%d}`, i)), data.PutOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	log := &changeLog{}
-	slow := &gate{log: log, entered: make(chan struct{}), open: make(chan struct{})}
-	fast := &gate{log: log, entered: make(chan struct{}), open: make(chan struct{})}
-	close(fast.open)
-	spec := data.TriggerSpec{Function: "f", Name: "short", Table: "orders", Batch: 10}
-	a, err := n.Data.StartTrigger(ctx, spec, slow, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Stop()
-	put(0)
-	select {
-	case <-slow.entered: // a holds change 0
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first runner got no batch")
-	}
-	b, err := n.Data.StartTrigger(ctx, spec, fast, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Stop()
-	for i := 1; i <= 5; i++ {
-		put(i)
-	}
-	time.Sleep(1500 * time.Millisecond)
-	if got := log.snapshot(); len(got) != 0 {
-		t.Fatalf("%d changes reached the function while the first was still in flight", len(got))
-	}
+	log, slow := heldFirst(t, 2, 1, 6)
 	close(slow.open)
 	nodetest.Eventually(t, 30*time.Second, "the changes the history kept", func() bool { return len(log.snapshot()) >= 3 })
 	time.Sleep(300 * time.Millisecond)
-	got := log.snapshot()
 	var vs []string
-	for _, c := range got {
+	for _, c := range log.snapshot() {
 		vs = append(vs, string(c.NewImage))
 	}
-	if len(got) != 3 || !strings.Contains(vs[0], `"v":0`) || !strings.Contains(vs[1], `"v":4`) || !strings.Contains(vs[2], `"v":5`) {
+	if len(vs) != 3 || !strings.Contains(vs[0], `"v":0`) || !strings.Contains(vs[1], `"v":4`) || !strings.Contains(vs[2], `"v":5`) {
 		t.Fatalf("the function saw %v, want v 0, then 4 and 5 (the history keeps two)", vs)
 	}
 }
