@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-run/nimbus/internal/store"
@@ -241,10 +240,10 @@ const stallRestart = 3
 // consume starts the consumer the chunks come through, from stream
 // sequence seq, or from the first chunk when seq is 0, and fetches the
 // first chunks. The fetch, unlike the consumer's pulls, tells a request
-// that met no one (store.OnceReader.Unanswered), which a consumer just
-// made on a cluster may: the pulls ignored it, and a read from a node on
-// another server than the bucket's stream stalled for 3 s (the stall
-// checks) in 1 to 3 of 200 reads.
+// that met no one, and asks again (store.OnceReader.Available); the first
+// pull of a consumer just made on a cluster may meet no one, which the
+// pulls ignored: a read from a node on another server than the bucket's
+// stream stalled for 3 s (the stall checks) in 1 to 3 of 200 reads.
 func (r *chunkStream) consume(seq uint64) error {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.subj}}
 	if seq > 0 {
@@ -255,26 +254,11 @@ func (r *chunkStream) consume(seq uint64) error {
 		return fmt.Errorf("read %s: %w", r.name, err)
 	}
 	r.cons, r.done = cons, done
-	for {
-		batch, err := cons.FetchNoWait(readAhead)
-		if err != nil {
-			r.stop()
-			return fmt.Errorf("read %s: %w", r.name, err)
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			r.fetched = append(r.fetched, m)
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
-			if cons.Unanswered(r.ctx, got, err) {
-				continue
-			}
-			r.stop()
-			return fmt.Errorf("read %s: %w", r.name, err)
-		}
-		return nil
+	if r.fetched, err = cons.Available(r.ctx, readAhead); err != nil {
+		r.stop()
+		return fmt.Errorf("read %s: %w", r.name, err)
 	}
+	return nil
 }
 
 // restart resumes the read on a new consumer, after the last chunk read.

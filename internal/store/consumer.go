@@ -133,6 +133,28 @@ func (r *OnceReader) Unanswered(ctx context.Context, got int, err error) bool {
 	}
 }
 
+// Available fetches up to n of the messages there are now (none when
+// nothing is), asking again while the fetch meets no one (Unanswered).
+func (r *OnceReader) Available(ctx context.Context, n int) ([]jetstream.Msg, error) {
+	for {
+		batch, err := r.FetchNoWait(n)
+		if err != nil {
+			return nil, err
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+			if r.Unanswered(ctx, len(msgs), err) {
+				continue
+			}
+			return nil, err
+		}
+		return msgs, nil
+	}
+}
+
 // ReadAll reads what stream holds under cfg's filter now, up to batch
 // messages a fetch, through a OnceReader, calling fn for each message in
 // order until fn returns false or the consumer says nothing is pending.
@@ -143,13 +165,11 @@ func ReadAll(ctx context.Context, stream jetstream.Stream, cfg jetstream.Ordered
 	}
 	defer done()
 	for {
-		msgs, err := cons.FetchNoWait(batch)
-		if err != nil {
+		msgs, err := cons.Available(ctx, batch)
+		if err != nil || len(msgs) == 0 {
 			return err
 		}
-		got := 0
-		for m := range msgs.Messages() {
-			got++
+		for _, m := range msgs {
 			md, err := m.Metadata()
 			if err != nil {
 				return err
@@ -160,15 +180,6 @@ func ReadAll(ctx context.Context, stream jetstream.Stream, cfg jetstream.Ordered
 			if !fn(m, md) || md.NumPending == 0 {
 				return nil
 			}
-		}
-		if err := msgs.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			if cons.Unanswered(ctx, got, err) {
-				continue
-			}
-			return err
-		}
-		if got == 0 {
-			return nil
 		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/s2"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-run/nimbus/internal/store"
@@ -261,13 +260,12 @@ func (s *Service) readHistory(ctx context.Context, key, gen string, committed ui
 		return nil, nil
 	}
 	for {
-		batch, err := cons.FetchNoWait(512)
+		msgs, err := cons.Available(ctx, 512)
 		if err != nil {
 			return nil, fmt.Errorf("workflow: history: %w", err)
 		}
-		n, done := 0, false
-		for m := range batch.Messages() {
-			n++
+		done := false
+		for _, m := range msgs {
 			md, err := m.Metadata()
 			if err == nil {
 				err = cons.InOrder(md)
@@ -292,16 +290,10 @@ func (s *Service) readHistory(ctx context.Context, key, gen string, committed ui
 			}
 			sm.parts = append(sm.parts, hm)
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
-			if cons.Unanswered(ctx, n, err) {
-				continue
-			}
-			return nil, fmt.Errorf("workflow: history: %w", err)
-		}
 		if done {
 			break
 		}
-		if n == 0 {
+		if len(msgs) == 0 {
 			// The consumer may not have caught up yet: wait a little.
 			select {
 			case <-ctx.Done():
