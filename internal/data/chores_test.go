@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/nimbus-run/nimbus/internal/store/storetest"
 )
@@ -72,35 +72,25 @@ func TestChoresRunOnce(t *testing.T) {
 	ctx := context.Background()
 	open := storetest.Shared(t)
 	const every = 100 * time.Millisecond
-	var regs []*prometheus.Registry
+	var services []*Service
 	for range 2 {
-		reg := prometheus.NewRegistry()
-		s := New(Config{TTLInterval: every, Metrics: reg}, open())
+		s := New(Config{TTLInterval: every}, open())
 		if err := s.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Stop(context.Background()) })
-		regs = append(regs, reg)
+		services = append(services, s)
 	}
 	start := time.Now()
 	time.Sleep(20 * every)
 	rounds := float64(time.Since(start) / every)
 	total := 0.0
-	for _, reg := range regs {
-		mfs, err := reg.Gather()
-		if err != nil {
+	for _, s := range services {
+		var m dto.Metric
+		if err := s.ops.chores.WithLabelValues(choreTTL).Write(&m); err != nil {
 			t.Fatal(err)
 		}
-		for _, mf := range mfs {
-			if mf.GetName() != "nimbus_data_chores_total" {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				if m.GetLabel()[0].GetValue() == choreTTL {
-					total += m.GetCounter().GetValue()
-				}
-			}
-		}
+		total += m.GetCounter().GetValue()
 	}
 	// Each service alone would run about rounds sweeps.
 	if total < rounds/4 || total > rounds*1.3 {
