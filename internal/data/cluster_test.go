@@ -224,26 +224,37 @@ func BenchmarkClusterGet(b *testing.B) {
 	}
 }
 
+// acrossServers starts a three-server cluster with a node on two of its
+// servers, a writer and a reader, and puts a 600 KB object (three chunks)
+// files/img through the writer, once the reader sees it: the nodes and
+// the object's bytes.
+func acrossServers(tb testing.TB) (w, r *node.Node, body []byte) {
+	tb.Helper()
+	servers := nodetest.NATSCluster(tb, 3)
+	w = nodetest.Start(tb, node.Config{NATSURL: servers[0].ClientURL()})
+	r = nodetest.Start(tb, node.Config{NATSURL: servers[1].ClientURL()})
+	ctx := context.Background()
+	if _, _, err := w.Data.PutBucket(ctx, "files"); err != nil {
+		tb.Fatal(err)
+	}
+	body = bytes.Repeat([]byte("0123456789"), 60<<10)
+	if _, err := w.Data.PutObject(ctx, "files", "img", bytes.NewReader(body), int64(len(body)), data.PutObjectOptions{}); err != nil {
+		tb.Fatal(err)
+	}
+	nodetest.Eventually(tb, 10*time.Second, "the reader to see the object", func() bool {
+		_, err := r.Data.HeadObject(ctx, "files", "img")
+		return err == nil
+	})
+	return w, r, body
+}
+
 // BenchmarkClusterObjectGet reads a 600 KB object (three chunks, read
 // through a consumer) whole on a three-server cluster, from a node on
 // another server than the one that wrote it:
 // go test -run '^$' -bench ClusterObjectGet -benchtime 300x ./internal/data
 func BenchmarkClusterObjectGet(b *testing.B) {
-	servers := nodetest.NATSCluster(b, 3)
-	w := nodetest.Start(b, node.Config{NATSURL: servers[0].ClientURL()})
-	r := nodetest.Start(b, node.Config{NATSURL: servers[1].ClientURL()})
 	ctx := context.Background()
-	if _, _, err := w.Data.PutBucket(ctx, "files"); err != nil {
-		b.Fatal(err)
-	}
-	body := bytes.Repeat([]byte("x"), 600<<10)
-	if _, err := w.Data.PutObject(ctx, "files", "img", bytes.NewReader(body), int64(len(body)), data.PutObjectOptions{}); err != nil {
-		b.Fatal(err)
-	}
-	nodetest.Eventually(b, 10*time.Second, "the reader to see the bucket", func() bool {
-		_, err := r.Data.HeadObject(ctx, "files", "img")
-		return err == nil
-	})
+	_, r, body := acrossServers(b)
 	for b.Loop() {
 		obj, err := r.Data.GetObject(ctx, "files", "img", "")
 		if err != nil {
@@ -265,14 +276,9 @@ func BenchmarkClusterObjectGet(b *testing.B) {
 // responders", and 7 to 33 of 300 pages failed with that error, and 1 to 3
 // of 200 reads stalled for 3 s.
 func TestReadsAcrossServers(t *testing.T) {
-	servers := nodetest.NATSCluster(t, 3)
-	w := nodetest.Start(t, node.Config{NATSURL: servers[0].ClientURL()})
-	r := nodetest.Start(t, node.Config{NATSURL: servers[1].ClientURL()})
 	ctx := context.Background()
+	w, r, body := acrossServers(t)
 	if _, _, err := w.Data.PutTable(ctx, data.TableDef{Name: "orders", Key: "id"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := w.Data.PutBucket(ctx, "files"); err != nil {
 		t.Fatal(err)
 	}
 	var first uint64
@@ -285,14 +291,6 @@ func TestReadsAcrossServers(t *testing.T) {
 			first = rev
 		}
 	}
-	body := bytes.Repeat([]byte("0123456789"), 60<<10)
-	if _, err := w.Data.PutObject(ctx, "files", "img", bytes.NewReader(body), int64(len(body)), data.PutObjectOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	nodetest.Eventually(t, 10*time.Second, "the reader to see the bucket", func() bool {
-		_, err := r.Data.HeadObject(ctx, "files", "img")
-		return err == nil
-	})
 	for i := range 100 {
 		start := time.Now()
 		cs, err := r.Data.Changes(ctx, "orders", data.Start{Revision: first + 5}, 10, 0)
