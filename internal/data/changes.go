@@ -450,9 +450,10 @@ func (t *Trigger) unanswered(ctx context.Context, err error) {
 		t.fail(fmt.Sprintf("its consumer %s is gone: it is made anew %v after it went, unless the trigger was removed", name, consumerGrace))
 		return
 	}
-	cfg := t.cfg
+	cfg, from := t.cfg, "the trigger's start"
 	if t.acked > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartSequencePolicy, t.acked+1, nil
+		from = fmt.Sprintf("stream sequence %d", t.acked+1)
 	}
 	cons, cerr := t.stream.CreateConsumer(ctx, cfg)
 	if cerr != nil {
@@ -460,10 +461,6 @@ func (t *Trigger) unanswered(ctx context.Context, err error) {
 		return
 	}
 	t.cons, t.gone, t.pause = cons, time.Time{}, 0
-	from := "the trigger's start"
-	if t.acked > 0 {
-		from = fmt.Sprintf("stream sequence %d", t.acked+1)
-	}
 	t.fail(fmt.Sprintf("its consumer %s was gone, and was made anew from %s", name, from))
 	t.s.log.Warn("data: a trigger's consumer was gone; made anew", "trigger", t.spec.Name, "function", t.spec.Function, "consumer", name, "from", from)
 }
@@ -486,14 +483,6 @@ const (
 // delivered again.
 const turnWait = 250 * time.Millisecond
 
-// turnHold is how long a batch waits for the trigger's turn before it is
-// handed back: the runner holding the turn gives it back at once when its
-// own batch is not the next, and a batch handed back for a turn held a
-// moment met the next such moment when it came again, without end (two
-// runs of three of TestTriggerOrderWithShortHistory delivered nothing for
-// 30 s).
-const turnHold = time.Second
-
 // inTurn says whether a batch just fetched may go to the function now.
 // MaxAckPending = Batch keeps one batch in flight only while every fetch
 // takes a whole batch. A fetch that found fewer messages leaves room for
@@ -510,18 +499,11 @@ const turnHold = time.Second
 // It takes the trigger's turn first (turns.go), which it holds when it
 // says yes.
 func (t *Trigger) inTurn(ctx context.Context, msgs []jetstream.Msg) (bool, error) {
-	for wait := time.Now().Add(turnHold); ; {
-		ok, err := t.takeTurn(ctx)
+	if ok, err := t.takeTurn(ctx); !ok {
 		if err != nil {
-			return false, fmt.Errorf("trigger %s: taking its turn: %w", t.spec.Name, err)
+			err = fmt.Errorf("trigger %s: taking its turn: %w", t.spec.Name, err)
 		}
-		if ok {
-			break
-		}
-		if time.Now().After(wait) || ctx.Err() != nil {
-			return false, nil
-		}
-		sleep(ctx, 10*time.Millisecond)
+		return false, err
 	}
 	info, err := t.cons.Info(ctx)
 	if err != nil {

@@ -28,17 +28,31 @@ import (
 // another's may wait longer for a turn run out, one whose clock runs
 // ahead may take it early, as if the runner had died.
 
-// takeTurn takes the trigger's turn, if no other runner holds it.
+// turnHold is how long a batch waits for the trigger's turn before it is
+// handed back: the runner holding the turn gives it back at once when its
+// own batch is not the next, and a batch handed back for a turn held a
+// moment met the next such moment when it came again, without end (two
+// runs of three of TestTriggerOrderWithShortHistory delivered nothing for
+// 30 s).
+const turnHold = time.Second
+
+// takeTurn takes the trigger's turn, waiting up to turnHold for the runner
+// that holds it to give it back.
 func (t *Trigger) takeTurn(ctx context.Context) (bool, error) {
-	until, _ := time.Now().Add(triggerAckWait).MarshalText()
-	rev, won, err := claimKey(ctx, t.s.turns, t.cfg.Durable, until, func(v []byte) bool {
-		var held time.Time
-		return held.UnmarshalText(v) != nil || !time.Now().Before(held)
-	})
-	if won {
-		t.turn = rev
+	for wait := time.Now().Add(turnHold); ; {
+		until, _ := time.Now().Add(triggerAckWait).MarshalText()
+		rev, won, err := claimKey(ctx, t.s.turns, t.cfg.Durable, until, func(v []byte) bool {
+			var held time.Time
+			return held.UnmarshalText(v) != nil || !time.Now().Before(held)
+		})
+		if won {
+			t.turn = rev
+		}
+		if won || err != nil || time.Now().After(wait) || ctx.Err() != nil {
+			return won, err
+		}
+		sleep(ctx, 10*time.Millisecond)
 	}
-	return won, err
 }
 
 // renewTurn moves the end of the turn held triggerAckWait ahead.
