@@ -179,10 +179,11 @@ func newTablePut(e *env) *cobra.Command {
 
 func newTableGet(e *env) *cobra.Command {
 	return &cobra.Command{
-		Use: "get TABLE KEY", Short: "Read an item by key (KEY is a JSON object)", Args: cobra.ExactArgs(2),
-		Example: `  nimbus table get orders '{"customer":"c1","created":"2024-05-01"}'`,
+		Use: "get TABLE KEY [SORT]", Short: "Read an item by key (a JSON object, or the key's values)", Args: cobra.RangeArgs(2, 3),
+		Example: `  nimbus table get orders c1 2024-05-01
+  nimbus table get orders '{"customer":"c1","created":"2024-05-01"}'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := jsonArg(e, args[1], "the key")
+			key, err := itemKeyArg(cmd, e, args)
 			if err != nil {
 				return err
 			}
@@ -203,11 +204,11 @@ func newTableGet(e *env) *cobra.Command {
 func newTableDel(e *env) *cobra.Command {
 	var ifRev uint64
 	cmd := &cobra.Command{
-		Use: "del TABLE KEY", Short: "Delete an item by key", Args: cobra.ExactArgs(2),
-		Example: `  nimbus table del orders '{"customer":"c1","created":"2024-05-01"}'
+		Use: "del TABLE KEY [SORT]", Short: "Delete an item by key (a JSON object, or the key's values)", Args: cobra.RangeArgs(2, 3),
+		Example: `  nimbus table del orders c1 2024-05-01
   nimbus table del orders '{"customer":"c1","created":"2024-05-01"}' --if-revision 7`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := jsonArg(e, args[1], "the key")
+			key, err := itemKeyArg(cmd, e, args)
 			if err != nil {
 				return err
 			}
@@ -216,6 +217,31 @@ func newTableDel(e *env) *cobra.Command {
 	}
 	cmd.Flags().Uint64Var(&ifRev, "if-revision", 0, "only if the stored item has this revision")
 	return cmd
+}
+
+// itemKeyArg reads the key of an item of table args[0]: args[1] a JSON
+// object of the key attributes (inline, @file or -), or the partition
+// key's value and args[2] the sort key's, which the table's description
+// names.
+func itemKeyArg(cmd *cobra.Command, e *env, args []string) (json.RawMessage, error) {
+	if s := strings.TrimSpace(args[1]); len(args) == 2 && (strings.HasPrefix(s, "{") || s == "-" || strings.HasPrefix(s, "@")) {
+		return jsonArg(e, args[1], "the key")
+	}
+	t, err := e.client().GetTable(cmd.Context(), args[0])
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case t.Sort != "" && len(args) == 2:
+		return nil, usagef("table %s has a sort key (%s): give its value too, as in: %s %s %s VALUE", t.Name, t.Sort, cmd.CommandPath(), t.Name, args[1])
+	case t.Sort == "" && len(args) == 3:
+		return nil, usagef("table %s has no sort key: give only the %s", t.Name, t.Key)
+	}
+	key := map[string]json.RawMessage{t.Key: keyValueArg(args[1])}
+	if t.Sort != "" {
+		key[t.Sort] = keyValueArg(args[2])
+	}
+	return json.Marshal(key)
 }
 
 // keyValueArg reads a key value: JSON when it is a JSON string or number,

@@ -98,6 +98,7 @@ func TestParseCondition(t *testing.T) {
 	for _, tc := range []struct {
 		in, attr, op, v, v2 string
 		bad                 bool
+		quote               bool // the error says to quote a string
 	}{
 		{in: `>= "2024"`, op: ">=", v: `"2024"`},
 		{in: `created between 1 and 5`, attr: "created", op: "between", v: "1", v2: "5"},
@@ -109,11 +110,15 @@ func TestParseCondition(t *testing.T) {
 		{in: `between 1`, bad: true},
 		{in: `= 1 2`, bad: true},
 		{in: ``, bad: true},
+		{in: `>= 2024-05`, bad: true, quote: true},
+		{in: `= ada`, bad: true, quote: true},
 	} {
 		attr, c, err := ParseCondition(tc.in)
 		if tc.bad {
 			if err == nil {
 				t.Errorf("%q: accepted %+v", tc.in, c)
+			} else if strings.Contains(err.Error(), "double quotes") != tc.quote {
+				t.Errorf("%q: %v (a hint to quote a string: %v wanted)", tc.in, err, tc.quote)
 			}
 			continue
 		}

@@ -100,10 +100,19 @@ func ParseCondition(s string) (attr string, c *Condition, err error) {
 		p.space()
 	}
 	if p.pos != len(p.s) {
-		return "", nil, invalid("where", "unexpected %q at offset %d", truncate(p.s[p.pos:], 20), p.pos)
+		// `>= 2024-05` reads as the number 2024 and then "-05".
+		hint := ""
+		if r, _ := utf8.DecodeLastRuneInString(p.s[:p.pos]); !unicode.IsSpace(r) {
+			hint = quoteHint
+		}
+		return "", nil, invalid("where", "unexpected %q at offset %d%s", truncate(p.s[p.pos:], 20), p.pos, hint)
 	}
 	return attr, c, nil
 }
+
+// quoteHint ends the errors of a condition whose value may be a string
+// given without its quotes.
+const quoteHint = `: a string value goes in double quotes, as in >= "2024-05"`
 
 type condParser struct {
 	s   string
@@ -162,7 +171,7 @@ func (p *condParser) value() (json.RawMessage, error) {
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, invalid("where", "expected a JSON string or number at offset %d", p.pos)
+		return nil, invalid("where", "expected a JSON string or number at offset %d%s", p.pos, quoteHint)
 	}
 	raw := strings.TrimSpace(p.s[p.pos : p.pos+int(dec.InputOffset())])
 	switch v.(type) {
