@@ -153,11 +153,12 @@ func printBanner(e *env, n *node.Node, cfg node.Config) {
 // demoFunctions are built from examples/ and deployed by `up --demo`.
 var demoFunctions = []struct {
 	name, pkg, about string
-	payload          string
+	table            string // the table it uses, keyed by "name", made for it
 }{
-	{"hello", "./examples/hello", "Go SDK function, long-lived instance", `{"name":"Ada"}`},
-	{"echo", "./examples/echo-sdk", "Go SDK echo", `{"ping":1}`},
-	{"echo-wasi", "./examples/echo-wasi", "WASI command: stdin to stdout, fresh instance per call", `hello from stdin`},
+	{"hello", "./examples/hello", "Go SDK function, long-lived instance", ""},
+	{"echo", "./examples/echo-sdk", "Go SDK echo", ""},
+	{"echo-wasi", "./examples/echo-wasi", "WASI command: stdin to stdout, fresh instance per call", ""},
+	{"visits", "./examples/visits", "counts visits per name in the table visits (conditional writes)", "visits"},
 }
 
 func deployDemo(ctx context.Context, e *env, n *node.Node, dataDir string) error {
@@ -166,12 +167,18 @@ func deployDemo(ctx context.Context, e *env, n *node.Node, dataDir string) error
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	deploy := func(name string, code []byte) error {
+	deploy := func(name string, code []byte, table string) error {
 		up, err := c.PutCode(ctx, bytes.NewReader(code))
 		if err != nil {
 			return err
 		}
 		spec := function.Spec{Name: name, Runtime: function.RuntimeWasm, Code: up.Digest, MemoryMB: 64, Timeout: function.Duration(5 * time.Second)}
+		if table != "" {
+			if _, err := c.PutTable(ctx, &api.Table{Name: table, Key: "name"}); err != nil {
+				return fmt.Errorf("table %s: %w", table, err)
+			}
+			spec.Uses = &function.Uses{Tables: []string{table}}
+		}
 		spec.Normalize()
 		_, err = c.PutFunction(ctx, new(api.FunctionFromSpec(&spec)))
 		return err
@@ -186,11 +193,11 @@ func deployDemo(ctx context.Context, e *env, n *node.Node, dataDir string) error
 		if err != nil {
 			return err
 		}
-		if err := deploy(f.name, code); err != nil {
+		if err := deploy(f.name, code, f.table); err != nil {
 			return fmt.Errorf("deploy %s: %w", f.name, err)
 		}
 	}
-	if err := deploy("echo-wat", examples.EchoWAT); err != nil {
+	if err := deploy("echo-wat", examples.EchoWAT, ""); err != nil {
 		return fmt.Errorf("deploy echo-wat: %w", err)
 	}
 	w := e.stdout
@@ -202,6 +209,8 @@ func deployDemo(ctx context.Context, e *env, n *node.Node, dataDir string) error
 	fmt.Fprintln(w, "\nTry:")
 	fmt.Fprintf(w, "  curl -d '{\"name\":\"Ada\"}' %s/function/hello\n", n.URL())
 	fmt.Fprintf(w, "  curl -d 'hi' %s/function/echo-wasi\n", n.URL())
+	fmt.Fprintf(w, "  curl -d '{\"name\":\"Ada\"}' %s/function/visits   # again: the count grows\n", n.URL())
+	fmt.Fprintln(w, "  go run ./cmd/nimbus table scan visits")
 	fmt.Fprintln(w, "  go run ./cmd/nimbus invoke hello -d '{\"name\":\"Grace\"}'")
 	fmt.Fprintln(w, "  go run ./cmd/nimbus logs hello")
 	return nil
