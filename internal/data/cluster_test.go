@@ -281,6 +281,12 @@ func TestReadsAcrossServers(t *testing.T) {
 	if _, _, err := w.Data.PutTable(ctx, data.TableDef{Name: "orders", Key: "id"}); err != nil {
 		t.Fatal(err)
 	}
+	// The reader learns of the table from the catalogue's watch (one run
+	// of eight read before it had).
+	nodetest.Eventually(t, 10*time.Second, "the reader to know the table", func() bool {
+		_, err := r.Data.Table("orders")
+		return err == nil
+	})
 	var first uint64
 	for i := range 20 {
 		rev, err := w.Data.Put(ctx, "orders", raw(fmt.Sprintf(`{"id":"k%d"}`, i)), data.PutOptions{})
