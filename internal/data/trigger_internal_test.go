@@ -55,22 +55,30 @@ func cpuTime(t *testing.T) time.Duration {
 // serves; all stop at cleanup.
 func startOrdersTrigger(t testing.TB, spec TriggerSpec) (*Service, *Trigger, *counter) {
 	t.Helper()
+	s := startOrders(t, 0)
+	c := &counter{}
+	tr, err := s.StartTrigger(context.Background(), spec, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Stop)
+	return s, tr, c
+}
+
+// startOrders starts a service on a store of its own with the table
+// orders (key id; history 0 is the default).
+func startOrders(t testing.TB, history int) *Service {
+	t.Helper()
 	ctx := context.Background()
 	s := New(Config{}, storetest.Open(t))
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Stop(context.Background()) })
-	if _, _, err := s.PutTable(ctx, TableDef{Name: "orders", Key: "id"}); err != nil {
+	if _, _, err := s.PutTable(ctx, TableDef{Name: "orders", Key: "id", History: history}); err != nil {
 		t.Fatal(err)
 	}
-	c := &counter{}
-	tr, err := s.StartTrigger(ctx, spec, c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.Stop)
-	return s, tr, c
+	return s
 }
 
 // TestTriggerConsumerGone: a trigger whose durable consumer disappears
@@ -205,14 +213,7 @@ func BenchmarkTriggerDelivery(b *testing.B) {
 // function that costs nothing: BenchmarkTriggerDelivery).
 func TestTriggerKeepsTurn(t *testing.T) {
 	ctx := context.Background()
-	s := New(Config{}, storetest.Open(t))
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Stop(context.Background()) })
-	if _, _, err := s.PutTable(ctx, TableDef{Name: "orders", Key: "id"}); err != nil {
-		t.Fatal(err)
-	}
+	s := startOrders(t, 0)
 	// A backlog of changes, one per batch, that the trigger starts on.
 	const changes = 200
 	for i := range changes {
@@ -251,14 +252,7 @@ func TestTriggerKeepsTurn(t *testing.T) {
 // for ever (3 of 25 runs of TestTriggerOrderWithShortHistory).
 func TestTriggerInTurnAfterGap(t *testing.T) {
 	ctx := context.Background()
-	s := New(Config{}, storetest.Open(t))
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Stop(context.Background()) })
-	if _, _, err := s.PutTable(ctx, TableDef{Name: "orders", Key: "id", History: 2}); err != nil {
-		t.Fatal(err)
-	}
+	s := startOrders(t, 2)
 	tr, err := s.StartTrigger(ctx, TriggerSpec{Function: "f", Name: "gap", Table: "orders", Batch: 10}, &counter{}, nil)
 	if err != nil {
 		t.Fatal(err)
