@@ -81,7 +81,14 @@ func TestUpDemo(t *testing.T) {
 	if err := json.Unmarshal([]byte(call("visits", `{"name":"Grace"}`)), &c); err != nil || c.Visits != calls+1 {
 		t.Errorf("after %d concurrent visits, the next is number %d (%v), want %d", calls, c.Visits, err, calls+1)
 	}
-	r := run(t, nil, "", "--server", url, "table", "scan", "visits")
+	// The command the demo says to try, as printed: with --server, since
+	// the node is not at the default address.
+	_, scan, _ := strings.Cut(stdout.String(), "go run ./cmd/nimbus --server ")
+	scan, _, _ = strings.Cut(scan, "\n")
+	if !strings.HasSuffix(scan, "table scan visits") {
+		t.Fatalf("no table scan to try in %q", stdout.String())
+	}
+	r := run(t, nil, "", append([]string{"--server"}, strings.Fields(scan)...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, `"name":"Grace","visits":21`) || !strings.Contains(r.stdout, `"name":"Ada","visits":1`) {
 		t.Errorf("table scan visits: %+v", r)
 	}

@@ -210,8 +210,13 @@ func deployDemo(ctx context.Context, e *env, n *node.Node, dataDir string) error
 	fmt.Fprintf(w, "  curl -d '{\"name\":\"Ada\"}' %s/function/hello\n", n.URL())
 	fmt.Fprintf(w, "  curl -d 'hi' %s/function/echo-wasi\n", n.URL())
 	fmt.Fprintf(w, "  curl -d '{\"name\":\"Ada\"}' %s/function/visits   # again: the count grows\n", n.URL())
-	fmt.Fprintln(w, "  go run ./cmd/nimbus table scan visits")
-	fmt.Fprintln(w, "  go run ./cmd/nimbus invoke hello -d '{\"name\":\"Grace\"}'")
-	fmt.Fprintln(w, "  go run ./cmd/nimbus logs hello")
+	// The CLI finds the node at NIMBUS_URL or its default address only.
+	nimbus := "go run ./cmd/nimbus"
+	if n.URL() != e.server {
+		nimbus += " --server " + n.URL()
+	}
+	fmt.Fprintf(w, "  %s table scan visits\n", nimbus)
+	fmt.Fprintf(w, "  %s invoke hello -d '{\"name\":\"Grace\"}'\n", nimbus)
+	fmt.Fprintf(w, "  %s logs hello\n", nimbus)
 	return nil
 }
