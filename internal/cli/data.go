@@ -235,7 +235,7 @@ func itemKeyArg(cmd *cobra.Command, e *env, args []string) (json.RawMessage, err
 	case t.Sort != "" && len(args) == 2:
 		return nil, usagef("table %s has a sort key (%s): give its value too, as in: %s %s %s VALUE", t.Name, t.Sort, cmd.CommandPath(), t.Name, args[1])
 	case t.Sort == "" && len(args) == 3:
-		return nil, usagef("table %s has no sort key: give only the %s", t.Name, t.Key)
+		return nil, usagef("table %s has no sort key: give only the value of its key, %s", t.Name, t.Key)
 	}
 	key := map[string]json.RawMessage{t.Key: keyValueArg(args[1])}
 	if t.Sort != "" {
