@@ -27,8 +27,9 @@ func TestUpDemo(t *testing.T) {
 	go func() {
 		done <- cli.Run(ctx, []string{"up", "--demo", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--log-level", "warn"}, strings.NewReader(""), &stdout, &stderr)
 	}()
-	// Building the demo's functions takes a while on a cold build cache.
-	testutil.EventuallyWithin(t, 3*time.Minute, "up --demo to deploy its functions", func() bool {
+	// Building the demo's four functions takes a while on a cold build
+	// cache, while other packages' tests build theirs on the same cores.
+	testutil.EventuallyWithin(t, 5*time.Minute, "up --demo to deploy its functions", func() bool {
 		select {
 		case code := <-done:
 			t.Fatalf("up --demo exited with %d before its demo was up:\n%s\n%s", code, stdout.String(), stderr.String())
