@@ -22,17 +22,27 @@ import (
 
 // filesService starts a data service on a store of its own, with an
 // empty bucket "files".
-func filesService(tb testing.TB) *Service {
+func filesService(tb testing.TB) *Service { return filesServiceWith(tb, Config{}) }
+
+// filesServiceWith is filesService with cfg.
+func filesServiceWith(tb testing.TB, cfg Config) *Service {
 	tb.Helper()
-	ctx := context.Background()
-	s := New(Config{}, storetest.Open(tb))
-	if err := s.Start(ctx); err != nil {
+	s := startService(tb, cfg)
+	if _, _, err := s.PutBucket(context.Background(), "files"); err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// startService starts a data service with cfg on a store of its own,
+// stopped at cleanup.
+func startService(tb testing.TB, cfg Config) *Service {
+	tb.Helper()
+	s := New(cfg, storetest.Open(tb))
+	if err := s.Start(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { s.Stop(context.Background()) })
-	if _, _, err := s.PutBucket(ctx, "files"); err != nil {
-		tb.Fatal(err)
-	}
 	return s
 }
 
@@ -276,14 +286,7 @@ func TestConditionalPut(t *testing.T) {
 // was and purges the chunks it had published.
 func TestFailedPutLeavesNothing(t *testing.T) {
 	ctx := context.Background()
-	s := New(Config{MaxObjectBytes: 5 * ChunkSize}, storetest.Open(t))
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Stop(context.Background()) })
-	if _, _, err := s.PutBucket(ctx, "files"); err != nil {
-		t.Fatal(err)
-	}
+	s := filesServiceWith(t, Config{MaxObjectBytes: 5 * ChunkSize})
 	before := bytes.Repeat([]byte("v1"), ChunkSize) // two chunks
 	if _, err := s.PutObject(ctx, "files", "k", bytes.NewReader(before), int64(len(before)), PutObjectOptions{}); err != nil {
 		t.Fatal(err)
@@ -418,7 +421,7 @@ func (g *gatedReader) Read(p []byte) (int, error) {
 func TestUploadsWaitTheirTurn(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	s := New(Config{MaxUploads: 2, Metrics: reg}, storetest.Open(t))
+	s := filesServiceWith(t, Config{MaxUploads: 2, Metrics: reg})
 	gauge := func(name string) float64 {
 		t.Helper()
 		mfs, err := reg.Gather()
@@ -432,13 +435,6 @@ func TestUploadsWaitTheirTurn(t *testing.T) {
 		}
 		t.Fatalf("no metric %s", name)
 		return 0
-	}
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Stop(context.Background()) })
-	if _, _, err := s.PutBucket(ctx, "files"); err != nil {
-		t.Fatal(err)
 	}
 	const puts, size = 4, 3 * ChunkSize
 	started := make(chan struct{}, puts)

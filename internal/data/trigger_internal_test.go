@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-run/nimbus/internal/invoke"
-	"github.com/nimbus-run/nimbus/internal/store/storetest"
 	"github.com/nimbus-run/nimbus/internal/testutil"
 )
 
@@ -67,13 +66,8 @@ func startOrdersTrigger(t testing.TB, spec TriggerSpec) (*Service, *Trigger, *co
 // orders (key id; history 0 is the default).
 func startOrders(t testing.TB, history int) *Service {
 	t.Helper()
-	ctx := context.Background()
-	s := New(Config{}, storetest.Open(t))
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Stop(context.Background()) })
-	if _, _, err := s.PutTable(ctx, TableDef{Name: "orders", Key: "id", History: history}); err != nil {
+	s := startService(t, Config{})
+	if _, _, err := s.PutTable(context.Background(), TableDef{Name: "orders", Key: "id", History: history}); err != nil {
 		t.Fatal(err)
 	}
 	return s
